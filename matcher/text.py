@@ -1,0 +1,153 @@
+"""Text normalisation, language guess and tokenisation for Chinese, English and Russian.
+
+Chinese runs are segmented with jieba; Latin and Cyrillic words are lower-cased, stop-worded
+and stemmed (Snowball through PyStemmer). The same tokeniser serves lexical scoring and the
+"shared terms" shown as match reasons, so what we show is what we scored.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+
+_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_RUN = re.compile(rf"[{_CJK}]+|[0-9]+(?:\.[0-9]+)?|[^\W\d_]+(?:[-'][^\W\d_]+)*", re.UNICODE)
+_CJK_RUN = re.compile(rf"^[{_CJK}]+$")
+_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
+_LATIN = re.compile(r"[a-zA-Z]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+EN_STOP = frozenset(
+    """a an and are as at be been but by can could do does for from has have how i if in into
+    is it its may more most must need needs no not of on or our should so such than that the
+    their them then there these they this those to up use used using was we were what when
+    which while who will with within without would you your also other can via per based new
+    all any each both between about after before over under out one two three""".split()
+)
+RU_STOP = frozenset(
+    """и в во не что он на я с со как а то все она так его но да ты к у же вы за бы по только
+    ее мне было вот от меня еще нет о из ему теперь когда даже ну вдруг ли если уже или ни быть
+    был него до вас нибудь опять уж вам ведь там потом себя ничего ей может они тут где есть
+    надо ней для мы тебя их чем была сам чтоб без будто чего раз тоже себе под будет ж тогда
+    кто этот того потому этого какой совсем ним здесь этом один почти мой тем чтобы нее сейчас
+    были куда зачем всех никогда можно при наконец два об другой хоть после над больше тот
+    через эти нас про всего них какая много разве три эту моя впрочем хорошо свою этой перед
+    иногда лучше чуть том нельзя такой им более всегда конечно всю между также это является""".split()
+)
+ZH_STOP = frozenset(
+    """的 了 和 与 及 或 在 是 对 为 等 中 上 下 将 把 被 从 以 于 其 并 且 而 也 就 都 这 那 有
+    一 一种 一个 进行 通过 需要 需求 要求 我们 公司 企业 本 该 可 可以 能 能够 使 使用 采用 实现
+    提供 目前 现有 相关 方面 问题 技术 研究 开发 主要 及其 以及 其中 如何 希望 具有 包括 方法
+    之 所 个 年 月 日 万 元 由 向 至 到 后 前 内 外 各 每 已 未 不 无 非 很 较 更 最""".split()
+)
+
+# jieba logs its dictionary load at INFO; we keep our own logs readable.
+logging.getLogger("jieba").setLevel(logging.WARNING)
+
+
+def normalize(text: str) -> str:
+    """NFKC-normalise (full-width to half-width), drop control characters, collapse spaces."""
+    text = unicodedata.normalize("NFKC", text or "")
+    text = _CONTROL.sub(" ", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def guess_language(text: str) -> str:
+    """A cheap guess among zh, ru and en from the script of the letters; '' when no letters."""
+    sample = text[:2000]
+    cjk = len(re.findall(rf"[{_CJK}]", sample))
+    cyr = len(_CYRILLIC.findall(sample))
+    lat = len(_LATIN.findall(sample))
+    # One Chinese character carries about as much as a short word: weight it up.
+    counts = {"zh": cjk * 3, "ru": cyr, "en": lat}
+    best = max(counts, key=counts.get)
+    return best if counts[best] > 0 else ""
+
+
+@lru_cache(maxsize=2)
+def _stemmer(language: str):
+    import Stemmer  # PyStemmer; imported lazily so --help stays instant
+
+    return Stemmer.Stemmer(language)
+
+
+@lru_cache(maxsize=1)
+def _jieba():
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    jieba.initialize()
+    return jieba
+
+
+class Tokenizer:
+    """Turns text into index terms. Callable; returns a list of str tokens.
+
+    Chinese runs are segmented by jieba in search mode (words plus their sub-words, so that
+    "防腐涂层" also matches "涂层"); single Chinese characters are dropped unless they stand
+    alone as a run. Latin and Cyrillic words are stemmed; numbers are kept.
+    """
+
+    def __init__(self, *, stem: bool = True, keep_stopwords: bool = False) -> None:
+        self.stem = stem
+        self.keep_stopwords = keep_stopwords
+
+    def __call__(self, text: str) -> list[str]:
+        tokens: list[str] = []
+        latin: list[str] = []
+        cyrillic: list[str] = []
+        for run in _RUN.findall(normalize(text).lower()):
+            if _CJK_RUN.match(run):
+                tokens.extend(self._chinese(run))
+            elif run[0].isdigit():
+                tokens.append(run)
+            elif _CYRILLIC.search(run):
+                if self.keep_stopwords or run not in RU_STOP:
+                    cyrillic.append(run)
+                    tokens.append("\0ru")
+            elif len(run) > 1 and (self.keep_stopwords or run not in EN_STOP):
+                latin.append(run)
+                tokens.append("\0en")
+        if not latin and not cyrillic:
+            return tokens
+        # Stem in two batched calls, then put the words back where they were.
+        en = iter(_stemmer("english").stemWords(latin) if self.stem else latin)
+        ru = iter(_stemmer("russian").stemWords(cyrillic) if self.stem else cyrillic)
+        return [next(en) if t == "\0en" else next(ru) if t == "\0ru" else t for t in tokens]
+
+    def _chinese(self, run: str) -> list[str]:
+        if len(run) <= 2:
+            return [run]
+        words = _jieba().lcut_for_search(run)
+        return [w for w in words if len(w) > 1 and (self.keep_stopwords or w not in ZH_STOP)]
+
+    def batch(self, texts: Iterable[str]) -> list[list[str]]:
+        return [self(t) for t in texts]
+
+
+def shared_terms(
+    query_tokens: Sequence[str],
+    doc_tokens: Sequence[str],
+    idf: dict[str, float] | None = None,
+    limit: int = 8,
+) -> tuple[str, ...]:
+    """Terms present in both token lists, most informative first (by idf when given).
+
+    Sub-words that are part of a longer shared term are left out ("涂层" when "防腐涂层" is
+    shared), so the reasons read as terms a person would underline.
+    """
+    common = set(query_tokens) & set(doc_tokens)
+    if not common:
+        return ()
+    ordered = sorted(common, key=lambda t: (-(idf or {}).get(t, 0.0), -len(t), t))
+    kept: list[str] = []
+    for term in ordered:
+        if any(term in longer for longer in kept):
+            continue
+        kept.append(term)
+        if len(kept) == limit:
+            break
+    return tuple(kept)

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from matcher.text import Tokenizer, guess_language, normalize, shared_terms
+
+
+def test_normalize_fullwidth_and_controls():
+    assert normalize("ＡＢＣ　１２３\x07 x") == "ABC 123 x"
+
+
+def test_chinese_is_segmented_into_words_and_subwords():
+    toks = Tokenizer()("铁路货车车体防腐涂层")
+    assert "涂层" in toks and "防腐" in toks and "货车" in toks
+    assert all(len(t) > 1 for t in toks)
+
+
+def test_english_and_russian_are_stemmed_and_stopworded():
+    tok = Tokenizer()
+    assert tok("The coatings of freight cars") == ["coat", "freight", "car"]
+    assert tok("покрытия для вагонов") == ["покрыт", "вагон"]
+
+
+def test_mixed_scripts_keep_order_and_numbers():
+    toks = Tokenizer()("PLC 控制系统 -40 °C coatings")
+    assert toks[0] == "plc" and "40" in toks and toks[-1] == "coat"
+
+
+def test_guess_language():
+    assert guess_language("低温涂层") == "zh"
+    assert guess_language("антикоррозионные покрытия") == "ru"
+    assert guess_language("rail freight cars") == "en"
+    assert guess_language("12345") == ""
+
+
+def test_shared_terms_prefers_informative_and_drops_subwords():
+    q = ["防腐涂层", "防腐", "涂层", "低温"]
+    d = ["防腐涂层", "涂层", "低温", "防腐"]
+    terms = shared_terms(q, d, {"防腐涂层": 3.0, "防腐": 1.0, "涂层": 1.0, "低温": 2.0})
+    assert terms == ("防腐涂层", "低温")
