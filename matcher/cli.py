@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     except ImportError:  # pragma: no cover - the module ships with the package
         pass
     else:
-        add_conference_parser(sub)
+        add_conference_parser(sub, build_engine=_conference_engine)
     try:
         from service.cli import add_serve_parser
     except ImportError:  # pragma: no cover - the service ships with the package
@@ -392,6 +392,39 @@ def cmd_demo(args) -> int:
         _print_partner_matches(engine, engine.match_partners(demand, k=3))
         print()
     return 0
+
+
+class _ConferenceEngine:
+    """What `techmatch conference` needs: the partners and a batch rank function."""
+
+    def __init__(self, engine, k: int) -> None:
+        self.engine, self.k = engine, k
+        self.partners = engine.partners
+
+    def rank_batch_fn(self):
+        return lambda demands: self.engine.match_partners_batch(demands, k=self.k)
+
+
+def _conference_engine(args) -> _ConferenceEngine:
+    from .encoders import open_encoder
+    from .engine import MatchEngine
+    from .errors import InputError
+    from .ingest import load_capabilities, load_partners, load_task
+
+    partners = []
+    if args.task is not None:
+        capabilities = load_task(args.task).capabilities
+        if (Path(args.task) / "partners.jsonl").exists():
+            partners = load_partners(Path(args.task) / "partners.jsonl")
+    elif args.capabilities is not None:
+        capabilities = load_capabilities(args.capabilities)
+    else:
+        raise InputError("give --capabilities FILE or --task DIR", field="capabilities")
+    engine = MatchEngine(open_encoder(args.model))
+    bar = _progress("embedding capabilities", len(capabilities))
+    engine.fit(capabilities, (), partners, progress=bar.update)
+    bar.close()
+    return _ConferenceEngine(engine, args.k)
 
 
 def _demo_partners():

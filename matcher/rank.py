@@ -50,7 +50,7 @@ class AggregationParams:
     """
 
     method: str = "decay"
-    top_m: int = 3
+    top_m: int = 5
     decay: float = 0.5
 
     def __post_init__(self) -> None:
