@@ -22,14 +22,18 @@ class InputError(MatcherError):
         self.row = row
         self.field = field
         self.reason = message
+        super().__init__(self.located())
+
+    def located(self, without_file: str | None = None) -> str:
+        """The message prefixed by where it happened ("file, row 3, field 'x': ...")."""
         where = []
-        if file is not None:
-            where.append(str(file))
-        if row is not None:
-            where.append(f"row {row}")
-        if field is not None:
-            where.append(f"field '{field}'")
-        super().__init__(f"{': '.join([', '.join(where), message]) if where else message}")
+        if self.file is not None and str(self.file) != str(without_file):
+            where.append(str(self.file))
+        if self.row is not None:
+            where.append(f"row {self.row}")
+        if self.field is not None:
+            where.append(f"field '{self.field}'")
+        return f"{', '.join(where)}: {self.reason}" if where else self.reason
 
 
 class InputErrors(InputError):
@@ -37,7 +41,7 @@ class InputErrors(InputError):
 
     def __init__(self, errors: list[InputError], *, file: str | None = None) -> None:
         self.errors = list(errors)
-        head = "; ".join(str(e) for e in self.errors[:10])
+        head = "; ".join(e.located(without_file=file) for e in self.errors[:10])
         more = f" (and {len(self.errors) - 10} more)" if len(self.errors) > 10 else ""
         MatcherError.__init__(self, f"{len(self.errors)} problem(s) in {file}: {head}{more}")
         self.file = file
