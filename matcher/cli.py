@@ -155,7 +155,7 @@ def _filters(args, *, public_only: bool = False):
 def _progress(desc: str, total: int):
     from tqdm import tqdm
 
-    bar = tqdm(total=total, desc=desc, unit="text", file=sys.stderr, disable=total < 64 or None)
+    bar = tqdm(total=total, desc=desc, unit="text", file=sys.stderr, disable=total < 64, mininterval=2.0)
     return bar
 
 

@@ -96,7 +96,8 @@ class SentenceTransformerEncoder(BatchEncoder):
         if max_seq_length:
             self.model.max_seq_length = max_seq_length
         self.name = name or str(path)
-        self.dim = int(self.model.get_sentence_embedding_dimension())
+        dim_of = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dim = int(dim_of())
         self.query_prefix, self.passage_prefix = query_prefix, passage_prefix
         self.batch_size = batch_size
 
