@@ -125,6 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
     else:
         add_conference_parser(sub, build_engine=_conference_engine)
     try:
+        from .cli_landscape import add_landscape_parser
+    except ImportError:  # pragma: no cover - the module ships with the package
+        pass
+    else:
+        add_landscape_parser(sub)
+    try:
         from service.cli import add_serve_parser
     except ImportError:  # pragma: no cover - the service ships with the package
         pass

@@ -80,6 +80,7 @@ class EngineParams:
     aggregation: AggregationParams = field(default_factory=AggregationParams)
     index: IndexParams = field(default_factory=IndexParams)
     evidence: int = 3  # capabilities shown as reasons per partner
+    center_languages: bool = True  # remove the same-language bias of dense scores (see collection)
 
 
 class MatchEngine:
@@ -93,8 +94,8 @@ class MatchEngine:
         self.capabilities: dict[str, Capability] = {}
         self.demands: dict[str, Demand] = {}
         self.partners: dict[str, Partner] = {}
-        self._caps = Collection(encoder.dim, self.params.index)
-        self._dems = Collection(encoder.dim, self.params.index)
+        self._caps = Collection(encoder.dim, self.params.index, self.params.center_languages)
+        self._dems = Collection(encoder.dim, self.params.index, self.params.center_languages)
         self._partner_ids: list[str] = []
         self._partner_num: dict[str, int] = {}
         self._partner_of_row = np.zeros(0, dtype=np.int64)
@@ -126,7 +127,9 @@ class MatchEngine:
             self.partners.setdefault(p.id, p)
         texts = [c.full_text for c in capabilities]
         vectors = self.encoder.encode_documents(texts, progress) if progress else self.encoder.encode_documents(texts)
-        self._caps.add([c.id for c in capabilities], self.tokenizer_batch(texts), vectors)
+        self._caps.add(
+            [c.id for c in capabilities], self.tokenizer_batch(texts), vectors, _languages(capabilities, texts)
+        )
         nums = np.array([self._partner_number(c.partner_id) for c in capabilities], dtype=np.int64)
         grown = np.zeros(len(self._caps.ids), dtype=np.int64)
         grown[: len(self._partner_of_row)] = self._partner_of_row
@@ -140,7 +143,7 @@ class MatchEngine:
         _no_duplicates(demands, "demand")
         texts = [d.full_text for d in demands]
         vectors = self.encoder.encode_documents(texts, progress) if progress else self.encoder.encode_documents(texts)
-        self._dems.add([d.id for d in demands], self.tokenizer_batch(texts), vectors)
+        self._dems.add([d.id for d in demands], self.tokenizer_batch(texts), vectors, _languages(demands, texts))
         self.demands.update({d.id: d for d in demands})
 
     def remove_capabilities(self, ids: Sequence[str]) -> None:
@@ -414,6 +417,7 @@ class MatchEngine:
             AggregationParams(**meta["aggregation"]),
             caps.index_params,
             meta["evidence"],
+            caps.center_languages,
         )
         self = cls(encoder, params)
         self._caps = caps
@@ -435,7 +439,14 @@ def _parts(cand: Candidates, fused: Fused, i: int) -> ScoreParts:
         lexical_norm=float(fused.lexical_norm[i]),
         lexical_weight=fused.lexical_weight,
         fused=float(fused.score[i]),
+        language_offset=float(cand.offset[i]) if cand.offset is not None else 0.0,
+        language_scale=float(cand.scale[i]) if cand.scale is not None else 1.0,
     )
+
+
+def _languages(records, texts: Sequence[str]) -> list[str]:
+    """Each record's language: as declared, else guessed from its script."""
+    return [r.language or guess_language(t) for r, t in zip(records, texts)]
 
 
 def _no_duplicates(records, kind: str) -> None:

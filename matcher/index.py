@@ -87,13 +87,33 @@ class VectorIndex:
     def __len__(self) -> int:
         return 0 if self._index is None else self._index.ntotal - len(self._deleted)
 
-    def search(self, queries: NDArray[np.float32], k: int) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
-        """Returns (nq, k) float32 scores and (nq, k) int64 ids, best first; id -1 pads."""
+    def search(
+        self, queries: NDArray[np.float32], k: int, subset: NDArray[np.int64] | None = None
+    ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+        """Returns (nq, k) float32 scores and (nq, k) int64 ids, best first; id -1 pads.
+
+        subset: optional ids to search among (the others are skipped inside FAISS)."""
         self._require()
         queries = _as_matrix(queries, self.dim)
         k = max(1, k)
         fetch = min(k + len(self._deleted), max(self._index.ntotal, 1))
-        scores, ids = self._index.search(queries, fetch)
+        if subset is None:
+            scores, ids = self._index.search(queries, fetch)
+        else:
+            faiss = _faiss()
+            selector = faiss.IDSelectorBatch(np.ascontiguousarray(subset, dtype=np.int64))
+            params = (
+                faiss.SearchParametersHNSW(sel=selector)
+                if self.params.kind == "hnsw"
+                else (
+                    faiss.SearchParametersIVF(sel=selector, nprobe=self._index_nprobe())
+                    if self.params.kind == "ivf"
+                    else faiss.SearchParameters(sel=selector)
+                )
+            )
+            if self.params.kind == "hnsw":
+                params.efSearch = self.params.ef_search
+            scores, ids = self._index.search(queries, fetch, params=params)
         if self._deleted:
             dead = np.isin(ids, np.fromiter(self._deleted, dtype=np.int64))
             ids = np.where(dead, -1, ids)
@@ -106,6 +126,9 @@ class VectorIndex:
         n = min(k, ids.shape[1])
         out_s[:, :n], out_i[:, :n] = scores[:, :n], ids[:, :n]
         return out_s, out_i
+
+    def _index_nprobe(self) -> int:
+        return int(_faiss().extract_index_ivf(self._index).nprobe)
 
     def save(self, folder: str | Path) -> None:
         """Writes index.faiss and index.json, each replaced atomically."""

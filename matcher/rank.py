@@ -74,7 +74,7 @@ def fuse(c: Candidates, params: FusionParams) -> Fused:
     if n == 0:
         z = np.zeros(0, np.float32)
         return Fused(c.rows, z, z, z, 0.0)
-    d = c.dense
+    d = c.centred
     span = float(d.max() - d.min())
     dense_norm = (d - d.min()) / span if span > 1e-9 else np.ones(n, np.float32)
     lex_max = float(c.lexical.max())
@@ -87,7 +87,7 @@ def fuse(c: Candidates, params: FusionParams) -> Fused:
         w = 0.5
         score = _rrf(d, params.rrf_k) + (_rrf(c.lexical, params.rrf_k) if lex_max > 0 else 0.0)
     elif params.method == "dense":
-        score = d.copy()
+        score = np.asarray(d, dtype=np.float32).copy()
     else:
         w = 1.0
         score = c.lexical.copy()

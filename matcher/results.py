@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 class ScoreParts:
     """Score components of one (query, target) pair.
 
-    dense: cosine similarity of the embeddings (-1..1); lexical: raw BM25 score;
+    dense: cosine similarity of the embeddings (-1..1); language_offset and language_scale:
+    the mean and spread of the query's cosines over documents in this document's language,
+    used to standardise `dense` before scaling (see `collection`); lexical: raw BM25 score;
     dense_norm / lexical_norm: the per-query normalised values that were fused (0..1);
     lexical_weight: how much lexical evidence counted for this query (0..1);
     fused: the final capability-level score.
@@ -21,6 +23,8 @@ class ScoreParts:
     lexical_norm: float
     lexical_weight: float
     fused: float
+    language_offset: float = 0.0
+    language_scale: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,130 @@
+"""The app factory. Nothing is created at import time: call `create_app(settings)`.
+
+    uvicorn --factory service.app:create_app        # settings from TECHMATCH_* variables
+    create_app(Settings(db_url=...), encoder=FakeEncoder())   # tests
+
+Start-up (in the lifespan, off the event loop): create the tables, load the demo corpus and
+tokens in demo mode, open the encoder, then load or rebuild the live index.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
+
+from .db import init_db, make_engine
+from .deps import Context
+from .errors import install_error_handlers
+from .live import LiveIndex
+from .middleware import BodyLimitMiddleware, RequestLogMiddleware, SecurityHeadersMiddleware
+from .routers import capabilities, demands, feedback, health, imports, matching, pages, partners, tokens
+from .settings import Settings
+from .web import LoginRequired, login_redirect, make_templates, render_error
+
+log = logging.getLogger("techmatch.service")
+VERSION = "0.1.0"
+DESCRIPTION = """Technology demand-supply matchmaking for a city science and technology bureau.
+
+Authenticate with `Authorization: Bearer <token>` (or `X-API-Key: <token>`). Roles: admin,
+staff (bureau), institute (bound to a partner), enterprise (bound to its demands). Every 4xx
+answer has the body `{"error": {"status", "code", "message", "details"}}`."""
+
+
+def create_app(settings: Settings | None = None, *, encoder=None) -> FastAPI:
+    """Build the service. `encoder` overrides `settings.model` (tests pass a FakeEncoder)."""
+    settings = settings or Settings()
+    db = make_engine(settings.db_url)
+    live = LiveIndex(db, encoder, settings.index_dir())
+    ctx = Context(settings=settings, db=db, live=live)
+
+    def startup() -> None:
+        init_db(db)
+        if settings.demo:
+            from .demo import ensure_demo_tokens, load_demo_corpus
+
+            load_demo_corpus(db)
+            for tok in ensure_demo_tokens(db):  # the secrets are printed by `techmatch serve`, not logged
+                log.warning("demo token ready (see docs/service.md)", extra={"role": tok.role,
+                                                                             "binding": tok.binding})
+
+    def build_index() -> None:
+        """In the background: the API answers (/healthz, lists) while the model loads and the
+        index is built; matching answers 503 and /readyz says why until it is done."""
+        try:
+            if live.encoder is None:
+                from matcher.encoders import open_encoder
+
+                live.encoder = open_encoder(settings.model)
+            how = live.start()
+            log.info("ready", extra={"index": how, "revision": live.revision, "model": live.encoder.name})
+        except Exception as exc:
+            live.error = live.error or f"{type(exc).__name__}: {exc}"
+            live.start_failed()
+            log.exception("the index could not be built")
+
+    def shutdown() -> None:
+        try:
+            live.save()
+        finally:
+            db.dispose()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await run_in_threadpool(startup)
+        builder = threading.Thread(target=build_index, name="techmatch-index", daemon=True)
+        builder.start()
+        yield
+        await run_in_threadpool(builder.join)  # a build in progress finishes before the final save
+        await run_in_threadpool(shutdown)
+
+    app = FastAPI(title="techmatch", version=VERSION, description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
+    app.state.ctx = ctx
+    app.state.templates = make_templates()
+    install_error_handlers(app, html=render_error)
+    app.add_exception_handler(LoginRequired, lambda request, exc: login_redirect(request))
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(RequestLogMiddleware)
+    for module in (health, demands, matching, capabilities, partners, feedback, imports, tokens, pages):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    _add_docs(app)
+    return app
+
+
+def _add_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs and ReDoc at /redoc, served from local files when the
+    `fastapi-offline` package is installed (no CDN), else from FastAPI's default CDN."""
+    assets = None
+    try:
+        import fastapi_offline
+
+        folder = Path(fastapi_offline.__file__).parent / "static"
+        if (folder / "swagger-ui-bundle.js").exists():
+            assets = folder
+    except ImportError:
+        pass
+    if assets is not None:
+        app.mount("/docs-assets", StaticFiles(directory=assets), name="docs-assets")
+    swagger = {"swagger_js_url": "/docs-assets/swagger-ui-bundle.js",
+               "swagger_css_url": "/docs-assets/swagger-ui.css",
+               "swagger_favicon_url": "/docs-assets/favicon.png"} if assets else {}
+    redoc = {"redoc_js_url": "/docs-assets/redoc.standalone.js", "redoc_favicon_url": "/docs-assets/favicon.png",
+             "with_google_fonts": False} if assets else {}
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui(request: Request) -> Response:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="techmatch API", **swagger)
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc_ui(request: Request) -> Response:
+        return get_redoc_html(openapi_url="/openapi.json", title="techmatch API", **redoc)

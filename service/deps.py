@@ -1,0 +1,99 @@
+"""Request dependencies and their aliases (`CtxDep`, `PrincipalDep`, `StaffDep` ...)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine
+
+from .auth import Principal, resolve
+from .errors import Forbidden, Unauthenticated
+from .live import LiveIndex
+from .settings import Settings
+
+
+@dataclass
+class Context:
+    """What the app holds for its requests: settings, the database and the live index."""
+
+    settings: Settings
+    db: Engine
+    live: LiveIndex
+
+    def admin_token(self) -> str | None:
+        tok = self.settings.admin_token
+        return tok.get_secret_value() if tok else None
+
+    def principal_for(self, token: str | None) -> Principal | None:
+        if not token:
+            return None
+        with self.db.connect() as conn:
+            return resolve(conn, token, self.admin_token())
+
+    def k(self, requested: int | None) -> int:
+        return max(1, min(requested or self.settings.default_k, self.settings.max_k))
+
+
+def get_ctx(request: Request) -> Context:
+    return request.app.state.ctx
+
+
+CtxDep = Annotated[Context, Depends(get_ctx)]
+
+_bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <token>`")
+_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="or `X-API-Key: <token>`")
+
+
+def current_principal(
+    request: Request,
+    ctx: CtxDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    api_key: Annotated[str | None, Depends(_api_key)],
+) -> Principal:
+    """The caller, from a bearer token or an X-API-Key header; 401 when missing or invalid."""
+    token = bearer.credentials if bearer else api_key
+    if not token:
+        raise Unauthenticated("a token is required (Authorization: Bearer <token> or X-API-Key)")
+    principal = ctx.principal_for(token)
+    if principal is None:
+        raise Unauthenticated("unknown or expired token")
+    request.state.role = principal.role
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+def require_roles(*roles: str):
+    """A dependency admitting only the given roles (403 for the others)."""
+
+    def check(principal: PrincipalDep) -> Principal:
+        if principal.role not in roles:
+            raise Forbidden(f"the role '{principal.role}' may not do this (needs: {', '.join(roles)})")
+        return principal
+
+    return check
+
+
+StaffDep = Annotated[Principal, Depends(require_roles("admin", "staff"))]
+AdminDep = Annotated[Principal, Depends(require_roles("admin"))]
+StaffOrEnterpriseDep = Annotated[Principal, Depends(require_roles("admin", "staff", "enterprise"))]
+StaffOrInstituteDep = Annotated[Principal, Depends(require_roles("admin", "staff", "institute"))]
+
+
+@dataclass
+class Paging:
+    limit: int
+    offset: int
+
+
+def paging(limit: Annotated[int, Query(ge=1, le=500)] = 50,
+           offset: Annotated[int, Query(ge=0)] = 0) -> Paging:
+    return Paging(limit, offset)
+
+
+PagingDep = Annotated[Paging, Depends(paging)]
+FilterList = Annotated[list[str] | None, Query()]

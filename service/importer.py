@@ -1,0 +1,99 @@
+"""Bulk import of the bureau's spreadsheets: validated whole, stored in one transaction.
+
+Parsing and row-level validation are the engine's (`matcher.ingest`), so the service reports
+exactly the problems the CLI reports. A file with any problem changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+
+from matcher.errors import InputError, InputErrors
+
+from . import store
+from .db import capabilities, demands, partners
+from .deps import Context
+from .live import Change
+from .schemas import ImportResult
+
+
+def parse_mapping(text: str | None) -> dict[str, str] | None:
+    """A column mapping from a form field: a JSON object, or lines / ';'-separated COLUMN=FIELD."""
+    if not text or not text.strip():
+        return None
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise InputError(f"mapping is not valid JSON: {exc}", field="mapping") from None
+        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+            raise InputError("mapping must be a JSON object of column -> field", field="mapping")
+        return {str(k): v for k, v in data.items()}
+    out = {}
+    for item in text.replace(";", "\n").splitlines():
+        if not item.strip():
+            continue
+        if "=" not in item:
+            raise InputError(f"mapping expects COLUMN=FIELD, got '{item.strip()}'", field="mapping")
+        col, fld = item.split("=", 1)
+        out[col.strip()] = fld.strip()
+    return out or None
+
+
+def import_file(ctx: Context, kind: str, data: bytes, filename: str, *, mapping: dict[str, str] | None = None,
+                sheet: str | None = None) -> ImportResult:
+    """Validate `data` as a `kind` table and upsert every record by id, all or nothing."""
+    from matcher import ingest  # pandas: imported on first use, not at start-up
+
+    filename = filename or "upload"
+    df = ingest.read_table_bytes(data, filename, sheet=sheet)
+    parse = {"demands": ingest.parse_demands, "capabilities": ingest.parse_capabilities,
+             "partners": ingest.parse_partners}[kind]
+    records = parse(df, source=filename, mapping=mapping)
+    row_numbers = [int(r) if str(r).isdigit() else i + 2 for i, r in enumerate(df.index)]
+    if kind != "partners":
+        ctx.live.prewarm([r.full_text for r in records])  # embed before taking the write lock
+
+    def tx(conn):
+        if kind == "partners":
+            created, updated = store.upsert_rows(conn, partners, [store.partner_values(p) for p in records])
+            return (created, updated), Change(partners=list(records))
+        if kind == "demands":
+            current = store.get_demands(conn, [d.id for d in records])
+            rows = [store.demand_values(d, owner=current[d.id]["owner"] if d.id in current else d.enterprise,
+                                        published=current[d.id]["published"] if d.id in current else True)
+                    for d in records]
+            created, updated = store.upsert_rows(conn, demands, rows)
+            return (created, updated), Change(demands=list(records))
+        new_partners = _partners_for(conn, records, row_numbers, filename)
+        store.upsert_rows(conn, partners, [store.partner_values(p) for p in new_partners])
+        created, updated = store.upsert_rows(conn, capabilities, [store.capability_values(c) for c in records])
+        return (created, updated), Change(partners=new_partners, capabilities=list(records))
+
+    created, updated = ctx.live.write(tx)
+    ctx.live.save()
+    return ImportResult(kind=kind, file=filename, created=created, updated=updated, total=len(records),
+                        revision=ctx.live.revision)
+
+
+def _partners_for(conn, caps, row_numbers: list[int], filename: str):
+    """Partners the capabilities name that the database lacks, made from their names.
+
+    A capability naming an unknown partner by id alone is a row error (import partners first)."""
+    from matcher.records import Partner
+
+    have = store.existing_ids(conn, partners, sorted({c.partner_id for c in caps}))
+    new: dict[str, Partner] = {}
+    errors = []
+    for cap, row in zip(caps, row_numbers):
+        if cap.partner_id in have or cap.partner_id in new:
+            continue
+        if cap.partner_name:
+            new[cap.partner_id] = Partner(id=cap.partner_id, name=cap.partner_name)
+        else:
+            errors.append(InputError(f"unknown partner id '{cap.partner_id}': import the partners first or "
+                                     "add a partner name column", file=filename, row=row, field="partner_id"))
+    if errors:
+        raise InputErrors(errors, file=filename)
+    return list(new.values())

@@ -1,0 +1,85 @@
+"""Matching as the service offers it: engine results mapped onto current database rows.
+
+Ids the engine returns are looked up in the database; anything deleted meanwhile is
+dropped, so a deleted record never appears in an answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from matcher.engine import Filters
+from matcher.errors import NotFoundError
+from matcher.records import Demand
+from matcher.results import ScoreParts
+
+from . import policy, store
+from .auth import Principal
+from .deps import Context
+from .schemas import DemandHitPublic, EvidencePublic, MatchOptions, PartnerMatchPublic, ScorePartsPublic
+
+
+def parts_out(parts: ScoreParts) -> ScorePartsPublic:
+    return ScorePartsPublic(dense=parts.dense, lexical=parts.lexical, dense_norm=parts.dense_norm,
+                            lexical_norm=parts.lexical_norm, lexical_weight=parts.lexical_weight,
+                            fused=parts.fused, language_offset=getattr(parts, "language_offset", 0.0),
+                            language_scale=getattr(parts, "language_scale", 1.0))
+
+
+def partner_filters(opts: MatchOptions) -> Filters:
+    return Filters(industries=frozenset(opts.industry), regions=frozenset(opts.region),
+                   partner_types=frozenset(opts.partner_type), languages=frozenset(opts.language))
+
+
+def match_partners(ctx: Context, query: Demand | str, opts: MatchOptions) -> tuple[list[PartnerMatchPublic], int, int]:
+    """Ranked partners with reasons for a demand or a text. Returns (results, k, revision)."""
+    k = ctx.k(opts.k)
+    with ctx.live.read() as engine:
+        matches = engine.match_partners(query, k=k, filters=partner_filters(opts))
+        rev = ctx.live.revision
+    with ctx.db.connect() as conn:
+        prow = store.get_partners(conn, [m.partner_id for m in matches])
+        crow = store.get_capabilities(conn, [h.capability_id for m in matches for h in m.evidence])
+    out: list[PartnerMatchPublic] = []
+    for m in matches:
+        partner = prow.get(m.partner_id)
+        evidence = [EvidencePublic(capability_id=h.capability_id, title=crow[h.capability_id]["title"],
+                                   score=h.score, parts=parts_out(h.parts), shared_terms=list(h.shared_terms))
+                    for h in m.evidence if h.capability_id in crow]
+        if partner is None or not evidence:
+            continue
+        out.append(PartnerMatchPublic(
+            rank=len(out) + 1, partner_id=m.partner_id, partner_name=partner["name"],
+            partner_type=partner["type"], region=partner["region"], score=m.score,
+            shared_terms=list(m.shared_terms), components=dict(m.components), evidence=evidence))
+    return out, k, rev
+
+
+def search_demands(ctx: Context, principal: Principal, *, text: str | None = None,
+                   partner_id: str | None = None, k: int | None = None, industry: Sequence[str] = (),
+                   region: Sequence[str] = (), language: Sequence[str] = ()) -> tuple[list[DemandHitPublic], int, int]:
+    """Demands relevant to a text or to a partner's profile, as `principal` may see them."""
+    k = ctx.k(k)
+    with ctx.db.connect() as conn:
+        unpublished = frozenset() if principal.is_staff else store.unpublished_demand_ids(conn)
+    filters = policy.demand_search_filters(principal, unpublished=unpublished, industry=industry,
+                                           region=region, language=language)
+    with ctx.live.read() as engine:
+        rev = ctx.live.revision
+        if partner_id is not None:
+            try:
+                hits = engine.demands_for_partner(partner_id, k=k, filters=filters)
+            except NotFoundError:  # a partner without capabilities has no profile yet
+                hits = []
+        else:
+            hits = engine.search_demands(text or "", k=k, filters=filters)
+    with ctx.db.connect() as conn:
+        rows = store.get_demands(conn, [h.demand_id for h in hits])
+    out: list[DemandHitPublic] = []
+    for h in hits:
+        row = rows.get(h.demand_id)
+        if row is None or not policy.can_see_demand(principal, row):
+            continue
+        out.append(DemandHitPublic(rank=len(out) + 1, score=h.score, shared_terms=list(h.shared_terms),
+                                   parts=parts_out(h.parts), demand=policy.demand_out(principal, row)))
+    return out, k, rev

@@ -1,0 +1,26 @@
+"""Bulk import of CSV / XLSX / JSONL files by upload (staff), all or nothing."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, UploadFile
+
+from ..deps import CtxDep, StaffDep
+from ..importer import import_file, parse_mapping
+from ..schemas import ImportKind, ImportResult
+
+router = APIRouter(prefix="/api/imports", tags=["imports"])
+
+
+@router.post("/{kind}", response_model=ImportResult,
+             responses={422: {"description": "the file has problems; `error.details` lists each one as "
+                                             "{file, row, field, message}; nothing was imported"}})
+def upload(ctx: CtxDep, principal: StaffDep, kind: ImportKind, file: Annotated[UploadFile, File()],
+           mapping: Annotated[str | None, Form(description="COLUMN=FIELD lines or a JSON object")] = None,
+           sheet: Annotated[str | None, Form(description="XLSX sheet name")] = None) -> ImportResult:
+    """Import demands, capabilities or partners. Records are matched by id: new ids are
+    added, known ids replaced. Capabilities naming a new partner create it."""
+    data = file.file.read()
+    return import_file(ctx, kind, data, file.filename or "upload", mapping=parse_mapping(mapping),
+                       sheet=sheet or None)

@@ -1,0 +1,72 @@
+"""Matching: ranked partners for a demand or a text; demands for a text or a partner."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from .. import matching, store
+from ..auth import Principal
+from ..deps import Context, CtxDep, FilterList, PrincipalDep, StaffOrEnterpriseDep, StaffOrInstituteDep
+from ..errors import Forbidden, NotFound
+from ..schemas import DemandSearchRequest, DemandSearchResult, MatchOptions, MatchResult, TextMatchRequest
+from .demands import visible_demand
+
+router = APIRouter(tags=["matching"])
+KQuery = Annotated[int | None, Query(ge=1, le=1000, description="how many results (default from settings)")]
+
+
+def _demand_matches(ctx: Context, principal: Principal, demand_id: str, opts: MatchOptions) -> MatchResult:
+    row = visible_demand(ctx, principal, demand_id)
+    results, k, rev = matching.match_partners(ctx, store.demand_record(row), opts)
+    return MatchResult(demand_id=demand_id, k=k, revision=rev, results=results)
+
+
+@router.get("/api/demands/{demand_id}/matches", response_model=MatchResult)
+def demand_matches(ctx: CtxDep, principal: StaffOrEnterpriseDep, demand_id: str, k: KQuery = None,
+                   industry: FilterList = None, region: FilterList = None, partner_type: FilterList = None,
+                   language: FilterList = None) -> MatchResult:
+    """Ranked partners for a stored demand, each with its best capabilities as reasons,
+    the terms they share with the demand and the score components."""
+    opts = MatchOptions(k=k, industry=industry or [], region=region or [], partner_type=partner_type or [],
+                        language=language or [])
+    return _demand_matches(ctx, principal, demand_id, opts)
+
+
+@router.post("/api/demands/{demand_id}/matches", response_model=MatchResult)
+def demand_matches_post(ctx: CtxDep, principal: StaffOrEnterpriseDep, demand_id: str,
+                        body: MatchOptions | None = None) -> MatchResult:
+    """As the GET, with the options in a JSON body."""
+    return _demand_matches(ctx, principal, demand_id, body or MatchOptions())
+
+
+@router.post("/api/match", response_model=MatchResult)
+def match_text(ctx: CtxDep, principal: PrincipalDep, body: TextMatchRequest) -> MatchResult:
+    """Ranked partners for a free text (a demand not filed yet)."""
+    results, k, rev = matching.match_partners(ctx, body.text, body)
+    return MatchResult(text=body.text, k=k, revision=rev, results=results)
+
+
+@router.post("/api/demands/search", response_model=DemandSearchResult)
+def search_demands(ctx: CtxDep, principal: StaffOrInstituteDep, body: DemandSearchRequest) -> DemandSearchResult:
+    """Demands relevant to a free text. Institutes get published, non-confidential demands
+    without contact fields."""
+    results, k, rev = matching.search_demands(ctx, principal, text=body.text, k=body.k, industry=body.industry,
+                                              region=body.region, language=body.language)
+    return DemandSearchResult(text=body.text, k=k, revision=rev, results=results)
+
+
+@router.get("/api/partners/{partner_id}/demands", response_model=DemandSearchResult)
+def partner_demands(ctx: CtxDep, principal: StaffOrInstituteDep, partner_id: str, k: KQuery = None,
+                    industry: FilterList = None, region: FilterList = None,
+                    language: FilterList = None) -> DemandSearchResult:
+    """Demands relevant to a partner's whole capability profile (an institute: its own only)."""
+    if principal.role == "institute" and principal.partner_id != partner_id:
+        raise Forbidden("an institute sees demands for its own profile only")
+    with ctx.db.connect() as conn:
+        if store.get_partner(conn, partner_id) is None:
+            raise NotFound(f"no partner '{partner_id}'")
+    results, k, rev = matching.search_demands(ctx, principal, partner_id=partner_id, k=k, industry=industry or (),
+                                              region=region or (), language=language or ())
+    return DemandSearchResult(partner_id=partner_id, k=k, revision=rev, results=results)

@@ -1,0 +1,44 @@
+"""API tokens (admin only): create (the secret is shown once), list, revoke."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from .. import auth, store
+from ..deps import AdminDep, CtxDep
+from ..errors import Invalid, NotFound
+from ..live import Change
+from ..schemas import TokenCreate, TokenCreated, TokenPublic
+
+router = APIRouter(prefix="/api/tokens", tags=["tokens"])
+
+
+@router.get("", response_model=list[TokenPublic])
+def list_tokens(ctx: CtxDep, principal: AdminDep) -> list[TokenPublic]:
+    with ctx.db.connect() as conn:
+        return [TokenPublic.model_validate(r) for r in auth.list_tokens(conn)]
+
+
+@router.post("", status_code=201, response_model=TokenCreated)
+def create_token(ctx: CtxDep, principal: AdminDep, body: TokenCreate) -> TokenCreated:
+    """A new token for a role; institute tokens name a partner, enterprise tokens an enterprise."""
+
+    def tx(conn):
+        if body.partner_id and store.get_partner(conn, body.partner_id) is None:
+            raise Invalid(f"no partner '{body.partner_id}'")
+        row, secret = auth.create_token(conn, name=body.name, role=body.role, partner_id=body.partner_id,
+                                        enterprise=body.enterprise, expires_in_days=body.expires_in_days)
+        return TokenCreated(**{k: v for k, v in row.items() if k != "token_hash"}, token=secret), Change()
+
+    return ctx.live.write(tx)
+
+
+@router.delete("/{token_id}", status_code=204, response_class=Response)
+def revoke_token(ctx: CtxDep, principal: AdminDep, token_id: str) -> Response:
+    def tx(conn):
+        if not auth.delete_token(conn, token_id):
+            raise NotFound(f"no token '{token_id}'")
+        return None, Change()
+
+    ctx.live.write(tx)
+    return Response(status_code=204)

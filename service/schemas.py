@@ -1,0 +1,366 @@
+"""Request and response schemas: one family per resource (Create, Update, Public ...)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+Role = Literal["admin", "staff", "institute", "enterprise"]
+ROLES: tuple[str, ...] = ("admin", "staff", "institute", "enterprise")
+FeedbackStatus = Literal["contacted", "meeting_held", "accepted", "rejected"]
+FEEDBACK_STATUSES: tuple[str, ...] = ("contacted", "meeting_held", "accepted", "rejected")
+PartnerType = Literal["university", "institute", "team", "enterprise", "other", ""]
+ImportKind = Literal["demands", "capabilities", "partners"]
+
+# Ids travel in URL paths: no white space, slashes, '?', '#' or '%'.
+IdStr = Annotated[str, StringConstraints(pattern=r"^[^\s/\\?#%]{1,128}$")]
+Short = Annotated[str, StringConstraints(max_length=500)]
+LongText = Annotated[str, StringConstraints(max_length=20_000)]
+Extra = dict[Annotated[str, StringConstraints(max_length=200)], Annotated[str, StringConstraints(max_length=20_000)]]
+
+T = TypeVar("T")
+
+
+class Strict(BaseModel):
+    """Request bodies reject unknown fields, so a typo is an error, not a silent no-op."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list, with the total count of matching rows."""
+
+    items: list[T]
+    total: int
+    limit: int
+    offset: int
+
+
+# -- demands ------------------------------------------------------------------------------
+class DemandBase(Strict):
+    title: Short = ""
+    text: LongText = ""
+    industry: Short = ""
+    region: Short = ""
+    enterprise: Short = ""
+    contact: Short = ""
+    confidential: bool = False
+    date: Annotated[str, StringConstraints(max_length=32)] = ""
+    language: Annotated[str, StringConstraints(max_length=16)] = ""
+    extra: Extra = Field(default_factory=dict)
+
+
+class DemandCreate(DemandBase):
+    """A new demand. `id` is generated when omitted. `owner` and `published` are set by
+    staff; an enterprise's demands are owned by it and start unpublished."""
+
+    id: IdStr | None = None
+    owner: Short | None = None
+    published: bool | None = None
+
+    @model_validator(mode="after")
+    def _has_text(self) -> DemandCreate:
+        if not self.title.strip() and not self.text.strip():
+            raise ValueError("a demand needs a title or a text")
+        return self
+
+
+class DemandUpdate(Strict):
+    """Partial update: only the fields given change."""
+
+    title: Short | None = None
+    text: LongText | None = None
+    industry: Short | None = None
+    region: Short | None = None
+    enterprise: Short | None = None
+    contact: Short | None = None
+    confidential: bool | None = None
+    date: Annotated[str, StringConstraints(max_length=32)] | None = None
+    language: Annotated[str, StringConstraints(max_length=16)] | None = None
+    extra: Extra | None = None
+    owner: Short | None = None
+    published: bool | None = None
+
+
+class DemandPublicRedacted(BaseModel):
+    """A demand as an institute sees it: no contact fields, no owner account."""
+
+    id: str
+    title: str
+    text: str
+    industry: str
+    region: str
+    enterprise: str
+    confidential: bool
+    date: str
+    language: str
+    extra: dict[str, str]
+    published: bool
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class DemandPublic(DemandPublicRedacted):
+    """A demand as staff, admin and the owning enterprise see it."""
+
+    contact: str
+    owner: str
+
+
+DemandOut = DemandPublic | DemandPublicRedacted
+
+
+# -- partners and capabilities ------------------------------------------------------------
+class PartnerCreate(Strict):
+    id: IdStr | None = None
+    name: Annotated[str, StringConstraints(min_length=1, max_length=500, strip_whitespace=True)]
+    type: PartnerType = ""
+    region: Short = ""
+    country: Annotated[str, StringConstraints(max_length=64)] = ""
+    extra: Extra = Field(default_factory=dict)
+
+
+class PartnerUpdate(Strict):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=500, strip_whitespace=True)] | None = None
+    type: PartnerType | None = None
+    region: Short | None = None
+    country: Annotated[str, StringConstraints(max_length=64)] | None = None
+    extra: Extra | None = None
+
+
+class PartnerPublic(BaseModel):
+    id: str
+    name: str
+    type: str
+    region: str
+    country: str
+    extra: dict[str, str]
+    capabilities: int = 0
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class CapabilityCreate(Strict):
+    """A new capability. An institute's `partner_id` defaults to (and must be) its own."""
+
+    id: IdStr | None = None
+    partner_id: IdStr | None = None
+    title: Short = ""
+    text: LongText = ""
+    kind: Annotated[str, StringConstraints(max_length=100)] = ""
+    industries: list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] = Field(
+        default_factory=list, max_length=50)
+    language: Annotated[str, StringConstraints(max_length=16)] = ""
+    extra: Extra = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _has_text(self) -> CapabilityCreate:
+        if not self.title.strip() and not self.text.strip():
+            raise ValueError("a capability needs a title or a text")
+        return self
+
+
+class CapabilityUpdate(Strict):
+    partner_id: IdStr | None = None
+    title: Short | None = None
+    text: LongText | None = None
+    kind: Annotated[str, StringConstraints(max_length=100)] | None = None
+    industries: list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] | None = Field(
+        default=None, max_length=50)
+    language: Annotated[str, StringConstraints(max_length=16)] | None = None
+    extra: Extra | None = None
+
+
+class CapabilityPublic(BaseModel):
+    id: str
+    partner_id: str
+    partner_name: str
+    title: str
+    text: str
+    kind: str
+    industries: list[str]
+    language: str
+    extra: dict[str, str]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+# -- matching -----------------------------------------------------------------------------
+class MatchOptions(Strict):
+    """How many results and which filters (empty lists mean no restriction)."""
+
+    k: int | None = Field(default=None, ge=1, le=1000)
+    industry: list[str] = Field(default_factory=list, max_length=50)
+    region: list[str] = Field(default_factory=list, max_length=50)
+    partner_type: list[str] = Field(default_factory=list, max_length=10)
+    language: list[str] = Field(default_factory=list, max_length=10)
+
+
+class TextMatchRequest(MatchOptions):
+    text: Annotated[str, StringConstraints(min_length=1, max_length=20_000)]
+
+
+class DemandSearchRequest(Strict):
+    text: Annotated[str, StringConstraints(min_length=1, max_length=20_000)]
+    k: int | None = Field(default=None, ge=1, le=1000)
+    industry: list[str] = Field(default_factory=list, max_length=50)
+    region: list[str] = Field(default_factory=list, max_length=50)
+    language: list[str] = Field(default_factory=list, max_length=10)
+
+
+class ScorePartsPublic(BaseModel):
+    """dense: cosine (-1..1); lexical: raw BM25; *_norm: per-query scaled (0..1);
+    lexical_weight: weight of lexical evidence for this query; fused: final score;
+    language_offset / language_scale: how the engine standardised `dense` for the
+    document's language (0 and 1 when it does not)."""
+
+    dense: float
+    lexical: float
+    dense_norm: float
+    lexical_norm: float
+    lexical_weight: float
+    fused: float
+    language_offset: float = 0.0
+    language_scale: float = 1.0
+
+
+class EvidencePublic(BaseModel):
+    """One of a partner's best-matching capabilities: the reason it ranks."""
+
+    capability_id: str
+    title: str
+    score: float
+    parts: ScorePartsPublic
+    shared_terms: list[str]
+
+
+class PartnerMatchPublic(BaseModel):
+    rank: int
+    partner_id: str
+    partner_name: str
+    partner_type: str
+    region: str
+    score: float
+    shared_terms: list[str]
+    components: dict[str, float]
+    evidence: list[EvidencePublic]
+
+
+class MatchResult(BaseModel):
+    demand_id: str | None = None
+    text: str | None = None
+    k: int
+    revision: int
+    results: list[PartnerMatchPublic]
+
+
+class DemandHitPublic(BaseModel):
+    rank: int
+    score: float
+    shared_terms: list[str]
+    parts: ScorePartsPublic
+    demand: DemandOut
+
+
+class DemandSearchResult(BaseModel):
+    partner_id: str | None = None
+    text: str | None = None
+    k: int
+    revision: int
+    results: list[DemandHitPublic]
+
+
+# -- feedback -----------------------------------------------------------------------------
+class FeedbackCreate(Strict):
+    demand_id: IdStr
+    partner_id: IdStr
+    status: FeedbackStatus
+    reason: Annotated[str, StringConstraints(max_length=2000, strip_whitespace=True)] = ""
+
+    @model_validator(mode="after")
+    def _reason_for_rejection(self) -> FeedbackCreate:
+        if self.status == "rejected" and not self.reason:
+            raise ValueError("a rejection needs a reason")
+        return self
+
+
+class FeedbackPublic(BaseModel):
+    id: int
+    demand_id: str
+    demand_title: str
+    partner_id: str
+    partner_name: str
+    status: str
+    reason: str
+    who: str
+    created_at: dt.datetime
+
+
+# -- tokens and identity ------------------------------------------------------------------
+class TokenCreate(Strict):
+    """A new API token. Institutes are bound to a partner, enterprises to an enterprise name."""
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+    role: Role
+    partner_id: IdStr | None = None
+    enterprise: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
+    expires_in_days: int | None = Field(default=None, ge=1, le=3650)
+
+    @model_validator(mode="after")
+    def _bindings(self) -> TokenCreate:
+        if self.role == "institute" and not self.partner_id:
+            raise ValueError("an institute token needs a partner_id")
+        if self.role == "enterprise" and not self.enterprise:
+            raise ValueError("an enterprise token needs an enterprise")
+        if self.role != "institute" and self.partner_id:
+            raise ValueError("only institute tokens are bound to a partner_id")
+        if self.role != "enterprise" and self.enterprise:
+            raise ValueError("only enterprise tokens are bound to an enterprise")
+        return self
+
+
+class TokenPublic(BaseModel):
+    id: str
+    name: str
+    role: str
+    partner_id: str | None
+    enterprise: str | None
+    created_at: dt.datetime
+    expires_at: dt.datetime | None
+
+
+class TokenCreated(TokenPublic):
+    token: str = Field(description="the secret; shown once, only its hash is stored")
+
+
+class Me(BaseModel):
+    role: str
+    name: str
+    partner_id: str | None = None
+    enterprise: str | None = None
+
+
+# -- imports and operations ---------------------------------------------------------------
+class ImportResult(BaseModel):
+    kind: str
+    file: str
+    created: int
+    updated: int
+    total: int
+    revision: int
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Ready(BaseModel):
+    status: str
+    revision: int
+    index_revision: int
+    demands: int
+    capabilities: int
+    partners: int
+    model: str

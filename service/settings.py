@@ -1,0 +1,63 @@
+"""Service settings, read from the environment (prefix ``TECHMATCH_``) or passed in by tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DB_URL = "sqlite:///./techmatch-data/techmatch.db"
+
+
+class Settings(BaseSettings):
+    """Everything the service needs to start. Environment: ``TECHMATCH_<FIELD>``.
+
+    db_url: SQLAlchemy URL (SQLite file by default; ``postgresql+psycopg://...`` works too).
+    data_dir: folder for the derived index (default: next to an SQLite file, else
+    ``./techmatch-data``); always safe to delete, it is rebuilt from the database.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TECHMATCH_", extra="ignore")
+
+    db_url: str = DEFAULT_DB_URL
+    model: str = "e5-multilingual-small"
+    data_dir: Path | None = None
+    admin_token: SecretStr | None = None
+    demo: bool = False
+    max_upload_mb: float = Field(default=10.0, gt=0)
+    default_k: int = Field(default=10, ge=1, le=100)
+    max_k: int = Field(default=100, ge=1, le=1000)
+    cookie_secure: bool = False  # set when served over HTTPS
+    log_level: str = "INFO"
+
+    @property
+    def max_body_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+    def index_dir(self) -> Path:
+        """Where the derived index lives (see the class docstring)."""
+        if self.data_dir is not None:
+            return Path(self.data_dir).expanduser() / "index"
+        db_file = sqlite_path(self.db_url)
+        if db_file is not None:
+            return db_file.parent / f"{db_file.stem}-index"
+        return Path("techmatch-data") / "service-index"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of an SQLite URL, None for other databases or an in-memory SQLite."""
+    if not url.startswith("sqlite"):
+        return None
+    _, _, rest = url.partition(":///")
+    rest = rest.split("?", 1)[0]
+    if not rest or rest == ":memory:":
+        return None
+    return Path(rest).expanduser()
+
+
+def db_url_from_arg(value: str) -> str:
+    """``--db`` takes a URL or a file path (made an absolute SQLite URL)."""
+    if "://" in value:
+        return value
+    return f"sqlite:///{Path(value).expanduser().resolve()}"

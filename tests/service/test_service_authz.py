@@ -1,0 +1,252 @@
+"""Authorisation matrix: every route of the app, every role, the expected status.
+
+`MATRIX` has one entry per (method, path) of `app.routes` (mounts as ("MOUNT", path));
+`test_every_route_is_in_the_matrix` fails when a route is added without an entry. Each entry
+builds a request (creating a fresh target for routes that change or delete it) and lists the
+status for each of the roles in `service_testkit.ROLES`.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+from fastapi.routing import APIRoute
+from service_testkit import E1, ROLES, World
+from starlette.routing import Mount, Route
+
+BAD_TOKEN = ("anonymous", "forged", "expired")
+_counter = itertools.count()
+
+
+def uid(prefix: str) -> str:
+    return f"{prefix}{next(_counter)}"
+
+
+@dataclass(frozen=True)
+class Case:
+    request: Callable[[World], tuple[str, dict]]  # -> (url, httpx keyword arguments)
+    expect: dict[str, int]
+    page: bool = False  # authenticate with the cookie instead of a header
+    optional: bool = False  # the route exists only with an optional package
+
+
+def statuses(ok: int, allowed: tuple[str, ...] | None = None, *, denied: int = 403, unauth: int = 401,
+             **special: int) -> dict[str, int]:
+    """`ok` for allowed roles (all when None), `denied` for the other roles, `unauth` for bad tokens."""
+    out = {}
+    for role in ROLES:
+        if role in BAD_TOKEN:
+            out[role] = unauth
+        elif allowed is None or role in allowed:
+            out[role] = ok
+        else:
+            out[role] = denied
+    out.update(special)
+    return out
+
+
+STAFF = ("admin", "staff")
+PUBLIC = dict.fromkeys(ROLES, 200)
+
+
+def get(url: str) -> Callable[[World], tuple[str, dict]]:
+    return lambda w: (url, {})
+
+
+def new_demand(w: World, owner: str = E1) -> str:
+    did = uid("DM")
+    r = w.client.post("/api/demands", json={"id": did, "title": "待改需求", "owner": owner, "enterprise": owner},
+                      headers=w.h("admin"))
+    assert r.status_code == 201
+    return did
+
+
+def new_capability(w: World, partner: str = "P1") -> str:
+    cid = uid("CM")
+    r = w.client.post("/api/capabilities", json={"id": cid, "partner_id": partner, "title": "待改能力"},
+                      headers=w.h("admin"))
+    assert r.status_code == 201
+    return cid
+
+
+def new_partner(w: World) -> str:
+    pid = uid("PM")
+    assert w.client.post("/api/partners", json={"id": pid, "name": "待改单位"}, headers=w.h("admin")).status_code == 201
+    return pid
+
+
+def new_token(w: World) -> str:
+    r = w.client.post("/api/tokens", json={"name": "tmp", "role": "staff"}, headers=w.h("admin"))
+    return r.json()["id"]
+
+
+def partners_csv(w: World) -> tuple[str, dict]:
+    text = f"单位编号,单位名称\n{uid('PI')},导入单位\n"
+    return "/api/imports/partners", {"files": {"file": ("p.csv", io.BytesIO(text.encode()), "text/csv")}}
+
+
+def upload_page(w: World) -> tuple[str, dict]:
+    text = f"单位编号,单位名称\n{uid('PU')},网页导入单位\n"
+    return "/upload", {"files": {"file": ("p.csv", io.BytesIO(text.encode()), "text/csv")},
+                       "data": {"kind": "partners"}}
+
+
+def login_request(w: World, role: str) -> tuple[str, dict]:
+    return "/login", {"data": {"token": w.tokens[role] or "", "next": "/demands"}}
+
+
+PAGE_ANON = 303  # pages redirect to /login without a valid cookie
+
+MATRIX: dict[tuple[str, str], Case] = {
+    # -- operations and docs: public
+    ("GET", "/healthz"): Case(get("/healthz"), PUBLIC),
+    ("GET", "/readyz"): Case(get("/readyz"), PUBLIC),
+    ("GET", "/openapi.json"): Case(get("/openapi.json"), PUBLIC),
+    ("GET", "/docs"): Case(get("/docs"), PUBLIC),
+    ("GET", "/redoc"): Case(get("/redoc"), PUBLIC),
+    ("MOUNT", "/static"): Case(get("/static/style.css"), PUBLIC),
+    ("MOUNT", "/docs-assets"): Case(get("/docs-assets/swagger-ui.css"), PUBLIC, optional=True),
+    ("GET", "/api/me"): Case(get("/api/me"), statuses(200)),
+    # -- demands: confidential D2 belongs to the enterprise; others get 404, not 403
+    ("GET", "/api/demands"): Case(get("/api/demands"), statuses(200)),
+    ("POST", "/api/demands"): Case(lambda w: ("/api/demands", {"json": {"title": "新需求", "text": "描述"}}),
+                                   statuses(201, STAFF + ("enterprise", "other_enterprise"))),
+    ("GET", "/api/demands/{demand_id}"): Case(
+        get("/api/demands/D2"), statuses(200, STAFF + ("enterprise",), denied=404)),
+    ("PATCH", "/api/demands/{demand_id}"): Case(
+        lambda w: (f"/api/demands/{new_demand(w)}", {"json": {"title": "改过"}}),
+        statuses(200, STAFF + ("enterprise",), other_enterprise=404)),
+    ("DELETE", "/api/demands/{demand_id}"): Case(
+        lambda w: (f"/api/demands/{new_demand(w)}", {}),
+        statuses(204, STAFF + ("enterprise",), other_enterprise=404)),
+    ("GET", "/api/demands/{demand_id}/matches"): Case(
+        get("/api/demands/D2/matches"), statuses(200, STAFF + ("enterprise",), other_enterprise=404)),
+    ("POST", "/api/demands/{demand_id}/matches"): Case(
+        lambda w: ("/api/demands/D2/matches", {"json": {"k": 3}}),
+        statuses(200, STAFF + ("enterprise",), other_enterprise=404)),
+    ("POST", "/api/demands/search"): Case(
+        lambda w: ("/api/demands/search", {"json": {"text": "低温涂层"}}),
+        statuses(200, STAFF + ("institute", "other_institute"))),
+    ("POST", "/api/match"): Case(lambda w: ("/api/match", {"json": {"text": "低温涂层"}}), statuses(200)),
+    ("GET", "/api/partners/{partner_id}/demands"): Case(
+        get("/api/partners/P1/demands"), statuses(200, STAFF + ("institute",))),
+    # -- capabilities: an institute edits only its own partner's
+    ("GET", "/api/capabilities"): Case(get("/api/capabilities"), statuses(200)),
+    ("POST", "/api/capabilities"): Case(
+        lambda w: ("/api/capabilities", {"json": {"partner_id": "P1", "title": "新能力"}}),
+        statuses(201, STAFF + ("institute",))),
+    ("GET", "/api/capabilities/{capability_id}"): Case(get("/api/capabilities/C1"), statuses(200)),
+    ("PATCH", "/api/capabilities/{capability_id}"): Case(
+        lambda w: (f"/api/capabilities/{new_capability(w)}", {"json": {"title": "改过"}}),
+        statuses(200, STAFF + ("institute",))),
+    ("DELETE", "/api/capabilities/{capability_id}"): Case(
+        lambda w: (f"/api/capabilities/{new_capability(w)}", {}), statuses(204, STAFF + ("institute",))),
+    # -- partners: everyone reads, staff write
+    ("GET", "/api/partners"): Case(get("/api/partners"), statuses(200)),
+    ("POST", "/api/partners"): Case(lambda w: ("/api/partners", {"json": {"name": "新单位"}}), statuses(201, STAFF)),
+    ("GET", "/api/partners/{partner_id}"): Case(get("/api/partners/P1"), statuses(200)),
+    ("PATCH", "/api/partners/{partner_id}"): Case(
+        lambda w: (f"/api/partners/{new_partner(w)}", {"json": {"region": "建华区"}}), statuses(200, STAFF)),
+    ("DELETE", "/api/partners/{partner_id}"): Case(
+        lambda w: (f"/api/partners/{new_partner(w)}", {}), statuses(204, STAFF)),
+    # -- feedback, imports: staff; tokens: admin
+    ("POST", "/api/feedback"): Case(
+        lambda w: ("/api/feedback", {"json": {"demand_id": "D1", "partner_id": "P1", "status": "contacted"}}),
+        statuses(201, STAFF)),
+    ("GET", "/api/feedback"): Case(get("/api/feedback"), statuses(200, STAFF)),
+    ("GET", "/api/feedback/export"): Case(get("/api/feedback/export"), statuses(200, STAFF)),
+    ("POST", "/api/imports/{kind}"): Case(partners_csv, statuses(200, STAFF)),
+    ("GET", "/api/tokens"): Case(get("/api/tokens"), statuses(200, ("admin",))),
+    ("POST", "/api/tokens"): Case(lambda w: ("/api/tokens", {"json": {"name": "x", "role": "staff"}}),
+                                  statuses(201, ("admin",))),
+    ("DELETE", "/api/tokens/{token_id}"): Case(lambda w: (f"/api/tokens/{new_token(w)}", {}),
+                                               statuses(204, ("admin",))),
+    # -- web pages (cookie)
+    ("GET", "/login"): Case(get("/login"), PUBLIC, page=True),
+    ("POST", "/login"): Case(None, statuses(303, unauth=401), page=True),  # request built per role
+    ("POST", "/logout"): Case(lambda w: ("/logout", {}), dict.fromkeys(ROLES, 303), page=True),
+    ("GET", "/"): Case(get("/"), dict.fromkeys(ROLES, 303), page=True),
+    ("GET", "/demands"): Case(get("/demands"), statuses(200, unauth=PAGE_ANON), page=True),
+    ("GET", "/demands/{demand_id}"): Case(
+        get("/demands/D2"), statuses(200, STAFF + ("enterprise",), denied=404, unauth=PAGE_ANON), page=True),
+    ("POST", "/demands/{demand_id}/feedback"): Case(
+        lambda w: ("/demands/D1/feedback", {"data": {"partner_id": "P1", "status": "contacted"}}),
+        statuses(303, STAFF, unauth=PAGE_ANON), page=True),
+    ("GET", "/feedback/export"): Case(get("/feedback/export"), statuses(200, STAFF, unauth=PAGE_ANON), page=True),
+    ("GET", "/upload"): Case(get("/upload"), statuses(200, STAFF, unauth=PAGE_ANON), page=True),
+    ("POST", "/upload"): Case(upload_page, statuses(200, STAFF, unauth=PAGE_ANON), page=True),
+    ("GET", "/institute"): Case(get("/institute"),
+                                statuses(200, ("institute", "other_institute"), unauth=PAGE_ANON), page=True),
+}
+
+
+def walk_routes(routes, prefix: str = ""):
+    """(prefix, route) for every route, descending into included routers (newer FastAPI
+    keeps `include_router` results as nested router objects in `app.routes`)."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from walk_routes(inner.routes, prefix + getattr(route.include_context, "prefix", ""))
+        else:
+            yield prefix, route
+
+
+def app_routes(app) -> set[tuple[str, str]]:
+    found = set()
+    for prefix, route in walk_routes(app.routes):
+        if isinstance(route, Mount):
+            found.add(("MOUNT", prefix + route.path))
+        elif isinstance(route, (APIRoute, Route)):
+            found.update((m, prefix + route.path) for m in route.methods - {"HEAD"})
+        else:  # pragma: no cover - a new kind of route needs a decision here
+            found.add((type(route).__name__, prefix + getattr(route, "path", "?")))
+    return found
+
+
+@pytest.fixture(scope="module")
+def shared_world(tmp_path_factory):
+    """One seeded app for the whole matrix (cases that change data make their own targets)."""
+    from fastapi.testclient import TestClient
+    from service_testkit import make_settings, seed
+
+    from matcher.encoders import FakeEncoder
+    from service.app import create_app
+
+    client = TestClient(create_app(make_settings(tmp_path_factory.mktemp("matrix")), encoder=FakeEncoder()))
+    with client:
+        world = World(client, client.app.state.ctx.settings)
+        world.tokens = seed(client)
+        yield world
+
+
+def test_every_route_is_in_the_matrix(shared_world):
+    routes = app_routes(shared_world.app)
+    missing = routes - MATRIX.keys()
+    assert not missing, f"routes without an authorisation entry: {sorted(missing)}"
+    stale = {key for key, case in MATRIX.items() if not case.optional} - routes
+    assert not stale, f"matrix entries for routes that no longer exist: {sorted(stale)}"
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("key", list(MATRIX), ids=lambda k: f"{k[0]} {k[1]}")
+def test_route_role(shared_world, key, role):
+    case = MATRIX[key]
+    world = shared_world
+    if key not in app_routes(world.app):
+        pytest.skip(f"{key} is optional and not installed here")
+    url, kwargs = login_request(world, role) if key == ("POST", "/login") else case.request(world)
+    auth = world.cookie(role) if case.page else world.h(role)
+    headers = {**kwargs.pop("headers", {}), **auth}
+    method = "GET" if key[0] == "MOUNT" else key[0]
+    world.client.cookies.clear()
+    r = world.client.request(method, url, headers=headers, follow_redirects=False, **kwargs)
+    world.client.cookies.clear()
+    assert r.status_code == case.expect[role], f"{key} as {role}: {r.status_code} {r.text[:300]}"
+    if r.status_code >= 400 and not case.page:
+        assert set(r.json()["error"]) == {"status", "code", "message", "details"}
+    if r.status_code == 401 and not case.page:
+        assert r.headers.get("www-authenticate") == "Bearer"

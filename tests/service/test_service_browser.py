@@ -1,0 +1,114 @@
+"""The web page in headless Chromium (Debian's /usr/bin/chromium, installed by .ci/run).
+
+Sign in as bureau staff, search demands, open one, see ranked partners with their reasons,
+record feedback and find it in the history; saves test-artifacts/demand-page.png.
+Set TECHMATCH_SKIP_BROWSER=1 to skip; otherwise a missing Chromium is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from service_testkit import REPO, Server
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = os.environ.get("TECHMATCH_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+ARTIFACTS = REPO / "test-artifacts"
+
+
+@pytest.fixture
+def browser():
+    if os.environ.get("TECHMATCH_SKIP_BROWSER") == "1":
+        pytest.skip("TECHMATCH_SKIP_BROWSER=1")
+    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+        pytest.fail(f"Chromium not found at {CHROMIUM}: apt-get install chromium "
+                    "(or set TECHMATCH_SKIP_BROWSER=1 to skip the browser test)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def server(tmp_path):
+    srv = Server(tmp_path, "--demo")
+    yield srv
+    srv.stop()
+
+
+def test_staff_search_open_demand_and_record_feedback(browser, server):
+    from playwright.sync_api import expect
+
+    tokens = server.tokens()
+    page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+    offsite: list[str] = []
+    page.on("request", lambda req: None if req.url.startswith((server.url, "data:")) else offsite.append(req.url))
+
+    page.goto(server.url + "/")
+    expect(page).to_have_url(server.url + "/login?next=%2F")
+    page.get_by_test_id("login-token").fill(tokens["staff"])
+    page.get_by_test_id("login-submit").click()
+    expect(page.get_by_test_id("demand-list")).to_be_visible()
+
+    page.get_by_test_id("search-input").fill("涂层")
+    page.get_by_test_id("search-submit").click()
+    rows = page.get_by_test_id("demand-row")
+    expect(rows.first).to_be_visible()
+    assert "q=%E6%B6%82%E5%B1%82" in page.url
+    title = rows.first.get_by_test_id("demand-link").inner_text()
+    rows.first.get_by_test_id("demand-link").click()
+
+    expect(page.get_by_test_id("demand-title")).to_have_text(title)
+    matches = page.get_by_test_id("partner-match")
+    expect(matches.first).to_be_visible()
+    assert matches.count() >= 3
+    first = matches.first
+    partner = first.get_by_test_id("partner-name").inner_text()
+    expect(first.get_by_test_id("evidence").first).to_be_visible()
+    assert first.get_by_test_id("shared-term").count() >= 1
+    assert page.locator("[data-testid=demand-text] mark").count() >= 1  # reasons highlighted in the text
+
+    first.get_by_test_id("feedback-status").select_option("meeting_held")
+    first.get_by_test_id("feedback-reason").fill("已安排线上会谈")
+    first.get_by_test_id("feedback-submit").click()
+    expect(page.get_by_test_id("feedback-saved")).to_be_visible()
+    row = page.get_by_test_id("feedback-row").first
+    expect(row).to_contain_text("已安排线上会谈")
+    expect(row).to_contain_text(partner)
+    expect(row).to_contain_text("已会谈")
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "demand-page.png"), full_page=True)
+
+    page.get_by_role("link", name="English").click()
+    expect(page.get_by_test_id("feedback-history")).to_contain_text("Meeting held")
+    assert offsite == []  # everything is served locally: no CDN
+
+
+def test_institute_sees_demands_for_its_profile(browser, server):
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(server.url + "/login")
+    page.get_by_test_id("login-token").fill(server.tokens()["institute"])
+    page.get_by_test_id("login-submit").click()
+    expect(page.get_by_test_id("profile-results")).to_be_visible()
+    page.get_by_test_id("free-search-input").fill("低温涂层附着力")
+    page.get_by_test_id("free-search-submit").click()
+    results = page.get_by_test_id("free-search-results")
+    expect(results).to_be_visible()
+    results.get_by_test_id("demand-link").first.click()
+    expect(page.get_by_test_id("demand-detail")).to_be_visible()
+    assert page.get_by_test_id("demand-contact").count() == 0  # no contact fields for institutes
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "institute-demand.png"), full_page=True)

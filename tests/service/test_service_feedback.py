@@ -1,0 +1,74 @@
+"""Feedback: recorded with who and when, listed per demand, exported as safe CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from service.feedback import safe_cell
+
+
+def test_feedback_is_recorded_with_who_and_when(world):
+    c, h = world.client, world.h("staff")
+    r = c.post("/api/feedback", json={"demand_id": "D1", "partner_id": "P1", "status": "meeting_held",
+                                      "reason": "双方已会谈"}, headers=h)
+    assert r.status_code == 201, r.text
+    fb = r.json()
+    assert fb["who"] == "test staff" and fb["created_at"] and fb["partner_name"] == "寒地材料研究所"
+    assert fb["demand_title"] == "货车涂层低温剥落"
+    c.post("/api/feedback", json={"demand_id": "D3", "partner_id": "P2", "status": "accepted"}, headers=h)
+    listed = c.get("/api/feedback?demand_id=D1", headers=h).json()
+    assert listed["total"] == 1 and listed["items"][0]["status"] == "meeting_held"
+    assert c.get("/api/feedback", headers=h).json()["total"] == 2
+    assert c.get("/api/feedback?status=accepted", headers=h).json()["items"][0]["demand_id"] == "D3"
+    assert c.get("/api/feedback?status=maybe", headers=h).status_code == 422
+
+
+def test_rejection_needs_a_reason_and_unknown_records_are_404(world):
+    c, h = world.client, world.h("staff")
+    r = c.post("/api/feedback", json={"demand_id": "D1", "partner_id": "P1", "status": "rejected"}, headers=h)
+    assert r.status_code == 422 and "reason" in r.json()["error"]["message"]
+    r = c.post("/api/feedback", json={"demand_id": "D1", "partner_id": "P1", "status": "rejected",
+                                      "reason": "价格太高"}, headers=h)
+    assert r.status_code == 201
+    assert c.post("/api/feedback", json={"demand_id": "D1", "partner_id": "P1", "status": "won"},
+                  headers=h).status_code == 422
+    assert c.post("/api/feedback", json={"demand_id": "D404", "partner_id": "P1", "status": "contacted"},
+                  headers=h).status_code == 404
+    assert c.post("/api/feedback", json={"demand_id": "D1", "partner_id": "P404", "status": "contacted"},
+                  headers=h).status_code == 404
+
+
+def test_export_is_excel_friendly_csv_without_formulas(world):
+    c, h = world.client, world.h("staff")
+    c.post("/api/feedback", json={"demand_id": "D1", "partner_id": "P1", "status": "rejected",
+                                  "reason": "=HYPERLINK(\"http://x\",\"点我\")"}, headers=h)
+    c.post("/api/feedback", json={"demand_id": "D3", "partner_id": "P2", "status": "contacted",
+                                  "reason": "@SUM(A1), 含逗号\n和换行"}, headers=h)
+    r = c.get("/api/feedback/export", headers=h)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    assert "attachment" in r.headers["content-disposition"]
+    assert r.content.startswith("\ufeff".encode())
+    rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
+    assert [x["status"] for x in rows] == ["rejected", "contacted"]
+    assert rows[0]["reason"].startswith("'=HYPERLINK") and rows[0]["demand_title"] == "货车涂层低温剥落"
+    assert rows[1]["reason"] == "'@SUM(A1), 含逗号\n和换行"
+    one = c.get("/api/feedback/export?demand_id=D3", headers=h).content.decode("utf-8-sig")
+    assert len(list(csv.DictReader(io.StringIO(one)))) == 1
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("=1+1", "'=1+1"), ("+1", "'+1"), ("-1", "'-1"), ("@x", "'@x"), ("\tx", "'\tx"), ("ok=1", "ok=1"),
+    ("", ""), (None, ""), (3, "3"),
+])
+def test_safe_cell(value, expected):
+    assert safe_cell(value) == expected
+
+
+def test_deleting_a_demand_removes_its_feedback(world):
+    c, h = world.client, world.h("staff")
+    c.post("/api/feedback", json={"demand_id": "D1", "partner_id": "P1", "status": "contacted"}, headers=h)
+    c.delete("/api/demands/D1", headers=h)
+    assert c.get("/api/feedback", headers=h).json()["total"] == 0

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import numpy as np
+
+from matcher.collection import Collection
+
+
+def unit(x):
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def make(center: bool) -> Collection:
+    """Two 'languages': each has a shared language direction (axis 0 or 1) plus a topic.
+
+    Chinese rows all lean on axis 0, English rows on axis 1; the query is Chinese (axis 0)
+    about topic A (axis 2). The only English row about topic A should beat the Chinese rows
+    about other topics once the language direction is taken out."""
+    rng = np.random.default_rng(0)
+    rows, langs, ids = [], [], []
+    for i in range(200):
+        topic = np.zeros(8)
+        topic[3 + i % 5] = 1.0
+        rows.append(2.0 * np.eye(8)[0] + topic + 0.05 * rng.standard_normal(8))
+        langs.append("zh")
+        ids.append(f"zh{i}")
+    for i in range(100):
+        topic = np.zeros(8)
+        topic[2 if i == 0 else 3 + i % 5] = 1.0
+        rows.append(2.0 * np.eye(8)[1] + topic + 0.05 * rng.standard_normal(8))
+        langs.append("en")
+        ids.append(f"en{i}")
+    c = Collection(8, center_languages=center)
+    c.add(ids, [[] for _ in ids], unit(rows), langs)
+    return c
+
+
+def best(c: Collection, q) -> str:
+    (cand,) = c.candidates(unit(q)[None, :], [[]], depth=5)
+    return c.ids[int(cand.rows[np.argmax(cand.centred)])]
+
+
+def test_language_centring_finds_the_cross_language_match():
+    q = 2.0 * np.eye(8)[0] + np.eye(8)[2]
+    assert best(make(center=False), q).startswith("zh")  # the same-language bias wins
+    assert best(make(center=True), q) == "en0"
+
+
+def test_small_language_groups_are_searched_separately():
+    c = make(center=True)
+    (cand,) = c.candidates(unit(2.0 * np.eye(8)[0] + np.eye(8)[3])[None, :], [[]], depth=3)
+    langs = {c.langs[r] for r in cand.rows}
+    assert langs == {"zh", "en"}  # the minority language still contributes candidates
+
+
+def test_remove_updates_language_means_and_save_load(tmp_path):
+    c = make(center=True)
+    stats = c.language_stats()
+    names, before = stats.names, stats.means
+    c.remove([f"en{i}" for i in range(1, 100)])
+    after = c.language_stats().means
+    assert names == ["en", "zh"] and not np.allclose(before[0], after[0])
+    c.save(tmp_path)
+    again = Collection.load(tmp_path)
+    np.testing.assert_allclose(again.language_stats().means, after, rtol=1e-5)
+    q = 2.0 * np.eye(8)[0] + np.eye(8)[2]
+    assert best(again, q) == best(c, q)
