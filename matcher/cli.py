@@ -107,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--fusion", choices=("convex", "rrf"), help="override the fusion method")
     sp.add_argument("--aggregation", choices=("max", "decay"), help="override partner aggregation")
     sp.add_argument("--json", action="store_true", help="one JSON object per method")
+    sp.add_argument("--max-seq-length", type=int, help="truncate texts to this many tokens (default: the model's)")
 
     sp = add("models", "list the registered models, or prepare one on disk", cmd_models, workspace=False, model=False)
     sp.add_argument("action", nargs="?", choices=("list", "prepare"), default="list")
@@ -324,7 +325,7 @@ def cmd_evaluate(args) -> int:
         bar = bars.get(label) or bars.setdefault(label, _progress(label, total))
         bar.update(done - bar.n)
 
-    encoder = open_encoder(args.model)
+    encoder = open_encoder(args.model, max_seq_length=args.max_seq_length)
     results = evaluate_task(task, encoder, params=params, methods=methods, progress=progress)
     for bar in bars.values():
         bar.close()

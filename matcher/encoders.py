@@ -238,36 +238,54 @@ def prepare_model(name: str, *, force: bool = False) -> Path:
     return path
 
 
-def load_encoder(name: str = DEFAULT_MODEL, *, batch_size: int = 32) -> BatchEncoder:
+def load_encoder(name: str = DEFAULT_MODEL, *, batch_size: int = 32, max_seq_length: int | None = None) -> BatchEncoder:
     """A registered model name, a local sentence-transformers folder, or a model id in the
-    local Hugging Face cache. Never downloads."""
+    local Hugging Face cache. Never downloads.
+
+    max_seq_length overrides the model's token limit (texts are truncated beyond it); the
+    encoder's name then carries it ("minilm@128"), so cached embeddings never mix."""
     if name == "fake":
         return FakeEncoder()
     spec = REGISTRY.get(name)
     if spec is not None:
         path = prepare_model(name)
+        limit = max_seq_length or spec.max_seq_length
         return SentenceTransformerEncoder(
             path,
-            name=name,
+            name=name if limit == spec.max_seq_length else f"{name}@{limit}",
             query_prefix=spec.query_prefix,
             passage_prefix=spec.passage_prefix,
-            max_seq_length=spec.max_seq_length,
+            max_seq_length=limit,
             batch_size=batch_size,
         )
+    suffix = f"@{max_seq_length}" if max_seq_length else ""
     if Path(name).expanduser().exists():
         path = Path(name).expanduser().resolve()
         prefixes = ("query: ", "passage: ") if "e5" in path.name.lower() else ("", "")
         return SentenceTransformerEncoder(
-            path, name=f"path:{path}", query_prefix=prefixes[0], passage_prefix=prefixes[1], batch_size=batch_size
+            path,
+            name=f"path:{path}{suffix}",
+            query_prefix=prefixes[0],
+            passage_prefix=prefixes[1],
+            max_seq_length=max_seq_length,
+            batch_size=batch_size,
         )
     if "/" in name:
-        return SentenceTransformerEncoder(name, name=name, batch_size=batch_size)
+        return SentenceTransformerEncoder(
+            name, name=name + suffix, max_seq_length=max_seq_length, batch_size=batch_size
+        )
     raise UnknownNameError("model", name, [*REGISTRY, "<a local folder>", "<org/model in the local HF cache>"])
 
 
-def open_encoder(name: str = DEFAULT_MODEL, *, cache: EmbeddingCache | None = None, batch_size: int = 32):
+def open_encoder(
+    name: str = DEFAULT_MODEL,
+    *,
+    cache: EmbeddingCache | None = None,
+    batch_size: int = 32,
+    max_seq_length: int | None = None,
+):
     """`load_encoder` wrapped in the on-disk embedding cache (the default for real models)."""
-    enc = load_encoder(name, batch_size=batch_size)
+    enc = load_encoder(name, batch_size=batch_size, max_seq_length=max_seq_length)
     if isinstance(enc, FakeEncoder) and cache is None:
         return enc
     return CachedEncoder(enc, cache or EmbeddingCache(techmatch_home() / "embeddings.sqlite"))
