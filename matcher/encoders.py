@@ -87,6 +87,9 @@ class SentenceTransformerEncoder(BatchEncoder):
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         try:
             from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # keeps service logs one JSON object a line
         except ImportError as exc:  # pragma: no cover - dependency is declared
             raise ModelUnavailableError("install sentence-transformers to use real models") from exc
         try:

@@ -48,6 +48,7 @@ from .results import CapabilityHit, DemandHit, PartnerMatch, ScoreParts
 from .text import Tokenizer, guess_language, shared_terms
 
 Query = Demand | str
+SURFACE_CACHE_SIZE = 128  # query texts whose stem -> word maps are kept
 Progress = Callable[[int], None]
 
 
@@ -91,6 +92,7 @@ class MatchEngine:
         self.params = params or EngineParams()
         self.tokenizer = tokenizer or Tokenizer()
         self._surface_tokenizer = Tokenizer(stem=False)
+        self._surface_cache: dict[str, dict[str, str]] = {}  # query text -> surface map (read-only)
         self.capabilities: dict[str, Capability] = {}
         self.demands: dict[str, Demand] = {}
         self.partners: dict[str, Partner] = {}
@@ -170,7 +172,7 @@ class MatchEngine:
         (qvec,), (qtok,) = self._encode_queries([query])
         cand, fused = self._fused_capabilities(qvec, qtok, filters)
         partners, scores = aggregate(fused, self._partner_of_row, self.params.aggregation)
-        surface = self._surface_map(query)
+        surface = self._surface_map(query, qtok)
         out = []
         for rank, (pnum, score) in enumerate(zip(partners[:k], scores[:k]), start=1):
             pos = top_rows_of_partner(fused, self._partner_of_row, int(pnum), self.params.evidence)
@@ -200,7 +202,7 @@ class MatchEngine:
     def match_capabilities(self, query: Query, *, k: int = 10, filters: Filters | None = None) -> list[CapabilityHit]:
         (qvec,), (qtok,) = self._encode_queries([query])
         cand, fused = self._fused_capabilities(qvec, qtok, filters)
-        surface = self._surface_map(query)
+        surface = self._surface_map(query, qtok)
         return [self._capability_hit(cand, fused, int(i), qtok, surface) for i in top_k(fused.score, k)]
 
     def rank_partners_batch(
@@ -264,7 +266,7 @@ class MatchEngine:
     def search_demands(self, query: str, *, k: int = 10, filters: Filters | None = None) -> list[DemandHit]:
         """Demands relevant to a free text (e.g. what an institute can do)."""
         (qvec,), (qtok,) = self._encode_queries([query])
-        return self._demand_hits(qvec, qtok, k, filters, self._surface_map(query))
+        return self._demand_hits(qvec, qtok, k, filters, self._surface_map(query, qtok))
 
     def demands_for_partner(self, partner_id: str, *, k: int = 10, filters: Filters | None = None) -> list[DemandHit]:
         """Demands relevant to a partner's whole capability profile.
@@ -303,7 +305,16 @@ class MatchEngine:
         if not all(t.strip() for t in texts):
             raise MatcherError("empty query text")
         vecs = self.encoder.encode_queries(texts, progress) if progress else self.encoder.encode_queries(texts)
-        return np.asarray(vecs, dtype=np.float32), self.tokenizer_batch(texts)
+        return np.asarray(vecs, dtype=np.float32), [self._query_tokens(q, t) for q, t in zip(queries, texts)]
+
+    def _query_tokens(self, query: Query, text: str) -> list[str]:
+        """A stored, unchanged demand reuses the tokens computed when it was indexed."""
+        if isinstance(query, Demand):
+            row = self._dems.row_of.get(query.id)
+            stored = self.demands.get(query.id) if row is not None else None
+            if stored is not None and stored.full_text == text:
+                return self._dems.tokens[row]
+        return self.tokenizer(text)
 
     def _fused_capabilities(self, qvec, qtok, filters: Filters | None) -> tuple[Candidates, Fused]:
         (cand,) = self._caps.candidates(
@@ -321,14 +332,28 @@ class MatchEngine:
     def _display_terms(self, qtok, dtok, surface: dict[str, str], coll: Collection) -> tuple[str, ...]:
         bm = coll.bm25
         idf = bm.idf()
-        weights = {t: float(idf[j]) for t in set(qtok) if (j := bm.vocabulary_.get(t)) is not None}
-        return tuple(surface.get(t, t) for t in shared_terms(qtok, dtok, weights))
+        # Only shared terms need a weight (a long query has hundreds of terms, a hit a few shared).
+        common = set(qtok).intersection(dtok)
+        weights = {t: float(idf[j]) for t in common if (j := bm.vocabulary_.get(t)) is not None}
+        # In a corpus of some size, a word in more than a tenth of the texts explains nothing.
+        min_idf = float(np.log1p(9.0)) if bm.n_docs_ >= 50 else 0.0
+        return tuple(surface.get(t, t) for t in shared_terms(qtok, dtok, weights, min_idf=min_idf))
 
-    def _surface_map(self, query) -> dict[str, str]:
-        """Stem -> the word as the query wrote it, so reasons show words, not stems."""
+    def _surface_map(self, query, stems: list[str] | None = None) -> dict[str, str]:
+        """Stem -> the word as the query wrote it, so reasons show words, not stems.
+
+        stems: the query's tokens when already computed (saves tokenising it again)."""
         text = query.full_text if isinstance(query, Demand) else str(query)
-        stems, words = self.tokenizer(text), self._surface_tokenizer(text)
-        return dict(zip(stems, words)) if len(stems) == len(words) else {}
+        cached = self._surface_cache.get(text)
+        if cached is not None:
+            return cached
+        stems = self.tokenizer(text) if stems is None else stems
+        words = self._surface_tokenizer(text)
+        surface = dict(zip(stems, words)) if len(stems) == len(words) else {}
+        if len(self._surface_cache) >= SURFACE_CACHE_SIZE:
+            self._surface_cache.clear()
+        self._surface_cache[text] = surface  # a demand matched again skips tokenising it twice
+        return surface
 
     def _partner_number(self, pid: str) -> int:
         num = self._partner_num.get(pid)

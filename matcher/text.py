@@ -14,7 +14,8 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_RUN = re.compile(rf"[{_CJK}]+|[0-9]+(?:\.[0-9]+)?|[^\W\d_]+(?:[-'][^\W\d_]+)*", re.UNICODE)
+_WORD = rf"[^\W\d_{_CJK}]"  # a letter that is not a Chinese character
+_RUN = re.compile(rf"[{_CJK}]+|[0-9]+(?:\.[0-9]+)?|{_WORD}+(?:[-']{_WORD}+)*", re.UNICODE)
 _CJK_RUN = re.compile(rf"^[{_CJK}]+$")
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 _LATIN = re.compile(r"[a-zA-Z]")
@@ -133,13 +134,19 @@ def shared_terms(
     doc_tokens: Sequence[str],
     idf: dict[str, float] | None = None,
     limit: int = 8,
+    min_idf: float = 0.0,
 ) -> tuple[str, ...]:
     """Terms present in both token lists, most informative first (by idf when given).
 
-    Sub-words that are part of a longer shared term are left out ("涂层" when "防腐涂层" is
-    shared), so the reasons read as terms a person would underline.
+    Bare numbers and terms with idf below `min_idf` (words most documents use) are left out,
+    as are sub-words of a longer shared term ("涂层" when "防腐涂层" is shared), so the
+    reasons read as terms a person would underline.
     """
-    common = set(query_tokens) & set(doc_tokens)
+    common = {
+        t
+        for t in set(query_tokens) & set(doc_tokens)
+        if not t.replace(".", "").isdigit() and (idf or {}).get(t, min_idf) >= min_idf
+    }
     if not common:
         return ()
     ordered = sorted(common, key=lambda t: (-(idf or {}).get(t, 0.0), -len(t), t))

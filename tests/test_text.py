@@ -36,3 +36,13 @@ def test_shared_terms_prefers_informative_and_drops_subwords():
     d = ["防腐涂层", "涂层", "低温", "防腐"]
     terms = shared_terms(q, d, {"防腐涂层": 3.0, "防腐": 1.0, "涂层": 1.0, "低温": 2.0})
     assert terms == ("防腐涂层", "低温")
+
+
+def test_shared_terms_skip_numbers_and_common_words():
+    terms = shared_terms(["货车", "45", "体系", "防腐"], ["货车", "45", "体系", "防腐"],
+                         {"货车": 3.0, "45": 4.0, "体系": 1.0, "防腐": 2.5}, min_idf=2.0)
+    assert terms == ("货车", "防腐")
+
+
+def test_latin_letters_do_not_swallow_chinese():
+    assert Tokenizer()("°C至PLC控制")[-2:] == ["plc", "控制"]
