@@ -155,6 +155,7 @@ class Collection:
             else:
                 for table in (self._lang_sum, self._lang_outer, self._lang_count):
                     table.pop(lang, None)
+        self._lang_cache = None  # languages changed: recompute stats and row index on next search
 
     def language_stats(self) -> LanguageStats | None:
         """Mean vector, covariance and size of each language among the live rows.
@@ -214,14 +215,14 @@ class Collection:
             empty = np.zeros(0, np.float32)
             return [Candidates(np.zeros(0, np.int64), empty, empty, 1.0, 0.0) for _ in qtokens]
         depth = min(depth, n_live)
-        stats = self.language_stats()
+        stats, lang_idx = self._language_state()
         names = stats.names if stats else []
-        lang_idx = self._language_index(names)
         dense_top = self._dense_top(qvecs, depth, mask if allowed is not None else None, lang_idx, len(names))
-        lex = self.bm25.score_tokens(qtokens)
+        qmat = self.bm25.query_matrix(qtokens)  # built once for both uses below
+        lex = self.bm25.score_tokens(qtokens, qmat)
         if allowed is not None:
             lex = lex.multiply(sp.csr_matrix(mask.astype(np.float32))).tocsr()
-        lex_scales = self.bm25.max_scores(qtokens)
+        lex_scales = self.bm25.max_scores(qtokens, qmat)
         coverage = self.bm25.coverage(qtokens)
         out = []
         for q in range(len(qtokens)):
@@ -251,6 +252,16 @@ class Collection:
                 )
             )
         return out
+
+    def _language_state(self) -> tuple[LanguageStats | None, NDArray[np.int64]]:
+        """`language_stats()` and the row language index, cached until the rows change (both
+        cost O(n_rows) or O(dim^2) per call, too much to redo for every query)."""
+        cache = getattr(self, "_lang_cache", None)
+        if cache is None or cache[0] != self.center_languages:
+            stats = self.language_stats()
+            rows_lang = self._language_index(stats.names if stats else [])
+            cache = self._lang_cache = (self.center_languages, stats, rows_lang)
+        return cache[1], cache[2]
 
     def _language_index(self, names: list[str]) -> NDArray[np.int64]:
         """(n_rows,) position of each row's language in `names` (rows of a vanished language: -1)."""

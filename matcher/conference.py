@@ -201,9 +201,14 @@ UNMET_COLUMNS = [
 ]
 
 
+_NOT_IN_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
 def safe_cell(value: Any) -> Any:
     """Neutralise spreadsheet formula injection: text starting with = + - @ (or tab, CR)
     gets a leading apostrophe. Numbers and booleans pass through."""
+    if isinstance(value, str):
+        value = _NOT_IN_XML.sub("", value)  # control characters a worksheet cannot hold
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
         return "'" + value
     return value

@@ -34,10 +34,26 @@ class IndexParams:
             raise UnknownNameError("index kind", self.kind, list(INDEX_KINDS))
 
 
+SMALL_BATCH = 8  # up to this many queries are searched on the calling thread alone
+_DEFAULT_THREADS: list[int] = []
+
+
 def _faiss():
     import faiss  # lazily: importing faiss costs time that --help should not pay
 
+    if not _DEFAULT_THREADS:
+        _DEFAULT_THREADS.append(faiss.omp_get_max_threads())
     return faiss
+
+
+def _set_threads(n_queries: int) -> None:
+    """One OpenMP thread for a few queries, all threads for batches.
+
+    A single query gains nothing from threads, and on a busy machine waiting for the other
+    threads costs more than the search (42k rows: 35 ms with 2 threads against 9 ms with one).
+    The setting is per calling thread, so concurrent requests do not interfere."""
+    faiss = _faiss()
+    faiss.omp_set_num_threads(1 if n_queries <= SMALL_BATCH else _DEFAULT_THREADS[0])
 
 
 class VectorIndex:
@@ -97,6 +113,7 @@ class VectorIndex:
         queries = _as_matrix(queries, self.dim)
         k = max(1, k)
         fetch = min(k + len(self._deleted), max(self._index.ntotal, 1))
+        _set_threads(len(queries))
         if subset is None:
             scores, ids = self._index.search(queries, fetch)
         else:

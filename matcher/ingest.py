@@ -51,6 +51,7 @@ import json
 import re
 import unicodedata
 import zipfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -311,7 +312,7 @@ def _read_bytes(data: bytes, name: str, source: str, sheet: str | int | None) ->
     if ext.endswith(".gz"):
         try:
             data = gzip.decompress(data)
-        except (OSError, EOFError, zipfile.BadZipFile) as e:
+        except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
             raise InputError(f"not a valid gzip file: {e}", file=source) from None
         ext = ext[: -len(".gz")]
     if sheet is not None and ext not in _EXCEL_EXTS:
@@ -411,7 +412,7 @@ def _read_xlsx(data: bytes, source: str, sheet: str | int | None) -> pd.DataFram
 
     try:
         wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError, TypeError) as e:
+    except Exception as e:  # a damaged zip raises zlib.error, EOFError, NotImplementedError ... too
         raise InputError(f"not a valid .xlsx file ({type(e).__name__}: {e})", file=source) from None
     try:
         names = wb.sheetnames

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 import warnings
 from collections.abc import Sequence
 from datetime import date
@@ -554,8 +555,13 @@ def render_html(
 
 
 # -- XLSX ---------------------------------------------------------------------------------------
+_NOT_IN_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
 def safe_cell(value: Any) -> Any:
     """Text starting with = + - @ (or tab, CR) gets a leading apostrophe: never a formula."""
+    if isinstance(value, str):
+        value = _NOT_IN_XML.sub("", value)  # control characters a worksheet cannot hold
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
         return "'" + value
     if isinstance(value, (np.integer, np.floating)):

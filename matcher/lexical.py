@@ -73,6 +73,7 @@ class BM25:
         self.doc_freq_ = np.pad(self.doc_freq_, (0, n_terms - len(self.doc_freq_))) + df
         self.n_docs_ += n_new
         self._weights_t = None
+        self._idf = None
 
     def forget_rows(self, rows: NDArray[np.int64]) -> None:
         """Remove these rows from the document frequencies (the caller masks them from results)."""
@@ -89,13 +90,17 @@ class BM25:
         self.weights_ = sp.diags(keep).dot(self.weights_).tocsr()
         self.weights_.eliminate_zeros()
         self._weights_t = None
+        self._idf = None
 
     # -- scoring ---------------------------------------------------------------------------
     def idf(self) -> NDArray[np.float32]:
         """(n_terms,) float32 inverse document frequencies."""
         self._check_fitted()
-        n, df = max(self.n_docs_, 1), self.doc_freq_
-        return np.log1p((n - df + 0.5) / (df + 0.5)).astype(np.float32)
+        if getattr(self, "_idf", None) is None:  # computed once per change of the document frequencies
+            n, df = max(self.n_docs_, 1), self.doc_freq_
+            self._idf = np.log1p((n - df + 0.5) / (df + 0.5)).astype(np.float32)
+            self._idf.flags.writeable = False
+        return self._idf
 
     def query_matrix(self, queries: Sequence[Sequence[str]]) -> sp.csr_matrix:
         """(n_queries, n_terms) idf-weighted query term counts; unknown terms are dropped."""
@@ -114,19 +119,26 @@ class BM25:
             shape=(len(queries), len(self.vocabulary_)),
         )
 
-    def score_tokens(self, queries: Sequence[Sequence[str]]) -> sp.csr_matrix:
-        """(n_queries, n_docs) sparse float32 BM25 scores; absent entries are 0."""
+    def score_tokens(
+        self, queries: Sequence[Sequence[str]], query_matrix: sp.csr_matrix | None = None
+    ) -> sp.csr_matrix:
+        """(n_queries, n_docs) sparse float32 BM25 scores; absent entries are 0.
+
+        query_matrix: `query_matrix(queries)` when the caller already has it."""
         if self._weights_t is None:
             self._weights_t = self.weights_.T.tocsr()
-        return (self.query_matrix(queries) @ self._weights_t).tocsr()
+        q = self.query_matrix(queries) if query_matrix is None else query_matrix
+        return (q @ self._weights_t).tocsr()
 
     def score(self, queries: Sequence[str]) -> sp.csr_matrix:
         return self.score_tokens(self._tokenize(queries))
 
-    def max_scores(self, queries: Sequence[Sequence[str]]) -> NDArray[np.float32]:
+    def max_scores(
+        self, queries: Sequence[Sequence[str]], query_matrix: sp.csr_matrix | None = None
+    ) -> NDArray[np.float32]:
         """(n_queries,) the score a document would get by containing every query term with
         saturated frequency: the scale used to normalise lexical scores to 0..1."""
-        q = self.query_matrix(queries)
+        q = self.query_matrix(queries) if query_matrix is None else query_matrix
         return np.asarray(q.sum(axis=1)).ravel().astype(np.float32) * (self.k1 + 1)
 
     def coverage(self, queries: Sequence[Sequence[str]]) -> NDArray[np.float32]:
@@ -176,6 +188,7 @@ class BM25:
         self.doc_freq_ = arr["doc_freq"]
         self.weights_ = sp.csr_matrix((arr["data"], arr["indices"], arr["indptr"]), shape=tuple(meta["shape"]))
         self._weights_t = None
+        self._idf = None
         return self
 
     # -- helpers ---------------------------------------------------------------------------

@@ -20,12 +20,26 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
+from .conference_jobs import ConferenceJobs
 from .db import init_db, make_engine
 from .deps import Context
 from .errors import install_error_handlers
+from .landscape_view import LandscapeCache
 from .live import LiveIndex
 from .middleware import BodyLimitMiddleware, RequestLogMiddleware, SecurityHeadersMiddleware
-from .routers import capabilities, demands, feedback, health, imports, matching, pages, partners, tokens
+from .routers import (
+    capabilities,
+    conference,
+    demands,
+    feedback,
+    health,
+    imports,
+    landscape,
+    matching,
+    pages,
+    partners,
+    tokens,
+)
 from .settings import Settings
 from .web import LoginRequired, login_redirect, make_templates, render_error
 
@@ -43,7 +57,8 @@ def create_app(settings: Settings | None = None, *, encoder=None) -> FastAPI:
     settings = settings or Settings()
     db = make_engine(settings.db_url)
     live = LiveIndex(db, encoder, settings.index_dir())
-    ctx = Context(settings=settings, db=db, live=live)
+    jobs = ConferenceJobs(db, live, settings.jobs_dir(), max_k=settings.max_k)
+    ctx = Context(settings=settings, db=db, live=live, jobs=jobs, landscape=LandscapeCache(live))
 
     def startup() -> None:
         init_db(db)
@@ -54,6 +69,8 @@ def create_app(settings: Settings | None = None, *, encoder=None) -> FastAPI:
             for tok in ensure_demo_tokens(db):  # the secrets are printed by `techmatch serve`, not logged
                 log.warning("demo token ready (see docs/service.md)", extra={"role": tok.role,
                                                                              "binding": tok.binding})
+        jobs.recover()  # jobs a stopped process left queued or running become "interrupted"
+        jobs.start()
 
     def build_index() -> None:
         """In the background: the API answers (/healthz, lists) while the model loads and the
@@ -72,6 +89,8 @@ def create_app(settings: Settings | None = None, *, encoder=None) -> FastAPI:
 
     def shutdown() -> None:
         try:
+            jobs.stop()  # a running job ends after its current chunk, "interrupted" (resumable)
+            ctx.landscape.stop()
             live.save()
         finally:
             db.dispose()
@@ -94,7 +113,8 @@ def create_app(settings: Settings | None = None, *, encoder=None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestLogMiddleware)
-    for module in (health, demands, matching, capabilities, partners, feedback, imports, tokens, pages):
+    for module in (health, demands, matching, capabilities, partners, feedback, imports, tokens, conference,
+                   landscape, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     _add_docs(app)

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Engine,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -123,6 +124,41 @@ meta = Table(
     "meta", metadata,
     Column("key", String(64), primary_key=True),
     Column("value", Integer, nullable=False),
+)
+
+# Conference batch runs started from the service (see `conference_jobs.py`); the files
+# live in a folder per job under `Settings.jobs_dir()`.
+conference_jobs = Table(
+    "conference_jobs", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("status", String(16), nullable=False, index=True),  # queued running done failed interrupted
+    Column("stage", String(32), nullable=False, default=""),
+    Column("progress_done", Integer, nullable=False, default=0),
+    Column("progress_total", Integer, nullable=False, default=0),
+    Column("params", JSON, nullable=False, default=dict),
+    Column("demand_ids", JSON, nullable=False, default=list),
+    Column("summary", JSON, nullable=False, default=dict),
+    Column("objective", Float, nullable=True),
+    Column("greedy_objective", Float, nullable=True),
+    Column("gap", Float, nullable=True),
+    Column("error", Text, nullable=False, default=""),
+    Column("runs", Integer, nullable=False, default=0),
+    Column("created_by", String(200), nullable=False, default=""),
+    Column("created_at", DateTime, nullable=False),
+    Column("started_at", DateTime, nullable=True),
+    Column("finished_at", DateTime, nullable=True),
+    Column("updated_at", DateTime, nullable=False),
+)
+
+# Staff decisions on near-duplicate demands: one row holding `matcher.landscape.DemandLinks`
+# as JSON (merges keep copies of the original records; the `demands` rows are never changed).
+demand_links = Table(
+    "demand_links", metadata,
+    Column("key", String(32), primary_key=True),
+    Column("data", Text, nullable=False),
+    Column("version", Integer, nullable=False, default=1),  # optimistic concurrency between processes
+    Column("updated_by", String(200), nullable=False, default=""),
+    Column("updated_at", DateTime, nullable=False),
 )
 
 

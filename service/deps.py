@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Query, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -14,14 +14,21 @@ from .errors import Forbidden, Unauthenticated
 from .live import LiveIndex
 from .settings import Settings
 
+if TYPE_CHECKING:
+    from .conference_jobs import ConferenceJobs
+    from .landscape_view import LandscapeCache
+
 
 @dataclass
 class Context:
-    """What the app holds for its requests: settings, the database and the live index."""
+    """What the app holds for its requests: settings, the database and the live index, plus
+    the conference job runner and the landscape cache (see `app.create_app`)."""
 
     settings: Settings
     db: Engine
     live: LiveIndex
+    jobs: ConferenceJobs | None = None
+    landscape: LandscapeCache | None = None
 
     def admin_token(self) -> str | None:
         tok = self.settings.admin_token
@@ -91,7 +98,7 @@ class Paging:
 
 
 def paging(limit: Annotated[int, Query(ge=1, le=500)] = 50,
-           offset: Annotated[int, Query(ge=0)] = 0) -> Paging:
+           offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0) -> Paging:  # SQL integers are finite
     return Paging(limit, offset)
 
 

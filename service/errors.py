@@ -146,7 +146,7 @@ def install_error_handlers(app: FastAPI, html: HtmlRenderer | None = None) -> No
 
     async def handle(request: Request, exc: Exception) -> Response:
         err = translate(exc)
-        if err.status >= 500:
+        if err.status >= 500 and not isinstance(exc, ApiError):  # a 503 NotReady is by design
             log.error("unhandled error on %s %s", request.method, request.url.path,
                       exc_info=(type(exc), exc, exc.__traceback__))
         if html is not None and wants_html(request):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .i18n_planning import PLANNING_STRINGS
+
 LANGS = ("zh", "en")
 DEFAULT_LANG = "zh"
 
@@ -102,6 +104,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "role_staff": {"zh": "科技局工作人员", "en": "Bureau staff"},
     "role_institute": {"zh": "科研单位", "en": "Institute"},
     "role_enterprise": {"zh": "企业", "en": "Enterprise"},
+    **PLANNING_STRINGS,
 }
 
 

@@ -6,7 +6,12 @@ exactly the problems the CLI reports. A file with any problem changes nothing.
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
+import re
+import zipfile
+import zlib
 
 from matcher.errors import InputError, InputErrors
 
@@ -47,11 +52,13 @@ def import_file(ctx: Context, kind: str, data: bytes, filename: str, *, mapping:
     from matcher import ingest  # pandas: imported on first use, not at start-up
 
     filename = filename or "upload"
+    _check_unpacked_size(data, filename, ctx.settings.max_body_bytes * UNPACKED_FACTOR)
     df = ingest.read_table_bytes(data, filename, sheet=sheet)
     parse = {"demands": ingest.parse_demands, "capabilities": ingest.parse_capabilities,
              "partners": ingest.parse_partners}[kind]
     records = parse(df, source=filename, mapping=mapping)
     row_numbers = [int(r) if str(r).isdigit() else i + 2 for i, r in enumerate(df.index)]
+    _check_ids(records, row_numbers, filename)
     if kind != "partners":
         ctx.live.prewarm([r.full_text for r in records])  # embed before taking the write lock
 
@@ -75,6 +82,47 @@ def import_file(ctx: Context, kind: str, data: bytes, filename: str, *, mapping:
     ctx.live.save()
     return ImportResult(kind=kind, file=filename, created=created, updated=updated, total=len(records),
                         revision=ctx.live.revision)
+
+
+# A compressed upload (.gz, or the zipped parts of an .xlsx) may unpack to this many times the
+# request body limit; beyond that it is a decompression bomb, refused before it is unpacked.
+UNPACKED_FACTOR = 10
+
+
+def _check_unpacked_size(data: bytes, filename: str, limit: int) -> None:
+    name = filename.lower()
+    if name.endswith(".gz"):
+        try:
+            with gzip.GzipFile(fileobj=io.BytesIO(data)) as fh:
+                data = fh.read(limit + 1)
+        except (OSError, EOFError, zlib.error):
+            return  # not valid gzip: the reader reports it
+        if len(data) > limit:
+            raise InputError(f"the file unpacks to more than {limit / 2**20:g} MB", file=filename)
+        name = name[:-3]
+    if name.endswith((".xlsx", ".xlsm")):
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as zf:  # a member never unpacks beyond its declared size
+                size = sum(info.file_size for info in zf.infolist())
+        except Exception:
+            return  # not a valid zip: the reader reports it
+        if size > limit:
+            raise InputError(f"the workbook unpacks to more than {limit / 2**20:g} MB", file=filename)
+
+
+# The API's id rule (`schemas.IdStr`): an imported id must be usable in /api/<kind>/{id} too.
+_URL_ID = re.compile(r"[^\s/\\?#%]{1,128}")
+
+
+def _check_ids(records, row_numbers: list[int], filename: str) -> None:
+    """Ids the API could not address (a '/', white space, over 128 characters) are row errors."""
+    errors = [InputError(f"id '{value[:60]}' cannot be used: ids are 1-128 characters without white space "
+                         "or / \\ ? # %", file=filename, row=row, field=name)
+              for rec, row in zip(records, row_numbers)
+              for name, value in (("id", rec.id), ("partner_id", getattr(rec, "partner_id", "")))
+              if (value or name == "id") and not _URL_ID.fullmatch(value)]
+    if errors:
+        raise InputErrors(errors, file=filename)
 
 
 def _partners_for(conn, caps, row_numbers: list[int], filename: str):

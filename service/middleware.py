@@ -136,7 +136,8 @@ _PAGE_CSP = (b"default-src 'self'; img-src 'self' data:; style-src 'self'; scrip
 
 
 class SecurityHeadersMiddleware:
-    """nosniff and no framing everywhere; a strict CSP except on the API docs pages."""
+    """nosniff and no framing everywhere; a strict CSP except on the API docs pages (a response
+    that sets its own CSP keeps it)."""
 
     def __init__(self, app) -> None:
         self.app = app
@@ -153,7 +154,8 @@ class SecurityHeadersMiddleware:
                 headers.append((b"x-content-type-options", b"nosniff"))
                 headers.append((b"x-frame-options", b"DENY"))
                 headers.append((b"referrer-policy", b"same-origin"))
-                if not docs:
+                # a response with its own policy keeps it (generated reports: inline styles, no scripts)
+                if not docs and not any(k.lower() == b"content-security-policy" for k, _ in headers):
                     headers.append((b"content-security-policy", _PAGE_CSP))
                 message = {**message, "headers": headers}
             await send(message)

@@ -112,6 +112,29 @@ class DemandPublic(DemandPublicRedacted):
 DemandOut = DemandPublic | DemandPublicRedacted
 
 
+class MergePublic(BaseModel):
+    """Demands staff merged into one (`merge:<primary id>`); the original records stay as they are."""
+
+    id: str
+    primary_id: str
+    member_ids: list[str]
+    note: str
+    created: str
+
+
+class DemandLinkInfo(BaseModel):
+    """Staff decisions on one demand: the merge it belongs to, the demands linked to it."""
+
+    merge: MergePublic | None
+    linked: list[str]
+
+
+class DemandDetail(DemandPublic):
+    """One demand with its merge and links (null unless the caller is staff)."""
+
+    links: DemandLinkInfo | None = None
+
+
 # -- partners and capabilities ------------------------------------------------------------
 class PartnerCreate(Strict):
     id: IdStr | None = None

@@ -44,6 +44,15 @@ class Settings(BaseSettings):
             return db_file.parent / f"{db_file.stem}-index"
         return Path("techmatch-data") / "service-index"
 
+    def jobs_dir(self) -> Path:
+        """Where conference jobs write their files (kept: not derived, unlike the index)."""
+        if self.data_dir is not None:
+            return Path(self.data_dir).expanduser() / "conference-jobs"
+        db_file = sqlite_path(self.db_url)
+        if db_file is not None:
+            return db_file.parent / f"{db_file.stem}-conference-jobs"
+        return Path("techmatch-data") / "conference-jobs"
+
 
 def sqlite_path(url: str) -> Path | None:
     """The file of an SQLite URL, None for other databases or an in-memory SQLite."""

@@ -8,8 +8,9 @@ from .. import policy, store
 from ..auth import Principal
 from ..deps import CtxDep, FilterList, PagingDep, PrincipalDep, StaffOrEnterpriseDep
 from ..errors import Conflict, Forbidden, Invalid, NotFound
+from ..landscape_view import link_info, load_links
 from ..live import Change
-from ..schemas import DemandCreate, DemandOut, DemandUpdate, Page
+from ..schemas import DemandCreate, DemandDetail, DemandOut, DemandPublicRedacted, DemandUpdate, Page
 
 router = APIRouter(prefix="/api/demands", tags=["demands"])
 
@@ -62,9 +63,16 @@ def create_demand(ctx: CtxDep, principal: StaffOrEnterpriseDep, body: DemandCrea
     return policy.demand_out(principal, ctx.live.write(tx))
 
 
-@router.get("/{demand_id}", response_model=DemandOut)
+@router.get("/{demand_id}", response_model=DemandDetail | DemandPublicRedacted)
 def get_demand(ctx: CtxDep, principal: PrincipalDep, demand_id: str) -> DemandOut:
-    return policy.demand_out(principal, visible_demand(ctx, principal, demand_id))
+    """One demand; for staff with `links`: its merge group and linked demands (see
+    `POST /api/demands/links`)."""
+    out = policy.demand_out(principal, visible_demand(ctx, principal, demand_id))
+    if not principal.is_staff:
+        return out
+    with ctx.db.connect() as conn:
+        links, _ = load_links(conn)
+    return DemandDetail(**out.model_dump(), links=link_info(links, demand_id))
 
 
 @router.patch("/{demand_id}", response_model=DemandOut)

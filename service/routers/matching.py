@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 
 from .. import matching, store
 from ..auth import Principal
@@ -29,8 +31,11 @@ def demand_matches(ctx: CtxDep, principal: StaffOrEnterpriseDep, demand_id: str,
                    language: FilterList = None) -> MatchResult:
     """Ranked partners for a stored demand, each with its best capabilities as reasons,
     the terms they share with the demand and the score components."""
-    opts = MatchOptions(k=k, industry=industry or [], region=region or [], partner_type=partner_type or [],
-                        language=language or [])
+    try:
+        opts = MatchOptions(k=k, industry=industry or [], region=region or [], partner_type=partner_type or [],
+                            language=language or [])
+    except ValidationError as exc:  # e.g. more partner_type values than MatchOptions allows: a 422, not a 500
+        raise RequestValidationError([{**e, "loc": ("query", *e["loc"])} for e in exc.errors()]) from None
     return _demand_matches(ctx, principal, demand_id, opts)
 
 

@@ -98,7 +98,7 @@ def home(principal: PageUser) -> Response:
 def demands_page(request: Request, ctx: CtxDep, principal: PageUser, q: str = "", industry: str = "",
                  region: str = "", mode: str = "keyword", page: int = 1) -> Response:
     """Search and filter the demands the user may see (keyword, or semantic for staff/institutes)."""
-    page = max(1, page)
+    page = min(max(1, page), 10**6)  # an offset SQL can hold
     scope = policy.demand_scope(principal)
     semantic_allowed = principal.role != "enterprise"
     scores: dict[str, float] = {}

@@ -10,14 +10,22 @@ from __future__ import annotations
 
 import io
 import itertools
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
 from fastapi.routing import APIRoute
 from service_testkit import E1, ROLES, World
+from sqlalchemy import update
 from starlette.routing import Mount, Route
 
+from service.db import conference_jobs
+
+# landscape builds in the background on the matrix's many look-alike demands: quiet the
+# engine's clustering and chart warnings
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning",
+                                        "ignore:No artists with labels:UserWarning")
 BAD_TOKEN = ("anonymous", "forged", "expired")
 _counter = itertools.count()
 
@@ -99,6 +107,46 @@ def login_request(w: World, role: str) -> tuple[str, dict]:
     return "/login", {"data": {"token": w.tokens[role] or "", "next": "/demands"}}
 
 
+JOB = {"k": 2, "demand_ids": ["D1", "D3"], "slots": "09:00-10:00", "schedule_seconds": 1}
+JOB_FORM = {"k": "2", "demand_ids": "D1 D3", "slots": "09:00-10:00"}
+
+
+def start_job(w: World, *, wait: bool) -> str:
+    r = w.client.post("/api/conference/jobs", json=JOB, headers=w.h("admin"))
+    assert r.status_code == 202, r.text
+    job_id = r.json()["id"]
+    deadline = time.monotonic() + 60
+    while wait and w.client.get(f"/api/conference/jobs/{job_id}", headers=w.h("admin")).json()["status"] != "done":
+        assert time.monotonic() < deadline, "conference job not done in 60 s"
+        time.sleep(0.05)
+    return job_id
+
+
+def finished_job(w: World) -> str:
+    """One finished conference job per world."""
+    if not hasattr(w, "conference_job"):
+        w.conference_job = start_job(w, wait=True)
+    return w.conference_job
+
+
+def interrupted_job(w: World) -> str:
+    job_id = start_job(w, wait=True)
+    with w.ctx.db.begin() as conn:
+        conn.execute(update(conference_jobs).where(conference_jobs.c.id == job_id).values(status="interrupted"))
+    return job_id
+
+
+def built(url: str) -> Callable[[World], tuple[str, dict]]:
+    """`url` once the landscape has been built (answers may be stale after that, never empty)."""
+
+    def request(w: World) -> tuple[str, dict]:
+        if not w.ctx.landscape.has_result:
+            assert w.ctx.landscape.wait(120).status == "ready"
+        return url, {}
+
+    return request
+
+
 PAGE_ANON = 303  # pages redirect to /login without a valid cookie
 
 MATRIX: dict[tuple[str, str], Case] = {
@@ -165,6 +213,22 @@ MATRIX: dict[tuple[str, str], Case] = {
                                   statuses(201, ("admin",))),
     ("DELETE", "/api/tokens/{token_id}"): Case(lambda w: (f"/api/tokens/{new_token(w)}", {}),
                                                statuses(204, ("admin",))),
+    # -- conference jobs, landscape, duplicate decisions: staff
+    ("POST", "/api/conference/jobs"): Case(lambda w: ("/api/conference/jobs", {"json": JOB}), statuses(202, STAFF)),
+    ("GET", "/api/conference/jobs"): Case(get("/api/conference/jobs"), statuses(200, STAFF)),
+    ("GET", "/api/conference/jobs/{job_id}"): Case(
+        lambda w: (f"/api/conference/jobs/{finished_job(w)}", {}), statuses(200, STAFF)),
+    ("POST", "/api/conference/jobs/{job_id}/resume"): Case(
+        lambda w: (f"/api/conference/jobs/{interrupted_job(w)}/resume", {}), statuses(202, STAFF)),
+    ("GET", "/api/conference/jobs/{job_id}/files"): Case(
+        lambda w: (f"/api/conference/jobs/{finished_job(w)}/files", {}), statuses(200, STAFF)),
+    ("GET", "/api/conference/jobs/{job_id}/files/{name:path}"): Case(
+        lambda w: (f"/api/conference/jobs/{finished_job(w)}/files/conference.xlsx", {}), statuses(200, STAFF)),
+    ("GET", "/api/landscape"): Case(built("/api/landscape"), statuses(200, STAFF)),
+    ("GET", "/api/landscape.xlsx"): Case(built("/api/landscape.xlsx"), statuses(200, STAFF)),
+    ("POST", "/api/demands/links"): Case(
+        lambda w: ("/api/demands/links", {"json": {"action": "link", "demand_ids": ["D1", "D3"]}}),
+        statuses(200, STAFF)),
     # -- web pages (cookie)
     ("GET", "/login"): Case(get("/login"), PUBLIC, page=True),
     ("POST", "/login"): Case(None, statuses(303, unauth=401), page=True),  # request built per role
@@ -181,6 +245,21 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("POST", "/upload"): Case(upload_page, statuses(200, STAFF, unauth=PAGE_ANON), page=True),
     ("GET", "/institute"): Case(get("/institute"),
                                 statuses(200, ("institute", "other_institute"), unauth=PAGE_ANON), page=True),
+    ("GET", "/conference"): Case(get("/conference"), statuses(200, STAFF, unauth=PAGE_ANON), page=True),
+    ("POST", "/conference"): Case(lambda w: ("/conference", {"data": JOB_FORM}),
+                                  statuses(303, STAFF, unauth=PAGE_ANON), page=True),
+    ("POST", "/conference/jobs/{job_id}/resume"): Case(
+        lambda w: (f"/conference/jobs/{interrupted_job(w)}/resume", {}),
+        statuses(303, STAFF, unauth=PAGE_ANON), page=True),
+    ("GET", "/conference/jobs/{job_id}/files/{name:path}"): Case(
+        lambda w: (f"/conference/jobs/{finished_job(w)}/files/agendas/index.html", {}),
+        statuses(200, STAFF, unauth=PAGE_ANON), page=True),
+    ("GET", "/landscape"): Case(get("/landscape"), statuses(200, STAFF, unauth=PAGE_ANON), page=True),
+    ("GET", "/landscape/report"): Case(built("/landscape/report"), statuses(200, STAFF, unauth=PAGE_ANON),
+                                       page=True),
+    ("GET", "/landscape.xlsx"): Case(built("/landscape.xlsx"), statuses(200, STAFF, unauth=PAGE_ANON), page=True),
+    ("POST", "/landscape/links"): Case(lambda w: ("/landscape/links", {"data": {"action": "link", "ids": "D1,D3"}}),
+                                       statuses(303, STAFF, unauth=PAGE_ANON), page=True),
 }
 
 

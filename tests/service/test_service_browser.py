@@ -1,13 +1,16 @@
 """The web page in headless Chromium (Debian's /usr/bin/chromium, installed by .ci/run).
 
 Sign in as bureau staff, search demands, open one, see ranked partners with their reasons,
-record feedback and find it in the history; saves test-artifacts/demand-page.png.
+record feedback and find it in the history; saves test-artifacts/demand-page.png. Staff open
+the demand landscape (test-artifacts/landscape-page.png) and run a conference job from its
+page, which follows the job until it is done (test-artifacts/conference-page.png).
 Set TECHMATCH_SKIP_BROWSER=1 to skip; otherwise a missing Chromium is a failure.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -112,3 +115,39 @@ def test_institute_sees_demands_for_its_profile(browser, server):
     assert page.get_by_test_id("demand-contact").count() == 0  # no contact fields for institutes
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "institute-demand.png"), full_page=True)
+
+
+def test_staff_open_the_landscape_and_run_a_conference(browser, server):
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+    offsite: list[str] = []
+    page.on("request", lambda req: None if req.url.startswith((server.url, "data:")) else offsite.append(req.url))
+    blocked: list[str] = []  # the page's CSP must not block anything the page uses
+    page.on("console", lambda msg: blocked.append(msg.text) if "Content Security Policy" in msg.text else None)
+    page.goto(server.url + "/login?next=/landscape")
+    page.get_by_test_id("login-token").fill(server.tokens()["staff"])
+    page.get_by_test_id("login-submit").click()
+    expect(page.get_by_test_id("landscape")).to_be_visible()
+    report = page.get_by_test_id("landscape-report")
+    expect(report).to_be_visible(timeout=120_000)  # built in the background; the page follows it
+    expect(report).to_contain_text("主要发现 Top findings")
+    assert report.locator("img").count() >= 4
+    assert report.locator("img").first.evaluate("img => img.naturalWidth") > 0  # charts drawn
+    expect(page.get_by_test_id("landscape-decisions")).to_be_visible()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "landscape-page.png"), full_page=True)
+
+    page.get_by_test_id("nav-conference").click()
+    page.get_by_test_id("conf-industry").select_option(index=1)
+    page.get_by_test_id("conf-k").fill("5")
+    page.get_by_test_id("conf-submit").click()
+    expect(page.get_by_test_id("conf-started")).to_be_visible()
+    job = page.get_by_test_id("conf-job").first
+    expect(job).to_have_attribute("data-status", "done", timeout=120_000)  # poll.js swaps the list in
+    expect(job.get_by_test_id("conf-job-file").first).to_be_visible()
+    page.screenshot(path=str(ARTIFACTS / "conference-page.png"), full_page=True)
+    job.get_by_role("link", name="日程目录").click()
+    expect(page).to_have_url(re.compile(r"/files/agendas/index\.html$"))
+    expect(page.locator("h1")).to_contain_text("技术需求对接会")
+    assert offsite == [] and blocked == []

@@ -1,0 +1,281 @@
+"""Conference runs as background jobs: start, progress, files, validation, pin conflicts,
+interruption and resume from the ranking checkpoint, path traversal, the /conference page."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+
+import pytest
+from openpyxl import load_workbook
+from service_testkit import ADMIN_TOKEN, E1
+from sqlalchemy import select, update
+
+from matcher.engine import MatchEngine
+from service.conference_jobs import CHECKPOINT_NAME
+from service.db import conference_jobs
+
+JOBS = "/api/conference/jobs"
+ALL = ["D1", "D2", "D3", "D4"]  # the test corpus, D4 unpublished
+BODY = {"k": 3, "include_unpublished": True, "chunk_size": 1, "slots": "09:00-10:00", "tables": 2,
+        "schedule_seconds": 2}
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def wait_job(world, job_id: str, *, until=("done", "failed"), timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = world.client.get(f"{JOBS}/{job_id}", headers=ADMIN)
+        assert r.status_code == 200, r.text
+        if r.json()["status"] in until:
+            return r.json()
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} still {r.json()['status']} after {timeout}s")
+
+
+@pytest.fixture
+def ranked(monkeypatch) -> list[list[str]]:
+    """The demand ids of every `match_partners_batch` call (one list per chunk)."""
+    calls: list[list[str]] = []
+    original = MatchEngine.match_partners_batch
+
+    def counting(self, demands, *, k=10):
+        calls.append([d.id for d in demands])
+        return original(self, demands, k=k)
+
+    monkeypatch.setattr(MatchEngine, "match_partners_batch", counting)
+    return calls
+
+
+def test_job_runs_in_the_background_and_serves_its_files(world, ranked):
+    r = world.client.post(JOBS, json=BODY, headers=world.h("staff"))
+    assert r.status_code == 202, r.text
+    job = r.json()
+    assert job["status"] in ("queued", "running") and r.headers["location"] == f"{JOBS}/{job['id']}"
+    assert job["demand_ids"] == ALL and job["created_by"] == "test staff"
+
+    done = wait_job(world, job["id"])
+    assert done["status"] == "done", done["error"]
+    assert done["progress"] == {"done": 4, "total": 4, "percent": 100.0}
+    assert ranked == [[d] for d in ALL]  # every demand ranked once, one chunk at a time
+    s = done["summary"]
+    assert s["meetings"] >= 4 and s["explain"][0].startswith(f"{s['meetings']} meetings for 4 demands")
+    assert done["objective"] == pytest.approx(s["objective"]) and done["gap"] == pytest.approx(
+        done["objective"] - done["greedy_objective"])
+    assert {"conference.xlsx", "assignment.csv", "schedule.csv", "unmet.csv", "agendas/index.html"} <= set(
+        done["files"])
+
+    listing = world.client.get(f"{JOBS}/{job['id']}/files", headers=world.h("staff")).json()
+    assert [f["name"] for f in listing] == done["files"]
+    xlsx = world.client.get(listing[[f["name"] for f in listing].index("conference.xlsx")]["url"],
+                            headers=world.h("staff"))
+    assert xlsx.status_code == 200 and xlsx.headers["content-type"].startswith("application/vnd.openxmlformats")
+    assert load_workbook(io.BytesIO(xlsx.content)).sheetnames == ["assignment", "schedule", "unmet"]
+    csv = world.client.get(f"{JOBS}/{job['id']}/files/assignment.csv", headers=world.h("admin"))
+    assert csv.content.startswith(b"\xef\xbb\xbfdemand_id,demand_title")
+    agenda = world.client.get(f"{JOBS}/{job['id']}/files/agendas/index.html", headers=world.h("staff"))
+    assert agenda.status_code == 200 and "text/html" in agenda.headers["content-type"]
+    csp = agenda.headers["content-security-policy"]
+    assert "style-src 'unsafe-inline'" in csp and "script" not in csp and "default-src 'none'" in csp
+    ent_page = next(n for n in done["files"] if n.startswith("agendas/enterprise-"))
+    assert world.client.get(f"{JOBS}/{job['id']}/files/{ent_page}", headers=world.h("staff")).status_code == 200
+
+    page = world.client.get(JOBS, headers=world.h("staff")).json()
+    assert page["total"] == 1 and page["items"][0]["id"] == job["id"]
+    assert world.client.get(JOBS, params={"status": "failed"}, headers=world.h("staff")).json()["total"] == 0
+
+
+def test_progress_increases_chunk_by_chunk(world, monkeypatch):
+    seen: list[int] = []
+    original = MatchEngine.match_partners_batch
+
+    def watching(self, demands, *, k=10):  # runs in the worker: read the running job's progress
+        with world.ctx.db.connect() as conn:
+            seen.append(conn.execute(select(conference_jobs.c.progress_done)
+                                     .where(conference_jobs.c.status == "running")).scalar_one())
+        return original(self, demands, k=k)
+
+    monkeypatch.setattr(MatchEngine, "match_partners_batch", watching)
+    job_id = world.client.post(JOBS, json=BODY, headers=world.h("staff")).json()["id"]
+    done = wait_job(world, job_id)
+    assert seen == [0, 1, 2, 3] and done["progress"]["done"] == 4
+
+
+def test_bad_parameters_are_rejected_before_anything_is_queued(world):
+    def problems(body):
+        r = world.client.post(JOBS, json={**BODY, **body}, headers=world.h("staff"))
+        assert r.status_code == 422, r.text
+        err = r.json()["error"]
+        assert set(err) == {"status", "code", "message", "details"}
+        return {(".".join(str(p) for p in d["loc"][1:]), d["type"]) for d in err["details"]}
+
+    assert problems({"slots": "9-12"}) == {("slots", "value_error")}
+    assert problems({"slots": "09:00-09:10"}) == {("slots", "value_error")}  # no 20-minute slot fits
+    assert problems({"demand_ids": ["D1", "NOPE"]}) == {("demand_ids.1", "unknown_id")}
+    assert problems({"pins": [{"demand_id": "D1", "partner_id": "PX"}],
+                     "exclusions": [{"demand_id": "DX", "partner_id": "P1"}]}) == {
+        ("pins.0.partner_id", "unknown_id"), ("exclusions.0.demand_id", "unknown_id")}
+    assert problems({"demand_ids": ["D1"], "pins": [{"demand_id": "D3", "partner_id": "P1"}]}) == {
+        ("pins.0.demand_id", "unknown_id")}  # D3 exists but is not selected
+    assert problems({"availability": [{"side": "enterprise", "id": "无此企业", "windows": "09:00-09:40"},
+                                      {"side": "partner", "id": "P1", "windows": "9点"}]}) == {
+        ("availability.0.id", "unknown_id"), ("availability.1.windows", "value_error")}
+    assert problems({"min_per_demand": 3, "max_per_demand": 2}) == {("min_per_demand", "value_error")}
+    assert problems({"k": 101}) == {("k", "value_error")}  # above the service's max_k
+    assert problems({"industry": ["无此行业"]}) == {("demand_ids", "value_error")}  # nothing selected
+    r = world.client.post(JOBS, json={**BODY, "exclusion_rules": ["enterprise owner"]}, headers=world.h("staff"))
+    assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error"
+    assert world.client.get(JOBS, headers=world.h("staff")).json()["total"] == 0
+
+
+def test_demand_selection_by_industry_and_publication(world):
+    def chosen(body):
+        r = world.client.post(JOBS, json={**BODY, **body}, headers=world.h("staff"))
+        assert r.status_code == 202, r.text
+        return r.json()["demand_ids"]
+
+    assert chosen({"include_unpublished": False}) == ["D1", "D2", "D3"]
+    assert chosen({"industry": ["乳业", "绿色食品与粮食加工"]}) == ["D3", "D4"]
+    assert chosen({"demand_ids": ["D3", "D1", "D3"]}) == ["D3", "D1"]
+
+
+def test_conflicting_pins_fail_the_job_with_the_conflicts_explained(world):
+    body = {**BODY, "capacity": 1, "pins": [{"demand_id": "D1", "partner_id": "P1"},
+                                            {"demand_id": "D3", "partner_id": "P1"}]}
+    job = world.client.post(JOBS, json=body, headers=world.h("staff")).json()
+    failed = wait_job(world, job["id"])
+    assert failed["status"] == "failed" and "pinned pair(s) break hard constraints" in failed["error"]
+    conflicts = failed["summary"]["conflicts"]
+    assert conflicts and {c["constraint"] for c in conflicts} == {"partner_capacity"}
+    assert any("partner_capacity" in line for line in failed["summary"]["explain"])
+    r = world.client.get(f"{JOBS}/{job['id']}/files", headers=world.h("staff"))
+    assert r.status_code == 409 and r.json()["error"]["code"] == "conflict"
+    r = world.client.get(f"{JOBS}/{job['id']}/files/conference.xlsx", headers=world.h("staff"))
+    assert r.status_code == 409
+
+
+def test_a_stopped_service_interrupts_the_job_and_resume_ranks_only_the_rest(make_world, monkeypatch):
+    first = make_world()
+    ranked: list[str] = []
+    reached, release = threading.Event(), threading.Event()
+    original = MatchEngine.match_partners_batch
+
+    def slow(self, demands, *, k=10):
+        if len(ranked) == 2:  # the third chunk waits until the service is stopping
+            reached.set()
+            release.wait(30)
+        ranked.extend(d.id for d in demands)
+        return original(self, demands, k=k)
+
+    monkeypatch.setattr(MatchEngine, "match_partners_batch", slow)
+    job_id = first.client.post(JOBS, json=BODY, headers=first.h("staff")).json()["id"]
+    assert reached.wait(30)
+    stopping = threading.Thread(target=first.client.__exit__, args=(None, None, None))
+    stopping.start()  # shutdown: the job stops after the chunk in progress
+    time.sleep(0.2)
+    release.set()
+    stopping.join(60)
+    assert ranked == ["D1", "D2", "D3"]
+
+    second = make_world(seeded=False)
+    job = second.client.get(f"{JOBS}/{job_id}", headers=ADMIN).json()
+    assert job["status"] == "interrupted" and job["progress"]["done"] == 3 and job["files"] == []
+    r = second.client.post(f"{JOBS}/{job_id}/resume", headers=ADMIN)
+    assert r.status_code == 202 and r.json()["status"] in ("queued", "running", "done")
+    done = wait_job(second, job_id)
+    assert done["status"] == "done", done["error"]
+    assert ranked == ["D1", "D2", "D3", "D4"]  # only D4 was ranked after the resume
+    assert done["runs"] == 2 and done["summary"]["ranked_from_checkpoint"] == 3
+    assert second.client.get(f"{JOBS}/{job_id}/files/schedule.csv", headers=ADMIN).status_code == 200
+    r = second.client.post(f"{JOBS}/{job_id}/resume", headers=ADMIN)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "conflict"
+
+
+def test_a_crash_leaves_the_job_running_and_a_restart_marks_it_interrupted(make_world, ranked):
+    first = make_world()
+    job_id = first.client.post(JOBS, json=BODY, headers=first.h("staff")).json()["id"]
+    assert wait_job(first, job_id)["status"] == "done"
+    folder = first.ctx.jobs.job_dir(job_id)
+    first.client.__exit__(None, None, None)
+    # as if the process died after two chunks: two demands in the checkpoint, the row "running"
+    lines = (folder / CHECKPOINT_NAME).read_text(encoding="utf-8").splitlines(keepends=True)
+    (folder / CHECKPOINT_NAME).write_text("".join(lines[:3]), encoding="utf-8")
+    with first.ctx.db.begin() as conn:
+        conn.execute(update(conference_jobs).where(conference_jobs.c.id == job_id)
+                     .values(status="running", stage="ranking", progress_done=2))
+    ranked.clear()
+
+    second = make_world(seeded=False)
+    job = second.client.get(f"{JOBS}/{job_id}", headers=ADMIN).json()
+    assert job["status"] == "interrupted" and "resume" in job["error"]
+    assert second.client.post(f"{JOBS}/{job_id}/resume", headers=ADMIN).status_code == 202
+    done = wait_job(second, job_id)
+    assert done["status"] == "done" and done["summary"]["ranked_from_checkpoint"] == 2
+    assert ranked == [["D3"], ["D4"]]
+
+
+def test_file_names_cannot_escape_the_job_folder(world, tmp_path):
+    job_id = world.client.post(JOBS, json=BODY, headers=world.h("staff")).json()["id"]
+    assert wait_job(world, job_id)["status"] == "done"
+    secret = world.ctx.jobs.folder / "secret.txt"
+    secret.write_text("not for the web")
+    staff = world.h("staff")
+    for name in ("../secret.txt", "%2e%2e/secret.txt", "agendas/../../secret.txt", "%2e%2e%2fsecret.txt",
+                 "agendas/%2e%2e/%2e%2e/secret.txt", "/etc/passwd", "%2Fetc%2Fpasswd", "..%5csecret.txt",
+                 CHECKPOINT_NAME, "agendas", "agendas/", "nope.csv"):
+        r = world.client.get(f"{JOBS}/{job_id}/files/{name}", headers=staff)
+        assert r.status_code == 404, (name, r.status_code)
+        assert b"not for the web" not in r.content
+    r = world.client.get(f"/conference/jobs/{job_id}/files/%2e%2e/secret.txt", headers=world.cookie("staff"))
+    assert r.status_code == 404
+    for job in ("..", "%2e%2e", "..%2f.."):
+        assert world.client.get(f"{JOBS}/{job}/files/secret.txt", headers=staff).status_code == 404
+
+
+def test_resume_and_lookups_of_unknown_jobs(world):
+    for method, url in (("GET", f"{JOBS}/CJ-none"), ("POST", f"{JOBS}/CJ-none/resume"),
+                        ("GET", f"{JOBS}/CJ-none/files"), ("GET", f"{JOBS}/CJ-none/files/unmet.csv")):
+        r = world.client.request(method, url, headers=world.h("staff"))
+        assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+
+
+def test_conference_page_starts_a_job_and_lists_it_with_its_files(world):
+    staff = world.cookie("staff")
+    page = world.client.get("/conference", headers=staff)
+    assert page.status_code == 200 and 'data-testid="conf-form"' in page.text and "对接会批量排程" in page.text
+    form = {"k": "3", "capacity": "3", "min_per_demand": "1", "max_per_demand": "2", "slots": "09:00-10:00",
+            "slot_minutes": "20", "tables": "2", "demand_ids": "D1, D3", "pins": "D1,P1\n",
+            "availability": f"enterprise,{E1},09:00-09:40\npartner,P2,09:20-10:00"}
+    r = world.client.post("/conference", data=form, headers=staff, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/conference?started=1"
+    job = world.client.get(JOBS, headers=world.h("staff")).json()["items"][0]
+    assert job["demand_ids"] == ["D1", "D3"] and job["params"]["pins"] == [{"demand_id": "D1", "partner_id": "P1"}]
+    assert job["params"]["availability"][1] == {"side": "partner", "id": "P2", "windows": "09:20-10:00"}
+    wait_job(world, job["id"])
+    page = world.client.get("/conference?lang=en", headers=staff)
+    assert 'data-status="done"' in page.text and "Done" in page.text
+    assert f'href="/conference/jobs/{job["id"]}/files/conference.xlsx"' in page.text
+    assert "data-poll" not in page.text  # nothing running: no polling
+    r = world.client.get(f"/conference/jobs/{job['id']}/files/agendas/index.html", headers=staff)
+    assert r.status_code == 200 and "style-src 'unsafe-inline'" in r.headers["content-security-policy"]
+
+    bad = world.client.post("/conference", data={**form, "slots": "9-10", "pins": "DX,P1"}, headers=staff)
+    assert bad.status_code == 422 and 'data-testid="conf-error-row"' in bad.text
+    assert "bad time" in bad.text and "DX" in bad.text and 'value="9-10"' in bad.text
+    bad = world.client.post("/conference", data={**form, "k": "many"}, headers=staff)
+    assert bad.status_code == 422 and "k" in bad.text
+    assert world.client.get(JOBS, headers=world.h("staff")).json()["total"] == 1
+
+
+def test_page_shows_resume_for_failed_jobs_and_resumes(world):
+    body = {**BODY, "capacity": 1, "pins": [{"demand_id": "D1", "partner_id": "P1"},
+                                            {"demand_id": "D3", "partner_id": "P1"}]}
+    job_id = world.client.post(JOBS, json=body, headers=world.h("staff")).json()["id"]
+    wait_job(world, job_id)
+    staff = world.cookie("staff")
+    page = world.client.get("/conference", headers=staff)
+    assert 'data-testid="conf-job-resume"' in page.text and 'data-testid="conf-job-error"' in page.text
+    r = world.client.post(f"/conference/jobs/{job_id}/resume", headers=staff, follow_redirects=False)
+    assert r.status_code == 303
+    assert wait_job(world, job_id)["runs"] == 2
