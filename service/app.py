@@ -56,7 +56,7 @@ def create_app(settings: Settings | None = None, *, encoder=None) -> FastAPI:
     """Build the service. `encoder` overrides `settings.model` (tests pass a FakeEncoder)."""
     settings = settings or Settings()
     db = make_engine(settings.db_url)
-    live = LiveIndex(db, encoder, settings.index_dir())
+    live = LiveIndex(db, encoder, settings.index_dir(), index=settings.index)
     jobs = ConferenceJobs(db, live, settings.jobs_dir(), max_k=settings.max_k)
     ctx = Context(settings=settings, db=db, live=live, jobs=jobs, landscape=LandscapeCache(live))
 

@@ -115,12 +115,12 @@ _URL_ID = re.compile(r"[^\s/\\?#%]{1,128}")
 
 
 def _check_ids(records, row_numbers: list[int], filename: str) -> None:
-    """Ids the API could not address (a '/', white space, over 128 characters) are row errors."""
+    """Ids the API could not address (a '/', white space, '.' or '..', over 128 characters) are row errors."""
     errors = [InputError(f"id '{value[:60]}' cannot be used: ids are 1-128 characters without white space "
-                         "or / \\ ? # %", file=filename, row=row, field=name)
+                         "or / \\ ? # %, and not '.' or '..'", file=filename, row=row, field=name)
               for rec, row in zip(records, row_numbers)
               for name, value in (("id", rec.id), ("partner_id", getattr(rec, "partner_id", "")))
-              if (value or name == "id") and not _URL_ID.fullmatch(value)]
+              if (value or name == "id") and (not _URL_ID.fullmatch(value) or value in (".", ".."))]
     if errors:
         raise InputErrors(errors, file=filename)
 

@@ -26,7 +26,8 @@ from typing import TypeVar
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
-from matcher.engine import MatchEngine
+from matcher.engine import EngineParams, MatchEngine
+from matcher.index import IndexParams
 from matcher.records import Capability, Demand, Partner
 
 from . import store
@@ -91,10 +92,11 @@ class RWLock:
 class LiveIndex:
     """Holds the engine; `read()` for matching, `write(fn)` for every database change."""
 
-    def __init__(self, db: Engine, encoder, folder: str | Path) -> None:
+    def __init__(self, db: Engine, encoder, folder: str | Path, index: str = "exact") -> None:
         self.db = db
         self.encoder = encoder
         self.folder = Path(folder)
+        self.index_kind = index  # vector index kind (matcher.index): exact, hnsw or ivf
         self.engine: MatchEngine | None = None
         self.revision = -1
         self.error: str | None = None  # why the last start failed, if it did
@@ -131,7 +133,7 @@ class LiveIndex:
             with self.db.connect() as conn:
                 rev = revision(conn)
             stamp = self._read_stamp()
-            if stamp == {"revision": rev, "encoder": self.encoder.name}:
+            if stamp == self._stamp(rev):
                 try:
                     self.engine = MatchEngine.load(self.folder / "engine", self.encoder)
                     self.revision = rev
@@ -148,7 +150,8 @@ class LiveIndex:
         with self.db.connect() as conn:
             rev = revision(conn)  # read first: data newer than the stamp only causes a re-check
             caps, dems, parts = store.all_records(conn)
-        self.engine = MatchEngine(self.encoder).fit(caps, dems, parts)
+        params = EngineParams(index=IndexParams(kind=self.index_kind))
+        self.engine = MatchEngine(self.encoder, params).fit(caps, dems, parts)
         self.revision = rev
         log.info("index built", extra={"revision": rev, "capabilities": len(caps), "demands": len(dems),
                                        "partners": len(parts),
@@ -166,8 +169,14 @@ class LiveIndex:
             self.folder.mkdir(parents=True, exist_ok=True)
             self.engine.save(self.folder / "engine")
             tmp = self.folder / "revision.json.tmp"
-            tmp.write_text(json.dumps({"revision": self.revision, "encoder": self.encoder.name}))
+            tmp.write_text(json.dumps(self._stamp(self.revision)))
             tmp.replace(self.folder / "revision.json")
+
+    def _stamp(self, rev: int) -> dict:
+        """What a saved index must match to be reused (the index kind only when not the default,
+        so saves made before the setting existed stay valid)."""
+        stamp = {"revision": rev, "encoder": self.encoder.name}
+        return stamp if self.index_kind == "exact" else {**stamp, "index": self.index_kind}
 
     def _read_stamp(self) -> dict | None:
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 Role = Literal["admin", "staff", "institute", "enterprise"]
 ROLES: tuple[str, ...] = ("admin", "staff", "institute", "enterprise")
@@ -14,8 +14,15 @@ FEEDBACK_STATUSES: tuple[str, ...] = ("contacted", "meeting_held", "accepted", "
 PartnerType = Literal["university", "institute", "team", "enterprise", "other", ""]
 ImportKind = Literal["demands", "capabilities", "partners"]
 
-# Ids travel in URL paths: no white space, slashes, '?', '#' or '%'.
-IdStr = Annotated[str, StringConstraints(pattern=r"^[^\s/\\?#%]{1,128}$")]
+
+def _not_a_dot_segment(value: str) -> str:
+    if value in (".", ".."):
+        raise ValueError("'.' and '..' cannot be ids: URLs drop them as path segments")
+    return value
+
+
+# Ids travel in URL paths: no white space, slashes, '?', '#' or '%', and not '.' or '..'.
+IdStr = Annotated[str, StringConstraints(pattern=r"^[^\s/\\?#%]{1,128}$"), AfterValidator(_not_a_dot_segment)]
 Short = Annotated[str, StringConstraints(max_length=500)]
 LongText = Annotated[str, StringConstraints(max_length=20_000)]
 Extra = dict[Annotated[str, StringConstraints(max_length=200)], Annotated[str, StringConstraints(max_length=20_000)]]

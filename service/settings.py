@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,6 +23,7 @@ class Settings(BaseSettings):
 
     db_url: str = DEFAULT_DB_URL
     model: str = "e5-multilingual-small"
+    index: Literal["exact", "hnsw", "ivf"] = "exact"  # vector index; hnsw for large corpora (docs/performance.md)
     data_dir: Path | None = None
     admin_token: SecretStr | None = None
     demo: bool = False
