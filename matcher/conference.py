@@ -27,6 +27,7 @@ from .fsutil import atomic_bytes, atomic_text
 from .records import Demand, Partner
 from .results import CapabilityHit, PartnerMatch, ScoreParts
 from .schedule import Schedule
+from .sheets import safe_cell  # noqa: F401  (re-exported: part of this module's API)
 
 RankFn = Callable[[list[Demand]], Mapping[str, Sequence[PartnerMatch]]]
 ProgressFn = Callable[[int, int], None]
@@ -199,19 +200,6 @@ UNMET_COLUMNS = [
     "reason",
     "detail",
 ]
-
-
-_NOT_IN_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
-
-
-def safe_cell(value: Any) -> Any:
-    """Neutralise spreadsheet formula injection: text starting with = + - @ (or tab, CR)
-    gets a leading apostrophe. Numbers and booleans pass through."""
-    if isinstance(value, str):
-        value = _NOT_IN_XML.sub("", value)  # control characters a worksheet cannot hold
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
 
 
 def write_outputs(

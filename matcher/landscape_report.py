@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import io
-import re
 import warnings
 from collections.abc import Sequence
 from datetime import date
@@ -26,6 +25,7 @@ import numpy as np
 
 from .fsutil import atomic_bytes, atomic_text
 from .landscape import Landscape, crosstab
+from .sheets import safe_cell
 
 Table = tuple[list[str], list[list[Any]]]
 CJK_FONT_NAMES = (
@@ -555,20 +555,6 @@ def render_html(
 
 
 # -- XLSX ---------------------------------------------------------------------------------------
-_NOT_IN_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
-
-
-def safe_cell(value: Any) -> Any:
-    """Text starting with = + - @ (or tab, CR) gets a leading apostrophe: never a formula."""
-    if isinstance(value, str):
-        value = _NOT_IN_XML.sub("", value)  # control characters a worksheet cannot hold
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    if isinstance(value, (np.integer, np.floating)):
-        return value.item()
-    return value
-
-
 def tables(land: Landscape, *, redact_confidential: bool = True) -> dict[str, Table]:
     """Sheet name -> (columns, rows): clusters, demands, coverage, weak_clusters, duplicates,
     by_industry, by_region, silhouette, calibration."""

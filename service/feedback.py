@@ -9,6 +9,8 @@ from collections.abc import Iterable
 from sqlalchemy import and_, func, insert, select, true
 from sqlalchemy.engine import Connection
 
+from matcher.sheets import safe_text
+
 from .db import demands, feedback, partners, utcnow
 
 EXPORT_COLUMNS = ("id", "demand_id", "demand_title", "partner_id", "partner_name", "status", "reason", "who",
@@ -54,18 +56,11 @@ def all_rows(conn: Connection, *, demand_id: str | None = None) -> list[dict]:
     return [dict(r._mapping) for r in rows]
 
 
-def safe_cell(value: object) -> str:
-    """A CSV cell a spreadsheet will not run: text starting with = + - @ (or a tab or
-    carriage return, which some spreadsheets skip) gets a leading apostrophe."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def to_csv(rows: Iterable[dict]) -> str:
     """CSV text (RFC 4180, CRLF) with a header row; formula-like cells neutralised."""
     buf = io.StringIO()
     out = csv.writer(buf)
     out.writerow(EXPORT_COLUMNS)
     for r in rows:
-        out.writerow([safe_cell(r[c].isoformat() if c == "created_at" else r[c]) for c in EXPORT_COLUMNS])
+        out.writerow([safe_text(r[c].isoformat() if c == "created_at" else r[c]) for c in EXPORT_COLUMNS])
     return buf.getvalue()

@@ -6,12 +6,14 @@ import numpy as np
 import pytest
 
 from matcher.engine import MatchEngine
-from matcher.records import Capability, Demand
 
 pytestmark = pytest.mark.slow
 
 PAIRS = [
-    ("铁路货车车体需要在零下四十度保持附着力的防腐涂层", "An anti-corrosion coating for rail freight cars that keeps adhesion at -40 °C"),
+    (
+        "铁路货车车体需要在零下四十度保持附着力的防腐涂层",
+        "An anti-corrosion coating for rail freight cars that keeps adhesion at -40 °C",
+    ),
     ("婴幼儿配方奶粉中的母乳低聚糖", "Human milk oligosaccharides in infant formula"),
     ("秸秆压块成型燃料的生产工艺", "Production process of pelletised straw biomass fuel"),
     ("奶牛乳房炎的快速诊断", "Rapid diagnosis of mastitis in dairy cows"),

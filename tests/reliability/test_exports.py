@@ -22,8 +22,9 @@ from openpyxl import Workbook, load_workbook
 from reliability_kit import write_figures
 from service_testkit import World, make_settings, seed
 
-from matcher import conference, landscape_report
+from matcher import conference
 from matcher.encoders import FakeEncoder
+from matcher.sheets import safe_cell
 from service.app import create_app
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -88,7 +89,7 @@ def test_landscape_xlsx_cells_never_hold_a_formula(values):
     FIGURES["inputs_tried"] += 1
     FIGURES["cells_checked"] += len(values)
     wb = Workbook()
-    wb.active.append([landscape_report.safe_cell(v) for v in values])
+    wb.active.append([safe_cell(v) for v in values])
     buf = io.BytesIO()
     wb.save(buf)
     for original, cell in zip(values, next(load_workbook(buf).active.iter_rows())):

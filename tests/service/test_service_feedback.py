@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from service.feedback import safe_cell
+from matcher.sheets import safe_text as safe_cell
 
 
 def test_feedback_is_recorded_with_who_and_when(world):
