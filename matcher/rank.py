@@ -30,7 +30,7 @@ class FusionParams:
     """
 
     method: str = "convex"
-    lexical_weight: float = 0.3
+    lexical_weight: float = 0.5
     rrf_k: int = 60
     depth: int = 200  # candidates per side and query
 
