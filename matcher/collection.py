@@ -51,7 +51,7 @@ class LanguageStats:
         mean_cos = self.means @ q  # (n_languages,)
         n = self.counts[lang]
         loo = np.where(n > 1, (n * mean_cos[lang] - dense) / np.maximum(n - 1, 1), float(self.overall_mean @ q))
-        spread = np.sqrt(np.maximum(np.einsum("d,lde,e->l", q, self.covs, q), 1e-8))
+        spread = np.sqrt(np.maximum((self.covs @ q) @ q, 1e-8))  # q' C_l q per language, via BLAS
         return loo.astype(np.float32), spread[lang].astype(np.float32)
 
 

@@ -173,10 +173,11 @@ class MatchEngine:
         cand, fused = self._fused_capabilities(qvec, qtok, filters)
         partners, scores = aggregate(fused, self._partner_of_row, self.params.aggregation)
         surface = self._surface_map(query, qtok)
+        weights = self._term_weights(qtok, self._caps)  # once per query, not once per evidence
         out = []
         for rank, (pnum, score) in enumerate(zip(partners[:k], scores[:k]), start=1):
             pos = top_rows_of_partner(fused, self._partner_of_row, int(pnum), self.params.evidence)
-            hits = tuple(self._capability_hit(cand, fused, int(i), qtok, surface) for i in pos)
+            hits = tuple(self._capability_hit(cand, fused, int(i), qtok, surface, weights) for i in pos)
             pid = self._partner_ids[int(pnum)]
             best = hits[0].parts
             out.append(
@@ -202,8 +203,8 @@ class MatchEngine:
     def match_capabilities(self, query: Query, *, k: int = 10, filters: Filters | None = None) -> list[CapabilityHit]:
         (qvec,), (qtok,) = self._encode_queries([query])
         cand, fused = self._fused_capabilities(qvec, qtok, filters)
-        surface = self._surface_map(query, qtok)
-        return [self._capability_hit(cand, fused, int(i), qtok, surface) for i in top_k(fused.score, k)]
+        surface, weights = self._surface_map(query, qtok), self._term_weights(qtok, self._caps)
+        return [self._capability_hit(cand, fused, int(i), qtok, surface, weights) for i in top_k(fused.score, k)]
 
     def rank_partners_batch(
         self, queries: Sequence[Query], *, k: int = 10, filters: Filters | None = None, progress: Progress | None = None
@@ -289,11 +290,12 @@ class MatchEngine:
         allowed = self._demand_mask(filters)
         (cand,) = self._dems.candidates(qvec[None, :], [qtok], depth=self.params.fusion.depth, allowed=allowed)
         fused = fuse(cand, self.params.fusion)
+        weights = self._term_weights(qtok, self._dems)
         out = []
         for rank, i in enumerate(top_k(fused.score, k), start=1):
             row = int(fused.rows[i])
             did = self._dems.ids[row]
-            terms = self._display_terms(qtok, self._dems.tokens[row], surface, self._dems)
+            terms = self._display_terms(qtok, self._dems.tokens[row], surface, self._dems, weights)
             out.append(
                 DemandHit(did, self.demands[did].title, float(fused.score[i]), rank, _parts(cand, fused, i), terms)
             )
@@ -322,19 +324,26 @@ class MatchEngine:
         )
         return cand, fuse(cand, self.params.fusion)
 
-    def _capability_hit(self, cand: Candidates, fused: Fused, i: int, qtok, surface) -> CapabilityHit:
+    def _capability_hit(self, cand: Candidates, fused: Fused, i: int, qtok, surface, weights=None) -> CapabilityHit:
         row = int(fused.rows[i])
         cid = self._caps.ids[row]
         cap = self.capabilities[cid]
-        terms = self._display_terms(qtok, self._caps.tokens[row], surface, self._caps)
+        terms = self._display_terms(qtok, self._caps.tokens[row], surface, self._caps, weights)
         return CapabilityHit(cid, cap.partner_id, cap.title, float(fused.score[i]), _parts(cand, fused, i), terms)
 
-    def _display_terms(self, qtok, dtok, surface: dict[str, str], coll: Collection) -> tuple[str, ...]:
+    def _term_weights(self, qtok, coll: Collection) -> dict[str, float]:
+        """idf of each query term the collection knows: the order of the shown shared terms."""
         bm = coll.bm25
         idf = bm.idf()
-        # Only shared terms need a weight (a long query has hundreds of terms, a hit a few shared).
-        common = set(qtok).intersection(dtok)
-        weights = {t: float(idf[j]) for t in common if (j := bm.vocabulary_.get(t)) is not None}
+        return {t: float(idf[j]) for t in set(qtok) if (j := bm.vocabulary_.get(t)) is not None}
+
+    def _display_terms(
+        self, qtok, dtok, surface: dict[str, str], coll: Collection, weights: dict[str, float] | None = None
+    ) -> tuple[str, ...]:
+        """weights: `_term_weights(qtok, coll)` when the caller shows several hits for one query."""
+        bm = coll.bm25
+        if weights is None:
+            weights = self._term_weights(qtok, coll)
         # In a corpus of some size, a word in more than a tenth of the texts explains nothing.
         min_idf = float(np.log1p(9.0)) if bm.n_docs_ >= 50 else 0.0
         return tuple(surface.get(t, t) for t in shared_terms(qtok, dtok, weights, min_idf=min_idf))

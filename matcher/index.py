@@ -25,9 +25,9 @@ class IndexParams:
     kind: str = "exact"
     hnsw_m: int = 32
     ef_construction: int = 80
-    ef_search: int = 128
+    ef_search: int = 256  # >= the engine's candidate depth (200): recall@200 0.98 at 42k, 0.95 at 200k
     nlist: int = 0  # 0: about 4 * sqrt(n) chosen at build time
-    nprobe: int = 16
+    nprobe: int = 32  # recall@10 0.97 at 42k and 200k (16: 0.94)
 
     def __post_init__(self) -> None:
         if self.kind not in INDEX_KINDS:
