@@ -154,59 +154,44 @@ def bench_size(x: np.ndarray, q: np.ndarray, args) -> list[dict]:
     )
     print(f"  n={n} exact: build {secs:.1f} s, {base['single_ms']:.2f} ms/query", flush=True)
     del exact
+
+    def measure(index, kind: str, setting: str, secs: float, mem: float, size: float) -> None:
+        """Time one approximate setting, compare its results with exact search, record and print."""
+        t = time_queries(index, q, 200, args.repeats)
+        _, f10 = index.search(q, 10)
+        _, f200 = index.search(q, 200)
+        out.append(
+            {
+                "n": n,
+                "kind": kind,
+                "setting": setting,
+                "build_s": secs,
+                "rss_delta_mb": mem,
+                "size_mb": size,
+                **t,
+                "recall@10": recall(f10, truth10, 10),
+                "recall@200": recall(f200, truth200, 200),
+            }
+        )
+        print(
+            f"  n={n} {kind} {setting}: build {secs:.1f} s, {t['single_ms']:.2f} ms/query, "
+            f"recall@10 {out[-1]['recall@10']:.3f}",
+            flush=True,
+        )
+
     for m in args.hnsw_m:
         index, secs, mem, size = build(IndexParams(kind="hnsw", hnsw_m=m, ef_construction=args.ef_construction))
         hnsw = faiss.downcast_index(index._index.index)
         for ef in args.ef_search:
             hnsw.hnsw.efSearch = ef
-            t = time_queries(index, q, 200, args.repeats)
-            _, f10 = index.search(q, 10)
-            _, f200 = index.search(q, 200)
-            out.append(
-                {
-                    "n": n,
-                    "kind": "hnsw",
-                    "setting": f"M={m} efC={args.ef_construction} efSearch={ef}",
-                    "build_s": secs,
-                    "rss_delta_mb": mem,
-                    "size_mb": size,
-                    **t,
-                    "recall@10": recall(f10, truth10, 10),
-                    "recall@200": recall(f200, truth200, 200),
-                }
-            )
-            print(
-                f"  n={n} hnsw M={m} ef={ef}: build {secs:.1f} s, {t['single_ms']:.2f} ms/query, "
-                f"recall@10 {out[-1]['recall@10']:.3f}",
-                flush=True,
-            )
+            measure(index, "hnsw", f"M={m} efC={args.ef_construction} efSearch={ef}", secs, mem, size)
         del index, hnsw
     for nlist in args.nlist or [0]:
         index, secs, mem, size = build(IndexParams(kind="ivf", nlist=nlist))
         ivf = faiss.extract_index_ivf(index._index)
         for nprobe in args.nprobe:
             ivf.nprobe = min(nprobe, ivf.nlist)
-            t = time_queries(index, q, 200, args.repeats)
-            _, f10 = index.search(q, 10)
-            _, f200 = index.search(q, 200)
-            out.append(
-                {
-                    "n": n,
-                    "kind": "ivf",
-                    "setting": f"nlist={ivf.nlist} nprobe={ivf.nprobe}",
-                    "build_s": secs,
-                    "rss_delta_mb": mem,
-                    "size_mb": size,
-                    **t,
-                    "recall@10": recall(f10, truth10, 10),
-                    "recall@200": recall(f200, truth200, 200),
-                }
-            )
-            print(
-                f"  n={n} ivf nlist={ivf.nlist} nprobe={ivf.nprobe}: build {secs:.1f} s, "
-                f"{t['single_ms']:.2f} ms/query, recall@10 {out[-1]['recall@10']:.3f}",
-                flush=True,
-            )
+            measure(index, "ivf", f"nlist={ivf.nlist} nprobe={ivf.nprobe}", secs, mem, size)
         del index, ivf
     exact_ms = out[0]["single_ms"]
     for r in out:
