@@ -89,6 +89,7 @@ class Collection:
         self._lang_sum: dict[str, NDArray[np.float64]] = {}
         self._lang_outer: dict[str, NDArray[np.float64]] = {}
         self._lang_count: dict[str, int] = {}
+        self._lang_cache: tuple | None = None
         self.bm25 = BM25().fit_tokens([])
         self.index = VectorIndex(dim, self.index_params).build(np.zeros((0, dim), np.float32), np.zeros(0, np.int64))
 
@@ -256,7 +257,7 @@ class Collection:
     def _language_state(self) -> tuple[LanguageStats | None, NDArray[np.int64]]:
         """`language_stats()` and the row language index, cached until the rows change (both
         cost O(n_rows) or O(dim^2) per call, too much to redo for every query)."""
-        cache = getattr(self, "_lang_cache", None)
+        cache = self._lang_cache
         if cache is None or cache[0] != self.center_languages:
             stats = self.language_stats()
             rows_lang = self._language_index(stats.names if stats else [])
@@ -334,6 +335,7 @@ class Collection:
         self.row_of = {rid: r for r, rid in enumerate(self.ids) if self._alive[r]}
         self.langs = meta.get("langs") or [""] * len(self.ids)
         self._lang_sum, self._lang_outer, self._lang_count = {}, {}, {}
+        self._lang_cache = None
         alive = np.flatnonzero(self._alive)
         self._count_languages([self.langs[r] for r in alive], self._vectors[alive].astype(np.float64), +1)
         self.bm25 = BM25.load(folder)
