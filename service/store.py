@@ -66,12 +66,17 @@ def get_demand(conn: Connection, demand_id: str) -> Row | None:
     return dict(row._mapping) if row else None
 
 
-def get_demands(conn: Connection, ids: Sequence[str]) -> dict[str, Row]:
+def _rows_by_id(conn: Connection, stmt, id_column, ids: Sequence[str]) -> dict[str, Row]:
+    """Rows of `stmt` whose `id_column` is in `ids`, queried CHUNK ids at a time."""
     out: dict[str, Row] = {}
     for start in range(0, len(ids), CHUNK):
-        for r in conn.execute(select(demands).where(demands.c.id.in_(list(ids[start:start + CHUNK])))):
+        for r in conn.execute(stmt.where(id_column.in_(list(ids[start:start + CHUNK])))):
             out[r.id] = dict(r._mapping)
     return out
+
+
+def get_demands(conn: Connection, ids: Sequence[str]) -> dict[str, Row]:
+    return _rows_by_id(conn, select(demands), demands.c.id, ids)
 
 
 def demand_filters(*, industry: Sequence[str] = (), region: Sequence[str] = (),
@@ -153,11 +158,7 @@ def get_partner(conn: Connection, partner_id: str) -> Row | None:
 
 
 def get_partners(conn: Connection, ids: Sequence[str]) -> dict[str, Row]:
-    out: dict[str, Row] = {}
-    for start in range(0, len(ids), CHUNK):
-        for r in conn.execute(select(partners).where(partners.c.id.in_(list(ids[start:start + CHUNK])))):
-            out[r.id] = dict(r._mapping)
-    return out
+    return _rows_by_id(conn, select(partners), partners.c.id, ids)
 
 
 def list_partners(conn: Connection, *, partner_type: Sequence[str] = (), region: Sequence[str] = (),
@@ -211,12 +212,7 @@ def get_capability(conn: Connection, capability_id: str) -> Row | None:
 
 
 def get_capabilities(conn: Connection, ids: Sequence[str]) -> dict[str, Row]:
-    out: dict[str, Row] = {}
-    for start in range(0, len(ids), CHUNK):
-        stmt = _capability_select().where(capabilities.c.id.in_(list(ids[start:start + CHUNK])))
-        for r in conn.execute(stmt):
-            out[r.id] = dict(r._mapping)
-    return out
+    return _rows_by_id(conn, _capability_select(), capabilities.c.id, ids)
 
 
 def list_capabilities(conn: Connection, *, partner_id: Sequence[str] = (), industry: Sequence[str] = (),
