@@ -7,8 +7,10 @@ users behind firewalls must get the same behaviour as everyone else.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +21,7 @@ from numpy.typing import NDArray
 
 from .cache import EmbeddingCache
 from .errors import ModelUnavailableError, UnknownNameError
-from .settings import techmatch_home
+from .settings import techmatch_home, use_bfloat16
 
 DEFAULT_MODEL = "e5-multilingual-small"
 
@@ -71,7 +73,12 @@ class BatchEncoder:
 
 
 class SentenceTransformerEncoder(BatchEncoder):
-    """Any sentence-transformers model folder on disk."""
+    """Any sentence-transformers model folder on disk.
+
+    The model loads on first use (or `load()`): a run whose texts are all in the embedding
+    cache never pays for importing torch and reading the weights. Only when the folder does
+    not say its output size (an unusual module stack, or a model id in the Hugging Face
+    cache) does it load at once."""
 
     def __init__(
         self,
@@ -82,7 +89,34 @@ class SentenceTransformerEncoder(BatchEncoder):
         passage_prefix: str = "",
         max_seq_length: int | None = None,
         batch_size: int = 32,
+        bfloat16: bool | None = None,
     ) -> None:
+        self.path = path
+        self.bfloat16 = use_bfloat16() if bfloat16 is None else bfloat16
+        self.name = name or str(path)
+        self.max_seq_length = max_seq_length
+        self.query_prefix, self.passage_prefix = query_prefix, passage_prefix
+        self.batch_size = batch_size
+        self._model = None
+        self._lock = threading.Lock()
+        dim = folder_dimension(Path(path))
+        if dim is None:
+            self.load()
+        else:
+            self.dim = dim
+
+    @property
+    def model(self):
+        return self._model if self._model is not None else self.load()
+
+    def load(self):
+        """Import the libraries and read the weights, once; thread-safe."""
+        with self._lock:
+            if self._model is None:
+                self._model = self._read_model()
+        return self._model
+
+    def _read_model(self):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         try:
@@ -93,26 +127,59 @@ class SentenceTransformerEncoder(BatchEncoder):
         except ImportError as exc:  # pragma: no cover - dependency is declared
             raise ModelUnavailableError("install sentence-transformers to use real models") from exc
         try:
-            self.model = SentenceTransformer(str(path), device="cpu")
+            model = SentenceTransformer(str(self.path), device="cpu")
         except Exception as exc:
-            raise ModelUnavailableError(f"cannot load model from {path}: {exc}") from exc
-        if max_seq_length:
-            self.model.max_seq_length = max_seq_length
-        self.name = name or str(path)
-        dim_of = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
-        self.dim = int(dim_of())
-        self.query_prefix, self.passage_prefix = query_prefix, passage_prefix
-        self.batch_size = batch_size
+            raise ModelUnavailableError(f"cannot load model from {self.path}: {exc}") from exc
+        if self.max_seq_length:
+            model.max_seq_length = self.max_seq_length
+        dim_of = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        dim = int(dim_of())
+        if getattr(self, "dim", dim) != dim:
+            raise ModelUnavailableError(f"model in {self.path} gives {dim}-d vectors, its folder says {self.dim}")
+        self.dim = dim
+        return model
 
     def embed_batch(self, texts: Sequence[str]) -> NDArray[np.float32]:
-        vecs = self.model.encode(
-            list(texts),
-            batch_size=len(texts),
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
+        import torch
+
+        model = self.model
+        # Autocast keeps normalisation and softmax in float32: only the matrix products drop
+        # to bfloat16, which moves embeddings by a cosine of about 1e-5 (see use_bfloat16).
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bfloat16):
+            vecs = model.encode(
+                list(texts),
+                batch_size=len(texts),
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
         return np.asarray(vecs, dtype=np.float32)
+
+
+_POOLING_MODES = (
+    "pooling_mode_cls_token",
+    "pooling_mode_mean_tokens",
+    "pooling_mode_max_tokens",
+    "pooling_mode_mean_sqrt_len_tokens",
+    "pooling_mode_weightedmean_tokens",
+    "pooling_mode_lasttoken",
+)
+
+
+def folder_dimension(folder: Path) -> int | None:
+    """The output size a sentence-transformers folder of Transformer + Pooling (+ Normalize)
+    declares in its configuration; None when it is not such a folder or does not say."""
+    try:
+        modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+        kinds = [m["type"].rsplit(".", 1)[-1] for m in modules]
+        if kinds[:2] != ["Transformer", "Pooling"] or set(kinds[2:]) - {"Normalize"}:
+            return None
+        pooling = next(m for m in modules if m["type"].endswith(".Pooling"))
+        config = json.loads((folder / pooling["path"] / "config.json").read_text(encoding="utf-8"))
+        modes = sum(bool(config.get(mode)) for mode in _POOLING_MODES)
+        return int(config["word_embedding_dimension"]) * modes or None
+    except (OSError, ValueError, KeyError, TypeError, StopIteration):
+        return None
 
 
 class FakeEncoder(BatchEncoder):
@@ -151,6 +218,12 @@ class CachedEncoder:
     def __init__(self, inner: BatchEncoder, cache: EmbeddingCache) -> None:
         self.inner, self.cache = inner, cache
         self.name, self.dim = inner.name, inner.dim
+
+    def load(self) -> None:
+        """Have the model ready now rather than at the first text the cache lacks."""
+        load = getattr(self.inner, "load", None)
+        if load is not None:
+            load()
 
     def encode_queries(self, texts: Sequence[str], progress: Progress | None = None) -> NDArray[np.float32]:
         return self._encode(texts, "query", self.inner.encode_queries, progress)

@@ -47,24 +47,24 @@ class BM25:
 
     def partial_add(self, docs: Sequence[Sequence[str]]) -> None:
         """Append documents (as token lists) after the existing rows."""
-        rows, cols, vals = [], [], []
         vocab = self.vocabulary_
-        for r, tokens in enumerate(docs):
-            counts: dict[int, int] = {}
-            for tok in tokens:
-                j = vocab.setdefault(tok, len(vocab))
-                counts[j] = counts.get(j, 0) + 1
-            dl = len(tokens)
-            norm = self.k1 * (1 - self.b + self.b * dl / self.avgdl_)
-            for j, tf in counts.items():
-                rows.append(r)
-                cols.append(j)
-                vals.append(tf * (self.k1 + 1) / (tf + norm))
+        lengths = np.fromiter((len(d) for d in docs), dtype=np.int64, count=len(docs))
+        term_ids = np.fromiter(
+            (vocab.setdefault(tok, len(vocab)) for tokens in docs for tok in tokens),
+            dtype=np.int64,
+            count=int(lengths.sum()),
+        )
         n_new, n_terms = len(docs), len(vocab)
-        added = sp.csr_matrix(
-            (np.asarray(vals, dtype=np.float32), (np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64))),
+        # COO -> CSR sums the repeated (row, term) pairs: the term frequencies.
+        tf = sp.csr_matrix(
+            (np.ones(len(term_ids), dtype=np.float32), (np.repeat(np.arange(n_new), lengths), term_ids)),
             shape=(n_new, n_terms),
         )
+        tf.sum_duplicates()
+        norm = self.k1 * (1 - self.b + self.b * lengths / self.avgdl_)
+        counts = tf.data.astype(np.float64)
+        tf.data = (counts * (self.k1 + 1) / (counts + np.repeat(norm, np.diff(tf.indptr)))).astype(np.float32)
+        added = tf
         old = self.weights_
         if old.shape[1] < n_terms:
             old = sp.csr_matrix((old.data, old.indices, old.indptr), shape=(old.shape[0], n_terms))

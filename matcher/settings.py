@@ -1,12 +1,45 @@
-"""Where techmatch keeps derived files (built models, embedding cache)."""
+"""Machine-level settings of the engine, from the environment."""
 
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from pathlib import Path
+
+from .errors import MatcherError
 
 
 def techmatch_home() -> Path:
     """$TECHMATCH_HOME, else ~/.cache/techmatch. Everything in it can be rebuilt."""
     home = os.environ.get("TECHMATCH_HOME")
     return Path(home).expanduser() if home else Path.home() / ".cache" / "techmatch"
+
+
+_SWITCH = {"1": True, "on": True, "true": True, "yes": True, "0": False, "off": False, "false": False, "no": False}
+
+
+def use_bfloat16() -> bool:
+    """$TECHMATCH_BF16: on, off or auto (the default).
+
+    bfloat16 matrix products give the same embeddings to a cosine of 0.9999 and run about
+    1.7x faster where the CPU multiplies bfloat16 natively (AMX or AVX512-BF16); elsewhere
+    they are emulated and slower, so `auto` turns them on only on such CPUs."""
+    value = os.environ.get("TECHMATCH_BF16", "auto").strip().lower()
+    if value == "auto":
+        return cpu_has_native_bfloat16()
+    if value not in _SWITCH:
+        raise MatcherError(f"TECHMATCH_BF16 must be on, off or auto, not {value!r}")
+    return _SWITCH[value]
+
+
+@lru_cache(maxsize=1)
+def cpu_has_native_bfloat16() -> bool:
+    """True when /proc/cpuinfo lists amx_bf16 or avx512_bf16 (Linux; False elsewhere)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return bool({"amx_bf16", "avx512_bf16"} & set(line.split()))
+    except OSError:
+        pass
+    return False

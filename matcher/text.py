@@ -20,6 +20,7 @@ _CJK_RUN = re.compile(rf"^[{_CJK}]+$")
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 _LATIN = re.compile(r"[a-zA-Z]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_ASCII_RUN = re.compile(r"[0-9]+(?:\.[0-9]+)?|[a-z]+(?:[-'][a-z]+)*")  # _RUN restricted to ASCII
 
 EN_STOP = frozenset(
     """a an and are as at be been but by can could do does for from has have how i if in into
@@ -59,6 +60,8 @@ def normalize(text: str) -> str:
 def guess_language(text: str) -> str:
     """A cheap guess among zh, ru and en from the script of the letters; '' when no letters."""
     sample = text[:2000]
+    if sample.isascii():  # most English texts: no need to count scripts
+        return "en" if _LATIN.search(sample) else ""
     cjk = len(re.findall(rf"[{_CJK}]", sample))
     cyr = len(_CYRILLIC.findall(sample))
     lat = len(_LATIN.findall(sample))
@@ -97,6 +100,9 @@ class Tokenizer:
         self.keep_stopwords = keep_stopwords
 
     def __call__(self, text: str) -> list[str]:
+        return self._ascii(text) if text.isascii() else self._any_script(text)
+
+    def _any_script(self, text: str) -> list[str]:
         tokens: list[str] = []
         latin: list[str] = []
         cyrillic: list[str] = []
@@ -118,6 +124,19 @@ class Tokenizer:
         en = iter(_stemmer("english").stemWords(latin) if self.stem else latin)
         ru = iter(_stemmer("russian").stemWords(cyrillic) if self.stem else cyrillic)
         return [next(en) if t == "\0en" else next(ru) if t == "\0ru" else t for t in tokens]
+
+    def _ascii(self, text: str) -> list[str]:
+        """The same tokens for ASCII-only text (most English), without the per-script checks:
+        NFKC leaves ASCII alone and control characters only ever separate runs."""
+        words = [
+            run
+            for run in _ASCII_RUN.findall(text.lower())
+            if run[0].isdigit() or (len(run) > 1 and (self.keep_stopwords or run not in EN_STOP))
+        ]
+        if not self.stem:
+            return words
+        stems = _stemmer("english").stemWords(words)
+        return [w if w[0].isdigit() else s for w, s in zip(words, stems)]
 
     def _chinese(self, run: str) -> list[str]:
         if len(run) <= 2:

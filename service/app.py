@@ -80,6 +80,8 @@ def create_app(settings: Settings | None = None, *, encoder=None) -> FastAPI:
                 from matcher.encoders import open_encoder
 
                 live.encoder = open_encoder(settings.model)
+            if hasattr(live.encoder, "load"):
+                live.encoder.load()  # free text needs the model: a broken one fails the start, not a request
             how = live.start()
             log.info("ready", extra={"index": how, "revision": live.revision, "model": live.encoder.name})
         except Exception as exc:

@@ -72,3 +72,19 @@ def test_unfitted_raises_clear_error():
 def test_fit_on_raw_text_uses_cjk_tokenizer():
     bm = BM25().fit(["铁路货车防腐涂层", "婴幼儿配方奶粉"])
     assert bm.score(["防腐涂层"]).toarray()[0, 0] > 0
+
+
+def test_partial_add_in_slices_equals_one_fit():
+    """Term frequencies from repeated tokens, empty documents and terms first seen late."""
+    docs = [*DOCS, [], ["weld", "weld", "weld"], ["new", "rail", "new"]]
+    whole = BM25().fit_tokens(docs)
+    sliced = BM25().fit_tokens([])
+    sliced.avgdl_ = whole.avgdl_  # partial_add keeps the fitted length normalisation
+    sliced.partial_add(docs[:3])
+    sliced.partial_add(docs[3:5])
+    sliced.partial_add(docs[5:])
+    assert sliced.vocabulary_ == whole.vocabulary_
+    np.testing.assert_array_equal(sliced.doc_freq_, whole.doc_freq_)
+    np.testing.assert_allclose(sliced.weights_.toarray(), whole.weights_.toarray(), rtol=1e-6)
+    q = [["rail", "weld", "new"]]
+    np.testing.assert_allclose(whole.score_tokens(q).toarray()[0], reference_bm25(docs, q[0]), rtol=1e-5)

@@ -34,8 +34,9 @@ def test_minilm_loads_offline_and_embeds():
     from matcher.encoders import load_encoder
 
     enc = load_encoder("minilm")
+    assert enc._model is None and enc.dim == 384  # read from the folder; weights load on first use
     vecs = enc.encode_documents(["rail freight car coating", "infant formula"])
-    assert vecs.shape == (2, 384)
+    assert vecs.shape == (2, 384) and enc._model is not None
     np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, rtol=1e-4)
 
 
@@ -69,3 +70,16 @@ def test_language_standardisation_lifts_foreign_partners(e5):
         median_rank[center] = float(np.median(ranks))
     assert len(demands) >= 5
     assert median_rank[True] <= 15 and median_rank[True] <= median_rank[False] / 3, median_rank
+
+
+def test_bfloat16_products_give_the_same_embeddings():
+    """What TECHMATCH_BF16 trades: speed on CPUs with native bfloat16 against a cosine of
+    at least 0.9995 to the float32 embeddings (0.99998 measured on sbir-topics texts)."""
+    from matcher.encoders import load_encoder
+
+    texts = [p[1] for p in PAIRS] + ["rail freight car " * 120]  # the last one fills the window
+    fp32, bf16 = load_encoder("minilm"), load_encoder("minilm")
+    fp32.bfloat16, bf16.bfloat16 = False, True
+    a, b = fp32.encode_documents(texts), bf16.encode_documents(texts)
+    assert b.dtype == np.float32 and b.shape == a.shape
+    assert (a * b).sum(axis=1).min() >= 0.9995

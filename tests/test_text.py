@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from matcher.text import Tokenizer, guess_language, normalize, shared_terms
 
 
@@ -46,3 +49,25 @@ def test_shared_terms_skip_numbers_and_common_words():
 
 def test_latin_letters_do_not_swallow_chinese():
     assert Tokenizer()("°C至PLC控制")[-2:] == ["plc", "控制"]
+
+
+ASCII_TEXT = st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=127), max_size=300)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=ASCII_TEXT, stem=st.booleans(), keep_stopwords=st.booleans())
+def test_ascii_fast_path_gives_the_general_tokens(text, stem, keep_stopwords):
+    tok = Tokenizer(stem=stem, keep_stopwords=keep_stopwords)
+    assert tok._ascii(text) == tok._any_script(text)
+
+
+def test_ascii_fast_path_on_typical_english():
+    text = "The Dimensional Management System's 3.5-mm tolerances; re-work\x07cost  (SBIR Phase-II) 2024."
+    tok = Tokenizer()
+    assert tok(text) == tok._any_script(text)
+    assert "3.5" in tok(text) and "re-work" in tok(text)
+
+
+def test_guess_language_ascii_without_letters_is_unknown():
+    assert guess_language("12 - 34 %") == ""
+    assert guess_language("") == ""
