@@ -114,17 +114,21 @@ def fresh_home(base: Path) -> Path:
 def library_floor_check(model: str, texts: list[str], batch_size: int) -> dict:
     """Seconds for a bare SentenceTransformer.encode of `texts` against the engine's batched
     embed of the same texts (no cache): the two should be about equal."""
+    import torch
+
     from matcher.encoders import load_encoder
 
     enc = load_encoder(model, batch_size=batch_size)
     prefixed = [enc.passage_prefix + t for t in texts]
     t0 = time.perf_counter()
-    enc.model.encode(prefixed, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=enc.bfloat16):  # the engine's precision
+        enc.model.encode(prefixed, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False)
     bare = time.perf_counter() - t0
     t0 = time.perf_counter()
     enc.encode_documents(texts)
     ours = time.perf_counter() - t0
-    return {"texts": len(texts), "bare_sentence_transformers_s": bare, "engine_batches_s": ours}
+    return {"texts": len(texts), "bfloat16": enc.bfloat16, "bare_sentence_transformers_s": bare,
+            "engine_batches_s": ours}
 
 
 def merge_cache(src: Path, dst: Path) -> int:

@@ -60,9 +60,12 @@ def machine() -> dict:
         mem_gb = round(psutil.virtual_memory().total / 2**30, 1)
     except ImportError:
         pass
+    from matcher.settings import use_bfloat16
+
     return {
         "cores": os.cpu_count(),
         "cpu": cpu,
+        "bfloat16": use_bfloat16(),
         "memory_gb": mem_gb,
         "load_average_1m": round(os.getloadavg()[0], 2),
         "python": platform.python_version(),
@@ -74,6 +77,7 @@ def machine() -> dict:
 def describe_machine(info: dict) -> str:
     return (
         f"machine: {info['cores']} cores ({info['cpu'] or 'unknown CPU'}), {info['memory_gb']} GB RAM, "
+        f"bfloat16 encoding {'on' if info.get('bfloat16') else 'off'}, "
         f"load average {info['load_average_1m']} at start (shared machine: medians over repeats)"
     )
 

@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 
 from .errors import MatcherError, NotFoundError
 from .fsutil import atomic_npy, atomic_text
-from .index import IndexParams, VectorIndex
+from .index import SMALL_BATCH, IndexParams, VectorIndex
 from .lexical import BM25
 
 LANGUAGE_PRIOR_ROWS = 4
@@ -220,24 +220,19 @@ class Collection:
         names = stats.names if stats else []
         dense_top = self._dense_top(qvecs, depth, mask if allowed is not None else None, lang_idx, len(names))
         qmat = self.bm25.query_matrix(qtokens)  # built once for both uses below
-        lex = self.bm25.score_tokens(qtokens, qmat)
-        if allowed is not None:
-            lex = lex.multiply(sp.csr_matrix(mask.astype(np.float32))).tocsr()
+        lexical_rows = self._lexical_rows(qmat, mask if allowed is not None else None)
         lex_scales = self.bm25.max_scores(qtokens, qmat)
         coverage = self.bm25.coverage(qtokens)
         out = []
         for q in range(len(qtokens)):
-            row = lex.getrow(q)
-            lex_rows, lex_vals = row.indices, row.data
+            lex_rows, lex_vals = lexical_rows[q]  # rows with a lexical score, ascending
+            top_lex = lex_rows
             if len(lex_rows) > depth:
-                top = np.argpartition(-lex_vals, depth - 1)[:depth]
-                lex_rows = lex_rows[top]
-            rows = np.union1d(dense_top[q], lex_rows).astype(np.int64)
+                top_lex = lex_rows[np.argpartition(-lex_vals, depth - 1)[:depth]]
+            rows = np.union1d(dense_top[q], top_lex).astype(np.int64)
             rows = rows[mask[rows]]
             dense = self._vectors[rows] @ np.asarray(qvecs[q], dtype=np.float32)
-            lexical = (
-                np.asarray(row[:, rows].toarray()).ravel().astype(np.float32) if len(rows) else np.zeros(0, np.float32)
-            )
+            lexical = _values_at(lex_rows, lex_vals, rows)
             offset = scale = None
             if stats is not None:
                 offset, scale = stats.offsets_and_scales(np.asarray(qvecs[q], np.float32), dense, lang_idx[rows])
@@ -253,6 +248,23 @@ class Collection:
                 )
             )
         return out
+
+    def _lexical_rows(
+        self, qmat: sp.csr_matrix, mask: NDArray[np.bool_] | None
+    ) -> list[tuple[NDArray[np.int64], NDArray[np.float32]]]:
+        """Per query, the rows with a non-zero BM25 score (ascending) and their scores."""
+        if qmat.shape[0] <= SMALL_BATCH:  # a request: dense accumulation of the postings
+            scores = self.bm25.score_dense(qmat)
+            if mask is not None:
+                scores *= mask
+            return [(np.flatnonzero(s), s[np.flatnonzero(s)]) for s in scores]
+        lex = self.bm25.score_tokens([], qmat)  # a batch: one sparse product
+        if mask is not None:
+            lex = lex.multiply(sp.csr_matrix(mask.astype(np.float32))).tocsr()
+        lex.eliminate_zeros()
+        lex.sort_indices()
+        bounds = zip(lex.indptr[:-1], lex.indptr[1:])
+        return [(lex.indices[start:end].astype(np.int64), lex.data[start:end]) for start, end in bounds]
 
     def _language_state(self) -> tuple[LanguageStats | None, NDArray[np.int64]]:
         """`language_stats()` and the row language index, cached until the rows change (both
@@ -342,3 +354,13 @@ class Collection:
         self.index = VectorIndex.load(folder)
         self.index_params = self.index.params
         return self
+
+
+def _values_at(
+    rows_sorted: NDArray[np.int64], values: NDArray[np.float32], rows: NDArray[np.int64]
+) -> NDArray[np.float32]:
+    """values[i] where rows_sorted[i] is in `rows`, else 0, in the order of `rows`."""
+    if not len(rows_sorted) or not len(rows):
+        return np.zeros(len(rows), dtype=np.float32)
+    pos = np.minimum(np.searchsorted(rows_sorted, rows), len(rows_sorted) - 1)
+    return np.where(rows_sorted[pos] == rows, values[pos], 0.0).astype(np.float32)

@@ -65,3 +65,28 @@ def test_remove_updates_language_means_and_save_load(tmp_path):
     np.testing.assert_allclose(again.language_stats().means, after, rtol=1e-5)
     q = 2.0 * np.eye(8)[0] + np.eye(8)[2]
     assert best(again, q) == best(c, q)
+
+
+def test_a_request_and_a_batch_get_the_same_candidates():
+    """Up to SMALL_BATCH queries take the dense lexical path, more take the sparse product:
+    the candidates, lexical scores and the filter must not depend on which."""
+    from matcher.index import SMALL_BATCH
+
+    rng = np.random.default_rng(1)
+    words = [f"w{i}" for i in range(40)]
+    n = 120
+    tokens = [list(rng.choice(words, size=rng.integers(0, 12))) for _ in range(n)]
+    c = Collection(8)
+    c.add([f"r{i}" for i in range(n)], tokens, unit(rng.standard_normal((n, 8))), ["en"] * n)
+    queries = [list(rng.choice(words, size=5)) for _ in range(SMALL_BATCH + 3)] + [[]]
+    qvecs = unit(rng.standard_normal((len(queries), 8)))
+    allowed = rng.random(n) < 0.6
+    for mask in (None, allowed):
+        batch = c.candidates(qvecs, queries, depth=7, allowed=mask)
+        for q, want in enumerate(batch):
+            (got,) = c.candidates(qvecs[q : q + 1], [queries[q]], depth=7, allowed=mask)
+            np.testing.assert_array_equal(got.rows, want.rows)
+            np.testing.assert_allclose(got.lexical, want.lexical, rtol=1e-6)
+            if mask is not None:
+                assert mask[got.rows].all()
+    assert any(len(b.rows) and b.lexical.max() > 0 for b in batch)

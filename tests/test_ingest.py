@@ -280,6 +280,15 @@ def test_control_characters_are_stripped(tmp_path: Path) -> None:
     assert (d.title, d.text) == ("ab", "x")
 
 
+def test_a_row_of_only_a_stray_bom_is_blank(tmp_path: Path) -> None:
+    """Found by the hostile-input property test: the row used to count as filled, then its
+    cell was cleaned to nothing and the row rejected for an empty id."""
+    rows = [["id", "title", "text"], ["D1", "涂层", "低温防腐"], ["\ufeff", "", ""]]
+    assert [d.id for d in load_demands(write_xlsx(tmp_path / "b.xlsx", rows))] == ["D1"]
+    rows.append(["", "\x07", "\ufeff"])  # a worksheet cannot hold \x07; a CSV can
+    assert [d.id for d in load_demands(write_csv(tmp_path / "b.csv", rows))] == ["D1"]
+
+
 def test_undecodable_bytes(tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
     path.write_bytes(b"id,title,text\n1,t,ok\n2,t,\xff\xfe bad\n")

@@ -88,3 +88,10 @@ def test_partial_add_in_slices_equals_one_fit():
     np.testing.assert_allclose(sliced.weights_.toarray(), whole.weights_.toarray(), rtol=1e-6)
     q = [["rail", "weld", "new"]]
     np.testing.assert_allclose(whole.score_tokens(q).toarray()[0], reference_bm25(docs, q[0]), rtol=1e-5)
+
+
+def test_dense_scores_equal_the_sparse_product():
+    bm = BM25().fit_tokens(DOCS)
+    queries = [["rail"], ["coat", "coat", "cold"], ["unknown"], [], ["milk", "rail", "weld", "paint"]]
+    qmat = bm.query_matrix(queries)
+    np.testing.assert_allclose(bm.score_dense(qmat), bm.score_tokens(queries, qmat).toarray(), rtol=1e-6)

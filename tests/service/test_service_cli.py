@@ -64,13 +64,13 @@ def test_demo_mode_loads_the_corpus_once_and_makes_tokens(make_world):
 
 
 @pytest.mark.slow
-def test_service_with_the_real_multilingual_model(make_world, model_home, monkeypatch):
-    monkeypatch.setenv("TECHMATCH_HOME", model_home)
+def test_service_with_the_real_multilingual_model(make_world, model_home, monkeypatch, tmp_path):
+    monkeypatch.setenv("TECHMATCH_HOME", model_home)  # the built model and embedding cache, shared
     from service_testkit import make_settings, running, seed
 
     from service.app import create_app
 
-    settings = make_settings(Path(model_home) / "service-test", model="e5-multilingual-small")
+    settings = make_settings(tmp_path, model="e5-multilingual-small")  # a new database every run
     with running(create_app(settings), timeout=300) as client:
         tokens = seed(client)
         staff = {"Authorization": f"Bearer {tokens['staff']}"}
