@@ -78,8 +78,11 @@ def test_bfloat16_products_give_the_same_embeddings():
     from matcher.encoders import load_encoder
 
     texts = [p[1] for p in PAIRS] + ["rail freight car " * 120]  # the last one fills the window
-    fp32, bf16 = load_encoder("minilm"), load_encoder("minilm")
-    fp32.bfloat16, bf16.bfloat16 = False, True
-    a, b = fp32.encode_documents(texts), bf16.encode_documents(texts)
+    fp32, bf16 = load_encoder("minilm", bfloat16=False), load_encoder("minilm", bfloat16=True)
+    a, b = fp32.encode_documents(texts), bf16.encode_documents(texts)  # a batch: bfloat16, padded
     assert b.dtype == np.float32 and b.shape == a.shape
     assert (a * b).sum(axis=1).min() >= 0.9995
+    assert bf16._worth_bfloat16(bf16.model, texts) and not bf16._worth_bfloat16(bf16.model, texts[:1])
+    assert bf16._worth_bfloat16(bf16.model, texts[-1:])  # one text that fills the window
+    one = bf16.encode_queries(texts[-1:])
+    assert float(one[0] @ fp32.encode_queries(texts[-1:])[0]) >= 0.9995
