@@ -33,6 +33,7 @@ SETTINGS = {
     "hnsw M=32 ef=128": {"kind": "hnsw", "hnsw_m": 32, "ef_search": 128},
     "hnsw M=32 ef=256": {"kind": "hnsw", "hnsw_m": 32, "ef_search": 256},
     "ivf nprobe=32": {"kind": "ivf", "nprobe": 32},
+    "ivf nprobe=64": {"kind": "ivf", "nprobe": 64},
 }
 
 

@@ -185,6 +185,31 @@ def batch_bars(batch: dict):
     return fig
 
 
+def encoding_precision(enc: dict):
+    """Batch throughput and one-query latency per model, float32 against bfloat16 and the default."""
+    import matplotlib.pyplot as plt
+
+    models = list(enc["models"])
+    precisions = ("float32", "bfloat16", "default")
+    lengths = [k for k in enc["models"][models[0]]["float32"] if k.endswith("chars")]
+    fig, axes = plt.subplots(1, 1 + len(lengths), figsize=(4 * (1 + len(lengths)), 3.5))
+    width = 0.8 / len(precisions)
+    for j, precision in enumerate(precisions):
+        xs = [i + j * width for i in range(len(models))]
+        axes[0].bar(xs, [enc["models"][m][precision]["docs_per_s"] for m in models], width, label=precision)
+        for ax, length in zip(axes[1:], lengths):
+            ax.bar(xs, [enc["models"][m][precision][length]["p50_ms"] for m in models], width, label=precision)
+    axes[0].set_title("batch of 32: texts/s (higher is better)")
+    for ax, length in zip(axes[1:], lengths):
+        ax.set_title(f"one query, {length}: p50 ms")
+    for ax in axes:
+        ax.set_xticks([i + width for i in range(len(models))], models, fontsize=7)
+        ax.legend(fontsize=7)
+    fig.suptitle("Encoding precision")
+    fig.tight_layout()
+    return fig
+
+
 def main() -> int:
     import matplotlib
 
@@ -207,6 +232,9 @@ def main() -> int:
         elif stem.startswith("bench_batch_"):
             made.append(FIGURES / f"batch_{res['model']}.png")
             batch_bars(res).savefig(made[-1], dpi=110)
+        elif stem == "bench_encode":
+            made.append(FIGURES / "encoding_precision.png")
+            encoding_precision(res).savefig(made[-1], dpi=110)
     if any(s.startswith("bench_quality_") for s in results):
         made.append(FIGURES / "quality_vs_speed.png")
         quality_vs_speed(results).savefig(made[-1], dpi=110)

@@ -64,3 +64,19 @@ def test_small_index_pads_with_minus_one():
 def test_unknown_kind_lists_valid():
     with pytest.raises(UnknownNameError, match="exact, hnsw, ivf"):
         IndexParams(kind="annoy")
+
+
+def test_a_small_search_leaves_the_callers_thread_setting_alone():
+    """FAISS shares the OpenMP runtime with torch: a one-query search that left the calling
+    thread at one OpenMP thread made the next query encoding run single-threaded."""
+    import faiss
+
+    from matcher.index import SMALL_BATCH
+
+    x = np.random.default_rng(0).standard_normal((50, 8)).astype(np.float32)
+    idx = VectorIndex(8).build(x, np.arange(50))
+    faiss.omp_set_num_threads(2)
+    idx.search(x[:1], 5)
+    assert faiss.omp_get_max_threads() == 2
+    idx.search(x[: SMALL_BATCH + 1], 5, subset=np.arange(20))
+    assert faiss.omp_get_max_threads() == 2
