@@ -144,12 +144,12 @@ class SentenceTransformerEncoder(BatchEncoder):
         import torch
 
         model = self.model
-        low = self.bfloat16 and self._worth_bfloat16(model, texts)
+        in_bf16 = self.bfloat16 and self._worth_bfloat16(model, texts)
         padding = {"text": {"pad_to_multiple_of": LENGTH_BUCKET}}
-        extra = {"processing_kwargs": padding} if low and _buckets(model) else {}
+        extra = {"processing_kwargs": padding} if in_bf16 and _buckets(model) else {}
         # Autocast keeps normalisation and softmax in float32: only the matrix products drop
         # to bfloat16, which moves embeddings by a cosine of about 1e-5 (see use_bfloat16).
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=low):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=in_bf16):
             vecs = model.encode(
                 list(texts),
                 batch_size=len(texts),
@@ -162,11 +162,20 @@ class SentenceTransformerEncoder(BatchEncoder):
 
     def _worth_bfloat16(self, model, texts: Sequence[str]) -> bool:
         """A batch, or one text of at least BFLOAT16_MIN_TOKENS tokens (benchmarks/bench_encode.py:
-        a 300-character query is faster in float32, a full 256-token window in bfloat16)."""
-        if len(texts) > 1 or not self.bfloat16_min_tokens:
+        a 300-character query is faster in float32, a full 256-token window in bfloat16).
+
+        Tokenising costs 2-3 ms for 2,000 characters, so the length decides where it can: a
+        text shorter than the threshold has fewer tokens (at most one a character, plus two
+        markers); one of 8 characters a token or more is long enough in any language we see."""
+        need = self.bfloat16_min_tokens
+        if len(texts) > 1 or not need:
             return True
-        ids = model.tokenizer(texts[0], truncation=True, max_length=model.max_seq_length)["input_ids"]
-        return len(ids) >= self.bfloat16_min_tokens
+        text = texts[0]
+        if len(text) < need - 2:
+            return False
+        if len(text) >= 8 * need:
+            return True
+        return len(model.tokenizer(text, truncation=True, max_length=model.max_seq_length)["input_ids"]) >= need
 
 
 LENGTH_BUCKET = 32  # bfloat16 batches are padded to a multiple of this many tokens

@@ -46,6 +46,15 @@ ZH_STOP = frozenset(
     之 所 个 年 月 日 万 元 由 向 至 到 后 前 内 外 各 每 已 未 不 无 非 很 较 更 最""".split()
 )
 
+# Words that are indexed and scored but make poor reasons: what nearly every demand or
+# capability says about its process (produce, analyse, plan, cooperate, optimise, reach,
+# exceed, verify, ...). Found as the most frequent shown terms on the demo corpus.
+REASON_STOP = frozenset(
+    """生产 分析 方案 合作 优化 达到 运行 现场 成本 利用 稳定 周期 改进 年产 超过 验证 评估 提出
+    尝试 运用 大型 完成 解决 提高 提升 降低 满足 保证 开展 推广 应用 实施 具备 形成 建立 引进
+    有效 显著 较高 良好 具有 相应 主要 一定 多种 各类 国内 国际 领先 先进 关键 核心 同时""".split()
+)
+
 # jieba logs its dictionary load at INFO; we keep our own logs readable.
 logging.getLogger("jieba").setLevel(logging.WARNING)
 
@@ -157,14 +166,14 @@ def shared_terms(
 ) -> tuple[str, ...]:
     """Terms present in both token lists, most informative first (by idf when given).
 
-    Bare numbers and terms with idf below `min_idf` (words most documents use) are left out,
-    as are sub-words of a longer shared term ("涂层" when "防腐涂层" is shared), so the
-    reasons read as terms a person would underline.
+    Bare numbers, generic process words (REASON_STOP) and terms with idf below `min_idf`
+    (words most documents use) are left out, as are sub-words of a longer shared term ("涂层"
+    when "防腐涂层" is shared), so the reasons read as terms a person would underline.
     """
     common = {
         t
         for t in set(query_tokens) & set(doc_tokens)
-        if not t.replace(".", "").isdigit() and (idf or {}).get(t, min_idf) >= min_idf
+        if not t.replace(".", "").isdigit() and t not in REASON_STOP and (idf or {}).get(t, min_idf) >= min_idf
     }
     if not common:
         return ()

@@ -84,5 +84,7 @@ def test_bfloat16_products_give_the_same_embeddings():
     assert (a * b).sum(axis=1).min() >= 0.9995
     assert bf16._worth_bfloat16(bf16.model, texts) and not bf16._worth_bfloat16(bf16.model, texts[:1])
     assert bf16._worth_bfloat16(bf16.model, texts[-1:])  # one text that fills the window
+    assert not bf16._worth_bfloat16(bf16.model, ["rail coating " * 12])  # 156 characters, ~26 tokens
+    assert bf16._worth_bfloat16(bf16.model, ["铁路货车防腐涂层" * 25])  # 200 characters, ~200 tokens
     one = bf16.encode_queries(texts[-1:])
     assert float(one[0] @ fp32.encode_queries(texts[-1:])[0]) >= 0.9995
