@@ -125,10 +125,8 @@ class BM25:
         """(n_queries, n_docs) sparse float32 BM25 scores; absent entries are 0.
 
         query_matrix: `query_matrix(queries)` when the caller already has it."""
-        if self._weights_t is None:
-            self._weights_t = self.weights_.T.tocsr()
         q = self.query_matrix(queries) if query_matrix is None else query_matrix
-        return (q @ self._weights_t).tocsr()
+        return (q @ self._postings()).tocsr()
 
     def score_dense(self, query_matrix: sp.csr_matrix) -> NDArray[np.float32]:
         """(n_queries, n_docs) dense float32 BM25 scores from `query_matrix(queries)`.
@@ -136,13 +134,11 @@ class BM25:
         For a few queries this is cheaper than `score_tokens`: it reads only the query terms'
         postings and accumulates them, instead of a sparse product that sorts its output."""
         self._check_fitted()
-        if self._weights_t is None:
-            self._weights_t = self.weights_.T.tocsr()
         out = np.zeros((query_matrix.shape[0], self.weights_.shape[0]), dtype=np.float32)
         for i in range(query_matrix.shape[0]):
             start, end = query_matrix.indptr[i], query_matrix.indptr[i + 1]
             if end > start:
-                postings = self._weights_t[query_matrix.indices[start:end]]
+                postings = self._postings()[query_matrix.indices[start:end]]
                 out[i] = postings.T @ query_matrix.data[start:end]
         return out
 
@@ -208,6 +204,12 @@ class BM25:
         return self
 
     # -- helpers ---------------------------------------------------------------------------
+    def _postings(self) -> sp.csr_matrix:
+        """(n_terms, n_docs) term-major weights, built once per change of the documents."""
+        if self._weights_t is None:
+            self._weights_t = self.weights_.T.tocsr()
+        return self._weights_t
+
     def _tokenize(self, texts: Sequence[str]) -> list[list[str]]:
         tok = self.tokenizer or Tokenizer()
         return [tok(t) for t in texts]
