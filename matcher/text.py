@@ -166,14 +166,18 @@ def shared_terms(
 ) -> tuple[str, ...]:
     """Terms present in both token lists, most informative first (by idf when given).
 
-    Bare numbers, generic process words (REASON_STOP) and terms with idf below `min_idf`
-    (words most documents use) are left out, as are sub-words of a longer shared term ("涂层"
-    when "防腐涂层" is shared), so the reasons read as terms a person would underline.
+    Bare numbers, lone Chinese characters, generic process words (REASON_STOP) and terms with
+    idf below `min_idf` (words most documents use) are left out, as are sub-words of a longer
+    shared term ("涂层" when "防腐涂层" is shared), so the reasons read as terms a person would
+    underline.
     """
     common = {
         t
         for t in set(query_tokens) & set(doc_tokens)
-        if not t.replace(".", "").isdigit() and t not in REASON_STOP and (idf or {}).get(t, min_idf) >= min_idf
+        if not t.replace(".", "").isdigit()
+        and t not in REASON_STOP
+        and not (len(t) == 1 and _CJK_RUN.match(t))  # a lone 至 ("to") explains nothing
+        and (idf or {}).get(t, min_idf) >= min_idf
     }
     if not common:
         return ()
