@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import collections
 import csv
+import datetime
 import gzip
 import io
 import json
+import re
 import time
 import unicodedata
+import zipfile
 
 import openpyxl
 import pytest
@@ -134,6 +137,22 @@ def expected(fmt: str, header: list[str], rows: list[list[str]], title_row: bool
 
 
 # -- writing the files --------------------------------------------------------------------------
+FIXED_TIME = datetime.datetime(2024, 1, 1)
+
+
+def with_fixed_zip_times(data: bytes) -> bytes:
+    """openpyxl stamps the save time into docProps/core.xml and every zip entry."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            content = src.read(info)
+            if info.filename == "docProps/core.xml":
+                content = re.sub(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", b"2024-01-01T00:00:00Z", content)
+            dst.writestr(zipfile.ZipInfo(info.filename, date_time=FIXED_TIME.timetuple()[:6]), content,
+                         compress_type=zipfile.ZIP_DEFLATED)
+    return out.getvalue()
+
+
 def table_bytes(fmt: str, header: list[str], rows: list[list[str]], encoding: str, title_row: bool) -> bytes:
     if fmt in ("csv", "tsv"):
         buf = io.StringIO(newline="")
@@ -153,9 +172,10 @@ def table_bytes(fmt: str, header: list[str], rows: list[list[str]], encoding: st
                 c.value = v if v != "" else None
                 if isinstance(v, str) and v.startswith("="):
                     c.data_type = "s"  # literal text, as Excel stores '=... typed by a person
+        # hypothesis replays a case by redrawing it: the bytes must not depend on the clock
         out = io.BytesIO()
         wb.save(out)
-        return out.getvalue()
+        return with_fixed_zip_times(out.getvalue())
     records = [dict(zip(header, r)) for r in rows]
     if fmt == "jsonl":
         text = "".join(json.dumps(rec, ensure_ascii=False) + "\n" for rec in records)
@@ -481,3 +501,14 @@ def test_uploads_are_all_or_nothing_and_readable(service_world, case):
 @given(case=uploads())
 def test_uploads_soak(service_world, case):
     _upload_case(service_world, *case)
+
+
+def test_generated_workbooks_do_not_depend_on_the_clock():
+    """Hypothesis replays a failing case by redrawing it; a workbook carrying the save time
+    changed length between draws and CI failed with FlakyStrategyDefinition."""
+    data = table_bytes("xlsx", ["id", "title", "text"], [["D1", "涂层", "低温"]], "", False)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert {info.date_time for info in archive.infolist()} == {FIXED_TIME.timetuple()[:6]}
+        core = archive.read("docProps/core.xml").decode()
+    stamps = set(re.findall(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", core))
+    assert stamps == {"2024-01-01T00:00:00Z"}
