@@ -145,7 +145,7 @@ def merge_cache(src: Path, dst: Path) -> int:
         conn.close()
 
 
-def rank_cmd(model: str, dem_file: Path, cap_file: Path, out: Path) -> list[str]:
+def rank_cmd(model: str, dem_file: Path, cap_file: Path, out: Path, max_text_chars: int) -> list[str]:
     exe = Path(sys.executable).parent / "techmatch"
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "matcher.cli"]
     return cmd + [
@@ -162,6 +162,8 @@ def rank_cmd(model: str, dem_file: Path, cap_file: Path, out: Path) -> list[str]
         "10",
         "--out",
         str(out),
+        "--max-text-chars",
+        str(max_text_chars),
     ]
 
 
@@ -233,8 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     main_home = common.techmatch_home()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="tm-batch-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    # `techmatch rank` rejects cells over 20,000 characters (55 sbir-topics): cut them there.
-    dem_all, cut = common.rank_ready_jsonl(common.SBIR_TOPICS / "demands.jsonl.gz", workdir / "topics_all.jsonl")
+    # 55 sbir-topics are longer than the 20,000-character upload limit: rank them as shipped,
+    # with the limit raised the way a user would (`--max-text-chars`).
+    dem_all, longest = common.rank_ready_jsonl(common.SBIR_TOPICS / "demands.jsonl.gz", workdir / "topics_all.jsonl")
     cap_all = common.SBIR_FIRMS / "capabilities.jsonl.gz"
     dem_file, _ = common.rank_ready_jsonl(
         common.SBIR_TOPICS / "demands.jsonl.gz", workdir / "demands.jsonl", args.demands
@@ -242,9 +245,11 @@ def main(argv: list[str] | None = None) -> int:
     cap_file = subset_file(cap_all, args.capabilities, workdir / "caps.jsonl")
 
     from matcher.encoders import REGISTRY
-    from matcher.ingest import load_capabilities, load_demands
+    from matcher.ingest import MAX_CELL_CHARS, load_capabilities, load_demands
 
-    dems, caps = load_demands(dem_file), load_capabilities(cap_file)
+    max_chars = max(longest, MAX_CELL_CHARS)
+
+    dems, caps = load_demands(dem_file, max_cell=max_chars), load_capabilities(cap_file, max_cell=max_chars)
     print(common.describe_machine(info))
     print(
         f"model: {args.model} (batch size {args.batch_size}); cold run {len(dems)} sbir-topics x {len(caps)} "
@@ -262,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     try:
         rows = batch.rank_files(
-            dem_file, cap_file, workdir / "cold.tsv", model=args.model, level="partner", k=10, progress=stages
+            dem_file, cap_file, workdir / "cold.tsv", model=args.model, level="partner", k=10, progress=stages,
+            max_text_chars=max_chars,
         )
     finally:
         clock.restore()
@@ -295,7 +301,10 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
     warm_small = timed_runs(
-        rank_cmd(args.model, dem_file, cap_file, workdir / "warm.tsv"), home, args.warm_runs, "warm run, same size"
+        rank_cmd(args.model, dem_file, cap_file, workdir / "warm.tsv", max_chars),
+        home,
+        args.warm_runs,
+        "warm run, same size",
     )
     same = (workdir / "warm.tsv").read_text() == (workdir / "cold.tsv").read_text()
     merged = None
@@ -306,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     # -- warm at full size, in $TECHMATCH_HOME ------------------------------------------------
     full = None
     if args.full:
-        all_dems, all_caps = load_demands(dem_all), load_capabilities(cap_all)
+        all_dems, all_caps = load_demands(dem_all, max_cell=max_chars), load_capabilities(cap_all, max_cell=max_chars)
         qtexts = list(dict.fromkeys(d.full_text for d in all_dems))
         ptexts = list(dict.fromkeys(c.full_text for c in all_caps))
         cached = {
@@ -327,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
             print("skipping the full-size warm runs: not every text is cached in $TECHMATCH_HOME")
         else:
             warm_full = timed_runs(
-                rank_cmd(args.model, dem_all, cap_all, workdir / "full.tsv"),
+                rank_cmd(args.model, dem_all, cap_all, workdir / "full.tsv", max_chars),
                 main_home,
                 args.full_runs,
                 "warm run, full size",
@@ -400,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": info,
         "model": args.model,
         "batch_size": args.batch_size,
-        "topics_cut_to_cell_limit": cut,
+        "max_text_chars": max_chars,
         "cold": cold_run,
         "floor_check": check,
         "warm_same_size_seconds": warm_small,

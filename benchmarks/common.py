@@ -234,15 +234,13 @@ def surrogate_count(model: str, kind: str, texts: Sequence[str]) -> int:
 
 
 def rank_ready_jsonl(src: Path, dst: Path, limit: int | None = None) -> tuple[Path, int]:
-    """A copy of a task JSONL(.gz) that `techmatch rank` accepts: the first `limit` records,
-    every text cut to the user-file cell limit (MAX_CELL_CHARS). sbir-topics has 55 topics
-    longer than that, which `techmatch rank` rejects whole. Returns (path, texts cut)."""
+    """A plain JSONL copy of the first `limit` records of a task JSONL(.gz), unchanged, for
+    `techmatch rank`. Returns (path, longest string field): sbir-topics has 55 texts over the
+    20,000-character upload limit, so the caller passes `--max-text-chars` that long."""
     import gzip
 
-    from matcher.ingest import MAX_CELL_CHARS
-
     opener = gzip.open if src.suffix == ".gz" else open
-    cut = 0
+    longest = 0
     with opener(src, "rt", encoding="utf-8") as fh, open(dst, "w", encoding="utf-8") as out:
         for i, line in enumerate(fh):
             if limit is not None and i >= limit:
@@ -250,9 +248,6 @@ def rank_ready_jsonl(src: Path, dst: Path, limit: int | None = None) -> tuple[Pa
             if not line.strip():
                 continue
             rec = json.loads(line)
-            for key, value in rec.items():
-                if isinstance(value, str) and len(value) > MAX_CELL_CHARS:
-                    rec[key] = value[:MAX_CELL_CHARS]
-                    cut += 1
-            out.write(json.dumps(rec, ensure_ascii=False) + "\n")
-    return dst, cut
+            longest = max([longest, *(len(v) for v in rec.values() if isinstance(v, str))])
+            out.write(line if line.endswith("\n") else line + "\n")
+    return dst, longest

@@ -119,14 +119,6 @@ def main(argv: list[str] | None = None) -> int:
         copy_cache(real_home / "embeddings.sqlite", db)
     caps = [c.full_text for c in common.load_task(common.SBIR_FIRMS).capabilities]
     topics = [d.full_text for d in common.load_topics()]
-    # and the topics as `techmatch rank` reads them (cut at the cell limit, see common.py)
-    import tempfile
-
-    from matcher.ingest import load_demands
-
-    with tempfile.TemporaryDirectory() as tmp:
-        ready, _ = common.rank_ready_jsonl(common.SBIR_TOPICS / "demands.jsonl.gz", Path(tmp) / "topics.jsonl")
-        topics += [d.full_text for d in load_demands(ready)]
     rng = np.random.default_rng(0)
     for model in args.models:
         for kind, texts in (("passage", caps), ("query", topics)):

@@ -11,6 +11,7 @@ from .encoders import open_encoder
 from .engine import MatchEngine
 from .fsutil import atomic_text
 from .ingest import load_capabilities, load_demands
+from .tables import MAX_CELL_CHARS
 
 
 def rank_files(
@@ -22,10 +23,14 @@ def rank_files(
     level: str = "partner",
     k: int = 10,
     progress: Callable | None = None,
+    max_text_chars: int = MAX_CELL_CHARS,
 ) -> int:
-    """Writes `demand_id, target_id, score, rank` rows (rank from 1). Returns the row count."""
-    demands = load_demands(demands_file)
-    capabilities = load_capabilities(capabilities_file)
+    """Writes `demand_id, target_id, score, rank` rows (rank from 1). Returns the row count.
+
+    `max_text_chars` raises the per-cell guard for files the operator trusts (long call
+    texts): the encoder still reads only its token window, BM25 reads the whole text."""
+    demands = load_demands(demands_file, max_cell=max_text_chars)
+    capabilities = load_capabilities(capabilities_file, max_cell=max_text_chars)
     engine = MatchEngine(open_encoder(model))
     bar = progress("embedding capabilities", len(capabilities)) if progress else None
     engine.upsert_capabilities(capabilities, bar.update if bar else None)

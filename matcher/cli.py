@@ -99,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--level", choices=("partner", "capability"), default="partner")
     sp.add_argument("--k", type=int, default=10)
     sp.add_argument("--out", type=Path, required=True, help="output TSV: demand_id, target_id, score, rank")
+    sp.add_argument("--max-text-chars", type=_positive_int, metavar="N",
+                    help="longest accepted cell (default 20,000, the upload limit; raise it for long call texts)")
 
     sp = add("evaluate", "lexical, dense and fused quality on a canonical task folder", cmd_evaluate, workspace=False)
     sp.add_argument("task", type=Path, help="folder with demands.jsonl, capabilities.jsonl, qrels.tsv, task.json")
@@ -283,12 +285,32 @@ def cmd_search(args) -> int:
     return 0
 
 
+def _positive_int(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {value!r}")
+    return n
+
+
 def cmd_rank(args) -> int:
     from .batch import rank_files
+    from .errors import InputErrors
+    from .tables import MAX_CELL_CHARS
 
-    n = rank_files(
-        args.demands, args.capabilities, args.out, model=args.model, level=args.level, k=args.k, progress=_progress
-    )
+    limit = args.max_text_chars or MAX_CELL_CHARS
+    try:
+        n = rank_files(
+            args.demands, args.capabilities, args.out, model=args.model, level=args.level, k=args.k,
+            progress=_progress, max_text_chars=limit,
+        )
+    except InputErrors as exc:
+        if any("; the limit is" in e.reason for e in exc.errors):
+            print(f"hint: if these long texts are meant, raise the limit with --max-text-chars "
+                  f"(now {limit:,})", file=sys.stderr)
+        raise
     print(f"wrote {n} rows to {args.out}")
     return 0
 

@@ -200,13 +200,14 @@ def load_demands(
     *,
     mapping: Mapping[str, str] | None = None,
     sheet: str | int | None = None,
+    max_cell: int = MAX_CELL_CHARS,
 ) -> list[Demand]:
     """Read and validate a demand file (see :func:`parse_demands` for the rules)."""
-    return parse_demands(read_table(path, sheet=sheet), source=str(path), mapping=mapping)
+    return parse_demands(read_table(path, sheet=sheet), source=str(path), mapping=mapping, max_cell=max_cell)
 
 
 def parse_demands(
-    df: pd.DataFrame, *, source: str, mapping: Mapping[str, str] | None = None
+    df: pd.DataFrame, *, source: str, mapping: Mapping[str, str] | None = None, max_cell: int = MAX_CELL_CHARS
 ) -> list[Demand]:
     """Validate an already-read table into demands; all-or-nothing.
 
@@ -226,7 +227,7 @@ def parse_demands(
     ``extra`` (non-empty cells only). ``df``'s index gives row numbers when it is
     :func:`read_table`'s ``"row"`` index; otherwise row i (0-based) is reported as i + 2.
     """
-    return _parse_demands(df, source=source, mapping=mapping)
+    return _parse_demands(df, source=source, mapping=mapping, max_cell=max_cell)
 
 
 def _parse_demands(df: pd.DataFrame, *, source: str, mapping: Mapping[str, str] | None,
@@ -319,13 +320,14 @@ def load_capabilities(
     *,
     mapping: Mapping[str, str] | None = None,
     sheet: str | int | None = None,
+    max_cell: int = MAX_CELL_CHARS,
 ) -> list[Capability]:
     """Read and validate a capability file (see :func:`parse_capabilities` for the rules)."""
-    return parse_capabilities(read_table(path, sheet=sheet), source=str(path), mapping=mapping)
+    return parse_capabilities(read_table(path, sheet=sheet), source=str(path), mapping=mapping, max_cell=max_cell)
 
 
 def parse_capabilities(
-    df: pd.DataFrame, *, source: str, mapping: Mapping[str, str] | None = None
+    df: pd.DataFrame, *, source: str, mapping: Mapping[str, str] | None = None, max_cell: int = MAX_CELL_CHARS
 ) -> list[Capability]:
     """Validate an already-read table into capabilities; all-or-nothing.
 
@@ -353,7 +355,7 @@ def parse_capabilities(
     Unknown columns go into ``extra`` (non-empty cells only). Row numbers as in
     :func:`parse_demands`.
     """
-    return _parse_capabilities(df, source=source, mapping=mapping)
+    return _parse_capabilities(df, source=source, mapping=mapping, max_cell=max_cell)
 
 
 def _parse_capabilities(

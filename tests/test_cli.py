@@ -113,6 +113,32 @@ def test_rank_writes_tsv(files, tmp_path, capsys):
     assert {r[0] for r in rows[1:]} == {"D1", "D2"} and rows[1][3] == "1"
 
 
+def test_rank_refuses_long_texts_with_a_hint_and_accepts_them_when_raised(tmp_path, capsys):
+    """sbir-topics holds 55 call texts over 20,000 characters: the upload guard refuses them
+    (all or nothing), says how to accept them, and --max-text-chars ranks every demand."""
+    d = tmp_path / "long.jsonl"
+    rows = [{"id": "L1", "title": "低温涂层", "text": "货车 防腐涂层 低温附着力 " * 2_000},
+            {"id": "S1", "title": "OPO", "text": "OPO 结构脂 酶法工艺"}]
+    d.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    c = tmp_path / "caps.jsonl"
+    c.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in CAPS), encoding="utf-8")
+    out = tmp_path / "run.tsv"
+    argv = ["rank", "--demands", str(d), "--capabilities", str(c), "--out", str(out), "--model", "fake"]
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and "row 1" in err and "text" in err and "--max-text-chars" in err
+    assert not out.exists()
+    code, _, _ = run(capsys, *argv, "--max-text-chars", "100000")
+    ranked = list(csv.reader(open(out, encoding="utf-8"), delimiter="\t"))[1:]
+    assert code == 0 and {r[0] for r in ranked} == {"L1", "S1"}
+    assert next(r for r in ranked if r[0] == "L1")[1] == "P1"
+
+
+def test_rank_rejects_a_limit_that_is_not_a_positive_number(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["rank", "--demands", "d", "--capabilities", "c", "--out", "o", "--max-text-chars", "-5"])
+    assert exit_info.value.code == 2 and "positive whole number" in capsys.readouterr().err
+
+
 def test_evaluate_prints_table_and_json(tmp_path, capsys):
     task = tmp_path / "task"
     task.mkdir()
