@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("match", "ranked partners (or capabilities) for a demand id or a free text, with reasons", cmd_match)
     sp.add_argument("query", help="a demand id from the workspace, or any text")
-    sp.add_argument("--k", type=int, default=10)
+    sp.add_argument("--k", type=_positive_int, default=10)
     sp.add_argument("--level", choices=("partner", "capability"), default="partner")
     _add_filters(sp)
     sp.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("search", "demands relevant to a text or to a partner's capability profile", cmd_search)
     sp.add_argument("text", nargs="?", help="free text (omit with --partner)")
     sp.add_argument("--partner", help="a partner id: search with its whole capability profile")
-    sp.add_argument("--k", type=int, default=10)
+    sp.add_argument("--k", type=_positive_int, default=10)
     sp.add_argument("--public-only", action="store_true", help="hide confidential demands")
     _add_filters(sp)
     sp.add_argument("--json", action="store_true")
@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--demands", type=Path, required=True)
     sp.add_argument("--capabilities", type=Path, required=True)
     sp.add_argument("--level", choices=("partner", "capability"), default="partner")
-    sp.add_argument("--k", type=int, default=10)
+    sp.add_argument("--k", type=_positive_int, default=10)
     sp.add_argument("--out", type=Path, required=True, help="output TSV: demand_id, target_id, score, rank")
     sp.add_argument("--max-text-chars", type=_positive_int, metavar="N",
                     help="longest accepted cell (default 20,000, the upload limit; raise it for long call texts)")
@@ -109,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--fusion", choices=("convex", "rrf"), help="override the fusion method")
     sp.add_argument("--aggregation", choices=("max", "decay"), help="override partner aggregation")
     sp.add_argument("--json", action="store_true", help="one JSON object per method")
-    sp.add_argument("--max-seq-length", type=int, help="truncate texts to this many tokens (default: the model's)")
+    sp.add_argument("--max-seq-length", type=_positive_int,
+                    help="truncate texts to this many tokens (default: the model's)")
 
     sp = add("models", "list the registered models, or prepare one on disk", cmd_models, workspace=False, model=False)
     sp.add_argument("action", nargs="?", choices=("list", "prepare"), default="list")
@@ -119,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add(
         "demo", "load the bundled Qiqihar demo corpus and print matches for a few demands", cmd_demo, workspace=False
     )
-    sp.add_argument("--demands", type=int, default=3, help="how many demands to show")
+    sp.add_argument("--demands", type=_positive_int, default=3, help="how many demands to show")
 
     try:
         from .cli_conference import add_conference_parser

@@ -168,6 +168,7 @@ class MatchEngine:
 
     # -- demand (or text) to partners and capabilities -------------------------------------
     def match_partners(self, query: Query, *, k: int = 10, filters: Filters | None = None) -> list[PartnerMatch]:
+        _check_k(k)
         """Ranked partners with their best capabilities, shared terms and score parts."""
         (qvec,), (qtok,) = self._encode_queries([query])
         cand, fused = self._fused_capabilities(qvec, qtok, filters)
@@ -201,6 +202,7 @@ class MatchEngine:
         return out
 
     def match_capabilities(self, query: Query, *, k: int = 10, filters: Filters | None = None) -> list[CapabilityHit]:
+        _check_k(k)
         (qvec,), (qtok,) = self._encode_queries([query])
         cand, fused = self._fused_capabilities(qvec, qtok, filters)
         surface, weights = self._surface_map(query, qtok), self._term_weights(qtok, self._caps)
@@ -210,6 +212,7 @@ class MatchEngine:
         self, queries: Sequence[Query], *, k: int = 10, filters: Filters | None = None, progress: Progress | None = None
     ) -> list[list[tuple[str, float]]]:
         """Scores only, no reasons: for evaluation and batch runs. One list per query."""
+        _check_k(k)
         out: list[list[tuple[str, float]]] = []
         for fused in self.fused_batch(queries, filters=filters, progress=progress):
             partners, scores = aggregate(fused, self._partner_of_row, self.params.aggregation)
@@ -219,6 +222,7 @@ class MatchEngine:
     def rank_capabilities_batch(
         self, queries: Sequence[Query], *, k: int = 10, filters: Filters | None = None, progress: Progress | None = None
     ) -> list[list[tuple[str, float]]]:
+        _check_k(k)
         out = []
         for fused in self.fused_batch(queries, filters=filters, progress=progress):
             out.append([(self._caps.ids[int(fused.rows[i])], float(fused.score[i])) for i in top_k(fused.score, k)])
@@ -226,6 +230,7 @@ class MatchEngine:
 
     def match_partners_batch(self, demands: Sequence[Demand], *, k: int = 10) -> dict[str, list[PartnerMatch]]:
         """Full matches with reasons for many demands (encodes their queries in one batch)."""
+        _check_k(k)
         self._encode_queries(demands)  # warms the embedding cache in batches
         return {d.id: self.match_partners(d, k=k) for d in demands}
 
@@ -266,6 +271,7 @@ class MatchEngine:
     # -- text or partner to demands --------------------------------------------------------
     def search_demands(self, query: str, *, k: int = 10, filters: Filters | None = None) -> list[DemandHit]:
         """Demands relevant to a free text (e.g. what an institute can do)."""
+        _check_k(k)
         (qvec,), (qtok,) = self._encode_queries([query])
         return self._demand_hits(qvec, qtok, k, filters, self._surface_map(query, qtok))
 
@@ -274,6 +280,7 @@ class MatchEngine:
 
         The profile vector is the normalised mean of the partner's capability embeddings
         (already computed, so this encodes nothing); its terms are all its capabilities' terms."""
+        _check_k(k)
         caps = [c for c in self.capabilities.values() if c.partner_id == partner_id]
         if not caps:
             raise NotFoundError(f"partner '{partner_id}' has no capabilities")
@@ -489,3 +496,9 @@ def _no_duplicates(records, kind: str) -> None:
         if r.id in seen:
             raise MatcherError(f"duplicate {kind} id '{r.id}'")
         seen.add(r.id)
+
+
+def _check_k(k: int) -> None:
+    # a negative k would slice from the end and quietly return almost everything
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise MatcherError(f"k must be a whole number of at least 1, got {k!r}")

@@ -170,3 +170,11 @@ def test_help_does_not_import_torch_or_faiss():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+@pytest.mark.parametrize("argv", [["match", "q", "--k", "0"], ["search", "q", "--k", "-2"],
+                                  ["evaluate", "t", "--max-seq-length", "0"]])
+def test_counts_below_one_are_refused_by_the_parser(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2 and "positive whole number" in capsys.readouterr().err

@@ -162,3 +162,26 @@ def test_empty_query_and_duplicates_are_errors(engine):
         engine.match_partners("  ")
     with pytest.raises(MatcherError, match="duplicate"):
         engine.upsert_demands([DEMANDS[0], DEMANDS[0]])
+
+
+@pytest.mark.parametrize("k", [0, -3, 2.5, True, "5"])
+def test_k_below_one_or_not_a_whole_number_is_an_error_everywhere(engine, k):
+    """k=-3 used to slice from the end and return every partner but the last three."""
+    pid = next(iter(engine.partners))
+    calls = [
+        lambda: engine.match_partners("低温防腐涂层", k=k),
+        lambda: engine.match_capabilities("低温防腐涂层", k=k),
+        lambda: engine.rank_partners_batch(["低温防腐涂层"], k=k),
+        lambda: engine.rank_capabilities_batch(["低温防腐涂层"], k=k),
+        lambda: engine.match_partners_batch(list(engine.demands.values())[:1], k=k),
+        lambda: engine.search_demands("低温防腐涂层", k=k),
+        lambda: engine.demands_for_partner(pid, k=k),
+    ]
+    for call in calls:
+        with pytest.raises(MatcherError, match="k must be a whole number of at least 1"):
+            call()
+
+
+def test_k_of_one_returns_exactly_one(engine):
+    assert len(engine.match_partners("低温防腐涂层", k=1)) == 1
+    assert [len(r) for r in engine.rank_partners_batch(["低温防腐涂层", "OPO"], k=1)] == [1, 1]
