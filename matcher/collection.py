@@ -360,7 +360,7 @@ class Collection:
 def _interned(tokens: Sequence[str]) -> list[str]:
     # Tokenisers and json.loads make a new string object for every occurrence of a word:
     # one shared object per word keeps a 42k-text collection's token lists small.
-    return [sys.intern(t) for t in tokens]
+    return [sys.intern(str(t)) for t in tokens]  # str(): numpy.str_ and other subclasses cannot be interned
 
 
 def _values_at(

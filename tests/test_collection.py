@@ -90,3 +90,16 @@ def test_a_request_and_a_batch_get_the_same_candidates():
             if mask is not None:
                 assert mask[got.rows].all()
     assert any(len(b.rows) and b.lexical.max() > 0 for b in batch)
+
+
+def test_one_string_object_per_word_after_add_and_after_load(tmp_path):
+    """42k capability texts hold millions of tokens; a separate string object per occurrence
+    (what tokenisers and json.loads produce) cost the service hundreds of megabytes."""
+    tokens = [["".join(["coat", "ing"]), "rail"], ["".join(["coat", "ing"]), "rail", "rail"]]
+    assert tokens[0][0] is not tokens[1][0]
+    c = Collection(8)
+    c.add(["a", "b"], tokens, unit(np.random.default_rng(0).standard_normal((2, 8))), ["en", "en"])
+    assert c.tokens[0][0] is c.tokens[1][0] and c.tokens[1][1] is c.tokens[1][2]
+    c.save(tmp_path / "c")
+    again = Collection.load(tmp_path / "c")
+    assert again.tokens == c.tokens and again.tokens[0][0] is again.tokens[1][0]
