@@ -17,7 +17,9 @@ size contains the smaller ones) this
    * free text: `POST /api/match` with texts never seen before (unseen sbir-topics, first
      2,000 characters, plus a per-run tag so no run hits the embedding cache);
    with 1 and with 8 concurrent clients, R repeats; p50/p99 are medians over the repeats;
-4. records the server's resident memory (current and peak, /proc VmRSS/VmHWM) and stops it;
+4. records the server's resident memory (current and peak, /proc VmRSS/VmHWM) and stops it,
+   then starts it again on the same database (it loads the index the first start saved) and
+   records the memory and the stored-demand latency of that second start;
 5. builds the naive stack (`benchmarks/naive.py`) over the same capabilities, with the same
    model and the same document embeddings (read from the cache, so neither side encodes
    documents), and times it on the same queries, in this process (no HTTP: a lower bound
@@ -97,11 +99,11 @@ def free_port() -> int:
 class Server:
     """`techmatch serve` in a child process, with its log in `workdir`."""
 
-    def __init__(self, db: Path, model: str, workdir: Path, index: str = "exact") -> None:
+    def __init__(self, db: Path, model: str, workdir: Path, index: str = "exact", log: str = "server.log") -> None:
         self.port = free_port()
         self.token = "bench-" + secrets.token_urlsafe(16)
         self.base = f"http://127.0.0.1:{self.port}"
-        self.log = open(workdir / "server.log", "wb")
+        self.log = open(workdir / log, "wb")
         exe = Path(sys.executable).parent / "techmatch"
         cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "matcher.cli"]
         env = {**os.environ, "TECHMATCH_ADMIN_TOKEN": self.token, "HF_HUB_OFFLINE": "1", "TECHMATCH_INDEX": index}
@@ -255,7 +257,7 @@ def bench_size(args, n_caps: int, all_caps, topics, workdir: Path, naive_model) 
     stored = topics[: args.stored]
     free_pool = topics[args.stored :]
     unseen = [d.full_text for d in free_pool if d.full_text.strip()]
-    need = 2 * (args.queries * args.repeats * len(args.clients) + 5)
+    need = 2 * (args.queries * args.repeats * len(args.clients) + 5) + args.queries  # + the restart pass
     if len(unseen) < need:
         raise SystemExit(f"not enough unseen topics for free-text queries ({len(unseen)} < {need})")
     tag = secrets.token_hex(4)  # never-seen texts in every run, whatever the cache holds
@@ -321,10 +323,35 @@ def bench_size(args, n_caps: int, all_caps, topics, workdir: Path, naive_model) 
         out["memory_after_load"] = common.proc_memory(server.proc.pid)
     finally:
         server.stop()
+    out["restart"] = bench_restart(args, sizedir, stored_q, [fresh("free") for _ in range(args.queries)])
 
     if args.naive:
         out["naive"] = bench_naive(args, caps, stored, unseen, naive_model)
     return out
+
+
+def bench_restart(args, sizedir: Path, stored_q: list[str], free_q: list[str]) -> dict:
+    """A second start on the same database: the service loads the index the first start
+    saved instead of rebuilding it, which is the memory a long-running deployment sees.
+    One pass of stored demands (timed) and one of free texts (so the peak includes encoding)."""
+    server = Server(sizedir / "tm.db", args.model, sizedir, args.index, log="server-restart.log")
+    try:
+        seconds = server.wait_ready(args.ready_timeout)
+        after_start = common.proc_memory(server.proc.pid)
+        run = run_load(stored_q, 1, HttpSender(server, "stored"))
+        run_load(free_q, 1, HttpSender(server, "free"))
+        after_load = common.proc_memory(server.proc.pid)
+    finally:
+        server.stop()
+    loaded = '"index loaded"' in (sizedir / "server-restart.log").read_text(encoding="utf-8", errors="replace")
+    print(
+        f"restart: ready in {seconds:.1f} s ({'saved index loaded' if loaded else 'index REBUILT'}), "
+        f"RSS {after_start.get('rss_mb', 0):.0f} MB, peak {after_load.get('peak_rss_mb', 0):.0f} MB, "
+        f"stored p50 {run['p50_ms']:.1f} ms",
+        flush=True,
+    )
+    return {"seconds": seconds, "loaded_saved_index": loaded, "memory_after_start": after_start,
+            "memory_after_load": after_load, "stored_p50_ms": run["p50_ms"], "stored_p99_ms": run["p99_ms"]}
 
 
 def bench_naive(args, caps, stored, unseen, naive_model) -> dict:
@@ -481,12 +508,15 @@ def main(argv: list[str] | None = None) -> int:
             r["memory_after_start"].get("rss_mb"),
             r["memory_after_load"].get("rss_mb"),
             r["memory_after_load"].get("peak_rss_mb"),
+            r["restart"]["seconds"],
+            r["restart"]["memory_after_load"].get("peak_rss_mb"),
         ]
         for r in results
     ]
     print()
     mem_table = print_table(
-        ["capabilities", "start-up s", "RSS after start MB", "RSS after load MB", "peak RSS MB"],
+        ["capabilities", "start-up s", "RSS after start MB", "RSS after load MB", "peak RSS MB", "restart s",
+         "restart peak MB"],
         mem_rows,
         title="Service process memory",
     )

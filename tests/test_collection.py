@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import pytest
 
 from matcher.collection import Collection
+from matcher.errors import MatcherError
 
 
 def unit(x):
@@ -103,3 +107,26 @@ def test_one_string_object_per_word_after_add_and_after_load(tmp_path):
     c.save(tmp_path / "c")
     again = Collection.load(tmp_path / "c")
     assert again.tokens == c.tokens and again.tokens[0][0] is again.tokens[1][0]
+
+
+def test_a_collection_saved_with_json_token_lists_still_loads(tmp_path):
+    c = Collection(8)
+    c.add(["a", "b"], [["coat", "rail"], ["coat"]], unit(np.random.default_rng(0).standard_normal((2, 8))))
+    c.remove(["b"])
+    c.save(tmp_path / "c")
+    meta_file = tmp_path / "c" / "collection.json"
+    meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    del meta["vocabulary"]
+    meta["tokens"] = c.tokens  # the format before token_ids.npy
+    meta_file.write_text(json.dumps(meta), encoding="utf-8")
+    (tmp_path / "c" / "token_ids.npy").unlink()
+    assert Collection.load(tmp_path / "c").tokens == [["coat", "rail"], []]
+
+
+def test_damaged_token_arrays_are_refused_by_name(tmp_path):
+    c = Collection(8)
+    c.add(["a", "b"], [["coat", "rail"], ["coat"]], unit(np.random.default_rng(0).standard_normal((2, 8))))
+    c.save(tmp_path / "c")
+    np.save(tmp_path / "c" / "token_offsets.npy", np.array([0, 2], dtype=np.int64))
+    with pytest.raises(MatcherError, match="damaged collection"):
+        Collection.load(tmp_path / "c")
