@@ -7,6 +7,7 @@ import pytest
 
 from matcher.collection import Collection
 from matcher.errors import MatcherError
+from matcher.index import VectorIndex
 
 
 def unit(x):
@@ -116,11 +117,14 @@ def test_a_collection_saved_with_json_token_lists_still_loads(tmp_path):
     c.save(tmp_path / "c")
     meta_file = tmp_path / "c" / "collection.json"
     meta = json.loads(meta_file.read_text(encoding="utf-8"))
-    del meta["vocabulary"]
+    del meta["vocabulary"], meta["index"]
     meta["tokens"] = c.tokens  # the format before token_ids.npy
     meta_file.write_text(json.dumps(meta), encoding="utf-8")
     (tmp_path / "c" / "token_ids.npy").unlink()
-    assert Collection.load(tmp_path / "c").tokens == [["coat", "rail"], []]
+    VectorIndex(8).build(c._vectors[:1], np.array([0])).save(tmp_path / "c")  # every kind had a FAISS index
+    again = Collection.load(tmp_path / "c")
+    assert again.tokens == [["coat", "rail"], []]
+    assert again.index is None and again.index_params.kind == "exact"
 
 
 def test_damaged_token_arrays_are_refused_by_name(tmp_path):
@@ -130,3 +134,53 @@ def test_damaged_token_arrays_are_refused_by_name(tmp_path):
     np.save(tmp_path / "c" / "token_offsets.npy", np.array([0, 2], dtype=np.int64))
     with pytest.raises(MatcherError, match="damaged collection"):
         Collection.load(tmp_path / "c")
+
+
+def brute_force_top(c: Collection, q, depth: int) -> set[int]:
+    """Each language's `depth` nearest live rows, by sorting every score."""
+    scores = c._vectors @ q
+    out: set[int] = set()
+    for lang in set(c.langs):
+        rows = [r for r in range(len(c.ids)) if c.alive[r] and c.langs[r] == lang]
+        out.update(sorted(rows, key=lambda r: -scores[r])[:depth])
+    return out
+
+
+@pytest.mark.parametrize("languages", [["en"], ["en", "zh", "ru"]])
+def test_exact_search_is_brute_force_per_language_after_removals_and_in_blocks(languages, monkeypatch, tmp_path):
+    """The exact kind scores the collection's own matrix (no FAISS copy); a batch is cut into
+    blocks of queries so the (queries x rows) scores stay bounded."""
+    import matcher.collection as collection_module
+
+    rng = np.random.default_rng(3)
+    n = 300
+    c = Collection(16)
+    c.add([f"r{i}" for i in range(n)], [[] for _ in range(n)], unit(rng.standard_normal((n, 16))),
+          [languages[i % len(languages)] for i in range(n)])
+    c.remove([f"r{i}" for i in range(0, n, 7)])
+    c.add(["r3"], [[]], unit(rng.standard_normal((1, 16))), [languages[0]])  # an edit: old row dead, new appended
+    assert c.index is None
+    queries = unit(rng.standard_normal((10, 16)))
+    monkeypatch.setattr(collection_module, "EXACT_SCORES_PER_BLOCK", 3 * len(c.ids))  # 3 queries per block
+    stats, lang_idx = c._language_state()
+    tops = c._dense_top(queries, 12, None, lang_idx, len(stats.names) if stats else 0)
+    for q, top in zip(queries, tops):
+        assert len(top) == len(set(top.tolist())) and set(top.tolist()) == brute_force_top(c, q, 12)
+    c.save(tmp_path / "c")
+    assert not (tmp_path / "c" / "index.faiss").exists()
+    again = Collection.load(tmp_path / "c")
+    assert again.index is None and again.index_params.kind == "exact"
+    for q in queries:
+        (a,), (b,) = c.candidates(q[None, :], [[]], depth=12), again.candidates(q[None, :], [[]], depth=12)
+        assert a.rows.tolist() == b.rows.tolist()
+
+
+def test_approximate_kinds_keep_their_faiss_index_through_save_and_load(tmp_path):
+    from matcher.index import IndexParams
+
+    rng = np.random.default_rng(4)
+    c = Collection(16, index=IndexParams(kind="hnsw"))
+    c.add([f"r{i}" for i in range(200)], [[] for _ in range(200)], unit(rng.standard_normal((200, 16))))
+    c.save(tmp_path / "c")
+    again = Collection.load(tmp_path / "c")
+    assert again.index is not None and again.index_params.kind == "hnsw" and len(again.index) == 200
