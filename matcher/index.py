@@ -66,6 +66,25 @@ def _threads_for(n_queries: int) -> Iterator[None]:
         faiss.omp_set_num_threads(before)
 
 
+def inner_products(queries: NDArray[np.float32], matrix: NDArray[np.float32]) -> NDArray[np.float32]:
+    """(nq, n_rows) scores of every row for every query.
+
+    A request's few queries go through FAISS's single-threaded SIMD loop, not BLAS: numpy's
+    OpenBLAS runs a 42k-row product on two threads that keep spinning after it, and the
+    free text encoded next by torch took 105 ms instead of 15 (measured in one process)."""
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    if len(queries) > SMALL_BATCH:
+        return queries @ matrix.T
+    faiss = _faiss()
+    matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+    out = np.empty((len(queries), len(matrix)), dtype=np.float32)
+    for q in range(len(queries)):
+        faiss.fvec_inner_products_ny(
+            faiss.swig_ptr(out[q]), faiss.swig_ptr(queries[q]), faiss.swig_ptr(matrix), matrix.shape[1], len(matrix)
+        )
+    return out
+
+
 class VectorIndex:
     def __init__(self, dim: int, params: IndexParams | None = None) -> None:
         self.dim = dim

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from matcher.errors import UnknownNameError
-from matcher.index import IndexParams, VectorIndex
+from matcher.index import SMALL_BATCH, IndexParams, VectorIndex, inner_products
 
 
 def unit(rng, n, d=32):
@@ -80,3 +80,14 @@ def test_a_small_search_leaves_the_callers_thread_setting_alone():
     assert faiss.omp_get_max_threads() == 2
     idx.search(x[: SMALL_BATCH + 1], 5, subset=np.arange(20))
     assert faiss.omp_get_max_threads() == 2
+
+
+@pytest.mark.parametrize("n_queries", [1, SMALL_BATCH, SMALL_BATCH + 1])
+def test_inner_products_match_numpy_for_requests_and_batches(n_queries):
+    """Requests take FAISS's single-threaded loop, batches BLAS: the scores must not differ."""
+    rng = np.random.default_rng(7)
+    matrix = rng.standard_normal((500, 24)).astype(np.float32)
+    queries = rng.standard_normal((n_queries, 48)).astype(np.float32)[:, ::2]  # not contiguous
+    got = inner_products(queries, matrix)
+    assert got.shape == (n_queries, 500) and got.dtype == np.float32
+    np.testing.assert_allclose(got, queries @ matrix.T, rtol=1e-5, atol=1e-5)
