@@ -154,6 +154,9 @@ def memory_vs_size(online: dict):
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.plot(x, [s["memory_after_start"].get("rss_mb", 0) for s in sizes], "o-", label="RSS after start")
     ax.plot(x, [s["memory_after_load"].get("peak_rss_mb", 0) for s in sizes], "s-", label="peak RSS after load")
+    if all("restart" in s for s in sizes):  # measured since session 3
+        restart_peaks = [s["restart"]["memory_after_load"].get("peak_rss_mb", 0) for s in sizes]
+        ax.plot(x, restart_peaks, "^-", label="peak after a restart (saved index)")
     ax.axhline(1536, color="grey", lw=0.8, ls="--", label="1.5 GB target")
     ax.set_xscale("log")
     ax.set_xlabel("capabilities")
