@@ -136,11 +136,9 @@ class Collection:
         langs = list(languages) if languages is not None else [""] * len(ids)
         self.langs.extend(langs)
         self._count_languages(langs, np.asarray(vectors, dtype=np.float64), +1)
-        if self.index is None:
-            pass
-        elif start == 0:
+        if self.index is not None and start == 0:
             self.index.build(self._vectors, rows)  # approximate indexes train on the data
-        else:
+        elif self.index is not None:
             self.index.add(np.asarray(vectors, dtype=np.float32), rows)
 
     def remove(self, ids: Sequence[str]) -> None:
@@ -312,7 +310,7 @@ class Collection:
                 rows = np.flatnonzero(mask & ((lang_idx == li) if n_languages > 1 else True))
                 if not len(rows):
                     continue
-                scores = qvecs @ self._vectors[rows].T
+                scores = inner_products(qvecs, self._vectors[rows])
                 d = min(depth, scores.shape[1])
                 top = np.argpartition(-scores, d - 1, axis=1)[:, :d]
                 for q in range(len(qvecs)):

@@ -168,8 +168,8 @@ class MatchEngine:
 
     # -- demand (or text) to partners and capabilities -------------------------------------
     def match_partners(self, query: Query, *, k: int = 10, filters: Filters | None = None) -> list[PartnerMatch]:
-        _check_k(k)
         """Ranked partners with their best capabilities, shared terms and score parts."""
+        _check_k(k)
         (qvec,), (qtok,) = self._encode_queries([query])
         cand, fused = self._fused_capabilities(qvec, qtok, filters)
         partners, scores = aggregate(fused, self._partner_of_row, self.params.aggregation)

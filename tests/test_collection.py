@@ -166,6 +166,15 @@ def test_exact_search_is_brute_force_per_language_after_removals_and_in_blocks(l
     tops = c._dense_top(queries, 12, None, lang_idx, len(stats.names) if stats else 0)
     for q, top in zip(queries, tops):
         assert len(top) == len(set(top.tolist())) and set(top.tolist()) == brute_force_top(c, q, 12)
+    allowed = c.alive & (np.arange(len(c.ids)) % 3 == 0)  # a filter: scored among its rows only
+    filtered = c._dense_top(queries[:2], 5, allowed, lang_idx, len(stats.names) if stats else 0)
+    for q, top in zip(queries[:2], filtered):
+        scores = c._vectors @ q
+        expected = set()
+        for lang in set(c.langs):
+            rows = [r for r in np.flatnonzero(allowed) if c.langs[r] == lang]
+            expected.update(sorted(rows, key=lambda r: -scores[r])[:5])
+        assert set(top.tolist()) == expected
     c.save(tmp_path / "c")
     assert not (tmp_path / "c" / "index.faiss").exists()
     again = Collection.load(tmp_path / "c")
