@@ -29,7 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from matcher.assign import AssignmentConstraints, assign, greedy_assign  # noqa: E402
+from matcher.conference.assign import AssignmentConstraints, assign, greedy_assign  # noqa: E402
 
 
 def read_jsonl(path: Path) -> list[dict]:

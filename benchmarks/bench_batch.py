@@ -58,7 +58,7 @@ class EncodeClock:
     """Wraps SentenceTransformerEncoder.embed_batch: seconds inside the model, texts encoded."""
 
     def __init__(self) -> None:
-        from matcher.encoders import SentenceTransformerEncoder
+        from matcher.retrieval.encoders import SentenceTransformerEncoder
 
         self.cls = SentenceTransformerEncoder
         self.original = SentenceTransformerEncoder.embed_batch
@@ -116,7 +116,7 @@ def library_floor_check(model: str, texts: list[str], batch_size: int) -> dict:
     embed of the same texts (no cache): the two should be about equal."""
     import torch
 
-    from matcher.encoders import load_encoder
+    from matcher.retrieval.encoders import load_encoder
 
     enc = load_encoder(model, batch_size=batch_size)
     prefixed = [enc.passage_prefix + t for t in texts]
@@ -147,7 +147,7 @@ def merge_cache(src: Path, dst: Path) -> int:
 
 def rank_cmd(model: str, dem_file: Path, cap_file: Path, out: Path, max_text_chars: int) -> list[str]:
     exe = Path(sys.executable).parent / "techmatch"
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "matcher.cli"]
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "matcher.cli.commands"]
     return cmd + [
         "rank",
         "--demands",
@@ -186,7 +186,7 @@ def timed_runs(cmd: list[str], home: Path, runs: int, label: str) -> list[float]
 
 @functools.lru_cache(maxsize=2)
 def _encoder(model: str):
-    from matcher.encoders import load_encoder
+    from matcher.retrieval.encoders import load_encoder
 
     return load_encoder(model)
 
@@ -244,8 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     cap_file = subset_file(cap_all, args.capabilities, workdir / "caps.jsonl")
 
-    from matcher.encoders import REGISTRY
-    from matcher.ingest import MAX_CELL_CHARS, load_capabilities, load_demands
+    from matcher.io.ingest import MAX_CELL_CHARS, load_capabilities, load_demands
+    from matcher.retrieval.encoders import REGISTRY
 
     max_chars = max(longest, MAX_CELL_CHARS)
 

@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     if common.missing_data(common.SBIR_FIRMS, common.SBIR_TOPICS):
         return 0
     common.setup_env()
-    from matcher.encoders import load_encoder
+    from matcher.retrieval.encoders import load_encoder
     from matcher.settings import cpu_has_native_bfloat16
 
     info = common.machine()

@@ -63,9 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     common.setup_env()
     info = common.machine()
-    from matcher.encoders import open_encoder
-    from matcher.engine import MatchEngine
-    from matcher.index import IndexParams, VectorIndex
+    from matcher.retrieval.encoders import open_encoder
+    from matcher.retrieval.engine import MatchEngine
+    from matcher.retrieval.index import IndexParams, VectorIndex
 
     caps = common.load_task(common.SBIR_FIRMS).capabilities[: args.capabilities]
     demands = common.load_topics(args.stored)

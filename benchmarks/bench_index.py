@@ -10,7 +10,7 @@ with s = 0.05, so every synthetic vector lies near a real one, pulled part of th
 another real one (a new "topic mix"), with a little noise; the real vectors stay in the corpus.
 Queries are real query embeddings from the cache (demands and claims encoded as queries).
 
-Indexes are the engine's own (`matcher.index.VectorIndex`, IDMap over FAISS). For each
+Indexes are the engine's own (`matcher.retrieval.index.VectorIndex`, IDMap over FAISS). For each
 setting: build seconds, resident-memory growth and serialised size, query time (one query
 at a time on one thread, as the service searches; and one batch of all queries), medians over
 repeats, and recall@10 and recall@200 (the engine's candidate depth) against exact search.
@@ -40,7 +40,7 @@ from common import med, print_table  # noqa: E402
 
 def real_vectors(model: str, max_queries: int) -> tuple[np.ndarray, np.ndarray, dict]:
     """Cached sbir-firms capability embeddings (unique texts) and cached query embeddings."""
-    from matcher.encoders import text_key
+    from matcher.retrieval.encoders import text_key
 
     task = common.load_task(common.SBIR_FIRMS)
     keys = list(dict.fromkeys(text_key(c.full_text) for c in task.capabilities))
@@ -119,7 +119,7 @@ def recall(found: np.ndarray, truth: np.ndarray, k: int) -> float:
 def bench_size(x: np.ndarray, q: np.ndarray, args) -> list[dict]:
     import faiss
 
-    from matcher.index import IndexParams, VectorIndex
+    from matcher.retrieval.index import IndexParams, VectorIndex
 
     n = len(x)
     ids = np.arange(n, dtype=np.int64)

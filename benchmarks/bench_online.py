@@ -70,9 +70,9 @@ def shorten(text: str, limit: int) -> str:
 def prepare_db(path: Path, caps, demands) -> dict:
     """A service database holding `caps` (their firms as partners) and `demands`."""
     from matcher.records import partners_from_capabilities
-    from service import store
-    from service.db import bump_revision, capabilities, init_db, make_engine, partners
-    from service.db import demands as demand_table
+    from service.storage import store
+    from service.storage.db import bump_revision, capabilities, init_db, make_engine, partners
+    from service.storage.db import demands as demand_table
 
     db = make_engine(f"sqlite:///{path}")
     try:
@@ -105,7 +105,7 @@ class Server:
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = open(workdir / log, "wb")
         exe = Path(sys.executable).parent / "techmatch"
-        cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "matcher.cli"]
+        cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "matcher.cli.commands"]
         env = {**os.environ, "TECHMATCH_ADMIN_TOKEN": self.token, "HF_HUB_OFFLINE": "1", "TECHMATCH_INDEX": index}
         self.started = time.perf_counter()
         self.proc = subprocess.Popen(
@@ -357,7 +357,7 @@ def bench_restart(args, sizedir: Path, stored_q: list[str], free_q: list[str]) -
 def bench_naive(args, caps, stored, unseen, naive_model) -> dict:
     from naive import PREFIXES, NaiveStack
 
-    from matcher.encoders import REGISTRY
+    from matcher.retrieval.encoders import REGISTRY
 
     texts = [c.full_text for c in caps]
     t0 = time.perf_counter()
@@ -450,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.naive:
         from sentence_transformers import SentenceTransformer
 
-        from matcher.encoders import prepare_model
+        from matcher.retrieval.encoders import prepare_model
 
         naive_model = SentenceTransformer(str(prepare_model(args.model)), device="cpu")  # loaded once
 

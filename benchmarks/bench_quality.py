@@ -44,7 +44,7 @@ def cached_prefix(task, model: str):
 
     from common import techmatch_home
 
-    from matcher.encoders import text_key
+    from matcher.retrieval.encoders import text_key
 
     conn = sqlite3.connect(f"file:{techmatch_home() / 'embeddings.sqlite'}?mode=ro", uri=True, timeout=30)
     have = {
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     common.setup_env()
     info = common.machine()
-    from matcher.encoders import open_encoder
+    from matcher.retrieval.encoders import open_encoder
 
     encoder = open_encoder(args.model, max_seq_length=args.max_seq_length)
     mname = encoder.name  # the cache key: "e5-multilingual-small@128" with --max-seq-length 128

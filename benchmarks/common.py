@@ -85,7 +85,7 @@ def describe_machine(info: dict) -> str:
 def load_task(path: Path):
     """A canonical task folder through the engine's own loader (so texts and ids are the
     ones the engine and its embedding cache see)."""
-    from matcher.ingest import load_task as _load
+    from matcher.io import load_task as _load
 
     return _load(path)
 
@@ -153,7 +153,7 @@ def techmatch_home() -> Path:
 
 def cached_count(model: str, kind: str, texts: Sequence[str], db: Path | None = None) -> int:
     """How many distinct `texts` the embedding cache holds for (model, kind); read-only."""
-    from matcher.encoders import text_key
+    from matcher.retrieval.encoders import text_key
 
     db = db or techmatch_home() / "embeddings.sqlite"
     if not db.exists():
@@ -176,8 +176,8 @@ def cached_count(model: str, kind: str, texts: Sequence[str], db: Path | None = 
 
 def cached_vectors(model: str, kind: str, texts: Sequence[str]) -> np.ndarray:
     """(n, dim) float32 embeddings of `texts` read from the engine's cache; raises if any is missing."""
-    from matcher.cache import EmbeddingCache
-    from matcher.encoders import text_key
+    from matcher.retrieval.cache import EmbeddingCache
+    from matcher.retrieval.encoders import text_key
 
     cache = EmbeddingCache(techmatch_home() / "embeddings.sqlite")
     try:
@@ -210,7 +210,7 @@ def proc_memory(pid: int) -> dict[str, float]:
 def surrogate_count(model: str, kind: str, texts: Sequence[str]) -> int:
     """How many distinct `texts` have surrogate vectors in this cache (see surrogate_cache.py);
     0 in a real cache."""
-    from matcher.encoders import text_key
+    from matcher.retrieval.encoders import text_key
 
     db = techmatch_home() / "embeddings.sqlite"
     if not db.exists():

@@ -52,7 +52,7 @@ def mixed(pool: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def fill(db: Path, model: str, kind: str, texts: list[str], rng: np.random.Generator) -> dict:
-    from matcher.encoders import text_key
+    from matcher.retrieval.encoders import text_key
 
     conn = sqlite3.connect(db, timeout=60)
     try:

@@ -7,11 +7,11 @@ import io
 from collections.abc import Callable
 from pathlib import Path
 
-from .encoders import open_encoder
-from .engine import MatchEngine
-from .fsutil import atomic_text
-from .ingest import load_capabilities, load_demands
-from .tables import MAX_CELL_CHARS
+from matcher.fsutil import atomic_text
+from matcher.io.ingest import load_capabilities, load_demands
+from matcher.io.tables import MAX_CELL_CHARS
+from matcher.retrieval.encoders import open_encoder
+from matcher.retrieval.engine import MatchEngine
 
 
 def rank_files(

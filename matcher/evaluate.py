@@ -12,8 +12,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .engine import EngineParams, MatchEngine
-from .rank import FusionParams, aggregate, fuse, top_k
+from matcher.retrieval.engine import EngineParams, MatchEngine
+from matcher.retrieval.rank import FusionParams, aggregate, fuse, top_k
 
 Run = Mapping[str, Mapping[str, float]]
 Qrels = Mapping[str, Mapping[str, int]]
@@ -104,7 +104,7 @@ def evaluate_task(
 ) -> list[MethodResult]:
     """Index the task's capabilities, rank every judged demand and score each method.
 
-    `task` is an `ingest.Task`. Demands without judgements are not ranked. Level `partner`
+    `task` is a `matcher.io.Task`. Demands without judgements are not ranked. Level `partner`
     aggregates capability scores into partners; level `capability` ranks capabilities."""
     params = params or EngineParams()
     engine = MatchEngine(encoder, params)

@@ -100,7 +100,7 @@ def write_records(path, records) -> None:
     """Write records as JSONL, atomically."""
     import json
 
-    from .fsutil import atomic_text
+    from matcher.fsutil import atomic_text
 
     atomic_text(path, "".join(json.dumps(to_dict(r), ensure_ascii=False) + "\n" for r in records))
 

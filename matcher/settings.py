@@ -6,7 +6,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from .errors import MatcherError
+from matcher.errors import MatcherError
 
 
 def techmatch_home() -> Path:

@@ -11,10 +11,10 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from .engine import EngineParams, MatchEngine
-from .errors import MatcherError, UnknownNameError
-from .index import IndexParams
-from .records import RECORD_TYPES, read_records, write_records
+from matcher.errors import MatcherError, UnknownNameError
+from matcher.records import RECORD_TYPES, read_records, write_records
+from matcher.retrieval.engine import EngineParams, MatchEngine
+from matcher.retrieval.index import IndexParams
 
 KINDS = tuple(RECORD_TYPES)
 
@@ -37,7 +37,7 @@ class Workspace:
         """Validate a whole file, then merge it by id into the workspace. Returns (new, replaced).
 
         A file with any bad row raises `InputErrors` and changes nothing."""
-        from . import ingest
+        from matcher.io import ingest
 
         loader = {
             "demands": ingest.load_demands,

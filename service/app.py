@@ -20,14 +20,13 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
-from .conference_jobs import ConferenceJobs
-from .db import init_db, make_engine
-from .deps import Context
-from .errors import install_error_handlers
-from .landscape_view import LandscapeCache
-from .live import LiveIndex
-from .middleware import BodyLimitMiddleware, RequestLogMiddleware, SecurityHeadersMiddleware
-from .routers import (
+from service.deps import Context
+from service.errors import install_error_handlers
+from service.jobs.conference import ConferenceJobs
+from service.jobs.landscape import LandscapeCache
+from service.jobs.live import LiveIndex
+from service.middleware import BodyLimitMiddleware, RequestLogMiddleware, SecurityHeadersMiddleware
+from service.routers import (
     capabilities,
     conference,
     demands,
@@ -40,8 +39,9 @@ from .routers import (
     partners,
     tokens,
 )
-from .settings import Settings
-from .web import LoginRequired, login_redirect, make_templates, render_error
+from service.settings import Settings
+from service.storage.db import init_db, make_engine
+from service.views.render import LoginRequired, login_redirect, make_templates, render_error
 
 log = logging.getLogger("techmatch.service")
 VERSION = "0.1.0"
@@ -63,7 +63,7 @@ def create_app(settings: Settings | None = None, *, encoder=None) -> FastAPI:
     def startup() -> None:
         init_db(db)
         if settings.demo:
-            from .demo import ensure_demo_tokens, load_demo_corpus
+            from service.demo import ensure_demo_tokens, load_demo_corpus
 
             load_demo_corpus(db)
             for tok in ensure_demo_tokens(db):  # the secrets are printed by `techmatch serve`, not logged
@@ -77,7 +77,7 @@ def create_app(settings: Settings | None = None, *, encoder=None) -> FastAPI:
         index is built; matching answers 503 and /readyz says why until it is done."""
         try:
             if live.encoder is None:
-                from matcher.encoders import open_encoder
+                from matcher.retrieval.encoders import open_encoder
 
                 live.encoder = open_encoder(settings.model)
             if hasattr(live.encoder, "load"):

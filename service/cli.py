@@ -1,4 +1,4 @@
-"""`techmatch serve`: the web service on uvicorn. Registered by `matcher.cli` when present."""
+"""`techmatch serve`: the web service on uvicorn. Registered by `matcher.cli.commands` when present."""
 
 from __future__ import annotations
 
@@ -30,9 +30,9 @@ def add_serve_parser(subparsers) -> argparse.ArgumentParser:
 def cmd_serve(args) -> int:
     import uvicorn
 
-    from .app import create_app
-    from .middleware import configure_logging
-    from .settings import Settings, db_url_from_arg
+    from service.app import create_app
+    from service.middleware import configure_logging
+    from service.settings import Settings, db_url_from_arg
 
     overrides: dict = {"model": args.model}
     if args.db:
@@ -56,8 +56,8 @@ def cmd_serve(args) -> int:
 
 
 def _print_demo_tokens(settings) -> None:
-    from .db import init_db, make_engine
-    from .demo import ensure_demo_tokens, load_demo_corpus
+    from service.demo import ensure_demo_tokens, load_demo_corpus
+    from service.storage.db import init_db, make_engine
 
     engine = make_engine(settings.db_url)
     try:

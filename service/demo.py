@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from matcher.records import Partner
-
-from . import auth, store
-from .db import bump_revision, capabilities, demands, partners
+from service.auth import tokens as auth
+from service.storage import store
+from service.storage.db import bump_revision, capabilities, demands, partners
 
 log = logging.getLogger("techmatch.service.demo")
 
@@ -36,7 +36,7 @@ def load_demo_corpus(db: Engine) -> bool:
         if any(store.counts(conn).values()):
             return False
     from corpora import demo_corpus_path
-    from matcher.ingest import load_partners, load_task
+    from matcher.io import load_partners, load_task
 
     folder = demo_corpus_path()
     task = load_task(folder)

@@ -9,14 +9,14 @@ from fastapi import Depends, Query, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 
-from .auth import Principal, resolve
-from .errors import Forbidden, Unauthenticated
-from .live import LiveIndex
-from .settings import Settings
+from service.auth.tokens import Principal, resolve
+from service.errors import Forbidden, Unauthenticated
+from service.jobs.live import LiveIndex
+from service.settings import Settings
 
 if TYPE_CHECKING:
-    from .conference_jobs import ConferenceJobs
-    from .landscape_view import LandscapeCache
+    from service.jobs.conference import ConferenceJobs
+    from service.jobs.landscape import LandscapeCache
 
 
 @dataclass

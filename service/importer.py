@@ -1,6 +1,6 @@
 """Bulk import of the bureau's spreadsheets: validated whole, stored in one transaction.
 
-Parsing and row-level validation are the engine's (`matcher.ingest`), so the service reports
+Parsing and row-level validation are the engine's (`matcher.io.ingest`), so the service reports
 exactly the problems the CLI reports. A file with any problem changes nothing.
 """
 
@@ -14,12 +14,11 @@ import zipfile
 import zlib
 
 from matcher.errors import InputError, InputErrors
-
-from . import store
-from .db import capabilities, demands, partners
-from .deps import Context
-from .live import Change
-from .schemas import ImportResult
+from service.deps import Context
+from service.jobs.live import Change
+from service.schemas import ImportResult
+from service.storage import store
+from service.storage.db import capabilities, demands, partners
 
 
 def parse_mapping(text: str | None) -> dict[str, str] | None:
@@ -49,7 +48,7 @@ def parse_mapping(text: str | None) -> dict[str, str] | None:
 def import_file(ctx: Context, kind: str, data: bytes, filename: str, *, mapping: dict[str, str] | None = None,
                 sheet: str | None = None) -> ImportResult:
     """Validate `data` as a `kind` table and upsert every record by id, all or nothing."""
-    from matcher import ingest  # pandas: imported on first use, not at start-up
+    from matcher.io import ingest  # pandas: imported on first use, not at start-up
 
     filename = filename or "upload"
     _check_unpacked_size(data, filename, ctx.settings.max_body_bytes * UNPACKED_FACTOR)

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from matcher.engine import Filters
 from matcher.errors import NotFoundError
 from matcher.records import Demand
-from matcher.results import ScoreParts
-
-from . import policy, store
-from .auth import Principal
-from .deps import Context
-from .schemas import DemandHitPublic, EvidencePublic, MatchOptions, PartnerMatchPublic, ScorePartsPublic
+from matcher.retrieval.engine import Filters
+from matcher.retrieval.results import ScoreParts
+from service.auth import policy
+from service.auth.tokens import Principal
+from service.deps import Context
+from service.schemas import DemandHitPublic, EvidencePublic, MatchOptions, PartnerMatchPublic, ScorePartsPublic
+from service.storage import store
 
 
 def parts_out(parts: ScoreParts) -> ScorePartsPublic:

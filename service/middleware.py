@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import HTTPException
 
-from .errors import error_body
+from service.errors import error_body
 
 log = logging.getLogger("techmatch.service.access")
 

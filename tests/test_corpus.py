@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from corpora import demo_corpus_path
-from matcher.ingest import load_capabilities, load_demands, load_partners, load_task
+from matcher.io import load_capabilities, load_demands, load_partners, load_task
 
 ROOT = demo_corpus_path()
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from .. import policy, store
-from ..auth import Principal
-from ..deps import CtxDep, FilterList, PagingDep, PrincipalDep, StaffOrInstituteDep
-from ..errors import Conflict, Forbidden, Invalid, NotFound
-from ..live import Change
-from ..schemas import CapabilityCreate, CapabilityPublic, CapabilityUpdate, Page
+from service.auth import policy
+from service.auth.tokens import Principal
+from service.deps import CtxDep, FilterList, PagingDep, PrincipalDep, StaffOrInstituteDep
+from service.errors import Conflict, Forbidden, Invalid, NotFound
+from service.jobs.live import Change
+from service.schemas import CapabilityCreate, CapabilityPublic, CapabilityUpdate, Page
+from service.storage import store
 
 router = APIRouter(prefix="/api/capabilities", tags=["capabilities"])
 

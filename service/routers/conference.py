@@ -15,8 +15,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, RedirectResponse
 from pydantic import ValidationError
 
-from .. import store
-from ..conference_jobs import (
+from service.deps import Context, CtxDep, PagingDep, StaffDep
+from service.errors import ApiError, Conflict
+from service.jobs.conference import (
     STATUSES,
     ConferenceJobCreate,
     ConferenceJobPublic,
@@ -26,12 +27,11 @@ from ..conference_jobs import (
     list_jobs,
     media_type,
 )
-from ..deps import Context, CtxDep, PagingDep, StaffDep
-from ..errors import ApiError, Conflict
-from ..landscape_view import REPORT_CSP
-from ..schemas import Page
-from ..web import render
-from .pages import StaffPage, same_origin
+from service.jobs.landscape import REPORT_CSP
+from service.routers.pages import StaffPage, same_origin
+from service.schemas import Page
+from service.storage import store
+from service.views.render import render
 
 router = APIRouter(tags=["conference"])
 JOBS = "/api/conference/jobs"

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from .. import policy, store
-from ..auth import Principal
-from ..deps import CtxDep, FilterList, PagingDep, PrincipalDep, StaffOrEnterpriseDep
-from ..errors import Conflict, Forbidden, Invalid, NotFound
-from ..landscape_view import link_info, load_links
-from ..live import Change
-from ..schemas import DemandCreate, DemandDetail, DemandOut, DemandPublicRedacted, DemandUpdate, Page
+from service.auth import policy
+from service.auth.tokens import Principal
+from service.deps import CtxDep, FilterList, PagingDep, PrincipalDep, StaffOrEnterpriseDep
+from service.errors import Conflict, Forbidden, Invalid, NotFound
+from service.jobs.landscape import link_info, load_links
+from service.jobs.live import Change
+from service.schemas import DemandCreate, DemandDetail, DemandOut, DemandPublicRedacted, DemandUpdate, Page
+from service.storage import store
 
 router = APIRouter(prefix="/api/demands", tags=["demands"])
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from .. import feedback, store
-from ..deps import CtxDep, PagingDep, StaffDep
-from ..errors import NotFound
-from ..live import Change
-from ..schemas import FeedbackCreate, FeedbackPublic, FeedbackStatus, Page
+from service.deps import CtxDep, PagingDep, StaffDep
+from service.errors import NotFound
+from service.jobs.live import Change
+from service.schemas import FeedbackCreate, FeedbackPublic, FeedbackStatus, Page
+from service.storage import feedback, store
 
 router = APIRouter(prefix="/api/feedback", tags=["feedback"])
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from .. import store
-from ..deps import CtxDep, PrincipalDep
-from ..errors import NotReady
-from ..schemas import Health, Me, Ready
+from service.deps import CtxDep, PrincipalDep
+from service.errors import NotReady
+from service.schemas import Health, Me, Ready
+from service.storage import store
 
 router = APIRouter(tags=["operations"])
 

@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile
 
-from ..deps import CtxDep, StaffDep
-from ..importer import import_file, parse_mapping
-from ..schemas import ImportKind, ImportResult
+from service.deps import CtxDep, StaffDep
+from service.importer import import_file, parse_mapping
+from service.schemas import ImportKind, ImportResult
 
 router = APIRouter(prefix="/api/imports", tags=["imports"])
 

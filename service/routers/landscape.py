@@ -16,11 +16,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from pydantic import BaseModel, ValidationError
 
 from matcher.errors import MatcherError
-
-from .. import store
-from ..deps import Context, CtxDep, StaffDep
-from ..errors import ApiError, Invalid, NotReady, translate
-from ..landscape_view import (
+from service.deps import Context, CtxDep, StaffDep
+from service.errors import ApiError, Invalid, NotReady, translate
+from service.jobs.landscape import (
     REPORT_CSP,
     DemandLinksChange,
     DemandLinksPublic,
@@ -30,8 +28,9 @@ from ..landscape_view import (
     load_links,
     summary,
 )
-from ..web import render
-from .pages import StaffPage, same_origin
+from service.routers.pages import StaffPage, same_origin
+from service.storage import store
+from service.views.render import render
 
 router = APIRouter(tags=["landscape"])
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

@@ -8,12 +8,13 @@ from fastapi import APIRouter, Query
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from .. import matching, store
-from ..auth import Principal
-from ..deps import Context, CtxDep, FilterList, PrincipalDep, StaffOrEnterpriseDep, StaffOrInstituteDep
-from ..errors import Forbidden, NotFound
-from ..schemas import DemandSearchRequest, DemandSearchResult, MatchOptions, MatchResult, TextMatchRequest
-from .demands import visible_demand
+from service import matching
+from service.auth.tokens import Principal
+from service.deps import Context, CtxDep, FilterList, PrincipalDep, StaffOrEnterpriseDep, StaffOrInstituteDep
+from service.errors import Forbidden, NotFound
+from service.routers.demands import visible_demand
+from service.schemas import DemandSearchRequest, DemandSearchResult, MatchOptions, MatchResult, TextMatchRequest
+from service.storage import store
 
 router = APIRouter(tags=["matching"])
 KQuery = Annotated[int | None, Query(ge=1, le=1000, description="how many results (default from settings)")]

@@ -15,15 +15,16 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
 from matcher.errors import InputError
-
-from .. import feedback, matching, policy, store
-from ..auth import Principal
-from ..deps import Context, CtxDep
-from ..errors import Forbidden, NotFound, translate
-from ..importer import import_file, parse_mapping
-from ..schemas import FEEDBACK_STATUSES, FeedbackCreate, MatchOptions
-from ..web import TOKEN_COOKIE, LoginRequired, render, safe_next
-from .feedback import record_feedback
+from service import matching
+from service.auth import policy
+from service.auth.tokens import Principal
+from service.deps import Context, CtxDep
+from service.errors import Forbidden, NotFound, translate
+from service.importer import import_file, parse_mapping
+from service.routers.feedback import record_feedback
+from service.schemas import FEEDBACK_STATUSES, FeedbackCreate, MatchOptions
+from service.storage import feedback, store
+from service.views.render import TOKEN_COOKIE, LoginRequired, render, safe_next
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 20

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from .. import store
-from ..deps import CtxDep, FilterList, PagingDep, PrincipalDep, StaffDep
-from ..errors import Conflict, NotFound
-from ..live import Change
-from ..schemas import Page, PartnerCreate, PartnerPublic, PartnerUpdate
+from service.deps import CtxDep, FilterList, PagingDep, PrincipalDep, StaffDep
+from service.errors import Conflict, NotFound
+from service.jobs.live import Change
+from service.schemas import Page, PartnerCreate, PartnerPublic, PartnerUpdate
+from service.storage import store
 
 router = APIRouter(prefix="/api/partners", tags=["partners"])
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from .. import auth, store
-from ..deps import AdminDep, CtxDep
-from ..errors import Invalid, NotFound
-from ..live import Change
-from ..schemas import TokenCreate, TokenCreated, TokenPublic
+from service.auth import tokens as auth
+from service.deps import AdminDep, CtxDep
+from service.errors import Invalid, NotFound
+from service.jobs.live import Change
+from service.schemas import TokenCreate, TokenCreated, TokenPublic
+from service.storage import store
 
 router = APIRouter(prefix="/api/tokens", tags=["tokens"])
 

@@ -56,7 +56,7 @@ def free_port() -> int:
 
 @dataclass
 class ServerProcess:
-    """`python -m matcher.cli serve --model fake` on a database in `folder`.
+    """`python -m matcher.cli.commands serve --model fake` on a database in `folder`.
 
     `start()` returns at once (the caller decides when to kill); `wait_ready()` waits for
     /readyz. Every start appends to the same stderr log, so a test can read all of it."""
@@ -89,7 +89,7 @@ class ServerProcess:
         assert self.proc is None or self.proc.poll() is not None, "already running"
         env = {**os.environ, "TECHMATCH_HOME": str(self.folder / "home"), "PYTHONUNBUFFERED": "1",
                "TECHMATCH_ADMIN_TOKEN": self.admin_token, **self.env}
-        cmd = [sys.executable, "-m", "matcher.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+        cmd = [sys.executable, "-m", "matcher.cli.commands", "serve", "--host", "127.0.0.1", "--port", str(self.port),
                "--db", str(self.db_path), "--model", "fake", "--log-level", "info"]
         self.folder.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
@@ -191,8 +191,8 @@ def db_revision(path: Path) -> int:
 
 def saved_index(index_dir: Path):
     """(stamp, MatchEngine) of the index a server saved under `index_dir`."""
-    from matcher.encoders import FakeEncoder
-    from matcher.engine import MatchEngine
+    from matcher.retrieval.encoders import FakeEncoder
+    from matcher.retrieval.engine import MatchEngine
 
     stamp = json.loads((index_dir / "revision.json").read_text())
     return stamp, MatchEngine.load(index_dir / "engine", FakeEncoder())
@@ -255,7 +255,7 @@ def seed_http(client: httpx.Client, server: ServerProcess) -> dict[str, str | No
     token for each of its ROLES (the expired one is expired directly in the database)."""
     from service_testkit import CAPABILITIES, DEMANDS, E1, E2, PARTNERS
 
-    from service.auth import hash_token
+    from service.auth.tokens import hash_token
 
     for path, items in (("/api/partners", PARTNERS), ("/api/capabilities", CAPABILITIES), ("/api/demands", DEMANDS)):
         for item in items:

@@ -32,7 +32,7 @@ from fastapi.testclient import TestClient
 from reliability_kit import ADMIN, REPO, ServerProcess, write_figures
 from service_testkit import E1, E2, World, make_settings, seed
 
-from matcher.encoders import FakeEncoder
+from matcher.retrieval.encoders import FakeEncoder
 from service.app import create_app
 
 FIGURES: collections.Counter = collections.Counter()
@@ -159,7 +159,7 @@ def test_institutes_and_enterprises_cannot_move_records_out_of_their_reach(world
     assert req(world, "POST", "/api/demands", json={"title": "t", "published": True}, headers=ent).status_code == 403
     assert req(world, "GET", "/api/demands/D4", headers=ent).json()["published"] is False
     with world.ctx.db.connect() as conn:
-        from service import store
+        from service.storage import store
 
         assert store.get_capability(conn, "C1")["partner_id"] == "P1"
         assert store.get_demand(conn, "D4")["owner"] == E1
@@ -167,7 +167,7 @@ def test_institutes_and_enterprises_cannot_move_records_out_of_their_reach(world
 
 # -- tokens --------------------------------------------------------------------------------------
 def test_forged_revoked_and_orphaned_tokens_are_refused(world):
-    from service.auth import hash_token
+    from service.auth.tokens import hash_token
 
     staff = world.tokens["staff"]
     # (white space around a header value is not part of it in HTTP, so "tok " is "tok")

@@ -34,7 +34,7 @@ from hypothesis import strategies as st
 from reliability_kit import WORDS, write_figures
 
 from matcher.errors import InputError, InputErrors, MatcherError
-from matcher.ingest import (
+from matcher.io.ingest import (
     _CONFIDENTIAL,
     MAX_CELL_CHARS,
     parse_capabilities,
@@ -99,7 +99,7 @@ def _figures():
                                 "seconds": round(time.perf_counter() - started, 1)})
 
 
-# -- the documented rules, written out independently of matcher/ingest.py ---------------------
+# -- the documented rules, written out independently of matcher/io/ingest.py ---------------------
 def xlsx_storable(value: str) -> str:
     """What an .xlsx cell can hold at all (XML 1.0 forbids most C0 controls)."""
     return "".join(ch for ch in value if ch in "\t\n\r" or not (ord(ch) < 32))
@@ -391,7 +391,7 @@ def service_world(tmp_path_factory):
     from fastapi.testclient import TestClient
     from service_testkit import World, make_settings, seed
 
-    from matcher.encoders import FakeEncoder
+    from matcher.retrieval.encoders import FakeEncoder
     from service.app import create_app
 
     client = TestClient(create_app(make_settings(tmp_path_factory.mktemp("bad-input")), encoder=FakeEncoder()),
@@ -404,8 +404,8 @@ def service_world(tmp_path_factory):
 
 
 def _snapshot(world) -> tuple[int, dict]:
-    from service import store
-    from service.db import revision
+    from service.storage import store
+    from service.storage.db import revision
 
     with world.ctx.db.connect() as conn:
         return revision(conn), store.counts(conn)

@@ -263,15 +263,15 @@ def _checkpoint_ids(path: Path) -> list[str]:
 
 
 def _conference_cmd(task: Path, out: Path, resume: bool) -> list[str]:
-    return [sys.executable, "-m", "matcher.cli", "conference", "--task", str(task), "--model", "fake", "--out",
+    return [sys.executable, "-m", "matcher.cli.commands", "conference", "--task", str(task), "--model", "fake", "--out",
             str(out), "--k", "5", "--chunk-size", "4", "--schedule-seconds", "2", *(["--resume"] if resume else [])]
 
 
 def _batch_cli_run(tmp_path: Path, kill_at: list[int], name: str) -> None:
-    from matcher.conference import rank_batch
-    from matcher.encoders import FakeEncoder
-    from matcher.engine import MatchEngine
-    from matcher.ingest import load_task
+    from matcher.conference.run import rank_batch
+    from matcher.io import load_task
+    from matcher.retrieval.encoders import FakeEncoder
+    from matcher.retrieval.engine import MatchEngine
 
     task = _task(tmp_path / "task", 400, 160)
     out = tmp_path / "out"

@@ -22,8 +22,8 @@ from openpyxl import Workbook, load_workbook
 from reliability_kit import write_figures
 from service_testkit import World, make_settings, seed
 
-from matcher import conference
-from matcher.encoders import FakeEncoder
+from matcher.conference import outputs as conference
+from matcher.retrieval.encoders import FakeEncoder
 from matcher.sheets import safe_cell
 from service.app import create_app
 

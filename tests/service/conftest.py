@@ -7,7 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 from service_testkit import ADMIN_TOKEN, World, make_settings, seed, start
 
-from matcher.encoders import FakeEncoder
+from matcher.retrieval.encoders import FakeEncoder
 from service.app import create_app
 
 

@@ -20,9 +20,9 @@ import httpx
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from service import auth
-from service.db import tokens
+from service.auth import tokens as auth
 from service.settings import Settings
+from service.storage.db import tokens
 
 REPO = Path(__file__).resolve().parents[2]
 ADMIN_TOKEN = "admin-secret-for-tests"
@@ -155,7 +155,7 @@ class Server:
         self.out, self.err = folder / "stdout.log", folder / "stderr.log"
         env = {**os.environ, "TECHMATCH_HOME": str(folder / "home"), "PYTHONUNBUFFERED": "1"}
         env.pop("TECHMATCH_ADMIN_TOKEN", None)
-        cmd = [sys.executable, "-m", "matcher.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+        cmd = [sys.executable, "-m", "matcher.cli.commands", "serve", "--host", "127.0.0.1", "--port", str(self.port),
                "--db", str(folder / "data" / "techmatch.db"), "--model", "fake", *extra]
         with open(self.out, "wb") as out, open(self.err, "wb") as err:
             self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=err)

@@ -20,7 +20,7 @@ from service_testkit import E1, ROLES, World
 from sqlalchemy import update
 from starlette.routing import Mount, Route
 
-from service.db import conference_jobs
+from service.storage.db import conference_jobs
 
 # landscape builds in the background on the matrix's many look-alike demands: quiet the
 # engine's clustering and chart warnings
@@ -292,7 +292,7 @@ def shared_world(tmp_path_factory):
     from fastapi.testclient import TestClient
     from service_testkit import make_settings, seed
 
-    from matcher.encoders import FakeEncoder
+    from matcher.retrieval.encoders import FakeEncoder
     from service.app import create_app
 
     client = TestClient(create_app(make_settings(tmp_path_factory.mktemp("matrix")), encoder=FakeEncoder()))

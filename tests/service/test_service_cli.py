@@ -34,7 +34,7 @@ def test_database_arguments(tmp_path):
 
 
 def test_serve_is_a_techmatch_command():
-    from matcher.cli import build_parser
+    from matcher.cli.commands import build_parser
 
     args = build_parser().parse_args(["serve", "--port", "9000", "--db", "x.db", "--model", "fake", "--demo"])
     assert (args.host, args.port, args.db, args.model, args.demo) == ("127.0.0.1", 9000, "x.db", "fake", True)

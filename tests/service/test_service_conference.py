@@ -12,9 +12,9 @@ from openpyxl import load_workbook
 from service_testkit import ADMIN_TOKEN, E1
 from sqlalchemy import select, update
 
-from matcher.engine import MatchEngine
-from service.conference_jobs import CHECKPOINT_NAME
-from service.db import conference_jobs
+from matcher.retrieval.engine import MatchEngine
+from service.jobs.conference import CHECKPOINT_NAME
+from service.storage.db import conference_jobs
 
 JOBS = "/api/conference/jobs"
 ALL = ["D1", "D2", "D3", "D4"]  # the test corpus, D4 unpublished

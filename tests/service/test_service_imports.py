@@ -58,7 +58,7 @@ def test_a_file_with_one_bad_row_changes_nothing(world):
 
 def test_errors_are_the_same_as_the_cli_reports(world, tmp_path):
     from matcher.errors import InputErrors
-    from matcher.ingest import load_demands
+    from matcher.io.ingest import load_demands
 
     path = tmp_path / "需求.csv"
     path.write_text(BAD_DEMANDS, encoding="utf-8")

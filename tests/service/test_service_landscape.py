@@ -10,7 +10,7 @@ import pytest
 from openpyxl import load_workbook
 from service_testkit import ADMIN_TOKEN, E2
 
-from service.landscape_view import LandscapeCache
+from service.jobs.landscape import LandscapeCache
 
 # a single cluster (tiny data) gives the engine's silhouette chart an empty legend
 pytestmark = pytest.mark.filterwarnings("ignore:No artists with labels:UserWarning")
@@ -72,7 +72,7 @@ def test_before_the_first_build_the_api_says_computing_and_the_page_refreshes(wo
 
     def slow_build(engine):
         gate.wait(30)
-        from service.landscape_view import default_build
+        from service.jobs.landscape import default_build
 
         return default_build(engine)
 

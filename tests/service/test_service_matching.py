@@ -6,7 +6,7 @@ import time
 
 from sqlalchemy import insert
 
-from service.db import bump_revision, demands, utcnow
+from service.storage.db import bump_revision, demands, utcnow
 
 
 def _partner_ids(result: dict) -> list[str]:

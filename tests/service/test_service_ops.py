@@ -8,7 +8,7 @@ import logging
 import pytest
 from service_testkit import running
 
-from matcher.encoders import FakeEncoder
+from matcher.retrieval.encoders import FakeEncoder
 from service.middleware import JsonFormatter
 
 
@@ -136,7 +136,7 @@ def test_schema_compiles_for_postgresql():
     from sqlalchemy import create_mock_engine
     from sqlalchemy.schema import CreateTable
 
-    from service.db import metadata
+    from service.storage.db import metadata
 
     engine = create_mock_engine("postgresql+psycopg2://", lambda *a, **k: None)
     ddl = "\n".join(str(CreateTable(t).compile(dialect=engine.dialect)) for t in metadata.sorted_tables)

@@ -98,7 +98,7 @@ def test_tokens_bindings_and_expiry(world):
 def test_only_hashes_of_tokens_are_stored(world):
     from sqlalchemy import select
 
-    from service.db import tokens
+    from service.storage.db import tokens
 
     with world.ctx.db.connect() as conn:
         stored = {r.token_hash for r in conn.execute(select(tokens))}

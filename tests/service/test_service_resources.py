@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from service.db import capability_industries, feedback
+from service.storage.db import capability_industries, feedback
 
 
 def test_demand_crud_round_trip(world):

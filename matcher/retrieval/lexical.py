@@ -1,0 +1,219 @@
+"""BM25 lexical scoring, estimator-style, over sparse matrices.
+
+`fit` learns the vocabulary, document frequencies and the saturated term weights; `score`
+returns a (n_queries, n_docs) float32 matrix. Documents can be appended after fitting
+(`partial_add`) without refitting: idf follows the live document frequencies, while the
+length normalisation keeps the average length learned at fit time (it moves very little as a
+corpus grows, and keeping it fixed means old rows never need recomputing).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+
+from matcher.errors import NotFittedError
+from matcher.fsutil import atomic_npy, atomic_text
+from matcher.retrieval.text import Tokenizer
+
+
+class BM25:
+    """Okapi BM25 (Lucene's idf variant: log(1 + (N - df + 0.5) / (df + 0.5)))."""
+
+    def __init__(self, k1: float = 1.2, b: float = 0.75, tokenizer: Callable[[str], list[str]] | None = None):
+        self.k1 = k1
+        self.b = b
+        self.tokenizer = tokenizer
+
+    # -- fitting ---------------------------------------------------------------------------
+    def fit(self, texts: Sequence[str]) -> BM25:
+        """Learn from raw texts with `tokenizer` (default: the CJK-aware `Tokenizer`)."""
+        return self.fit_tokens(self._tokenize(texts))
+
+    def fit_tokens(self, docs: Sequence[Sequence[str]]) -> BM25:
+        self.vocabulary_: dict[str, int] = {}
+        lengths = np.fromiter((len(d) for d in docs), dtype=np.float64, count=len(docs))
+        self.avgdl_ = float(lengths.mean()) if len(docs) and lengths.sum() else 1.0
+        self.doc_freq_ = np.zeros(0, dtype=np.int64)
+        self.n_docs_ = 0
+        self.weights_ = sp.csr_matrix((0, 0), dtype=np.float32)
+        self.partial_add(docs)
+        return self
+
+    def partial_add(self, docs: Sequence[Sequence[str]]) -> None:
+        """Append documents (as token lists) after the existing rows."""
+        vocab = self.vocabulary_
+        lengths = np.fromiter((len(d) for d in docs), dtype=np.int64, count=len(docs))
+        term_ids = np.fromiter(
+            (vocab.setdefault(tok, len(vocab)) for tokens in docs for tok in tokens),
+            dtype=np.int64,
+            count=int(lengths.sum()),
+        )
+        n_new, n_terms = len(docs), len(vocab)
+        # COO -> CSR sums the repeated (row, term) pairs: the term frequencies.
+        tf = sp.csr_matrix(
+            (np.ones(len(term_ids), dtype=np.float32), (np.repeat(np.arange(n_new), lengths), term_ids)),
+            shape=(n_new, n_terms),
+        )
+        tf.sum_duplicates()
+        norm = self.k1 * (1 - self.b + self.b * lengths / self.avgdl_)
+        counts = tf.data.astype(np.float64)
+        tf.data = (counts * (self.k1 + 1) / (counts + np.repeat(norm, np.diff(tf.indptr)))).astype(np.float32)
+        added = tf
+        old = self.weights_
+        if old.shape[1] < n_terms:
+            old = sp.csr_matrix((old.data, old.indices, old.indptr), shape=(old.shape[0], n_terms))
+        self.weights_ = sp.vstack([old, added], format="csr") if old.shape[0] else added
+        df = np.bincount(added.indices, minlength=n_terms)
+        self.doc_freq_ = np.pad(self.doc_freq_, (0, n_terms - len(self.doc_freq_))) + df
+        self.n_docs_ += n_new
+        self._weights_t = None
+        self._idf = None
+
+    def forget_rows(self, rows: NDArray[np.int64]) -> None:
+        """Remove these rows from the document frequencies (the caller masks them from results)."""
+        self._check_fitted()
+        if len(rows) == 0:
+            return
+        sub = self.weights_[np.asarray(rows)]
+        self.doc_freq_ = self.doc_freq_ - np.bincount(sub.indices, minlength=len(self.doc_freq_))
+        self.n_docs_ -= len(rows)
+        # The rows stay (row numbers are ids elsewhere) but score zero from now on.
+        self.weights_ = sp.csr_matrix(self.weights_)
+        keep = np.ones(self.weights_.shape[0], dtype=np.float32)
+        keep[np.asarray(rows)] = 0.0
+        self.weights_ = sp.diags(keep).dot(self.weights_).tocsr()
+        self.weights_.eliminate_zeros()
+        self._weights_t = None
+        self._idf = None
+
+    # -- scoring ---------------------------------------------------------------------------
+    def idf(self) -> NDArray[np.float32]:
+        """(n_terms,) float32 inverse document frequencies."""
+        self._check_fitted()
+        if getattr(self, "_idf", None) is None:  # computed once per change of the document frequencies
+            n, df = max(self.n_docs_, 1), self.doc_freq_
+            self._idf = np.log1p((n - df + 0.5) / (df + 0.5)).astype(np.float32)
+            self._idf.flags.writeable = False
+        return self._idf
+
+    def query_matrix(self, queries: Sequence[Sequence[str]]) -> sp.csr_matrix:
+        """(n_queries, n_terms) idf-weighted query term counts; unknown terms are dropped."""
+        self._check_fitted()
+        idf = self.idf()
+        rows, cols, vals = [], [], []
+        for r, tokens in enumerate(queries):
+            for tok in tokens:
+                j = self.vocabulary_.get(tok)
+                if j is not None:
+                    rows.append(r)
+                    cols.append(j)
+                    vals.append(idf[j])
+        return sp.csr_matrix(
+            (np.asarray(vals, dtype=np.float32), (rows, cols)),
+            shape=(len(queries), len(self.vocabulary_)),
+        )
+
+    def score_tokens(
+        self, queries: Sequence[Sequence[str]], query_matrix: sp.csr_matrix | None = None
+    ) -> sp.csr_matrix:
+        """(n_queries, n_docs) sparse float32 BM25 scores; absent entries are 0.
+
+        query_matrix: `query_matrix(queries)` when the caller already has it."""
+        q = self.query_matrix(queries) if query_matrix is None else query_matrix
+        return (q @ self._postings()).tocsr()
+
+    def score_dense(self, query_matrix: sp.csr_matrix) -> NDArray[np.float32]:
+        """(n_queries, n_docs) dense float32 BM25 scores from `query_matrix(queries)`.
+
+        For a few queries this is cheaper than `score_tokens`: it reads only the query terms'
+        postings and accumulates them, instead of a sparse product that sorts its output."""
+        self._check_fitted()
+        out = np.zeros((query_matrix.shape[0], self.weights_.shape[0]), dtype=np.float32)
+        for i in range(query_matrix.shape[0]):
+            start, end = query_matrix.indptr[i], query_matrix.indptr[i + 1]
+            if end > start:
+                postings = self._postings()[query_matrix.indices[start:end]]
+                out[i] = postings.T @ query_matrix.data[start:end]
+        return out
+
+    def score(self, queries: Sequence[str]) -> sp.csr_matrix:
+        return self.score_tokens(self._tokenize(queries))
+
+    def max_scores(
+        self, queries: Sequence[Sequence[str]], query_matrix: sp.csr_matrix | None = None
+    ) -> NDArray[np.float32]:
+        """(n_queries,) the score a document would get by containing every query term with
+        saturated frequency: the scale used to normalise lexical scores to 0..1."""
+        q = self.query_matrix(queries) if query_matrix is None else query_matrix
+        return np.asarray(q.sum(axis=1)).ravel().astype(np.float32) * (self.k1 + 1)
+
+    def coverage(self, queries: Sequence[Sequence[str]]) -> NDArray[np.float32]:
+        """(n_queries,) share of query tokens that the corpus vocabulary knows (0..1).
+
+        Near 0 means lexical evidence cannot help (e.g. a Chinese query over English texts)."""
+        self._check_fitted()
+        out = np.zeros(len(queries), dtype=np.float32)
+        for i, tokens in enumerate(queries):
+            if tokens:
+                ids = [self.vocabulary_.get(t) for t in tokens]
+                known = sum(1 for j in ids if j is not None and self.doc_freq_[j] > 0)
+                out[i] = known / len(tokens)
+        return out
+
+    # -- persistence -----------------------------------------------------------------------
+    def save(self, folder: str | Path) -> None:
+        """JSON parameters and vocabulary plus .npy arrays; loadable with allow_pickle=False."""
+        self._check_fitted()
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        w = self.weights_
+        arrays = {"data": w.data, "indices": w.indices, "indptr": w.indptr, "doc_freq": self.doc_freq_}
+        for name, arr in arrays.items():
+            atomic_npy(folder / f"bm25_{name}.npy", arr)
+        meta = {
+            "k1": self.k1,
+            "b": self.b,
+            "avgdl": self.avgdl_,
+            "n_docs": self.n_docs_,
+            "shape": list(w.shape),
+            "vocabulary": list(self.vocabulary_),
+        }
+        atomic_text(folder / "bm25.json", json.dumps(meta, ensure_ascii=False))
+
+    @classmethod
+    def load(cls, folder: str | Path, tokenizer: Callable[[str], list[str]] | None = None) -> BM25:
+        folder = Path(folder)
+        meta = json.loads((folder / "bm25.json").read_text(encoding="utf-8"))
+        arr = {
+            n: np.load(folder / f"bm25_{n}.npy", allow_pickle=False) for n in ("data", "indices", "indptr", "doc_freq")
+        }
+        self = cls(k1=meta["k1"], b=meta["b"], tokenizer=tokenizer)
+        self.vocabulary_ = {t: i for i, t in enumerate(meta["vocabulary"])}
+        self.avgdl_ = meta["avgdl"]
+        self.n_docs_ = meta["n_docs"]
+        self.doc_freq_ = arr["doc_freq"]
+        self.weights_ = sp.csr_matrix((arr["data"], arr["indices"], arr["indptr"]), shape=tuple(meta["shape"]))
+        self._weights_t = None
+        self._idf = None
+        return self
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _postings(self) -> sp.csr_matrix:
+        """(n_terms, n_docs) term-major weights, built once per change of the documents."""
+        if self._weights_t is None:
+            self._weights_t = self.weights_.T.tocsr()
+        return self._weights_t
+
+    def _tokenize(self, texts: Sequence[str]) -> list[list[str]]:
+        tok = self.tokenizer or Tokenizer()
+        return [tok(t) for t in texts]
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "weights_"):
+            raise NotFittedError("BM25 is not fitted: call fit() or fit_tokens() first")

@@ -1,0 +1,9 @@
+"""Work the service does beside answering a request: the live index and background jobs.
+
+Owns the live index kept in step with the database (:mod:`.live`), conference runs as background
+jobs (:mod:`.conference`) and the landscape built in the background and cached by revision, with
+staff decisions on near-duplicate demands (:mod:`.landscape`).
+
+May import: :mod:`service.storage`, :mod:`service.errors`, :mod:`service.schemas` and
+:mod:`matcher`. Not :mod:`service.auth`, the views or the routers.
+"""

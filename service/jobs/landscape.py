@@ -1,0 +1,359 @@
+"""The demand landscape in the service, and staff decisions on near-duplicate demands.
+
+`LandscapeCache` builds `matcher.landscape.build.build_landscape` for the current demands in a
+background thread and keeps the result (the HTML report too) keyed by the database revision,
+so a page view does not rebuild it. The build runs on a snapshot of the live engine (saved and
+loaded under the read lock, ~0.1 s on the demo corpus), so writes never wait for the
+clustering, which takes seconds.
+
+`DemandLinks` (merges and links) live in the `demand_links` table as the JSON the engine
+writes; merging copies the records into the JSON and never changes a `demands` row. Writes
+use optimistic concurrency (a version column), so two processes cannot lose an update.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import logging
+import math
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, StringConstraints
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from matcher.errors import MatcherError
+from matcher.landscape.build import DemandLinks, Landscape
+from service.errors import ApiError, Conflict, Invalid, NotFound
+from service.jobs.live import LiveIndex
+from service.schemas import DemandLinkInfo, IdStr, MergePublic, Strict
+from service.storage import store
+from service.storage.db import demand_links, utcnow
+
+log = logging.getLogger("techmatch.service.landscape")
+
+TITLE = "技术需求图谱 Demand landscape"
+LINKS_KEY = "default"
+# The report and the agendas are our own escaped HTML with inline styles and data: images;
+# no script may run in them.
+REPORT_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; "
+              "base-uri 'none'; form-action 'none'")
+
+
+# -- the cached landscape ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LandscapeResult:
+    """One finished build: for `revision`, the landscape and its report (or why it failed)."""
+
+    revision: int
+    land: Landscape | None
+    html: str = ""
+    error: str = ""
+    computed_at: dt.datetime = field(default_factory=utcnow)
+    seconds: float = 0.0
+    xlsx: dict[str, bytes] = field(default_factory=dict, compare=False)  # filled on first download
+
+    @property
+    def body(self) -> str:
+        """The report's <body> content, for embedding in the site layout ("" if not found)."""
+        _, sep, rest = self.html.partition("<body>")
+        inner, sep2, _ = rest.rpartition("</body>")
+        return inner if sep and sep2 else ""
+
+
+@dataclass(frozen=True)
+class LandscapeState:
+    """What a view gets: status "ready", "computing" (maybe with an older `result`) or "failed"."""
+
+    status: Literal["ready", "computing", "failed"]
+    current_revision: int
+    result: LandscapeResult | None
+
+    @property
+    def stale(self) -> bool:
+        return self.result is not None and self.result.revision != self.current_revision
+
+
+class LandscapeCache:
+    """Builds the landscape in a background thread when the database revision moved on."""
+
+    def __init__(self, live: LiveIndex, *, title: str = TITLE,
+                 build: Callable[[Any], Landscape] | None = None) -> None:
+        self.live, self.title = live, title
+        self._build = build or default_build
+        self._lock = threading.Lock()
+        self._result: LandscapeResult | None = None
+        self._thread: threading.Thread | None = None
+        self._done = threading.Condition(self._lock)
+        self.builds = 0  # how many builds ran (tests check the cache)
+
+    def view(self) -> LandscapeState:
+        """The current state; starts a build when none is current or running."""
+        rev = self.live.db_revision()
+        with self._lock:
+            res = self._result
+            if res is not None and res.revision == rev:
+                return LandscapeState("failed" if res.land is None else "ready", rev, res)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="techmatch-landscape", daemon=True)
+                self._thread.start()
+            return LandscapeState("computing", rev, res)
+
+    @property
+    def has_result(self) -> bool:
+        """Whether a build succeeded at some revision (the answers can then be stale, never empty)."""
+        res = self._result
+        return res is not None and res.land is not None
+
+    def wait(self, timeout: float = 120.0) -> LandscapeState:
+        """Block until a build for the current revision finished (or `timeout` passed)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.view()
+            left = deadline - time.monotonic()
+            if state.status != "computing" or left <= 0:
+                return state
+            with self._done:
+                self._done.wait(min(left, 0.5))
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Wait a little for a build in progress (it cannot be cut short; the result is only a cache)."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+    def xlsx(self, result: LandscapeResult) -> bytes:
+        from matcher.landscape.report import xlsx_bytes
+
+        if "data" not in result.xlsx:
+            assert result.land is not None
+            result.xlsx["data"] = xlsx_bytes(result.land)
+        return result.xlsx["data"]
+
+    def _run(self) -> None:
+        from matcher.landscape.report import render_html
+
+        started = time.perf_counter()
+        rev = self.live.db_revision()
+        try:
+            self.live.wait_ready()
+            with tempfile.TemporaryDirectory(prefix="techmatch-landscape-") as tmp:
+                engine, rev = snapshot(self.live, Path(tmp) / "engine")
+                land = self._build(engine)
+            html = render_html(land, title=self.title)
+            result = LandscapeResult(rev, land, html, seconds=time.perf_counter() - started)
+            log.info("landscape built", extra={"revision": rev, "demands": len(land.demands),
+                                               "seconds": round(result.seconds, 2)})
+        except Exception as exc:
+            known = isinstance(exc, (MatcherError, ApiError))
+            if not known:
+                log.exception("the landscape could not be built")
+            message = str(exc) if known else f"internal error: {type(exc).__name__}"
+            result = LandscapeResult(rev, None, error=message, seconds=time.perf_counter() - started)
+        with self._done:
+            self._result = result
+            self.builds += 1
+            self._done.notify_all()
+
+
+def snapshot(live: LiveIndex, folder: Path):
+    """A private copy of the live engine (saved and loaded), and the revision it is at."""
+    from matcher.retrieval.engine import MatchEngine
+
+    with live.read() as engine:
+        rev = live.revision
+        engine.save(folder)
+    return MatchEngine.load(folder, live.encoder), rev
+
+
+def default_build(engine) -> Landscape:
+    """`build_landscape` with the score kind and threshold calibrated for the engine's model
+    (as `techmatch landscape` does without judgements); an error names the known models."""
+    from matcher.landscape.build import CALIBRATED_THRESHOLDS, build_landscape, default_threshold
+
+    name = engine.encoder.name
+    kind = next((k for m, k in CALIBRATED_THRESHOLDS if m == name), "dense")
+    return build_landscape(engine, threshold=default_threshold(name, kind), kind=kind)
+
+
+# -- the JSON summary ----------------------------------------------------------------------------
+def _num(x: float) -> float | None:
+    return None if x is None or not math.isfinite(x) else round(float(x), 6)
+
+
+def summary(result: LandscapeResult, links: DemandLinks) -> dict[str, Any]:
+    """Clusters (names, sizes, coverage), coverage totals, weak clusters and duplicate groups
+    with the staff decision on each."""
+    from matcher.landscape.report import cluster_code, findings
+
+    land = result.land
+    assert land is not None
+    by_cluster = {cc.cluster: cc for cc in land.clusters}
+
+    def cluster(c: int) -> dict[str, Any]:
+        cc, name = by_cluster[c], land.names[c]
+        return {"cluster": cluster_code(c), "index": c, "name": name.label, "terms": list(name.terms),
+                "language": name.language, "size": cc.size, "covered_share": _num(cc.covered_share),
+                "mean_best_score": _num(cc.mean_best), "uncovered": int(round(cc.weakness)), "flagged": cc.flagged}
+
+    covered = sum(c.covered for c in land.coverage)
+    n = len(land.demands)
+    return {
+        "revision": result.revision, "computed_at": result.computed_at, "seconds": round(result.seconds, 2),
+        "model": land.model, "demands": n,
+        "clustering": {"method": land.clustering.method, "k": land.clustering.k,
+                       "silhouette": _num(land.clustering.silhouette)},
+        "clusters": [cluster(c) for c in sorted(by_cluster)],
+        "coverage": {"score_kind": land.score_kind, "threshold": _num(land.threshold), "demands": n,
+                     "covered": covered, "covered_share": _num(covered / n) if n else None},
+        "weak_clusters": [cluster(cc.cluster) for cc in land.clusters if cc.flagged],
+        "weakest_clusters": [cluster_code(cc.cluster) for cc in land.clusters[:5]],
+        "duplicate_groups": [
+            {"group": no, "label": g.label, "demand_ids": list(g.ids),
+             "pairs": [{"a": q.a, "b": q.b, "label": q.label, "cosine": _num(q.cosine), "excess": _num(q.excess),
+                        "jaccard": _num(q.jaccard)} for q in g.pairs],
+             "decision": decision(g.ids, [(q.a, q.b) for q in g.pairs], links)}
+            for no, g in enumerate(land.duplicates, start=1)],
+        "findings": findings(land),
+    }
+
+
+def decision(ids: Sequence[str], pairs: Sequence[tuple[str, str]], links: DemandLinks) -> str:
+    """A duplicate group's state: "merged" (all in one merge), "linked" (every pair linked
+    or merged together), "partly" (some) or "open"."""
+    merges = {m.id if m else None for m in (links.merge_of(i) for i in ids)}
+    if len(merges) == 1 and None not in merges:
+        return "merged"
+
+    def decided(a: str, b: str) -> bool:
+        ma, mb = links.merge_of(a), links.merge_of(b)
+        return (ma is not None and ma is mb) or tuple(sorted((a, b))) in links.links
+
+    done = [decided(a, b) for a, b in pairs]
+    return "linked" if done and all(done) else "partly" if any(done) else "open"
+
+
+# -- staff decisions: merges and links -----------------------------------------------------------
+class DemandLinksChange(Strict):
+    """One decision. merge: two or more `demand_ids` (`primary` gives title and text; default
+    the first); unmerge: `merge_id`, or any member in `demand_ids`; link: every pair of
+    `demand_ids`; unlink: every pair of `demand_ids` (each must be linked)."""
+
+    action: Literal["merge", "unmerge", "link", "unlink"]
+    demand_ids: list[IdStr] = Field(default_factory=list, max_length=100)
+    primary: IdStr | None = None
+    merge_id: Annotated[str, StringConstraints(max_length=200)] | None = None
+    note: Annotated[str, StringConstraints(max_length=2000)] = ""
+
+
+class LinkPublic(BaseModel):
+    a: str
+    b: str
+    note: str
+    created: str
+
+
+class DemandLinksPublic(BaseModel):
+    merges: list[MergePublic]
+    links: list[LinkPublic]
+    version: int
+    updated_by: str
+    updated_at: dt.datetime | None
+
+
+def load_links(conn: Connection) -> tuple[DemandLinks, dict[str, Any]]:
+    """The stored decisions and their row (version, who, when); empty when none stored."""
+    row = conn.execute(select(demand_links).where(demand_links.c.key == LINKS_KEY)).first()
+    if row is None:
+        return DemandLinks(), {"version": 0, "updated_by": "", "updated_at": None}
+    meta = {"version": int(row.version), "updated_by": row.updated_by, "updated_at": row.updated_at}
+    return DemandLinks.from_json(row.data), meta
+
+
+def links_out(links: DemandLinks, meta: dict[str, Any]) -> DemandLinksPublic:
+    return DemandLinksPublic(merges=[merge_out(m) for m in links.merges.values()],
+                             links=[LinkPublic(a=k.a, b=k.b, note=k.note, created=k.created)
+                                    for k in links.links.values()], **meta)
+
+
+def merge_out(m) -> MergePublic:
+    return MergePublic(id=m.id, primary_id=m.primary_id, member_ids=list(m.member_ids), note=m.note,
+                       created=m.created)
+
+
+def link_info(links: DemandLinks, demand_id: str) -> DemandLinkInfo:
+    m = links.merge_of(demand_id)
+    return DemandLinkInfo(merge=merge_out(m) if m else None, linked=links.linked(demand_id))
+
+
+class _Retry(Exception):
+    """Another writer changed the decisions between our read and our write."""
+
+
+def change_links(db, change: DemandLinksChange, *, who: str, attempts: int = 5) -> DemandLinksPublic:
+    """Apply one decision and store it; retried when another writer got in between."""
+    for _ in range(attempts):
+        try:
+            with db.begin() as conn:
+                links, meta = load_links(conn)
+                _apply(conn, links, change)
+                now, version = utcnow(), meta["version"] + 1
+                values = {"data": links.to_json(), "version": version, "updated_by": who, "updated_at": now}
+                if meta["version"] == 0:
+                    try:
+                        conn.execute(insert(demand_links).values(key=LINKS_KEY, **values))
+                    except IntegrityError:
+                        raise _Retry from None
+                else:
+                    stmt = (update(demand_links).where(demand_links.c.key == LINKS_KEY,
+                                                       demand_links.c.version == meta["version"]).values(**values))
+                    if conn.execute(stmt).rowcount != 1:
+                        raise _Retry
+        except _Retry:
+            continue
+        return links_out(links, {"version": version, "updated_by": who, "updated_at": now})
+    raise Conflict("the demand links changed concurrently; try again")
+
+
+def _apply(conn: Connection, links: DemandLinks, change: DemandLinksChange) -> None:
+    ids = list(dict.fromkeys(change.demand_ids))
+    if change.action in ("merge", "link"):
+        if len(ids) < 2:
+            raise Invalid(f"{change.action} needs two or more distinct demand_ids")
+        rows = store.get_demands(conn, ids)
+        missing = [i for i in ids if i not in rows]
+        if missing:
+            raise NotFound(f"no demand {', '.join(repr(i) for i in missing)}")
+    try:
+        if change.action == "merge":
+            if change.primary is not None and change.primary not in ids:
+                raise Invalid(f"primary '{change.primary}' is not one of the demand_ids")
+            links.merge([store.demand_record(rows[i]) for i in ids], primary=change.primary, note=change.note)
+        elif change.action == "unmerge":
+            merge_id = change.merge_id
+            if merge_id is None:
+                found = next((m for m in (links.merge_of(i) for i in ids) if m is not None), None)
+                if found is None:
+                    raise NotFound("none of the demand_ids is in a merge" if ids else "give merge_id or demand_ids")
+                merge_id = found.id
+            links.unmerge(merge_id)
+        elif change.action == "link":
+            for a, b in itertools.combinations(ids, 2):
+                links.link(a, b, note=change.note)
+        else:
+            if len(ids) < 2:
+                raise Invalid("unlink needs two or more distinct demand_ids")
+            for a, b in itertools.combinations(ids, 2):
+                links.unlink(a, b)
+    except MatcherError as exc:
+        if type(exc) is MatcherError:  # "already in a merge" and the like
+            raise Conflict(str(exc)) from None
+        raise

@@ -1,0 +1,249 @@
+"""The live index: one `MatchEngine` kept in step with the database.
+
+The database is the source of truth. The engine is derived: built from the database at
+start-up (or loaded from `folder` when its saved revision equals the database's), then
+edited record by record. Every write runs as::
+
+    write lock -> DB transaction (change + revision bump) -> commit -> engine upsert/remove
+
+so a reader (who holds the read lock) never sees the engine behind or ahead of a write made
+by this process. A write made by another process is noticed on the next read (the revision
+differs) and answered with a rebuild, which the embedding cache keeps cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from sqlalchemy import Engine
+from sqlalchemy.engine import Connection
+
+from matcher.records import Capability, Demand, Partner
+from matcher.retrieval.engine import EngineParams, MatchEngine
+from matcher.retrieval.index import IndexParams
+from service.errors import NotReady
+from service.storage import store
+from service.storage.db import bump_revision, revision
+
+log = logging.getLogger("techmatch.service.live")
+T = TypeVar("T")
+
+
+@dataclass
+class Change:
+    """What a write did to the records, for the engine to follow."""
+
+    partners: list[Partner] = field(default_factory=list)
+    capabilities: list[Capability] = field(default_factory=list)
+    demands: list[Demand] = field(default_factory=list)
+    removed_partners: list[str] = field(default_factory=list)
+    removed_capabilities: list[str] = field(default_factory=list)
+    removed_demands: list[str] = field(default_factory=list)
+
+
+class RWLock:
+    """Many readers or one writer; a waiting writer goes before new readers."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = False
+        self._waiting = 0
+
+    @contextmanager
+    def read(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer or self._waiting:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if not self._readers:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        with self._cond:
+            self._waiting += 1
+            while self._writer or self._readers:
+                self._cond.wait()
+            self._waiting -= 1
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
+class LiveIndex:
+    """Holds the engine; `read()` for matching, `write(fn)` for every database change."""
+
+    def __init__(self, db: Engine, encoder, folder: str | Path, index: str = "exact") -> None:
+        self.db = db
+        self.encoder = encoder
+        self.folder = Path(folder)
+        self.index_kind = index  # vector index kind (matcher.retrieval.index): exact, hnsw or ivf
+        self.engine: MatchEngine | None = None
+        self.revision = -1
+        self.error: str | None = None  # why the last start failed, if it did
+        self._ready = threading.Event()
+        self._lock = RWLock()
+        self._save_lock = threading.Lock()  # two readers may save at once
+
+    # -- start-up and persistence ----------------------------------------------------------
+    def start(self) -> str:
+        """Load the saved index if it matches the database revision, else rebuild.
+
+        Returns "loaded" or "rebuilt". Sets `ready` (also when it fails, with `error` set)."""
+        try:
+            how = self._start()
+            self.error = None
+            return how
+        except Exception as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            self._ready.set()
+
+    def start_failed(self) -> None:
+        """Mark start-up as over although `start` never ran (e.g. the model did not load)."""
+        self._ready.set()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Wait for `start` to finish; True when the engine is there."""
+        self._ready.wait(timeout)
+        return self.engine is not None
+
+    def _start(self) -> str:
+        with self._lock.write():
+            with self.db.connect() as conn:
+                rev = revision(conn)
+            stamp = self._read_stamp()
+            if stamp == self._stamp(rev):
+                try:
+                    self.engine = MatchEngine.load(self.folder / "engine", self.encoder)
+                    self.revision = rev
+                    log.info("index loaded", extra={"revision": rev, "folder": str(self.folder)})
+                    return "loaded"
+                except Exception as exc:  # a damaged or foreign save: rebuild from the database
+                    log.warning("saved index unusable, rebuilding: %s", exc)
+            self._rebuild()
+            self._save()
+            return "rebuilt"
+
+    def _rebuild(self) -> None:
+        started = time.perf_counter()
+        with self.db.connect() as conn:
+            rev = revision(conn)  # read first: data newer than the stamp only causes a re-check
+            caps, dems, parts = store.all_records(conn)
+        params = EngineParams(index=IndexParams(kind=self.index_kind))
+        self.engine = MatchEngine(self.encoder, params).fit(caps, dems, parts)
+        self.revision = rev
+        log.info("index built", extra={"revision": rev, "capabilities": len(caps), "demands": len(dems),
+                                       "partners": len(parts),
+                                       "seconds": round(time.perf_counter() - started, 2)})
+
+    def save(self) -> None:
+        """Write the engine and its revision stamp under `folder` (atomically replaced)."""
+        with self._lock.read():
+            self._save()
+
+    def _save(self) -> None:
+        if self.engine is None:
+            return
+        with self._save_lock:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self.engine.save(self.folder / "engine")
+            tmp = self.folder / "revision.json.tmp"
+            tmp.write_text(json.dumps(self._stamp(self.revision)))
+            tmp.replace(self.folder / "revision.json")
+
+    def _stamp(self, rev: int) -> dict:
+        """What a saved index must match to be reused (the index kind only when not the default,
+        so saves made before the setting existed stay valid)."""
+        stamp = {"revision": rev, "encoder": self.encoder.name}
+        return stamp if self.index_kind == "exact" else {**stamp, "index": self.index_kind}
+
+    def _read_stamp(self) -> dict | None:
+        try:
+            return json.loads((self.folder / "revision.json").read_text())
+        except (OSError, ValueError):
+            return None
+
+    # -- reading and writing ---------------------------------------------------------------
+    def db_revision(self) -> int:
+        with self.db.connect() as conn:
+            return revision(conn)
+
+    @contextmanager
+    def read(self) -> Iterator[MatchEngine]:
+        """The engine, current with the database, held still while the caller reads it."""
+        if self.engine is None:
+            raise NotReady(f"the index could not be built: {self.error}" if self.error
+                           else "the index is still loading; try again shortly")
+        if self.db_revision() != self.revision:
+            with self._lock.write():
+                if self.db_revision() != self.revision:
+                    log.warning("index behind the database (revision %s): rebuilding", self.revision)
+                    self._rebuild()
+        with self._lock.read():
+            assert self.engine is not None
+            yield self.engine
+
+    def prewarm(self, texts: list[str]) -> None:
+        """Embed `texts` into the embedding cache before a big write, so the write lock is then
+        held only for cache reads (with a cached encoder; a no-op otherwise)."""
+        from matcher.retrieval.encoders import CachedEncoder
+
+        if isinstance(self.encoder, CachedEncoder) and texts:
+            self.encoder.encode_documents(texts)
+
+    def write(self, fn: Callable[[Connection], tuple[T, Change]]) -> T:
+        """Run `fn` in one database transaction, bump the revision, then update the engine.
+
+        If `fn` raises, nothing is committed and the engine is untouched."""
+        with self._lock.write():
+            with self.db.begin() as conn:
+                result, change = fn(conn)
+                rev = bump_revision(conn)
+            try:
+                self._apply(change)
+                self.revision = rev
+            except Exception:  # the database is right; the next read rebuilds the engine
+                log.exception("could not apply a change to the index; it will be rebuilt")
+            return result
+
+    def _apply(self, change: Change) -> None:
+        engine = self.engine
+        if engine is None:
+            raise RuntimeError("the index is not started")
+        gone_d = [i for i in change.removed_demands if i in engine.demands]
+        if gone_d:
+            engine.remove_demands(gone_d)
+        gone_c = [i for i in change.removed_capabilities if i in engine.capabilities]
+        if gone_c:
+            engine.remove_capabilities(gone_c)
+        for pid in change.removed_partners:
+            engine.remove_partner(pid)
+        if change.partners:
+            engine.upsert_partners(change.partners)
+        if change.capabilities:
+            engine.upsert_capabilities(change.capabilities)
+        if change.demands:
+            engine.upsert_demands(change.demands)
+
+    def in_sync(self) -> bool:
+        return self.engine is not None and self.db_revision() == self.revision

@@ -1,0 +1,241 @@
+"""Resumable batch ranking, output files, and the conference command with a fake engine."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+
+import pytest
+from openpyxl import load_workbook
+
+from matcher.cli.conference import CHECKPOINT_NAME, add_conference_parser, run_conference_command
+from matcher.conference.assign import AssignmentConstraints, assign
+from matcher.conference.outputs import file_id, safe_cell, write_outputs
+from matcher.conference.run import candidate_table, match_from_json, match_to_json, rank_batch
+from matcher.conference.schedule import make_slots, schedule_meetings
+from matcher.errors import InputError
+from matcher.records import Demand, Partner
+from matcher.retrieval.results import CapabilityHit, PartnerMatch, ScoreParts
+
+PARTNERS = [Partner(id=f"p{j}", name=f"齐齐哈尔大学 团队{j}") for j in range(4)]
+
+
+def match(demand_id: str, j: int, rank: int) -> PartnerMatch:
+    parts = ScoreParts(0.5, 3.0, 0.6, 0.4, 0.3, 0.55)
+    score = round(0.9 - 0.1 * rank - int(demand_id[1:]) / 1000, 4)
+    hit = CapabilityHit(f"c{j}", f"p{j}", f"低温涂层 <b>成果</b> {j}", score, parts, ("涂层", "低温"))
+    return PartnerMatch(f"p{j}", PARTNERS[j].name, score, rank, (hit,), ("涂层", "附着力"), {"dense": 0.5})
+
+
+class FakeRanker:
+    """rank_fn that records what it was asked and can fail on a chosen call."""
+
+    def __init__(self, fail_on_call: int | None = None) -> None:
+        self.calls: list[list[str]] = []
+        self.fail_on_call = fail_on_call
+
+    def __call__(self, demands: list[Demand]) -> dict[str, list[PartnerMatch]]:
+        self.calls.append([d.id for d in demands])
+        if self.fail_on_call == len(self.calls):
+            raise KeyboardInterrupt("simulated interruption")
+        return {d.id: [match(d.id, (int(d.id[1:]) + r) % 4, r + 1) for r in range(4)] for d in demands}
+
+
+def demands(n: int) -> list[Demand]:
+    return [Demand(id=f"d{i}", title=f"需求 {i}", text="冬季涂层剥落", enterprise=f"企业{i % 3}") for i in range(n)]
+
+
+def test_rank_batch_resumes_after_an_interruption(tmp_path):
+    ds = demands(10)
+    ckpt = tmp_path / "ckpt.jsonl"
+    first = FakeRanker(fail_on_call=2)
+    seen = []
+    with pytest.raises(KeyboardInterrupt):
+        rank_batch(first, ds, k=3, checkpoint=ckpt, progress=lambda a, b: seen.append((a, b)), chunk_size=4)
+    assert seen == [(0, 10), (4, 10)]
+    done_first = set(first.calls[0])
+    second = FakeRanker()
+    seen.clear()
+    got = rank_batch(second, ds, k=3, checkpoint=ckpt, progress=lambda a, b: seen.append((a, b)), chunk_size=4)
+    assert not done_first & {i for call in second.calls for i in call}
+    assert [i for call in second.calls for i in call] == [f"d{i}" for i in range(4, 10)]
+    assert seen == [(4, 10), (8, 10), (10, 10)]
+    assert list(got) == [d.id for d in ds]
+    assert all(len(ms) == 3 for ms in got.values())
+    fresh = rank_batch(FakeRanker(), ds, k=3, checkpoint=None)
+    assert got == fresh  # resumed results equal an uninterrupted run
+    third = FakeRanker()
+    assert rank_batch(third, ds, k=3, checkpoint=ckpt) == fresh and third.calls == []
+
+
+def test_checkpoint_survives_a_torn_line_and_refuses_another_k(tmp_path):
+    ds = demands(3)
+    ckpt = tmp_path / "ckpt.jsonl"
+    rank_batch(FakeRanker(), ds[:2], k=2, checkpoint=ckpt, chunk_size=1)
+    with open(ckpt, "ab") as fh:
+        fh.write(b'{"demand_id": "d2", "matc')  # power cut mid-write
+    again = FakeRanker()
+    got = rank_batch(again, ds, k=2, checkpoint=ckpt)
+    assert again.calls == [["d2"]] and len(got) == 3
+    assert all(json.loads(line) for line in ckpt.read_text("utf-8").splitlines())
+    with pytest.raises(InputError, match="k=2"):
+        rank_batch(FakeRanker(), ds, k=5, checkpoint=ckpt)
+
+
+def test_match_json_round_trip():
+    m = match("d1", 2, 1)
+    assert match_from_json(json.loads(json.dumps(match_to_json(m)))) == m
+
+
+def test_safe_cell_and_file_id():
+    assert safe_cell("=1+1") == "'=1+1"
+    assert safe_cell("@SUM(A1)") == "'@SUM(A1)"
+    assert safe_cell("-2") == "'-2"
+    assert safe_cell(-2) == -2 and safe_cell("ok") == "ok"
+    assert file_id("p1") == "p1"
+    assert file_id("a/b") != file_id("a_b") and "/" not in file_id("a/b")
+    assert file_id("齐齐哈尔重工").startswith("齐齐哈尔重工")
+
+
+@pytest.fixture
+def conference(tmp_path):
+    ds = demands(6) + [
+        Demand(id="d6", title='=HYPERLINK("http://x")', text="", enterprise="+Evil"),
+        Demand(id="d7", title="<script>alert(1)</script>", text="", enterprise="企业1"),
+        Demand(id="d8", title="孤立需求", text="", enterprise="企业2"),
+    ]
+    ranked = rank_batch(FakeRanker(), ds[:8], k=4)
+    result = assign(
+        candidate_table(ranked),
+        AssignmentConstraints(capacity=3, min_per_demand=1, max_per_demand=2),
+        demands=ds,
+        partners=PARTNERS,
+    )
+    ent = {d.id: d.enterprise for d in ds}
+    sched = schedule_meetings(
+        [(a.demand_id, a.partner_id) for a in result.pairs], make_slots("09:00-10:00", 20), 2, enterprise_of=ent
+    )
+    out = tmp_path / "out"
+    written = write_outputs(out, result, sched, ds, PARTNERS, ranked, title="对接会 <2025>")
+    return out, written, result, sched
+
+
+def test_write_outputs_files_sheets_and_csv(conference):
+    out, written, result, sched = conference
+    for name in ("conference.xlsx", "assignment.csv", "schedule.csv", "unmet.csv", "agendas/index.html"):
+        assert (out / name).is_file() and out / name in written
+    assert not list(out.rglob("*.tmp"))
+    wb = load_workbook(out / "conference.xlsx")
+    assert wb.sheetnames == ["assignment", "schedule", "unmet"]
+    assert wb["assignment"].max_row == len(result.pairs) + 1
+    assert wb["schedule"].max_row == len(sched.meetings) + 1
+    raw = (out / "assignment.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert {r["demand_id"] for r in rows} == {a.demand_id for a in result.pairs}
+    assert "齐齐哈尔大学" in raw.decode("utf-8-sig")
+    unmet = list(csv.DictReader(io.StringIO((out / "unmet.csv").read_text("utf-8-sig"))))
+    d8 = [r for r in unmet if r["demand_id"] == "d8"]
+    assert d8 and d8[0]["reason"] == "no_candidates" and d8[0]["stage"] == "assignment"
+    assert len(unmet) == len(result.shortfalls) + len(sched.unplaced)
+
+
+def test_formula_cells_are_neutralised(conference):
+    out, *_ = conference
+    wb = load_workbook(out / "conference.xlsx")
+    values = [c.value for ws in wb for row in ws.iter_rows() for c in row]
+    assert '\'=HYPERLINK("http://x")' in values and "'+Evil" in values
+    assert not any(isinstance(v, str) and v[:1] in "=+-@" for v in values)
+    assert all(c.data_type != "f" for ws in wb for row in ws.iter_rows() for c in row)
+    text = (out / "assignment.csv").read_text("utf-8-sig")
+    assert "'=HYPERLINK" in text and ",=HYPERLINK" not in text
+
+
+def test_agendas_escape_and_print_on_a4(conference):
+    out, written, result, sched = conference
+    pages = {p.name: p.read_text("utf-8") for p in (out / "agendas").glob("*.html")}
+    ent_page = pages[f"enterprise-{file_id('企业1')}.html"]
+    assert "<script>alert" not in ent_page and "&lt;script&gt;alert(1)&lt;/script&gt;" in ent_page
+    assert "&lt;b&gt;成果&lt;/b&gt;" in ent_page  # capability titles are escaped too
+    assert "对接会 &lt;2025&gt;" in ent_page
+    assert "size: A4" in ent_page and '"Noto Sans CJK SC"' in ent_page
+    assert "page-break-inside: avoid" in ent_page
+    assert "涂层" in ent_page  # shared terms shown as reasons
+    first = sched.meetings[0]
+    partner_page = pages[f"partner-{first.partner_id}.html"]
+    assert sched.slots[first.slot].label in partner_page
+    assert "孤立需求" in pages[f"enterprise-{file_id('企业2')}.html"]  # unmet demand listed
+    index = pages["index.html"]
+    for name in pages:
+        if name != "index.html":
+            assert f'href="{name}"' in index
+
+
+def test_conference_command_end_to_end(tmp_path, monkeypatch):
+    src = tmp_path / "demands.jsonl"
+    src.write_text(
+        "\n".join(
+            json.dumps({"id": d.id, "title": d.title, "text": d.text, "enterprise": d.enterprise}, ensure_ascii=False)
+            for d in demands(7)
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    pins = tmp_path / "pins.csv"
+    pins.write_text("demand_id,partner_id\nd0,p3\n", encoding="utf-8")
+    excl = tmp_path / "contracts.csv"
+    excl.write_text("enterprise,partner_id\n企业1,p1\n", encoding="utf-8")
+
+    ranker = FakeRanker()
+
+    class Engine:
+        partners = {p.id: p for p in PARTNERS}
+
+        def rank_batch_fn(self):
+            return ranker
+
+    parser = argparse.ArgumentParser()
+    add_conference_parser(parser.add_subparsers(), lambda args: Engine())
+    out = tmp_path / "out"
+    args = parser.parse_args(
+        [
+            "conference",
+            "--demands",
+            str(src),
+            "--k",
+            "3",
+            "--capacity",
+            "2",
+            "--min-per-demand",
+            "1",
+            "--max-per-demand",
+            "2",
+            "--pin",
+            str(pins),
+            "--exclude",
+            str(excl),
+            "--slots",
+            "09:00-10:00",
+            "--tables",
+            "3",
+            "--out",
+            str(out),
+            "--chunk-size",
+            "4",
+        ]
+    )
+    stream = io.StringIO()
+    assert run_conference_command(args, lambda a: Engine(), stream=stream) == 0
+    text = stream.getvalue()
+    assert "objective (exact)" in text and "files written" in text
+    rows = list(csv.DictReader(io.StringIO((out / "assignment.csv").read_text("utf-8-sig"))))
+    got = {(r["demand_id"], r["partner_id"]) for r in rows}
+    assert ("d0", "p3") in got
+    assert not {(f"d{i}", "p1") for i in (1, 4)} & got  # 企业1 has a contract with p1
+    assert (out / CHECKPOINT_NAME).exists() and len(ranker.calls) == 2
+    args.resume = True
+    assert run_conference_command(args, lambda a: Engine(), stream=io.StringIO()) == 0
+    assert len(ranker.calls) == 2  # nothing ranked twice
+    assert args.func(args) == 0  # the wired default runs the same way
