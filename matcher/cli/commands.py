@@ -218,6 +218,8 @@ def cmd_index(args) -> int:
 
 
 def cmd_match(args) -> int:
+    from matcher.records import Demand
+
     ws, engine = _open_engine(args)
     query = engine.demands.get(args.query, args.query)
     filters = _filters(args)
@@ -232,8 +234,7 @@ def cmd_match(args) -> int:
     if args.json:
         print(json.dumps([_asdict(m) for m in matches], ensure_ascii=False, indent=1))
         return 0
-    title = query.title if hasattr(query, "title") else query
-    print(f"Partners for: {title}")
+    print(f"Partners for: {query.title or query.id if isinstance(query, Demand) else query}")
     _print_partner_matches(engine, matches)
     return 0
 
@@ -387,7 +388,7 @@ def cmd_models(args) -> int:
         path = prepare_model(args.name, force=args.force)
         print(f"{args.name}: ready at {path}")
         return 0
-    print(f"{'name':<24}{'ready':<7}{'languages':<36}description")
+    rows = [("name", "ready", "languages", "description")]
     for spec in REGISTRY.values():
         if spec.name == "fake":
             ready = "yes"
@@ -396,9 +397,16 @@ def cmd_models(args) -> int:
                 ready = "yes" if (model_path(spec.name) / "modules.json").exists() else "no"
             except Exception:
                 ready = "no"
-        print(f"{spec.name:<24}{ready:<7}{spec.languages:<36}{spec.description}")
+        rows.append((spec.name, ready, spec.languages, spec.description))
+    print(_columns(rows))
     print("\nAny local sentence-transformers folder also works: --model /path/to/folder")
     return 0
+
+
+def _columns(rows: list[tuple[str, ...]], gap: int = 2) -> str:
+    """Rows as left-aligned columns, each as wide as its longest cell plus `gap` spaces."""
+    widths = [max(len(r[i]) for r in rows) + gap for i in range(len(rows[0]) - 1)]
+    return "\n".join("".join(c.ljust(w) for c, w in zip(r, widths)) + r[-1] for r in rows)
 
 
 def cmd_demo(args) -> int:

@@ -178,3 +178,30 @@ def test_counts_below_one_are_refused_by_the_parser(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
     assert exit_info.value.code == 2 and "positive whole number" in capsys.readouterr().err
+
+
+def test_match_prints_the_query_text_not_a_method(files, tmp_path, capsys):
+    """Regression (issue 13.4): a free-text query printed `<built-in method title of str object>`."""
+    d, c = files
+    ws = str(tmp_path / "ws")
+    run(capsys, "ingest", "--kind", "demands", str(d), "-w", ws)
+    run(capsys, "ingest", "--kind", "capabilities", str(c), "-w", ws)
+    code, out, _ = run(capsys, "match", "低温环境下铁路货车车体防腐涂层", "-w", ws, "--model", "fake")
+    assert code == 0 and out.splitlines()[0] == "Partners for: 低温环境下铁路货车车体防腐涂层"
+    code, out, _ = run(capsys, "match", "D1", "-w", ws, "--model", "fake")
+    assert out.splitlines()[0] == "Partners for: 货车车体防腐涂层"
+
+
+def test_models_columns_are_separated(capsys):
+    """Regression (issue 13.5): a long languages cell ran into the description."""
+    from matcher.retrieval.encoders import REGISTRY
+
+    code, out, _ = run(capsys, "models")
+    assert code == 0
+    lines = out.splitlines()
+    header = lines[0]
+    starts = [header.index(h) for h in ("ready", "languages", "description")]
+    for spec, line in zip(REGISTRY.values(), lines[1:]):
+        assert line.startswith(spec.name + " ")
+        assert line[starts[1]:].startswith(spec.languages + " ")
+        assert line[starts[2]:] == spec.description

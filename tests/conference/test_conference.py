@@ -239,3 +239,22 @@ def test_conference_command_end_to_end(tmp_path, monkeypatch):
     assert run_conference_command(args, lambda a: Engine(), stream=io.StringIO()) == 0
     assert len(ranker.calls) == 2  # nothing ranked twice
     assert args.func(args) == 0  # the wired default runs the same way
+
+
+def test_outputs_respect_the_umask(tmp_path):
+    """Regression (issue 13.6): conference files were created 0600 whatever the umask."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        ds = demands(4)
+        ranked = rank_batch(FakeRanker(), ds, k=4)
+        result = assign(candidate_table(ranked), AssignmentConstraints(capacity=3, min_per_demand=1,
+                        max_per_demand=2), demands=ds, partners=PARTNERS)
+        sched = schedule_meetings([(a.demand_id, a.partner_id) for a in result.pairs],
+                                  make_slots("09:00-10:00", 20), 2, enterprise_of={d.id: d.enterprise for d in ds})
+        written = write_outputs(tmp_path / "out", result, sched, ds, PARTNERS, ranked)
+    finally:
+        os.umask(old)
+    assert written and {oct(stat.S_IMODE(p.stat().st_mode)) for p in written} == {oct(0o644)}

@@ -391,3 +391,19 @@ def test_cli_writes_files_and_prints_findings(tmp_path, capsys):
     bad = parser.parse_args(["landscape", "--demands", str(dem), "--out", str(tmp_path), "--threshold", "x"])
     with pytest.raises(MatcherError, match="threshold"):
         bad.func(bad)
+
+
+def test_report_files_respect_the_umask(engine, tmp_path):
+    """Regression (issue 13.6): landscape.html/.xlsx were created 0600 whatever the umask."""
+    import os
+    import stat
+
+    from matcher.landscape.report import write_report
+
+    old = os.umask(0o022)
+    try:
+        cal = calibrate_threshold(engine, judged_task(topic_demands()))
+        paths = write_report(build_landscape(engine, calibration=cal, k_range=range(2, 5)), tmp_path / "out")
+    finally:
+        os.umask(old)
+    assert {oct(stat.S_IMODE(p.stat().st_mode)) for p in paths} == {oct(0o644)}
