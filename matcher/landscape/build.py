@@ -97,9 +97,8 @@ __all__ = [
 
 # -- engine accessors -----------------------------------------------------------------------
 def demand_ids(engine) -> list[str]:
-    """Ids of the engine's live demands, in insertion order."""
-    coll = engine._dems
-    return [i for i in coll.ids if i in coll.row_of]
+    """Ids of the engine's live demands, each once, in the order they were last indexed."""
+    return engine._dems.live_ids()
 
 
 def demand_vectors(engine, ids: Sequence[str]) -> NDArray[np.float32]:

@@ -195,6 +195,11 @@ class Collection:
     def __len__(self) -> int:
         return len(self.row_of)
 
+    def live_ids(self) -> list[str]:
+        """Ids of the live rows, each once, in row order. `ids` keeps a replaced or removed
+        record's dead rows too (rows are never renumbered), so it can name an id twice."""
+        return [self.ids[r] for r in np.flatnonzero(self._alive)]
+
     def __contains__(self, rid: str) -> bool:
         return rid in self.row_of
 

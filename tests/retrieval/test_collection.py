@@ -193,3 +193,17 @@ def test_approximate_kinds_keep_their_faiss_index_through_save_and_load(tmp_path
     c.save(tmp_path / "c")
     again = Collection.load(tmp_path / "c")
     assert again.index is not None and again.index_params.kind == "hnsw" and len(again.index) == 200
+
+
+def test_live_ids_name_each_live_record_once_after_replacing_removing_and_loading(tmp_path):
+    """Regression (issue 13.1): `ids` keeps dead rows, so readers of it saw a replaced record twice."""
+    c = Collection(3)
+    vec = unit(np.eye(3))
+    c.add(["a", "b", "c"], [["x"], ["y"], ["z"]], vec)
+    c.add(["a"], [["x2"]], vec[:1])
+    c.add(["a", "b"], [["x3"], ["y3"]], vec[:2])
+    c.remove(["c"])
+    assert c.ids.count("a") == 3  # the dead rows stay (rows are never renumbered)
+    assert c.live_ids() == ["a", "b"] and len(c) == 2
+    c.save(tmp_path / "c")
+    assert Collection.load(tmp_path / "c").live_ids() == ["a", "b"]

@@ -209,3 +209,42 @@ def test_links_from_the_page(world):
     r = world.client.post("/landscape/links", data={"action": "unlink", "ids": "D1,D3"}, headers=staff)
     assert r.status_code == 404
     assert world.client.get("/landscape", headers=world.cookie("enterprise")).status_code == 403
+
+
+def test_landscape_lists_exactly_the_live_demands_after_edits_deletes_reimports_and_a_restart(make_world):
+    """Regression (issue 13.1): every edit or re-import added the demand to the landscape again
+    (dead rows of the index were read), with self-duplicates, and it survived a restart."""
+    import json
+
+    world = make_world()
+    staff = world.h("staff")
+
+    def live_ids(w):
+        return sorted(d["id"] for d in w.client.get("/api/demands", params={"limit": 100},
+                                                    headers=ADMIN).json()["items"])
+
+    def check(w):
+        state = built(w)
+        land = w.client.get("/api/landscape", headers=staff).json()["landscape"]
+        ids = live_ids(w)
+        assert land["demands"] == len(ids) == sum(c["size"] for c in land["clusters"])
+        assert sorted(d.id for d in state.result.land.demands) == ids
+        assert all(len(set(g["demand_ids"])) == len(g["demand_ids"]) for g in land["duplicate_groups"])
+        book = load_workbook(io.BytesIO(w.client.get("/api/landscape.xlsx", headers=staff).content))
+        assert sorted(row[0].value for row in book["demands"].iter_rows(min_row=2)) == ids
+
+    for title in ("货车涂层低温剥落问题", "货车涂层冬季剥落"):
+        assert world.client.patch("/api/demands/D1", json={"title": title}, headers=staff).status_code == 200
+    rows = [{"id": f"D{i}", "title": f"重新导入的需求 {i}", "text": "铁路货车涂层低温附着力。"} for i in (1, 3, 6)]
+    body = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()
+    for _ in range(2):
+        r = world.client.post("/api/imports/demands", files={"file": ("d.jsonl", body)}, headers=staff)
+        assert r.status_code == 200, r.text
+    assert world.client.delete("/api/demands/D2", headers=ADMIN).status_code in (200, 204)
+    assert live_ids(world) == ["D1", "D3", "D4", "D6"]
+    check(world)
+    world.client.__exit__(None, None, None)
+    restarted = make_world(seeded=False)
+    check(restarted)
+    assert restarted.client.patch("/api/demands/D6", json={"title": "再改一次"}, headers=ADMIN).status_code == 200
+    check(restarted)
