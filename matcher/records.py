@@ -60,6 +60,21 @@ class Partner:
     extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
 
+def updated_record(old, new, fields: frozenset[str] | set[str], extra_keys: frozenset[str] | set[str]):
+    """`old` with only what a file carries taken from `new` (same id and kind).
+
+    fields: the record fields the file has a column for (an empty cell there empties the
+    field: the file says so); extra_keys: the file's extra columns (an empty cell removes the
+    key). Everything else, e.g. another sheet's ``title_en`` or a language the file has no
+    column for, keeps its stored value."""
+    from dataclasses import replace
+
+    changes = {f: getattr(new, f) for f in fields if f not in ("id", "extra")}
+    extra = {k: v for k, v in old.extra.items() if k not in extra_keys}
+    extra.update(new.extra)
+    return replace(old, **changes, extra=extra)
+
+
 def join_title_text(title: str, text: str) -> str:
     title, text = (title or "").strip(), (text or "").strip()
     if not title:

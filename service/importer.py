@@ -2,6 +2,11 @@
 
 Parsing and row-level validation are the engine's (`matcher.io.ingest`), so the service reports
 exactly the problems the CLI reports. A file with any problem changes nothing.
+
+A record whose id is already stored is updated: by default (``mode="update"``) only the fields
+the file has a column for change (a sheet without 英文标题 or 语言 columns leaves those as they
+were); ``mode="replace"`` makes the stored record exactly the file's row, as a new record would
+be. New ids are added the same way in both modes.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from service.jobs.live import Change
 from service.schemas import ImportResult
 from service.storage import store
 from service.storage.db import capabilities, demands, partners
+
+IMPORT_MODES = ("update", "replace")
 
 
 def parse_mapping(text: str | None) -> dict[str, str] | None:
@@ -46,9 +53,14 @@ def parse_mapping(text: str | None) -> dict[str, str] | None:
 
 
 def import_file(ctx: Context, kind: str, data: bytes, filename: str, *, mapping: dict[str, str] | None = None,
-                sheet: str | None = None) -> ImportResult:
-    """Validate `data` as a `kind` table and upsert every record by id, all or nothing."""
+                sheet: str | None = None, mode: str = "update") -> ImportResult:
+    """Validate `data` as a `kind` table and upsert every record by id, all or nothing
+    (`mode`: "update" changes only the columns the file has, "replace" whole records)."""
     from matcher.io import ingest  # pandas: imported on first use, not at start-up
+    from matcher.records import updated_record
+
+    if mode not in IMPORT_MODES:
+        raise InputError(f"unknown import mode '{mode}'; use one of: {', '.join(IMPORT_MODES)}", field="mode")
 
     filename = filename or "upload"
     _check_unpacked_size(data, filename, ctx.settings.max_body_bytes * UNPACKED_FACTOR)
@@ -56,26 +68,38 @@ def import_file(ctx: Context, kind: str, data: bytes, filename: str, *, mapping:
     parse = {"demands": ingest.parse_demands, "capabilities": ingest.parse_capabilities,
              "partners": ingest.parse_partners}[kind]
     records = parse(df, source=filename, mapping=mapping)
+    carried = ingest.carried_fields(df, kind, source=filename, mapping=mapping)
     row_numbers = [int(r) if str(r).isdigit() else i + 2 for i, r in enumerate(df.index)]
     _check_ids(records, row_numbers, filename)
     if kind != "partners":
         ctx.live.prewarm([r.full_text for r in records])  # embed before taking the write lock
 
+    def merged(current: dict, as_record) -> list:
+        """The file's records, each stored one updated with only what the file carries."""
+        if mode == "replace":
+            return list(records)
+        return [updated_record(as_record(current[r.id]), r, carried.fields, carried.extra_columns)
+                if r.id in current else r for r in records]
+
     def tx(conn):
+        ids = [r.id for r in records]
         if kind == "partners":
-            created, updated = store.upsert_rows(conn, partners, [store.partner_values(p) for p in records])
-            return (created, updated), Change(partners=list(records))
+            recs = merged(store.get_partners(conn, ids), store.partner_record)
+            created, updated = store.upsert_rows(conn, partners, [store.partner_values(p) for p in recs])
+            return (created, updated), Change(partners=recs)
         if kind == "demands":
-            current = store.get_demands(conn, [d.id for d in records])
+            current = store.get_demands(conn, ids)
+            recs = merged(current, store.demand_record)
             rows = [store.demand_values(d, owner=current[d.id]["owner"] if d.id in current else d.enterprise,
                                         published=current[d.id]["published"] if d.id in current else True)
-                    for d in records]
+                    for d in recs]
             created, updated = store.upsert_rows(conn, demands, rows)
-            return (created, updated), Change(demands=list(records))
-        new_partners = _partners_for(conn, records, row_numbers, filename)
+            return (created, updated), Change(demands=recs)
+        recs = merged(store.get_capabilities(conn, ids), store.capability_record)
+        new_partners = _partners_for(conn, recs, row_numbers, filename)
         store.upsert_rows(conn, partners, [store.partner_values(p) for p in new_partners])
-        created, updated = store.upsert_rows(conn, capabilities, [store.capability_values(c) for c in records])
-        return (created, updated), Change(partners=new_partners, capabilities=list(records))
+        created, updated = store.upsert_rows(conn, capabilities, [store.capability_values(c) for c in recs])
+        return (created, updated), Change(partners=new_partners, capabilities=recs)
 
     created, updated = ctx.live.write(tx)
     ctx.live.save()

@@ -13,6 +13,7 @@ FeedbackStatus = Literal["contacted", "meeting_held", "accepted", "rejected"]
 FEEDBACK_STATUSES: tuple[str, ...] = ("contacted", "meeting_held", "accepted", "rejected")
 PartnerType = Literal["university", "institute", "team", "enterprise", "other", ""]
 ImportKind = Literal["demands", "capabilities", "partners"]
+ImportMode = Literal["update", "replace"]
 
 
 def _not_a_dot_segment(value: str) -> str:

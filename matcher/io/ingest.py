@@ -22,6 +22,7 @@ import json
 import re
 import unicodedata
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,8 @@ from matcher.io.tables import decode_text as decode_text
 from matcher.records import PARTNER_TYPES, Capability, Demand, Partner
 
 __all__ = [
+    "Carried",
+    "carried_fields",
     "load_capabilities",
     "load_demands",
     "load_partners",
@@ -185,6 +188,41 @@ def _require_rows(df: pd.DataFrame, source: str) -> None:
 def _language(value: str) -> str:
     v = value.strip()
     return _LANGUAGES.get(v.casefold(), v.lower() if v.isascii() else v)
+
+
+# --------------------------------------------------------------------------------------
+# what a file carries (for updates that change only that)
+
+
+@dataclass(frozen=True)
+class Carried:
+    """The record fields a table has columns for, and its extra (unknown) columns."""
+
+    fields: frozenset[str]
+    extra_columns: frozenset[str]
+
+
+_KIND_NAMES = {"demands": "demand", "capabilities": "capability", "partners": "partner"}
+
+
+def carried_fields(df: pd.DataFrame, kind: str, *, source: str = "",
+                   mapping: Mapping[str, str] | None = None) -> Carried:
+    """Which fields of `kind` ("demands", "capabilities", "partners") a table fills, as the
+    parser resolves its headers. A capability's ``text`` is carried by any text-ish column,
+    its ``partner_id`` by a partner id or name column (the id is derived from the name), its
+    ``kind`` by a kind column or a header that implies one (研究方向, 专利名称 ...)."""
+    name = _KIND_NAMES[kind]
+    cols = _resolve(df, name, mapping, source)
+    fields = set(cols.fields)
+    if name == "capability":
+        if "aux" in fields:
+            fields.add("text")
+        if "partner_name" in fields:
+            fields.add("partner_id")
+        if _kind_hint(cols):
+            fields.add("kind")
+        fields &= {"id", "partner_id", "partner_name", "title", "text", "kind", "industries", "language"}
+    return Carried(frozenset(fields), frozenset(cols.extra))
 
 
 # --------------------------------------------------------------------------------------
@@ -415,14 +453,20 @@ def _parse_capabilities(
     return out
 
 
+def _kind_hint(cols: _Columns) -> str:
+    """The kind a table's headers imply (研究方向 -> research line ...), or ""."""
+    f = cols.fields
+    if "title" in f and "title" not in cols.mapped:
+        return cols.tags.get(f["title"][0], "")
+    if "title" not in f and "text" not in f and f.get("aux"):
+        aux_tags = {cols.tags.get(c, "") for c in f["aux"]}
+        return aux_tags.pop() if len(aux_tags) == 1 else ""
+    return ""
+
+
 def _kinds(chk: _Checker, cols: _Columns) -> list[str]:
     f = cols.fields
-    hint = ""
-    if "title" in f and "title" not in cols.mapped:
-        hint = cols.tags.get(f["title"][0], "")
-    elif "title" not in f and "text" not in f and f.get("aux"):
-        aux_tags = {cols.tags.get(c, "") for c in f["aux"]}
-        hint = aux_tags.pop() if len(aux_tags) == 1 else ""
+    hint = _kind_hint(cols)
     if "kind" not in f:
         return [hint] * chk.n
     return [_KINDS.get(v, v) if v else hint for v in chk.col(f["kind"][0])]

@@ -8,7 +8,7 @@ from fastapi import APIRouter, File, Form, UploadFile
 
 from service.deps import CtxDep, StaffDep
 from service.importer import import_file, parse_mapping
-from service.schemas import ImportKind, ImportResult
+from service.schemas import ImportKind, ImportMode, ImportResult
 
 router = APIRouter(prefix="/api/imports", tags=["imports"])
 
@@ -18,9 +18,13 @@ router = APIRouter(prefix="/api/imports", tags=["imports"])
                                              "{file, row, field, message}; nothing was imported"}})
 def upload(ctx: CtxDep, principal: StaffDep, kind: ImportKind, file: Annotated[UploadFile, File()],
            mapping: Annotated[str | None, Form(description="COLUMN=FIELD lines or a JSON object")] = None,
-           sheet: Annotated[str | None, Form(description="XLSX sheet name")] = None) -> ImportResult:
+           sheet: Annotated[str | None, Form(description="XLSX sheet name")] = None,
+           mode: Annotated[ImportMode, Form(description="update: a known id changes only the columns the file "
+                                                        "has; replace: a known id becomes exactly the file's row")
+                           ] = "update") -> ImportResult:
     """Import demands, capabilities or partners. Records are matched by id: new ids are
-    added, known ids replaced. Capabilities naming a new partner create it."""
+    added; a known id is updated with only the fields the file has columns for (`mode=update`,
+    the default) or replaced whole (`mode=replace`). Capabilities naming a new partner create it."""
     data = file.file.read()
     return import_file(ctx, kind, data, file.filename or "upload", mapping=parse_mapping(mapping),
-                       sheet=sheet or None)
+                       sheet=sheet or None, mode=mode)

@@ -191,19 +191,20 @@ def upload_form(request: Request, principal: StaffPage) -> Response:
 
 @router.post("/upload", dependencies=[Depends(same_origin)])
 def upload(request: Request, ctx: CtxDep, principal: StaffPage, kind: Annotated[str, Form()] = "demands",
-           file: Annotated[UploadFile | None, File()] = None, mapping: Annotated[str, Form()] = "") -> Response:
+           file: Annotated[UploadFile | None, File()] = None, mapping: Annotated[str, Form()] = "",
+           mode: Annotated[str, Form()] = "update") -> Response:
     """Import a spreadsheet; show the counts, or every row error in a table (nothing imported)."""
     if kind not in ("demands", "capabilities", "partners"):
         kind = "demands"
     try:
         if file is None or not file.filename:
             raise InputError("choose a file to upload", field="file")
-        result = import_file(ctx, kind, file.file.read(), file.filename, mapping=parse_mapping(mapping))
+        result = import_file(ctx, kind, file.file.read(), file.filename, mapping=parse_mapping(mapping), mode=mode)
     except InputError as exc:
         err = translate(exc)
-        return render(request, "upload.html", {"kind": kind, "errors": err.details, "mapping": mapping},
-                      principal=principal, status=422)
-    return render(request, "upload.html", {"kind": kind, "result": result}, principal=principal)
+        return render(request, "upload.html", {"kind": kind, "errors": err.details, "mapping": mapping,
+                                               "mode": mode}, principal=principal, status=422)
+    return render(request, "upload.html", {"kind": kind, "result": result, "mode": mode}, principal=principal)
 
 
 # -- institutes ---------------------------------------------------------------------------

@@ -81,6 +81,18 @@ STRINGS: dict[str, dict[str, str]] = {
     "file": {"zh": "文件", "en": "File"},
     "mapping": {"zh": "列映射（可选，如 问题=text）", "en": "Column mapping (optional, e.g. Problem=text)"},
     "upload_button": {"zh": "上传并导入", "en": "Upload and import"},
+    "upload_mode": {"zh": "编号已存在的记录", "en": "Records whose id already exists",
+                    "ru": "Записи с уже известным номером"},
+    "upload_mode_update": {
+        "zh": "只更新文件中有的列（文件没有的列，如英文标题、语言，保持原值；文件中的空单元格会清空该项）",
+        "en": "Update only the columns the file has (columns it lacks, such as an English title or the language, "
+              "keep their values; an empty cell in the file empties that field)",
+        "ru": "Обновить только столбцы, которые есть в файле (остальные, например английский заголовок или язык, "
+              "сохраняются; пустая ячейка очищает поле)"},
+    "upload_mode_replace": {
+        "zh": "整条替换为文件中的内容（文件没有的列被清空）",
+        "en": "Replace the whole record with the file's row (columns the file lacks are emptied)",
+        "ru": "Заменить запись строкой файла целиком (отсутствующие в файле столбцы очищаются)"},
     "upload_ok": {"zh": "导入成功：新增 {created} 条，更新 {updated} 条。",
                   "en": "Imported: {created} new, {updated} updated."},
     "upload_failed": {"zh": "文件有问题，未导入任何记录：", "en": "The file has problems; nothing was imported:"},

@@ -121,3 +121,48 @@ def test_uploads_over_the_size_limit_are_refused(make_world):
     assert r.status_code == 413
     assert r.json()["error"]["code"] == "payload_too_large"
     assert world.client.get("/api/demands/Q1", headers=world.h("staff")).status_code == 404
+
+
+def test_reimporting_the_bundled_sheet_changes_only_the_columns_it_has(make_world):
+    """Regression (issue 13.2): re-importing demands.xlsx wiped extra.title_en/text_en and the
+    language of D001, which the sheet has no column for."""
+    from corpora import demo_corpus_path
+
+    world = make_world(seeded=False, demo=True)
+    staff = {"Authorization": "Bearer demo-staff"}
+    before = world.client.get("/api/demands/D001", headers=staff).json()
+    assert before["language"] == "zh" and before["extra"]["title_en"] and before["extra"]["text_en"]
+    sheet = (demo_corpus_path() / "spreadsheets" / "demands.xlsx").read_bytes()
+    r = world.client.post("/api/imports/demands", files={"file": ("demands.xlsx", sheet)}, headers=staff)
+    assert r.status_code == 200, r.text
+    assert r.json()["created"] == 0 and r.json()["updated"] == 166
+    after = world.client.get("/api/demands/D001", headers=staff).json()
+    for key in ("language", "extra", "title", "text", "industry", "region", "date", "confidential"):
+        assert after[key] == before[key], key
+    assert world.ctx.live.engine.demands["D001"].extra["title_en"] == before["extra"]["title_en"]
+
+
+def test_an_update_sets_the_columns_the_file_has_and_replace_mode_sets_the_whole_record(world):
+    staff = world.h("staff")
+    d1 = world.client.get("/api/demands/D1", headers=staff).json()
+    assert d1["language"] == "zh" and d1["contact"]
+    r = _upload(world, "demands", "需求编号,需求名称,需求描述,所在县区,备注\nD1,新标题,新的描述,,第一次\n")
+    assert r.status_code == 200 and r.json()["updated"] == 1
+    got = world.client.get("/api/demands/D1", headers=staff).json()
+    assert (got["title"], got["text"], got["region"], got["extra"]) == ("新标题", "新的描述", "", {"备注": "第一次"})
+    assert {k: got[k] for k in ("language", "contact", "industry", "date", "enterprise")} == \
+        {k: d1[k] for k in ("language", "contact", "industry", "date", "enterprise")}
+    r = _upload(world, "demands", "需求编号,需求名称,需求描述,备注\nD1,新标题,新的描述,\n")
+    assert world.client.get("/api/demands/D1", headers=staff).json()["extra"] == {}  # an empty cell clears it
+    r = _upload(world, "demands", "需求编号,需求名称,需求描述\nD1,替换,整条替换\n", mode="replace")
+    assert r.status_code == 200, r.text
+    got = world.client.get("/api/demands/D1", headers=staff).json()
+    assert (got["title"], got["language"], got["contact"], got["industry"], got["date"]) == ("替换", "", "", "", "")
+    assert world.ctx.live.engine.demands["D1"].title == "替换"
+    assert _upload(world, "demands", GOOD_DEMANDS, mode="merge").status_code == 422
+
+
+def test_the_upload_page_offers_and_explains_both_modes(world):
+    page = world.client.get("/upload", headers=world.cookie("staff")).text
+    assert 'data-testid="upload-mode-update"' in page and 'data-testid="upload-mode-replace"' in page
+    assert "只更新文件中有的列" in page or "Update only the columns the file has" in page
