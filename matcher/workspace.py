@@ -33,10 +33,12 @@ class Workspace:
         f = self.records_file(kind)
         return read_records(f, kind) if f.exists() else []
 
-    def ingest(self, file: str | Path, kind: str, *, mapping=None, sheet=None) -> tuple[int, int]:
+    def ingest(self, file: str | Path, kind: str, *, mapping=None, sheet=None,
+               known_values: bool = True) -> tuple[int, int]:
         """Validate a whole file, then merge it by id into the workspace. Returns (new, replaced).
 
-        A file with any bad row raises `InputErrors` and changes nothing."""
+        A file with any bad row raises `InputErrors` and changes nothing. known_values: a
+        demand's industry and region must be in `matcher.taxonomy` (False for another city)."""
         from matcher.io import ingest
 
         loader = {
@@ -44,7 +46,8 @@ class Workspace:
             "capabilities": ingest.load_capabilities,
             "partners": ingest.load_partners,
         }[kind]
-        incoming = loader(file, mapping=mapping, sheet=sheet)
+        extra = {"known_values": known_values} if kind == "demands" else {}
+        incoming = loader(file, mapping=mapping, sheet=sheet, **extra)
         current = {r.id: r for r in self.records(kind)}
         replaced = sum(1 for r in incoming if r.id in current)
         current.update({r.id: r for r in incoming})

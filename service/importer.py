@@ -67,7 +67,7 @@ def import_file(ctx: Context, kind: str, data: bytes, filename: str, *, mapping:
     df = ingest.read_table_bytes(data, filename, sheet=sheet)
     parse = {"demands": ingest.parse_demands, "capabilities": ingest.parse_capabilities,
              "partners": ingest.parse_partners}[kind]
-    records = parse(df, source=filename, mapping=mapping)
+    records = parse(df, source=filename, mapping=mapping, **({"known_values": True} if kind == "demands" else {}))
     carried = ingest.carried_fields(df, kind, source=filename, mapping=mapping)
     row_numbers = [int(r) if str(r).isdigit() else i + 2 for i, r in enumerate(df.index)]
     _check_ids(records, row_numbers, filename)

@@ -7,6 +7,9 @@ from typing import Annotated, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from matcher import taxonomy
+from matcher.dates import DateError, normalise_date
+
 Role = Literal["admin", "staff", "institute", "enterprise"]
 ROLES: tuple[str, ...] = ("admin", "staff", "institute", "enterprise")
 FeedbackStatus = Literal["contacted", "meeting_held", "accepted", "rejected"]
@@ -27,6 +30,30 @@ IdStr = Annotated[str, StringConstraints(pattern=r"^[^\s/\\?#%]{1,128}$"), After
 Short = Annotated[str, StringConstraints(max_length=500)]
 LongText = Annotated[str, StringConstraints(max_length=20_000)]
 Extra = dict[Annotated[str, StringConstraints(max_length=200)], Annotated[str, StringConstraints(max_length=20_000)]]
+
+
+
+def _canonical(kind: str):
+    def check(value: str) -> str:
+        canon = taxonomy.canonical(kind, value)
+        if canon is None:
+            raise ValueError(taxonomy.unknown_message(kind, value))
+        return canon
+    return AfterValidator(check)
+
+
+def _iso_date(value: str) -> str:
+    try:
+        return normalise_date(value)
+    except DateError as exc:
+        raise ValueError(str(exc)) from None
+
+
+# A demand's industry and county/district: empty or a known value (`matcher.taxonomy`), stored
+# under its canonical name; its date: any accepted form (`matcher.dates`), stored as ISO 8601.
+Industry = Annotated[str, StringConstraints(max_length=500), _canonical("industry")]
+Region = Annotated[str, StringConstraints(max_length=500), _canonical("region")]
+DateStr = Annotated[str, StringConstraints(max_length=32), AfterValidator(_iso_date)]
 
 T = TypeVar("T")
 
@@ -50,12 +77,12 @@ class Page(BaseModel, Generic[T]):
 class DemandBase(Strict):
     title: Short = ""
     text: LongText = ""
-    industry: Short = ""
-    region: Short = ""
+    industry: Industry = ""
+    region: Region = ""
     enterprise: Short = ""
     contact: Short = ""
     confidential: bool = False
-    date: Annotated[str, StringConstraints(max_length=32)] = ""
+    date: DateStr = ""
     language: Annotated[str, StringConstraints(max_length=16)] = ""
     extra: Extra = Field(default_factory=dict)
 
@@ -70,8 +97,8 @@ class DemandCreate(DemandBase):
 
     @model_validator(mode="after")
     def _has_text(self) -> DemandCreate:
-        if not self.title.strip() and not self.text.strip():
-            raise ValueError("a demand needs a title or a text")
+        if not self.text.strip():
+            raise ValueError("a demand needs a description (需求描述); a title alone cannot be matched")
         return self
 
 
@@ -80,16 +107,22 @@ class DemandUpdate(Strict):
 
     title: Short | None = None
     text: LongText | None = None
-    industry: Short | None = None
-    region: Short | None = None
+    industry: Industry | None = None
+    region: Region | None = None
     enterprise: Short | None = None
     contact: Short | None = None
     confidential: bool | None = None
-    date: Annotated[str, StringConstraints(max_length=32)] | None = None
+    date: DateStr | None = None
     language: Annotated[str, StringConstraints(max_length=16)] | None = None
     extra: Extra | None = None
     owner: Short | None = None
     published: bool | None = None
+
+    @model_validator(mode="after")
+    def _keeps_text(self) -> DemandUpdate:
+        if self.text is not None and not self.text.strip():
+            raise ValueError("a demand needs a description (需求描述); it cannot be emptied")
+        return self
 
 
 class DemandPublicRedacted(BaseModel):
@@ -277,6 +310,9 @@ class PartnerMatchPublic(BaseModel):
     shared_terms: list[str]
     components: dict[str, float]
     evidence: list[EvidencePublic]
+    rejected: bool = False
+    rejected_reason: str = ""
+    rejected_at: dt.datetime | None = None
 
 
 class MatchResult(BaseModel):

@@ -28,7 +28,7 @@ ALLOWED = {"matcher/cli/commands.py": {"service"}}
 LAYERS = {
     "matcher": {
         "matcher.errors": 0, "matcher.fsutil": 0, "matcher.sheets": 0,
-        "matcher.settings": 1, "matcher.records": 1,
+        "matcher.settings": 1, "matcher.records": 1, "matcher.taxonomy": 1, "matcher.dates": 1,
         "matcher.io": 2, "matcher.retrieval": 2,
         "matcher.conference": 3, "matcher.landscape": 3,
         "matcher.evaluate": 4, "matcher.batch": 4, "matcher.workspace": 4,

@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="explicit column mapping, e.g. --map 'Problem=text' (repeatable)",
     )
     sp.add_argument("--sheet", help="XLSX sheet name (default: the first)")
+    sp.add_argument("--free-values", action="store_true",
+                    help="accept a demand industry or region outside the bureau's lists (matcher/taxonomy.py)")
 
     sp = add("index", "embed the workspace's records and build the search index", cmd_index)
     sp.add_argument("--index", choices=("exact", "hnsw", "ivf"), default="exact", help="vector index kind")
@@ -176,7 +178,8 @@ def cmd_ingest(args) -> int:
     mapping = _parse_mapping(args.map)
     ws = Workspace(args.workspace)
     for f in args.files:
-        added, replaced = ws.ingest(f, args.kind, mapping=mapping, sheet=args.sheet)
+        added, replaced = ws.ingest(f, args.kind, mapping=mapping, sheet=args.sheet,
+                                    known_values=not args.free_values)
         print(f"{f}: {added} new, {replaced} replaced {args.kind} -> {ws.path}")
     print(ws.summary())
     return 0

@@ -28,6 +28,8 @@ from typing import Any
 
 import pandas as pd
 
+from matcher import taxonomy
+from matcher.dates import DateError, normalise_date
 from matcher.errors import InputError
 from matcher.io.columns import _Columns, _missing, _resolve
 from matcher.io.tables import _CTRL, MAX_CELL_CHARS, ROW_INDEX_NAME, _errors, _json_cell, read_table, read_table_bytes
@@ -235,18 +237,29 @@ def load_demands(
     mapping: Mapping[str, str] | None = None,
     sheet: str | int | None = None,
     max_cell: int = MAX_CELL_CHARS,
+    known_values: bool = False,
 ) -> list[Demand]:
     """Read and validate a demand file (see :func:`parse_demands` for the rules)."""
-    return parse_demands(read_table(path, sheet=sheet), source=str(path), mapping=mapping, max_cell=max_cell)
+    return parse_demands(read_table(path, sheet=sheet), source=str(path), mapping=mapping, max_cell=max_cell,
+                         known_values=known_values)
 
 
 def parse_demands(
-    df: pd.DataFrame, *, source: str, mapping: Mapping[str, str] | None = None, max_cell: int = MAX_CELL_CHARS
+    df: pd.DataFrame, *, source: str, mapping: Mapping[str, str] | None = None, max_cell: int = MAX_CELL_CHARS,
+    known_values: bool = False,
 ) -> list[Demand]:
     """Validate an already-read table into demands; all-or-nothing.
 
     Required columns: ``id``, ``title`` and ``text`` (after synonyms and ``mapping``). Every
-    row needs a non-empty id, unique in the file, and a non-empty title or text.
+    row needs a non-empty id, unique in the file, and a non-empty description (``text``): a
+    title alone says too little to match and would still get confident-looking matches.
+
+    ``date`` is normalised to ISO 8601 (:func:`matcher.dates.normalise_date`: 2026年3月5日,
+    2026/3/5, 2026.03 ...); a value that is not a date is a row error. With
+    ``known_values=True`` (the bureau's own sheets: the service and ``techmatch ingest``)
+    ``industry`` and ``region`` must be empty or one of :mod:`matcher.taxonomy`'s values,
+    written any known way, and are stored under their canonical names; anything else is a row
+    error naming the known values.
 
     The id is never invented: a demand's id is how the bureau, the enterprise and the
     feedback log refer to it, and an id derived from the row's content would silently change
@@ -261,11 +274,12 @@ def parse_demands(
     ``extra`` (non-empty cells only). ``df``'s index gives row numbers when it is
     :func:`read_table`'s ``"row"`` index; otherwise row i (0-based) is reported as i + 2.
     """
-    return _parse_demands(df, source=source, mapping=mapping, max_cell=max_cell)
+    return _parse_demands(df, source=source, mapping=mapping, max_cell=max_cell, known_values=known_values)
 
 
 def _parse_demands(df: pd.DataFrame, *, source: str, mapping: Mapping[str, str] | None,
-                   default_language: str = "", max_cell: int = MAX_CELL_CHARS) -> list[Demand]:
+                   default_language: str = "", max_cell: int = MAX_CELL_CHARS,
+                   known_values: bool = False) -> list[Demand]:
     cols = _resolve(df, "demand", mapping, source)
     for fld in ("id", "title", "text"):
         if fld not in cols.fields:
@@ -280,8 +294,9 @@ def _parse_demands(df: pd.DataFrame, *, source: str, mapping: Mapping[str, str] 
     for i in range(chk.n):
         if not ids[i]:
             chk.error(i, id_col, "empty id")
-        if not titles[i] and not texts[i]:
-            chk.error(i, cols.fields["text"][0], f"empty: needs a title ('{title_col}') or a text")
+        if not texts[i]:
+            chk.error(i, cols.fields["text"][0], "empty description (需求描述为空): describe the problem; "
+                      "a title alone cannot be matched")
     chk.duplicates(ids, id_col)
     confidential = [False] * chk.n
     if "confidential" in cols.fields:
@@ -296,7 +311,10 @@ def _parse_demands(df: pd.DataFrame, *, source: str, mapping: Mapping[str, str] 
     industry = _first(chk, cols, "industry")
     region = _first(chk, cols, "region")
     enterprise = _first(chk, cols, "enterprise")
-    date = _first(chk, cols, "date")
+    date = _dates(chk, cols)
+    if known_values:
+        industry = _known(chk, cols, "industry", industry)
+        region = _known(chk, cols, "region", region)
     language = _first(chk, cols, "language")
     extras = _extras(chk, cols)
     chk.raise_if_any()
@@ -310,6 +328,40 @@ def _parse_demands(df: pd.DataFrame, *, source: str, mapping: Mapping[str, str] 
             id=ids[i], title=titles[i], text=texts[i], industry=industry[i], region=region[i],
             enterprise=enterprise[i], contact=contact[i], confidential=confidential[i],
             date=date[i], language=lang or default_language, extra=extras[i]))
+    return out
+
+
+def _dates(chk: _Checker, cols: _Columns) -> list[str]:
+    """The date column normalised to ISO 8601; a value that is not a date is a row error."""
+    values = _first(chk, cols, "date")
+    if "date" not in cols.fields:
+        return values
+    out, cache = [], {}
+    for i, v in enumerate(values):
+        if v not in cache:
+            try:
+                cache[v] = normalise_date(v)
+            except DateError as exc:
+                cache[v] = None
+                chk.error(i, cols.fields["date"][0], str(exc))
+                continue
+        elif cache[v] is None:
+            chk.error(i, cols.fields["date"][0], f"'{v}' is not a date (日期无法识别); write it like "
+                      "2026-03-05, 2026/3/5, 2026年3月5日, 2026.03")
+        out.append(cache[v] or "")
+    return out
+
+
+def _known(chk: _Checker, cols: _Columns, field: str, values: list[str]) -> list[str]:
+    """Industry or region values as their canonical taxonomy names; unknown ones are row errors."""
+    if field not in cols.fields:
+        return values
+    out = []
+    for i, v in enumerate(values):
+        canon = taxonomy.canonical(field, v)
+        if canon is None:
+            chk.error(i, cols.fields[field][0], taxonomy.unknown_message(field, v))
+        out.append(canon or "")
     return out
 
 

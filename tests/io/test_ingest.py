@@ -513,3 +513,35 @@ def test_random_cells_load_or_raise_input_error(tmp_path: Path, rows: list[list[
         assert d.id and (d.title or d.text)
         for value in (d.id, d.title, d.text, *d.extra.values()):
             assert not any(ord(ch) < 32 and ch not in "\t\n" for ch in value)
+
+
+def test_demand_rows_with_no_description_bad_dates_or_unknown_places_are_refused_by_row_and_field(tmp_path):
+    """Regression (issue 13.3): these were accepted and sorted to the top of the staff list."""
+    from matcher.errors import InputErrors
+    from matcher.io.ingest import load_demands
+
+    path = tmp_path / "需求.csv"
+    path.write_text(
+        "需求编号,需求名称,需求描述,所属行业,所在县区,发布日期\n"
+        "D1,好的,描述,轨道交通,讷河,2026年3月5日\n"
+        "D2,空描述,,乳业,龙沙区,2026/3/5\n"
+        "D3,日期,描述,乳业,龙沙区,not-a-date\n"
+        "D4,日期,描述,乳业,龙沙区,明年三月\n"
+        "D5,日期,描述,乳业,龙沙区,2026-13-45\n"
+        "D6,行业,描述,不存在的行业,龙沙区,2026.03\n"
+        "D7,县区,描述,乳业,火星区,2026-03-05\n", encoding="utf-8")
+    with pytest.raises(InputErrors) as info:
+        load_demands(path, known_values=True)
+    got = {(e.row, e.field) for e in info.value.errors}
+    assert got == {(3, "需求描述"), (4, "发布日期"), (5, "发布日期"), (6, "发布日期"), (7, "所属行业"), (8, "所在县区")}
+    good = load_demands(_first_row(path), known_values=True)
+    assert (good[0].industry, good[0].region, good[0].date) == ("轨道交通装备", "讷河市", "2026-03-05")
+    free = load_demands(_first_row(path, "D7,县区,描述,乳业,外市某区,2026-03-05\n"))
+    assert free[0].region == "外市某区"  # without known_values (another city's data, tasks) regions are free
+
+
+def _first_row(path, row: str | None = None):
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    out = path.with_name("one.csv")
+    out.write_text(lines[0] + (row or lines[1]), encoding="utf-8")
+    return out

@@ -67,7 +67,8 @@ def get(url: str) -> Callable[[World], tuple[str, dict]]:
 
 def new_demand(w: World, owner: str = E1) -> str:
     did = uid("DM")
-    r = w.client.post("/api/demands", json={"id": did, "title": "待改需求", "owner": owner, "enterprise": owner},
+    r = w.client.post("/api/demands", json={"id": did, "title": "待改需求", "text": "待改需求的描述", "owner": owner,
+                                                "enterprise": owner},
                       headers=w.h("admin"))
     assert r.status_code == 201
     return did

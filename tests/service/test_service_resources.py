@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from service.storage.db import capability_industries, feedback
@@ -126,3 +127,29 @@ def test_every_write_bumps_the_revision(world):
     assert world.ctx.live.db_revision() == before + 2 == world.ctx.live.revision
     c.post("/api/demands", json={"id": "D1", "title": "dup"}, headers=h)  # failed writes change nothing
     assert world.ctx.live.db_revision() == before + 2
+
+
+@pytest.mark.parametrize("field, value", [
+    ("text", ""), ("text", "   "), ("date", "not-a-date"), ("date", "明年三月"), ("date", "2026-13-45"),
+    ("industry", "不存在的行业"), ("region", "火星区"),
+])
+def test_a_demand_with_nonsense_is_refused_naming_the_field(world, field, value):
+    """Regression (issue 13.3): each of these was accepted with 200/201."""
+    body = {"id": "DX", "title": "新需求", "text": "铁路货车涂层低温剥落。", "industry": "乳业", "region": "龙沙区",
+            "date": "2026-03-05", field: value}
+    r = world.client.post("/api/demands", json=body, headers=world.h("staff"))
+    assert r.status_code == 422 and field in r.text, r.text
+    r = world.client.patch("/api/demands/D1", json={field: value}, headers=world.h("staff"))
+    assert r.status_code == 422 and field in r.text, r.text
+
+
+def test_a_demand_takes_usual_date_forms_and_aliases_and_stores_them_canonical(world):
+    body = {"id": "DY", "title": "新需求", "text": "乳品冷链。", "industry": "乳制品", "region": "讷河",
+            "date": "2026年3月5日"}
+    r = world.client.post("/api/demands", json=body, headers=world.h("staff"))
+    assert r.status_code == 201, r.text
+    assert {k: r.json()[k] for k in ("industry", "region", "date")} == {"industry": "乳业", "region": "讷河市",
+                                                                      "date": "2026-03-05"}
+    r = world.client.patch("/api/demands/DY", json={"date": "2026.03", "region": "齐齐哈尔市龙沙区"},
+                           headers=world.h("staff"))
+    assert (r.json()["date"], r.json()["region"]) == ("2026-03", "龙沙区")
