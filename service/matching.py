@@ -1,7 +1,9 @@
 """Matching as the service offers it: engine results mapped onto current database rows.
 
 Ids the engine returns are looked up in the database; anything deleted meanwhile is
-dropped, so a deleted record never appears in an answer.
+dropped, so a deleted record never appears in an answer. For a stored demand, a partner whose
+latest feedback is "rejected" is marked (with the reason, for staff) and moved below the
+partners not rejected, where staff decide whom to contact next; the scores are unchanged.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from service.auth import policy
 from service.auth.tokens import Principal
 from service.deps import Context
 from service.schemas import DemandHitPublic, EvidencePublic, MatchOptions, PartnerMatchPublic, ScorePartsPublic
-from service.storage import store
+from service.storage import feedback, store
 
 
 def parts_out(parts: ScoreParts) -> ScorePartsPublic:
@@ -31,8 +33,12 @@ def partner_filters(opts: MatchOptions) -> Filters:
                    partner_types=frozenset(opts.partner_type), languages=frozenset(opts.language))
 
 
-def match_partners(ctx: Context, query: Demand | str, opts: MatchOptions) -> tuple[list[PartnerMatchPublic], int, int]:
-    """Ranked partners with reasons for a demand or a text. Returns (results, k, revision)."""
+def match_partners(ctx: Context, query: Demand | str, opts: MatchOptions, *, show_reasons: bool = True,
+                   ) -> tuple[list[PartnerMatchPublic], int, int]:
+    """Ranked partners with reasons for a demand or a text. Returns (results, k, revision).
+
+    show_reasons: whether a rejection's reason is included (staff); the mark and the order
+    are the same for everyone who may see the list."""
     k = ctx.k(opts.k)
     with ctx.live.read() as engine:
         matches = engine.match_partners(query, k=k, filters=partner_filters(opts))
@@ -40,6 +46,8 @@ def match_partners(ctx: Context, query: Demand | str, opts: MatchOptions) -> tup
     with ctx.db.connect() as conn:
         prow = store.get_partners(conn, [m.partner_id for m in matches])
         crow = store.get_capabilities(conn, [h.capability_id for m in matches for h in m.evidence])
+        decided = feedback.latest_by_partner(conn, query.id) if isinstance(query, Demand) else {}
+    rejected = {pid: f for pid, f in decided.items() if f["status"] == "rejected"}
     out: list[PartnerMatchPublic] = []
     for m in matches:
         partner = prow.get(m.partner_id)
@@ -48,10 +56,16 @@ def match_partners(ctx: Context, query: Demand | str, opts: MatchOptions) -> tup
                     for h in m.evidence if h.capability_id in crow]
         if partner is None or not evidence:
             continue
+        no = rejected.get(m.partner_id)
         out.append(PartnerMatchPublic(
             rank=len(out) + 1, partner_id=m.partner_id, partner_name=partner["name"],
             partner_type=partner["type"], region=partner["region"], score=m.score,
-            shared_terms=list(m.shared_terms), components=dict(m.components), evidence=evidence))
+            shared_terms=list(m.shared_terms), components=dict(m.components), evidence=evidence,
+            rejected=no is not None, rejected_reason=(no["reason"] if no and show_reasons else ""),
+            rejected_at=no["created_at"] if no else None))
+    if rejected:  # stable: each group keeps the engine's order
+        out = [m for m in out if not m.rejected] + [m for m in out if m.rejected]
+        out = [m.model_copy(update={"rank": i}) for i, m in enumerate(out, start=1)]
     return out, k, rev
 
 

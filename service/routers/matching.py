@@ -22,7 +22,7 @@ KQuery = Annotated[int | None, Query(ge=1, le=1000, description="how many result
 
 def _demand_matches(ctx: Context, principal: Principal, demand_id: str, opts: MatchOptions) -> MatchResult:
     row = visible_demand(ctx, principal, demand_id)
-    results, k, rev = matching.match_partners(ctx, store.demand_record(row), opts)
+    results, k, rev = matching.match_partners(ctx, store.demand_record(row), opts, show_reasons=principal.is_staff)
     return MatchResult(demand_id=demand_id, k=k, revision=rev, results=results)
 
 

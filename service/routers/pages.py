@@ -142,7 +142,8 @@ def _demand_page(request: Request, ctx: Context, principal: Principal, demand_id
     matches = None
     if principal.is_staff or principal.role == "enterprise":
         opts = MatchOptions(k=k, partner_type=[partner_type] if partner_type else [])
-        matches, _, _ = matching.match_partners(ctx, store.demand_record(row), opts)
+        matches, _, _ = matching.match_partners(ctx, store.demand_record(row), opts,
+                                                show_reasons=principal.is_staff)
     history = None
     if principal.is_staff:
         with ctx.db.connect() as conn:

@@ -50,6 +50,14 @@ def page(conn: Connection, *, demand_id: str | None = None, partner_id: str | No
     return [dict(r._mapping) for r in rows], int(total)
 
 
+def latest_by_partner(conn: Connection, demand_id: str) -> dict[str, dict]:
+    """The newest feedback on each partner suggested for `demand_id` (a rejection that was
+    followed by another status no longer counts as the decision)."""
+    rows = conn.execute(select(feedback).where(feedback.c.demand_id == demand_id)
+                        .order_by(feedback.c.created_at, feedback.c.id))
+    return {r.partner_id: dict(r._mapping) for r in rows}
+
+
 def all_rows(conn: Connection, *, demand_id: str | None = None) -> list[dict]:
     rows = conn.execute(_select().where(_where(demand_id, None, None)).order_by(feedback.c.id))
     return [dict(r._mapping) for r in rows]

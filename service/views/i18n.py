@@ -81,6 +81,10 @@ STRINGS: dict[str, dict[str, str]] = {
     "file": {"zh": "文件", "en": "File"},
     "mapping": {"zh": "列映射（可选，如 问题=text）", "en": "Column mapping (optional, e.g. Problem=text)"},
     "upload_button": {"zh": "上传并导入", "en": "Upload and import"},
+    "match_rejected": {"zh": "已标记为未合作，排在未拒绝的合作方之后",
+                       "en": "Marked as rejected; listed after the partners not rejected",
+                       "ru": "Отмечен как отклонённый; показан после неотклонённых"},
+    "match_rejected_reason": {"zh": "。原因：", "en": ". Reason: ", "ru": ". Причина: "},
     "upload_mode": {"zh": "编号已存在的记录", "en": "Records whose id already exists",
                     "ru": "Записи с уже известным номером"},
     "upload_mode_update": {

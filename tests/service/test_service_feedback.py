@@ -72,3 +72,32 @@ def test_deleting_a_demand_removes_its_feedback(world):
     c.post("/api/feedback", json={"demand_id": "D1", "partner_id": "P1", "status": "contacted"}, headers=h)
     c.delete("/api/demands/D1", headers=h)
     assert c.get("/api/feedback", headers=h).json()["total"] == 0
+
+
+def test_a_rejected_partner_is_marked_with_its_reason_and_moved_below_the_others(world):
+    """Regression (issue 13.10): a rejected partner kept its rank, with no mark beside it."""
+    c, staff = world.client, world.h("staff")
+    before = c.get("/api/demands/D1/matches", headers=staff).json()["results"]
+    order = [m["partner_id"] for m in before]
+    assert len(order) == 2 and not any(m["rejected"] for m in before)
+    top = order[0]
+    r = c.post("/api/feedback", json={"demand_id": "D1", "partner_id": top, "status": "rejected",
+                                      "reason": "报价超出预算"}, headers=staff)
+    assert r.status_code == 201
+    after = c.get("/api/demands/D1/matches", headers=staff).json()["results"]
+    assert [m["partner_id"] for m in after] == order[1:] + [top]
+    assert [m["rank"] for m in after] == [1, 2]
+    assert after[-1]["rejected"] is True and after[-1]["rejected_reason"] == "报价超出预算"
+    assert after[-1]["score"] == before[0]["score"] and after[0]["rejected"] is False
+    assert not any(m["rejected"] for m in c.get("/api/demands/D3/matches", headers=staff).json()["results"])
+    mine = c.get("/api/demands/D1/matches", headers=world.h("enterprise")).json()["results"]
+    assert mine[-1]["partner_id"] == top and mine[-1]["rejected"] is True and mine[-1]["rejected_reason"] == ""
+
+    page = c.get("/demands/D1", headers=world.cookie("staff")).text
+    cards = page.split('data-testid="partner-match"')[1:]
+    assert len(cards) == 2 and "rejected-mark" not in cards[0]
+    assert 'data-testid="rejected-mark"' in cards[1] and "报价超出预算" in cards[1]
+
+    c.post("/api/feedback", json={"demand_id": "D1", "partner_id": top, "status": "contacted"}, headers=staff)
+    again = c.get("/api/demands/D1/matches", headers=staff).json()["results"]
+    assert [m["partner_id"] for m in again] == order and not any(m["rejected"] for m in again)
