@@ -80,6 +80,8 @@ def add_conference_parser(
     out.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     out.add_argument("--resume", action="store_true", help="continue an interrupted ranking")
     out.add_argument("--title", default="技术需求对接会 Technology matchmaking conference")
+    out.add_argument("--lang", choices=("zh", "en"), default=_default_lang(),
+                     help="language of the printed summary (default: zh when $LANG is Chinese, else en)")
 
     def run(args: argparse.Namespace) -> int:
         if build_engine is None:
@@ -159,6 +161,11 @@ def run_conference_command(
         time_limit=args.schedule_seconds,
     )
     written = write_outputs(out_dir, result, schedule, demands, partners, ranked, title=args.title)
+    from matcher.conference.summary import plain_summary
+
+    for line in plain_summary(result, schedule, demands, partners, lang=getattr(args, "lang", None) or "en"):
+        print(line, file=stream)
+    print("\n" + ("详细数据：" if getattr(args, "lang", "en") == "zh" else "In detail:"), file=stream)
     _print_summary(stream, result, schedule, len(demands), written, out_dir)
     return 0
 
@@ -238,6 +245,12 @@ def _availability(path: Path | None) -> tuple[dict, dict]:
     return ent, partner
 
 
+def _default_lang() -> str:
+    import os
+
+    return "zh" if (os.environ.get("LC_ALL") or os.environ.get("LANG") or "").startswith("zh") else "en"
+
+
 def _print_summary(stream: TextIO, result, schedule, n_demands: int, written: list[Path], out_dir: Path) -> None:
     from collections import Counter
 
@@ -260,9 +273,9 @@ def _print_summary(stream: TextIO, result, schedule, n_demands: int, written: li
             f"{len(result.shortfalls)}  " + ", ".join(f"{r} {n}" for r, n in reasons.most_common()),
         ),
         (
-            "full partners still wanted",
+            "partners fully booked",
             f"{len(result.binding_partners)}  "
-            + ", ".join(f"{b.partner_id} ({len(b.wanted_by)})" for b in result.binding_partners[:5]),
+            + ", ".join(f"{b.partner_id} ({len(b.wanted_by)} more requests)" for b in result.binding_partners[:5]),
         ),
         (
             "meetings scheduled",

@@ -445,6 +445,7 @@ class ConferenceJobs:
         from matcher.conference.outputs import write_outputs
         from matcher.conference.run import candidate_table, rank_batch
         from matcher.conference.schedule import schedule_meetings
+        from matcher.conference.summary import plain_summary
 
         job_id = row["id"]
         params = ConferenceJobCreate.model_validate(row["params"])
@@ -497,6 +498,7 @@ class ConferenceJobs:
             "shortfalls": dict(Counter(s.reason for s in result.shortfalls)),
             "binding_partners": [b.partner_id for b in result.binding_partners],
             "explain": result.explain(),
+            "plain": {lang: plain_summary(result, schedule, dems, part, lang=lang) for lang in ("zh", "en")},
             "scheduled": len(schedule.meetings), "unscheduled": dict(Counter(u.reason for u in schedule.unplaced)),
             "schedule_method": schedule.method, "schedule_optimal": schedule.optimal,
             "slots": len(schedule.slots), "tables": schedule.tables, "partner_blocks": schedule.total_blocks,

@@ -6,6 +6,7 @@ import argparse
 import csv
 import io
 import json
+from collections import Counter
 
 import pytest
 from openpyxl import load_workbook
@@ -258,3 +259,63 @@ def test_outputs_respect_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert written and {oct(stat.S_IMODE(p.stat().st_mode)) for p in written} == {oct(0o644)}
+
+
+def _crowded_plan():
+    """Eight demands of four enterprises who all want p0 first; p0 takes two meetings."""
+    ds = demands(8)
+    ranked = {d.id: [match(d.id, j, r + 1) for r, j in enumerate((0, 1, 2, 3))] for d in ds}
+    result = assign(candidate_table(ranked), AssignmentConstraints(capacity=2, min_per_demand=1, max_per_demand=2),
+                    demands=ds, partners=PARTNERS)
+    sched = schedule_meetings([(a.demand_id, a.partner_id) for a in result.pairs], make_slots("09:00-10:00", 20), 2,
+                              enterprise_of={d.id: d.enterprise for d in ds})
+    return ds, result, sched
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_the_summary_speaks_a_clerks_language(lang):
+    """Regression (issue 13.9): "full partners still wanted 67 P019 (112)" and 目标值/贪心基线/差距."""
+    from matcher.conference.summary import plain_summary
+
+    ds, result, sched = _crowded_plan()
+    lines = plain_summary(result, sched, ds, PARTNERS, lang=lang)
+    text = "\n".join(lines)
+    assert result.binding_partners and PARTNERS[0].name in text
+    wanted = len(next(b for b in result.binding_partners if b.partner_id == "p0").wanted_by)
+    per_ent = Counter(ds_.enterprise for ds_ in ds for p in result.pairs if p.demand_id == ds_.id)
+    if lang == "zh":
+        assert lines[0].startswith(f"共安排 {len(result.pairs)} 场洽谈，涉及 {len(per_ent)} 家企业")
+        assert f"另有 {wanted} 项需求想约" in text and "先到先得" in text and "约满" in text
+        for jargon in ("目标值", "贪心基线", "差距", "objective", "binding"):
+            assert jargon not in text
+    else:
+        assert lines[0].startswith(f"{len(result.pairs)} meetings for 8 demands from {len(per_ent)} enterprises")
+        assert f"{wanted} more requests" in text and "first come, first served" in text
+        assert "fully booked" in text and "objective" not in text and "still wanted" not in text
+    assert any(str(len(sched.meetings)) in line for line in lines[-1:])
+
+
+def test_the_command_prints_the_plain_summary_before_the_details(tmp_path):
+    import argparse
+
+    from matcher.cli.conference import add_conference_parser, run_conference_command
+
+    ds, _, _ = _crowded_plan()
+    src = tmp_path / "d.jsonl"
+    src.write_text("".join(json.dumps({"id": d.id, "title": d.title, "text": d.text, "enterprise": d.enterprise},
+                                      ensure_ascii=False) + "\n" for d in ds), encoding="utf-8")
+
+    class Engine:
+        partners = {p.id: p for p in PARTNERS}
+
+        def rank_batch_fn(self):
+            return FakeRanker()
+
+    parser = argparse.ArgumentParser()
+    add_conference_parser(parser.add_subparsers(), lambda args: Engine())
+    args = parser.parse_args(["conference", "--demands", str(src), "--out", str(tmp_path / "out"), "--lang", "zh"])
+    stream = io.StringIO()
+    assert run_conference_command(args, lambda a: Engine(), stream=stream) == 0
+    text = stream.getvalue()
+    assert text.startswith("共安排 ")
+    assert text.index("先到先得") < text.index("详细数据：") < text.index("files written")
