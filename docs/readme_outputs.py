@@ -34,12 +34,19 @@ SOURCES = ROOT / "docs" / "outputs"
 MARKER = re.compile(r"<!-- output: ([\w-]+) -->\n```[a-z]*\n(.*?)```", re.S)
 
 # name -> (the command as the README shows it, the arguments run, and where its output ends).
-# `{tmp}` is a scratch folder; output lines from `stop` on (file paths) are left out.
+# `{tmp}` is a scratch folder, `{shared}` the shared evaluation data ($TECHMATCH_SHARED_DATA,
+# default ../shared/data); output lines from `stop` on (file paths) are left out.
 COMMANDS: dict[str, tuple[str, list[str], str | None]] = {
     "landscape": ("techmatch landscape --task corpora/qiqihar --out landscape/",
                   ["landscape", "--task", "corpora/qiqihar", "--out", "{tmp}/landscape"], "files written:"),
     "evaluate-qiqihar": ("techmatch evaluate corpora/qiqihar", ["evaluate", "corpora/qiqihar"], None),
+    **{f"evaluate-{task}": (f"techmatch evaluate ../shared/data/{task}", ["evaluate", f"{{shared}}/{task}"], None)
+       for task in ("scifact", "sbir-firms", "csl-disciplines", "tatoeba-zh-en")},
 }
+
+
+def shared_data() -> str:
+    return os.environ.get("TECHMATCH_SHARED_DATA") or str(ROOT.parent / "shared" / "data")
 
 
 def source_path(name: str) -> Path:
@@ -76,7 +83,7 @@ def check() -> list[str]:
 def run(name: str) -> str:
     shown, argv, stop = COMMANDS[name]
     with tempfile.TemporaryDirectory() as tmp:
-        args = [a.replace("{tmp}", tmp) for a in argv]
+        args = [a.replace("{tmp}", tmp).replace("{shared}", shared_data()) for a in argv]
         env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
         proc = subprocess.run([sys.executable, "-c", "import sys; from matcher.cli import main; sys.exit(main())",
                                *args], cwd=ROOT, env=env, capture_output=True, text=True)
@@ -117,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.action == "list":
         for name, (shown, _, _) in COMMANDS.items():
             fields = read_source(name)[0] if source_path(name).exists() else {}
-            print(f"{name:<20} {fields.get('date', 'never run'):<12} {shown}")
+            print(f"{name:<26} {fields.get('date', 'never run'):<12} {shown}")
         return 0
     if args.action == "update":
         for name in args.names:
