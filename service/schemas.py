@@ -98,7 +98,7 @@ class DemandCreate(DemandBase):
     @model_validator(mode="after")
     def _has_text(self) -> DemandCreate:
         if not self.text.strip():
-            raise ValueError("a demand needs a description (需求描述); a title alone cannot be matched")
+            raise ValueError("a demand needs a description (text, 需求描述); a title alone cannot be matched")
         return self
 
 
@@ -121,7 +121,7 @@ class DemandUpdate(Strict):
     @model_validator(mode="after")
     def _keeps_text(self) -> DemandUpdate:
         if self.text is not None and not self.text.strip():
-            raise ValueError("a demand needs a description (需求描述); it cannot be emptied")
+            raise ValueError("a demand needs a description (text, 需求描述); it cannot be emptied")
         return self
 
 

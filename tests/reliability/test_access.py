@@ -156,9 +156,12 @@ def test_institutes_and_enterprises_cannot_move_records_out_of_their_reach(world
     assert req(world, "DELETE", "/api/capabilities/C3", headers=inst).status_code == 403
     for change in ({"owner": E2}, {"published": True}, {"enterprise": E2}):
         assert req(world, "PATCH", "/api/demands/D4", json=change, headers=ent).status_code == 403, change
-    assert req(world, "POST", "/api/demands", json={"title": "t", "owner": E2}, headers=ent).status_code == 403
-    assert req(world, "POST", "/api/demands", json={"title": "t", "enterprise": E2}, headers=ent).status_code == 403
-    assert req(world, "POST", "/api/demands", json={"title": "t", "published": True}, headers=ent).status_code == 403
+    assert req(world, "POST", "/api/demands", json={"title": "t", "text": "描述", "owner": E2},
+               headers=ent).status_code == 403
+    assert req(world, "POST", "/api/demands", json={"title": "t", "text": "描述", "enterprise": E2},
+               headers=ent).status_code == 403
+    assert req(world, "POST", "/api/demands", json={"title": "t", "text": "描述", "published": True},
+               headers=ent).status_code == 403
     assert req(world, "GET", "/api/demands/D4", headers=ent).json()["published"] is False
     with world.ctx.db.connect() as conn:
         from service.storage import store

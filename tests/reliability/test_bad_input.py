@@ -124,7 +124,7 @@ def expected(fmt: str, header: list[str], rows: list[list[str]], title_row: bool
         elif ident in seen:
             problems.add((number, id_col))
         seen.setdefault(ident, number)
-        if not title and not text:
+        if not text:  # a description is required (issue 13.3: a title alone used to load)
             problems.add((number, text_col))
         if conf.casefold() not in _CONFIDENTIAL:
             problems.add((number, conf_col))

@@ -26,7 +26,8 @@ def test_institutes_see_published_public_demands_without_contact_fields(world):
 
 def test_contact_like_extra_keys_are_hidden_from_institutes(world):
     c = world.client
-    c.post("/api/demands", json={"id": "DE", "title": "带附加信息", "extra": {"联系电话": "139", "技术指标": "≥1000h"}},
+    c.post("/api/demands", json={"id": "DE", "title": "带附加信息", "text": "描述",
+                                 "extra": {"联系电话": "139", "技术指标": "≥1000h"}},
            headers=world.h("staff"))
     d = c.get("/api/demands/DE", headers=world.h("institute")).json()
     assert d["extra"] == {"技术指标": "≥1000h"}
@@ -52,8 +53,8 @@ def test_an_enterprise_files_unpublished_demands_under_its_own_name(world):
     assert r.status_code == 201
     made = r.json()
     assert made["owner"] == E1 and made["enterprise"] == E1 and made["published"] is False
-    assert c.post("/api/demands", json={"title": "x", "published": True}, headers=h).status_code == 403
-    assert c.post("/api/demands", json={"title": "x", "owner": "别人"}, headers=h).status_code == 403
+    assert c.post("/api/demands", json={"title": "x", "text": "描述", "published": True}, headers=h).status_code == 403
+    assert c.post("/api/demands", json={"title": "x", "text": "描述", "owner": "别人"}, headers=h).status_code == 403
     assert c.get(f"/api/demands/{made['id']}", headers=world.h("institute")).status_code == 404
     c.patch(f"/api/demands/{made['id']}", json={"published": True}, headers=world.h("staff"))
     assert c.get(f"/api/demands/{made['id']}", headers=world.h("institute")).status_code == 200

@@ -28,9 +28,9 @@ def test_demand_crud_round_trip(world):
 
 def test_demand_id_is_generated_and_duplicates_conflict(world):
     c, h = world.client, world.h("staff")
-    r = c.post("/api/demands", json={"title": "无编号需求"}, headers=h)
+    r = c.post("/api/demands", json={"title": "无编号需求", "text": "描述"}, headers=h)
     assert r.status_code == 201 and r.json()["id"].startswith("D-")
-    r = c.post("/api/demands", json={"id": "D1", "title": "重复"}, headers=h)
+    r = c.post("/api/demands", json={"id": "D1", "title": "重复", "text": "描述"}, headers=h)
     assert r.status_code == 409
     assert r.json()["error"]["code"] == "conflict"
 
@@ -38,7 +38,8 @@ def test_demand_id_is_generated_and_duplicates_conflict(world):
 def test_demand_needs_title_or_text_and_rejects_unknown_fields(world):
     c, h = world.client, world.h("staff")
     r = c.post("/api/demands", json={"industry": "乳业"}, headers=h)
-    assert r.status_code == 422 and "title or a text" in r.json()["error"]["message"]
+    # was "title or a text": a description is now required (issue 13.3)
+    assert r.status_code == 422 and "needs a description (text" in r.json()["error"]["message"]
     r = c.post("/api/demands", json={"title": "x", "colour": "red"}, headers=h)
     assert r.status_code == 422 and r.json()["error"]["details"][0]["loc"] == ["body", "colour"]
     r = c.patch("/api/demands/D1", json={"title": "", "text": ""}, headers=h)
@@ -125,7 +126,7 @@ def test_every_write_bumps_the_revision(world):
     c.patch("/api/demands/D1", json={"region": "建华区"}, headers=h)
     c.post("/api/feedback", json={"demand_id": "D1", "partner_id": "P1", "status": "contacted"}, headers=h)
     assert world.ctx.live.db_revision() == before + 2 == world.ctx.live.revision
-    c.post("/api/demands", json={"id": "D1", "title": "dup"}, headers=h)  # failed writes change nothing
+    c.post("/api/demands", json={"id": "D1", "title": "dup", "text": "描述"}, headers=h)  # failed writes change nothing
     assert world.ctx.live.db_revision() == before + 2
 
 
