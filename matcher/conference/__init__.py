@@ -3,7 +3,8 @@
 Owns the assignment of demands to partners under capacities, minimums, exclusions and pins
 (:mod:`.assign`: pure solvers of arrays plus a records-level front), the meeting schedule
 (:mod:`.schedule`), resumable ranking of every demand (:mod:`.run`) and the files organisers
-use: CSV, XLSX and printable agendas (:mod:`.outputs`).
+use: CSV, XLSX and printable agendas (:mod:`.outputs`), and the plan told in a clerk's words
+in Chinese or English (:mod:`.summary`).
 
 May import: the top-level base modules and :mod:`matcher.retrieval`'s result types. Not
 :mod:`matcher.io` or :mod:`matcher.landscape`; ranking is handed in as a function.
