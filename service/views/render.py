@@ -14,7 +14,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
 
 from service.errors import ApiError
-from service.views.i18n import DEFAULT_LANG, LANGS, translator
+from service.views.i18n import DEFAULT_LANG, HTML_LANG, LANG_NAMES, LANGS, translator
 
 HERE = Path(__file__).resolve().parents[1]  # the service package: templates/ and static/ live there
 TOKEN_COOKIE = "techmatch_token"
@@ -68,7 +68,8 @@ def render(request: Request, name: str, context: dict | None = None, *, status: 
     lang = page_lang(request)
     templates: Jinja2Templates = request.app.state.templates
     response = templates.TemplateResponse(request, name, {
-        "t": translator(lang), "lang": lang, "principal": principal,
+        "t": translator(lang), "lang": lang, "principal": principal, "html_lang": HTML_LANG[lang],
+        "lang_names": LANG_NAMES,
         "lang_urls": {code: lang_url(request, code) for code in LANGS}, **(context or {}),
     }, status_code=status)
     if request.query_params.get("lang") in LANGS:
