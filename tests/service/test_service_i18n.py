@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import pytest
@@ -61,3 +62,19 @@ def test_import_dict_folds_new_and_changed_entries(scratch_locales, monkeypatch,
     assert catalogs.catalogs()["ru"]["apply"] == "Фильтр"
     assert "brand_new" not in catalogs.catalogs()["ru"]
     assert catalogs.main(["check"]) == 1
+
+
+def test_every_error_code_has_a_text_in_every_language():
+    root = catalogs.SERVICE.parent
+    # every InputError raised by the engine or the upload page
+    sources = [*root.glob("matcher/**/*.py"), root / "service/importer.py", root / "service/routers/pages.py"]
+    codes = {m for path in sources for m in re.findall(r'code="([a-z_]+)"', path.read_text(encoding="utf-8"))}
+    codes -= {"invalid_input", "unknown_name", "matcher_error", "internal_error"}  # API body codes, not texts
+    assert {"not_yes_no", "cannot_decode", "shift_jis", "missing_column"} <= codes
+    for lang in catalogs.LANGS:
+        missing = sorted(c for c in codes if f"err_{c}" not in catalogs.catalogs()[lang])
+        assert missing == [], (lang, missing)
+    http = {k.removeprefix("http_") for k in catalogs.all_keys() if k.startswith("http_")}
+    from service.errors import _CODES
+
+    assert set(_CODES.values()) | {"invalid_input", "unknown_name", "matcher_error", "http_error"} <= http
