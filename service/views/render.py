@@ -15,7 +15,7 @@ from markupsafe import Markup, escape
 
 from service.errors import ApiError
 from service.views.i18n import DEFAULT_LANG, HTML_LANG, LANG_NAMES, LANGS, translator
-from service.views.localize import localized, shown_language, term_label, terms
+from service.views import localize
 
 HERE = Path(__file__).resolve().parents[1]  # the service package: templates/ and static/ live there
 TOKEN_COOKIE = "techmatch_token"
@@ -71,10 +71,10 @@ def render(request: Request, name: str, context: dict | None = None, *, status: 
     response = templates.TemplateResponse(request, name, {
         "t": translator(lang), "lang": lang, "principal": principal, "html_lang": HTML_LANG[lang],
         "lang_names": LANG_NAMES,
-        "loc": lambda obj, field: localized(obj, field, lang),
-        "shown_lang": lambda obj: shown_language(obj, lang),
-        "term": lambda kind, value: term_label(kind, value or "", lang),
-        "choices": lambda kind, stored: terms(kind, stored, lang),
+        "loc": lambda obj, field: localize.localized(obj, field, lang),
+        "shown_lang": lambda obj: localize.shown_language(obj, lang),
+        "term": lambda kind, value: localize.term_label(kind, value or "", lang),
+        "choices": lambda kind, stored: localize.terms(kind, stored, lang),
         "lang_urls": {code: lang_url(request, code) for code in LANGS}, **(context or {}),
     }, status_code=status)
     if request.query_params.get("lang") in LANGS:
