@@ -14,8 +14,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
 
 from service.errors import ApiError
-from service.views.i18n import DEFAULT_LANG, HTML_LANG, LANG_NAMES, LANGS, translator
 from service.views import localize
+from service.views.i18n import DEFAULT_LANG, HTML_LANG, LANG_NAMES, LANGS, translator
 
 HERE = Path(__file__).resolve().parents[1]  # the service package: templates/ and static/ live there
 TOKEN_COOKIE = "techmatch_token"

@@ -37,7 +37,8 @@ def test_the_assistant_flags_a_vague_demand_and_asks_staff_questions(world):
 
 
 def test_similar_demands_never_reveal_another_enterprises_confidential_or_pending_ones(world):
-    probe = {"title": "特种钢冶炼夹杂物控制 玉米发酵乳酸转化率", "text": "高强度特种钢冶炼夹杂物控制；玉米发酵生产乳酸的转化率低。"}
+    probe = {"title": "特种钢冶炼夹杂物控制 玉米发酵乳酸转化率",
+             "text": "高强度特种钢冶炼夹杂物控制；玉米发酵生产乳酸的转化率低。"}
     other = as_(world, "other_enterprise").post("/demands/assist", data=probe).text
     assert "特种钢冶炼工艺改进" not in other  # D2: E1's, confidential
     assert "玉米发酵新工艺" not in other  # D4: E1's, unpublished
@@ -125,8 +126,8 @@ def test_api_changes_are_recorded_too(world):
 
 def test_partner_and_capability_pages(world):
     h = world.h("staff")
-    world.client.patch("/api/partners/P1", json={"extra": {"联系人": "张研究员 0452-1234567", "description": "寒地材料"}},
-                       headers=h)
+    extra = {"联系人": "张研究员 0452-1234567", "description": "寒地材料"}
+    world.client.patch("/api/partners/P1", json={"extra": extra}, headers=h)
     world.client.post("/api/feedback", json={"demand_id": "D1", "partner_id": "P1", "status": "meeting_held",
                                              "reason": "线上会谈"}, headers=h)
     staff = as_(world, "staff")
@@ -165,7 +166,8 @@ def test_english_page_shows_the_english_version_and_dates_do_not_wrap(world):
 def test_taxonomy_labels_plug_in_through_one_function(world, monkeypatch):
     from service.views import localize
 
-    labels = {("industry", "轨道交通装备", "en"): "Rail transit equipment", ("region", "铁锋区", "en"): "Tiefeng District"}
+    labels = {("industry", "轨道交通装备", "en"): "Rail transit equipment",
+              ("region", "铁锋区", "en"): "Tiefeng District"}
     monkeypatch.setattr(localize, "terms", lambda kind, stored, lang: [
         (v, labels.get((kind, v, lang), v)) for v in dict.fromkeys(stored) if v])
     c = as_(world, "staff")
