@@ -152,13 +152,15 @@ def merge_into(ctx: Context, principal: Principal, demand_id: str, target_id: st
         raise InputError(f"no demand '{target_id}' to merge into", field="target", code="merge_target_missing",
                          params={"id": target_id})
     existing = links.merge_of(target_id)
-    if (own := links.merge_of(demand_id)) is not None and own is not existing:
-        change_links(ctx.db, DemandLinksChange(action="unmerge", merge_id=own.id), who=principal.name)
     members = [target_id]
     primary = target_id
     if existing is not None:  # the target already heads (or is in) a merge: extend it
         members, primary = list(existing.member_ids), existing.primary_id
         change_links(ctx.db, DemandLinksChange(action="unmerge", merge_id=existing.id), who=principal.name)
+    if (own := links.merge_of(demand_id)) is not None and own is not existing:
+        # the demand heads a merge of its own: its whole group joins the target's
+        members += [m for m in own.member_ids if m not in members]
+        change_links(ctx.db, DemandLinksChange(action="unmerge", merge_id=own.id), who=principal.name)
     if demand_id not in members:
         members.append(demand_id)
     change_links(ctx.db, DemandLinksChange(action="merge", demand_ids=members, primary=primary, note=note[:2000]),

@@ -204,3 +204,13 @@ def test_a_shift_jis_file_is_an_encoding_problem_not_a_missing_column(world):
     en = upload(world, sheet, "jp.csv", "en")
     assert "The file is Japanese Shift-JIS text" in en
     assert E1 and E2  # the seeded enterprises own D1-D4
+
+
+def test_merging_into_a_demand_that_already_heads_a_merge_extends_it(world):
+    staff = as_(world, "staff")
+    for did in ("D3", "D4"):
+        r = staff.post(f"/demands/{did}/review", data={"action": "merge", "target": "D1"}, follow_redirects=False)
+        assert r.status_code == 303
+    merge = world.client.get("/api/demands/D1", headers=world.h("staff")).json()["links"]["merge"]
+    assert merge["member_ids"] == ["D1", "D3", "D4"] and merge["primary_id"] == "D1"
+    assert 'data-testid="merged-into"' in staff.get("/demands/D4").text
