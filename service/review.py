@@ -177,8 +177,9 @@ def merge_into(ctx: Context, principal: Principal, demand_id: str, target_id: st
     return row
 
 
-def review_state(row: dict) -> str:
-    """pending, returned, merged or "" (published or imported)."""
-    extra = row.get("extra") or {}
-    state = extra.get("review") or ("" if row.get("published") else PENDING)
+def review_state(row) -> str:
+    """pending, returned, merged or "" (published or imported); `row` is a dict or a demand model."""
+    get = row.get if isinstance(row, dict) else (lambda name: getattr(row, name, None))
+    extra = get("extra") or {}
+    state = extra.get("review") or ("" if get("published") in (True, None) else PENDING)
     return state if state in (PENDING, RETURNED, MERGED) else ""

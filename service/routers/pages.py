@@ -125,6 +125,7 @@ def demands_page(request: Request, ctx: CtxDep, principal: PageUser, q: str = ""
     return render(request, "demands.html", {
         "items": items, "total": total, "q": q, "industry": industry, "region": region, "mode": mode,
         "facets": facets, "page": page, "pages": pages, "scores": scores, "semantic_allowed": semantic_allowed,
+        "state": review_state,
     }, principal=principal)
 
 

@@ -67,6 +67,8 @@ def test_file_review_return_resubmit_merge_publish_with_history(world):
     r = staff.post(f"/demands/{did}/review", data={"action": "return", "note": "请写明目标用户和功能指标"},
                    follow_redirects=False)
     assert r.status_code == 303
+    mine = as_(world, "enterprise").get("/demands").text
+    assert 'data-testid="list-review-state">已退回修改<' in mine
     page = as_(world, "enterprise").get(f"/demands/{did}").text
     assert 'data-testid="return-note"' in page and "请写明目标用户和功能指标" in page
     assert 'data-testid="edit-demand"' in page
