@@ -8,7 +8,12 @@ class MatcherError(Exception):
 
 
 class InputError(MatcherError):
-    """Bad input data. Names the file, the row (1-based data row) and the field when known."""
+    """Bad input data. Names the file, the row (1-based data row) and the field when known.
+
+    `code` (e.g. ``not_yes_no``) and `params` (e.g. ``{"value": "也许"}``) say the same as the
+    English `message` in a form a user interface can translate (the service's catalogs have one
+    ``err_<code>`` text per code); errors without a code are shown as their message.
+    """
 
     def __init__(
         self,
@@ -17,10 +22,14 @@ class InputError(MatcherError):
         file: str | None = None,
         row: int | None = None,
         field: str | None = None,
+        code: str | None = None,
+        params: dict[str, object] | None = None,
     ) -> None:
         self.file = file
         self.row = row
         self.field = field
+        self.code = code
+        self.params = dict(params or {})
         self.reason = message
         super().__init__(self.located())
 
@@ -47,6 +56,8 @@ class InputErrors(InputError):
         self.file = file
         self.row = self.errors[0].row if self.errors else None
         self.field = self.errors[0].field if self.errors else None
+        self.code = None
+        self.params = {}
         self.reason = head
 
 

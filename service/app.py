@@ -30,13 +30,16 @@ from service.routers import (
     capabilities,
     conference,
     demands,
+    directory,
     feedback,
+    filing,
     health,
     imports,
     landscape,
     matching,
     pages,
     partners,
+    review,
     tokens,
 )
 from service.settings import Settings
@@ -116,7 +119,7 @@ def create_app(settings: Settings | None = None, *, encoder=None) -> FastAPI:
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestLogMiddleware)
     for module in (health, demands, matching, capabilities, partners, feedback, imports, tokens, conference,
-                   landscape, pages):
+                   landscape, filing, review, directory, pages):  # filing's /demands/new before /demands/{id}
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     _add_docs(app)

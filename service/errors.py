@@ -41,9 +41,14 @@ class ApiError(Exception):
     code = "bad_request"
 
     def __init__(self, message: str, *, details: list[dict[str, Any]] | None = None,
-                 code: str | None = None, headers: dict[str, str] | None = None) -> None:
+                 code: str | None = None, headers: dict[str, str] | None = None,
+                 key: str | None = None, params: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        # The page's catalog key and its parameters for the same message, e.g. "err_no_demand",
+        # {"id": "D9"}: the page shows it in its language (the API answers `message`).
+        self.key = key
+        self.params = params or {}
         self.details = details or []
         self.headers = headers
         if code:
@@ -96,7 +101,8 @@ def error_response(status: int, code: str, message: str, details: list[Any] | No
 def input_error_details(exc: InputError) -> list[dict[str, Any]]:
     """Row-level problems of an ingest error as ``[{file, row, field, message}]``."""
     errors = exc.errors if isinstance(exc, InputErrors) else [exc]
-    return [{"file": e.file, "row": e.row, "field": e.field, "message": e.reason} for e in errors]
+    return [{"file": e.file, "row": e.row, "field": e.field, "message": e.reason, "code": e.code,
+             "params": e.params} for e in errors]
 
 
 def translate(exc: Exception) -> ApiError:
@@ -106,7 +112,8 @@ def translate(exc: Exception) -> ApiError:
     if isinstance(exc, InputError):
         return Invalid(str(exc) if not isinstance(exc, InputErrors) else
                        f"{len(exc.errors)} problem(s) in {exc.file}; nothing was imported",
-                       details=input_error_details(exc), code="invalid_input")
+                       details=input_error_details(exc), code="invalid_input",
+                       key=f"err_{exc.code}" if exc.code else None, params=exc.params)
     if isinstance(exc, NotFoundError):
         return NotFound(str(exc))
     if isinstance(exc, UnknownNameError):

@@ -37,9 +37,10 @@ def parse_mapping(text: str | None) -> dict[str, str] | None:
         try:
             data = json.loads(text)
         except ValueError as exc:
-            raise InputError(f"mapping is not valid JSON: {exc}", field="mapping") from None
+            raise InputError(f"mapping is not valid JSON: {exc}", field="mapping", code="mapping_json") from None
         if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
-            raise InputError("mapping must be a JSON object of column -> field", field="mapping")
+            raise InputError("mapping must be a JSON object of column -> field", field="mapping",
+                             code="mapping_object")
         return {str(k): v for k, v in data.items()}
     out = {}
     for item in text.replace(";", "\n").splitlines():
@@ -121,7 +122,8 @@ def _check_unpacked_size(data: bytes, filename: str, limit: int) -> None:
         except (OSError, EOFError, zlib.error):
             return  # not valid gzip: the reader reports it
         if len(data) > limit:
-            raise InputError(f"the file unpacks to more than {limit / 2**20:g} MB", file=filename)
+            raise InputError(f"the file unpacks to more than {limit / 2**20:g} MB", file=filename,
+                             code="unpacks_too_large", params={"mb": f"{limit / 2**20:g}"})
         name = name[:-3]
     if name.endswith((".xlsx", ".xlsm")):
         try:
@@ -130,7 +132,8 @@ def _check_unpacked_size(data: bytes, filename: str, limit: int) -> None:
         except Exception:
             return  # not a valid zip: the reader reports it
         if size > limit:
-            raise InputError(f"the workbook unpacks to more than {limit / 2**20:g} MB", file=filename)
+            raise InputError(f"the workbook unpacks to more than {limit / 2**20:g} MB", file=filename,
+                             code="unpacks_too_large", params={"mb": f"{limit / 2**20:g}"})
 
 
 # The API's id rule (`schemas.IdStr`): an imported id must be usable in /api/<kind>/{id} too.
@@ -140,7 +143,8 @@ _URL_ID = re.compile(r"[^\s/\\?#%]{1,128}")
 def _check_ids(records, row_numbers: list[int], filename: str) -> None:
     """Ids the API could not address (a '/', white space, '.' or '..', over 128 characters) are row errors."""
     errors = [InputError(f"id '{value[:60]}' cannot be used: ids are 1-128 characters without white space "
-                         "or / \\ ? # %, and not '.' or '..'", file=filename, row=row, field=name)
+                         "or / \\ ? # %, and not '.' or '..'", file=filename, row=row, field=name,
+                         code="bad_id", params={"value": value[:60]})
               for rec, row in zip(records, row_numbers)
               for name, value in (("id", rec.id), ("partner_id", getattr(rec, "partner_id", "")))
               if (value or name == "id") and (not _URL_ID.fullmatch(value) or value in (".", ".."))]
@@ -164,7 +168,8 @@ def _partners_for(conn, caps, row_numbers: list[int], filename: str):
             new[cap.partner_id] = Partner(id=cap.partner_id, name=cap.partner_name)
         else:
             errors.append(InputError(f"unknown partner id '{cap.partner_id}': import the partners first or "
-                                     "add a partner name column", file=filename, row=row, field="partner_id"))
+                                     "add a partner name column", file=filename, row=row, field="partner_id",
+                                     code="unknown_partner", params={"id": cap.partner_id}))
     if errors:
         raise InputErrors(errors, file=filename)
     return list(new.values())

@@ -29,17 +29,19 @@ LAYERS = {
     "matcher": {
         "matcher.errors": 0, "matcher.fsutil": 0, "matcher.sheets": 0,
         "matcher.settings": 1, "matcher.records": 1, "matcher.taxonomy": 1, "matcher.dates": 1,
+        "matcher.filling": 1,
         "matcher.io": 2, "matcher.retrieval": 2,
         "matcher.conference": 3, "matcher.landscape": 3,
         "matcher.evaluate": 4, "matcher.batch": 4, "matcher.workspace": 4,
-        "matcher.cli": 5,
+        "matcher.filling_eval": 5,
+        "matcher.cli": 6,
     },
     "service": {
         "service.settings": 0, "service.schemas": 0, "service.views.i18n_planning": 0,
         "service.errors": 1, "service.storage": 1,
         "service.middleware": 2, "service.views": 2, "service.auth": 2,
         "service.jobs": 3,
-        "service.deps": 4, "service.matching": 5, "service.importer": 5, "service.demo": 5,
+        "service.deps": 4, "service.matching": 5, "service.review": 5, "service.importer": 5, "service.demo": 5,
         "service.routers": 6, "service.app": 7, "service.cli": 8,
     },
 }

@@ -114,6 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--max-seq-length", type=_positive_int,
                     help="truncate texts to this many tokens (default: the model's)")
 
+    sp = add("check-demands", "the filling check on a task's demands: vague flag vs the authors' marks, and nDCG",
+             cmd_check_demands, workspace=False)
+    sp.add_argument("task", help="task folder with authoring/demand_topics.tsv marks (e.g. corpora/qiqihar)")
+    sp.add_argument("--english", action="store_true",
+                    help="check the demands' English versions (extra.title_en/text_en)")
+    sp.add_argument("--list", action="store_true", help="also list every flagged demand with its title")
     sp = add("models", "list the registered models, or prepare one on disk", cmd_models, workspace=False, model=False)
     sp.add_argument("action", nargs="?", choices=("list", "prepare"), default="list")
     sp.add_argument("name", nargs="?", default="e5-multilingual-small")
@@ -381,6 +387,34 @@ def cmd_evaluate(args) -> int:
         print(
             f"{r.method:<10}" + "".join(f"{r.metrics[m]:>12.4f}" for m in ("ndcg@10", "mrr", "recall@10", "accuracy@1"))
         )
+    return 0
+
+
+def cmd_check_demands(args) -> int:
+    from pathlib import Path
+
+    from matcher.filling_eval import filling_report
+    from matcher.io import load_task
+    from matcher.retrieval.encoders import open_encoder
+
+    task = load_task(args.task)
+    encoder = open_encoder(args.model)
+    rep = filling_report(task, Path(args.task), encoder, english=args.english)
+    which = "English versions" if args.english else "texts as filed"
+    print(f"task {task.name}: {rep.demands} demands ({which}), model {encoder.name}; flagged vague: {len(rep.flagged)}")
+    print(f"{'compared with':<20}{'marked':>8}{'flagged':>9}{'both':>6}{'precision':>11}{'recall':>8}")
+    for a in rep.agreements:
+        print(f"{a.name:<20}{a.marked:>8}{a.flagged:>9}{a.true_positives:>6}{a.precision:>11.3f}{a.recall:>8.3f}")
+    print(f"nDCG@10 (fused): flagged {rep.ndcg_flagged:.4f} ({rep.judged_flagged} judged demands), "
+          f"rest {rep.ndcg_rest:.4f} ({rep.judged_rest} judged demands)")
+    print("nDCG@10 by substance aspects named (problem, current approach, constraints, target):")
+    for found, (n, value) in rep.ndcg_by_found.items():
+        print(f"  {found} of 4: {n:>4} demands  nDCG@10 {value:.4f}")
+    print("demands lacking each aspect: " + ", ".join(f"{k} {n}" for k, n in rep.missing_counts.items()))
+    if args.list:
+        titles = {d.id: d.title for d in task.demands}
+        for i in rep.flagged:
+            print(f"  {i}  {titles[i]}")
     return 0
 
 

@@ -167,7 +167,8 @@ def _resolve(df: pd.DataFrame, kind: str, mapping: Mapping[str, str] | None,
     columns = [str(c) for c in df.columns]
     if len(set(columns)) != len(columns):
         dups = sorted({c for c in columns if columns.count(c) > 1})
-        raise InputError(f"duplicate column names: {', '.join(dups)}", file=source)
+        raise InputError(f"duplicate column names: {', '.join(dups)}", file=source, code="duplicate_columns",
+                         params={"names": ", ".join(dups)})
     fields: dict[str, list[str]] = {}
     tags: dict[str, str] = {}
     used: set[str] = set()
@@ -249,4 +250,5 @@ def _missing(source: str, field: str, kind: str, df: pd.DataFrame, why: str = ""
     return InputError(
         f"no {field} column{why}: name one {' / '.join(names)} or pass "
         f"mapping={{'<your column>': '{field}'}}; the file's columns are: {cols}",
-        file=source, field=field)
+        file=source, field=field, code="missing_column",
+        params={"field": field, "names": " / ".join(names), "columns": cols})

@@ -115,12 +115,13 @@ class _Checker:
             for i, v in enumerate(values):
                 if len(v) > self.max_cell:
                     self.error(i, name, f"cell has {len(v):,} characters; the limit is "
-                               f"{self.max_cell:,}")
+                               f"{self.max_cell:,}", code="cell_too_long", length=len(v), limit=self.max_cell)
         self._cache[name] = values
         return values
 
-    def error(self, i: int, field: str, message: str) -> None:
-        self.errors.append(InputError(message, file=self.source, row=self.rows[i], field=field))
+    def error(self, i: int, field: str, message: str, code: str | None = None, **params: object) -> None:
+        self.errors.append(InputError(message, file=self.source, row=self.rows[i], field=field, code=code,
+                                      params=params))
 
     def duplicates(self, ids: list[str], field: str) -> None:
         first: dict[str, int] = {}
@@ -129,7 +130,8 @@ class _Checker:
                 continue
             j = first.setdefault(v, i)
             if j != i:
-                self.error(i, field, f"duplicate id '{v}' (also in row {self.rows[j]})")
+                self.error(i, field, f"duplicate id '{v}' (also in row {self.rows[j]})", code="duplicate_id",
+                           value=v, other_row=self.rows[j])
 
     def raise_if_any(self) -> None:
         if self.errors:
@@ -184,7 +186,7 @@ def _extras(chk: _Checker, cols: _Columns) -> list[dict[str, str]]:
 
 def _require_rows(df: pd.DataFrame, source: str) -> None:
     if len(df) == 0:
-        raise InputError("the file has a header but no data rows", file=source)
+        raise InputError("the file has a header but no data rows", file=source, code="no_data_rows")
 
 
 def _language(value: str) -> str:
@@ -293,10 +295,10 @@ def _parse_demands(df: pd.DataFrame, *, source: str, mapping: Mapping[str, str] 
     texts = _combine(chk, cols.fields["text"], labelled_from=1)
     for i in range(chk.n):
         if not ids[i]:
-            chk.error(i, id_col, "empty id")
+            chk.error(i, id_col, "empty id", code="empty_id")
         if not texts[i]:
             chk.error(i, cols.fields["text"][0], "empty description (需求描述为空): describe the problem; "
-                      "a title alone cannot be matched")
+                      "a title alone cannot be matched", code="empty_text")
     chk.duplicates(ids, id_col)
     confidential = [False] * chk.n
     if "confidential" in cols.fields:
@@ -304,7 +306,8 @@ def _parse_demands(df: pd.DataFrame, *, source: str, mapping: Mapping[str, str] 
         for i, v in enumerate(chk.col(c)):
             flag = _CONFIDENTIAL.get(v.casefold())
             if flag is None:
-                chk.error(i, c, f"'{v}' is not a yes/no value (是/否, 保密/公开, yes/no, 1/0)")
+                chk.error(i, c, f"'{v}' is not a yes/no value (是/否, 保密/公开, yes/no, 1/0)", code="not_yes_no",
+                          value=v)
             else:
                 confidential[i] = flag
     contact = _contact(chk, cols.fields.get("contact", []))
@@ -343,11 +346,11 @@ def _dates(chk: _Checker, cols: _Columns) -> list[str]:
                 cache[v] = normalise_date(v)
             except DateError as exc:
                 cache[v] = None
-                chk.error(i, cols.fields["date"][0], str(exc))
+                chk.error(i, cols.fields["date"][0], str(exc), code="bad_date", value=v)
                 continue
         elif cache[v] is None:
             chk.error(i, cols.fields["date"][0], f"'{v}' is not a date (日期无法识别); write it like "
-                      "2026-03-05, 2026/3/5, 2026年3月5日, 2026.03")
+                      "2026-03-05, 2026/3/5, 2026年3月5日, 2026.03", code="bad_date", value=v)
         out.append(cache[v] or "")
     return out
 
@@ -360,7 +363,8 @@ def _known(chk: _Checker, cols: _Columns, field: str, values: list[str]) -> list
     for i, v in enumerate(values):
         canon = taxonomy.canonical(field, v)
         if canon is None:
-            chk.error(i, cols.fields[field][0], taxonomy.unknown_message(field, v))
+            chk.error(i, cols.fields[field][0], taxonomy.unknown_message(field, v), code=f"unknown_{field}",
+                      value=v, known="、".join(taxonomy.known_values(field)))
         out.append(canon or "")
     return out
 
@@ -473,15 +477,15 @@ def _parse_capabilities(
                     pid = id_cache.setdefault(pnames[i], partner_id_for(pnames[i]))
                 pids[i] = pid
             else:
-                chk.error(i, partner_field, "empty: needs a partner name or partner id")
+                chk.error(i, partner_field, "empty: needs a partner name or partner id", code="empty_partner")
         if not titles[i] and not texts[i]:
-            chk.error(i, (text_cols or [title_col])[0], "empty: needs a title or a text")
+            chk.error(i, (text_cols or [title_col])[0], "empty: needs a title or a text", code="empty_title_text")
     if "id" in f:
         id_col = f["id"][0]
         ids = chk.col(id_col)
         for i, v in enumerate(ids):
             if not v:
-                chk.error(i, id_col, "empty id")
+                chk.error(i, id_col, "empty id", code="empty_id")
     else:
         id_col = "id"
         ids = [
@@ -595,7 +599,7 @@ def parse_partners(
             if names[i]:
                 ids[i] = partner_id_for(names[i])
             else:
-                chk.error(i, (f.get("name") or [id_col])[0], "empty: needs a name or an id")
+                chk.error(i, (f.get("name") or [id_col])[0], "empty: needs a name or an id", code="empty_name_or_id")
     chk.duplicates(ids, id_col)
     type_col = f["type"][0] if "type" in f else None
     raw_types = chk.col(type_col) if type_col else [""] * chk.n

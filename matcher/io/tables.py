@@ -77,9 +77,9 @@ def read_table(path: str | Path, *, sheet: str | int | None = None) -> pd.DataFr
     try:
         data = p.read_bytes()
     except FileNotFoundError:
-        raise InputError("file not found", file=source) from None
+        raise InputError("file not found", file=source, code="file_not_found") from None
     except IsADirectoryError:
-        raise InputError("is a folder, not a file", file=source) from None
+        raise InputError("is a folder, not a file", file=source, code="is_folder") from None
     except OSError as e:
         raise InputError(f"cannot read the file: {e.strerror or e}", file=source) from None
     return _read_bytes(data, p.name, source, sheet)
@@ -98,7 +98,8 @@ def _check_extension(name: str, source: str) -> str:
         raise InputError(
             f"unsupported file type '{ext or name}'{hint}; supported: "
             + ", ".join(SUPPORTED_EXTENSIONS),
-            file=source,
+            file=source, code="unsupported_type",
+            params={"ext": ext or name, "supported": ", ".join(SUPPORTED_EXTENSIONS)},
         )
     return ext
 
@@ -118,13 +119,13 @@ def _read_bytes(data: bytes, name: str, source: str, sheet: str | int | None) ->
         try:
             data = gzip.decompress(data)
         except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
-            raise InputError(f"not a valid gzip file: {e}", file=source) from None
+            raise InputError(f"not a valid gzip file: {e}", file=source, code="not_gzip") from None
         ext = ext[: -len(".gz")]
     if sheet is not None and ext not in _EXCEL_EXTS:
         raise InputError(f"a sheet ({sheet!r}) was given but {ext} files have no sheets",
                          file=source)
     if not re.search(rb"\S", data):
-        raise InputError("the file is empty", file=source)
+        raise InputError("the file is empty", file=source, code="file_empty")
     if ext in _EXCEL_EXTS:
         return _read_xlsx(data, source, sheet)
     text = decode_text(data, source)
@@ -155,10 +156,39 @@ def decode_text(data: bytes, source: str) -> str:
     # Valid multi-byte UTF-8 before the bad byte: a UTF-8 file with a corrupt byte, not GBK.
     if bad - len(data[:bad].decode("utf-8")) >= 16:
         raise _decode_error(data, bad, source, "UTF-8 (the text before it is UTF-8)")
+    japanese = _shift_jis_line(data)
+    if japanese is not None:
+        raise InputError(
+            f"the file looks like Shift-JIS (Japanese Windows) text, not UTF-8 or GB18030/GBK (first "
+            f"non-ASCII text at line {japanese}); save the file as UTF-8 (Excel: 'CSV UTF-8') and try again",
+            file=source, row=japanese, code="shift_jis", params={"line": japanese})
     try:
         return data.decode("gb18030")
     except UnicodeDecodeError:
         raise _decode_error(data, bad, source, "UTF-8 or GB18030/GBK") from None
+
+
+_KANA = re.compile("[\u3041-\u3096\u30a1-\u30fa]")
+_HALFWIDTH_KANA = re.compile("[\uff61-\uff9f]")
+
+
+def _shift_jis_line(data: bytes) -> int | None:
+    """The line of the first non-ASCII byte if `data` reads as Japanese Shift-JIS text, else None.
+
+    GB18030 decodes almost any byte string, so a Shift-JIS file would otherwise come out as
+    mojibake column names. Chinese GBK text read as Shift-JIS either fails or turns into
+    half-width katakana (GBK's lead bytes 0xA1-0xDF are single half-width kana in Shift-JIS);
+    Japanese text has kana of the full-width kind.
+    """
+    try:
+        text = data.decode("shift_jis")
+    except UnicodeDecodeError:
+        return None
+    kana = len(_KANA.findall(text))
+    if kana < 2 or kana <= 4 * len(_HALFWIDTH_KANA.findall(text)):
+        return None
+    first = next(i for i, b in enumerate(data) if b >= 0x80)
+    return data.count(b"\n", 0, first) + 1
 
 
 def _decode_error(data: bytes, offset: int, source: str, tried: str) -> InputError:
@@ -170,6 +200,9 @@ def _decode_error(data: bytes, offset: int, source: str, tried: str) -> InputErr
         "save the file as UTF-8 (Excel: 'CSV UTF-8') and try again",
         file=source,
         row=line,
+        code="cannot_decode",
+        params={"encoding": tried.split(" (")[0].replace(" or ", " / "), "byte": f"0x{data[offset]:02X}",
+                "line": line, "column": column},
     )
 
 
@@ -218,7 +251,8 @@ def _read_xlsx(data: bytes, source: str, sheet: str | int | None) -> pd.DataFram
     try:
         wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as e:  # a damaged zip raises zlib.error, EOFError, NotImplementedError ... too
-        raise InputError(f"not a valid .xlsx file ({type(e).__name__}: {e})", file=source) from None
+        raise InputError(f"not a valid .xlsx file ({type(e).__name__}: {e})", file=source,
+                         code="not_xlsx") from None
     try:
         names = wb.sheetnames
         if sheet is None:
@@ -308,7 +342,7 @@ def _table_from_rows(
     if header_at is None:
         header_at = next((i for i, n in enumerate(nonempty) if n), None)
     if header_at is None:
-        raise InputError("the file has no header row (it is blank)", file=source)
+        raise InputError("the file has no header row (it is blank)", file=source, code="no_header_row")
     header = [c.strip() for c in rows[header_at]]
     data_rows = rows[header_at + 1 :]
     data_numbers = numbers[header_at + 1 :]
@@ -342,7 +376,8 @@ def _table_from_rows(
             if any(_filled(c) for c in r[width:]):
                 errors.append(InputError(
                     f"has {len(r)} cells but the header has {width}: is a comma or tab inside "
-                    "a cell not quoted?", file=source, row=num))
+                    "a cell not quoted?", file=source, row=num, code="row_too_wide",
+                    params={"cells": len(r), "width": width}))
                 continue
             r = r[:width]
         elif len(r) < width:

@@ -11,6 +11,7 @@ from service.errors import Conflict, Forbidden, Invalid, NotFound
 from service.jobs.landscape import link_info, load_links
 from service.jobs.live import Change
 from service.schemas import DemandCreate, DemandDetail, DemandOut, DemandPublicRedacted, DemandUpdate, Page
+from service.storage import changes as history
 from service.storage import store
 
 router = APIRouter(prefix="/api/demands", tags=["demands"])
@@ -59,6 +60,7 @@ def create_demand(ctx: CtxDep, principal: StaffOrEnterpriseDep, body: DemandCrea
         if store.get_demand(conn, demand_id) is not None:
             raise Conflict(f"demand '{demand_id}' already exists")
         row = store.insert_demand(conn, {**values, "id": demand_id, "owner": owner, "published": published})
+        history.record(conn, demand_id, "created", who=principal.name, role=principal.role, note="API")
         return row, Change(demands=[store.demand_record(row)])
 
     return policy.demand_out(principal, ctx.live.write(tx))
@@ -92,7 +94,13 @@ def update_demand(ctx: CtxDep, principal: StaffOrEnterpriseDep, demand_id: str, 
         merged = {**row, **changes}
         if not merged["title"].strip() and not merged["text"].strip():
             raise Invalid("a demand needs a title or a text")
+        diff = history.diff(row, merged)
         row = store.update_demand(conn, demand_id, changes) if changes else row
+        if diff:
+            action = "edited"
+            if set(diff) == {"published"}:
+                action = "published" if row["published"] else "unpublished"
+            history.record(conn, demand_id, action, who=principal.name, role=principal.role, changes=diff, note="API")
         return row, Change(demands=[store.demand_record(row)])
 
     return policy.demand_out(principal, ctx.live.write(tx))
@@ -108,6 +116,7 @@ def delete_demand(ctx: CtxDep, principal: StaffOrEnterpriseDep, demand_id: str) 
         if row is None or not policy.can_edit_demand(principal, row):
             raise NotFound(f"no demand '{demand_id}'")
         store.delete_demand(conn, demand_id)
+        history.record(conn, demand_id, "deleted", who=principal.name, role=principal.role, note="API")
         return None, Change(removed_demands=[demand_id])
 
     ctx.live.write(tx)

@@ -21,9 +21,11 @@ from service.auth.tokens import Principal
 from service.deps import Context, CtxDep
 from service.errors import Forbidden, NotFound, translate
 from service.importer import import_file, parse_mapping
+from service.jobs.landscape import load_links
+from service.review import review_state
 from service.routers.feedback import record_feedback
 from service.schemas import FEEDBACK_STATUSES, FeedbackCreate, MatchOptions
-from service.storage import feedback, store
+from service.storage import changes, feedback, store
 from service.views.render import TOKEN_COOKIE, LoginRequired, render, safe_next
 
 router = APIRouter(include_in_schema=False)
@@ -44,7 +46,7 @@ def same_origin(request: Request) -> None:
     """Refuse form posts from other sites (in addition to the SameSite cookie)."""
     origin = request.headers.get("origin")
     if origin and origin != "null" and origin.split("://", 1)[-1] != request.headers.get("host"):
-        raise Forbidden("cross-site form post refused")
+        raise Forbidden("cross-site form post refused", key="err_cross_site")
 
 
 PageUser = Annotated[Principal, Depends(page_principal)]
@@ -53,7 +55,7 @@ PageUser = Annotated[Principal, Depends(page_principal)]
 def page_roles(*roles: str):
     def check(principal: PageUser) -> Principal:
         if principal.role not in roles:
-            raise Forbidden(f"the role '{principal.role}' may not open this page")
+            raise Forbidden(f"the role '{principal.role}' may not open this page", key="err_role_page")
         return principal
 
     return check
@@ -123,15 +125,16 @@ def demands_page(request: Request, ctx: CtxDep, principal: PageUser, q: str = ""
     return render(request, "demands.html", {
         "items": items, "total": total, "q": q, "industry": industry, "region": region, "mode": mode,
         "facets": facets, "page": page, "pages": pages, "scores": scores, "semantic_allowed": semantic_allowed,
+        "state": review_state,
     }, principal=principal)
 
 
 def _demand_page(request: Request, ctx: Context, principal: Principal, demand_id: str, *,
-                 error: str | None = None, status: int = 200) -> Response:
+                 error: str | None = None, review_error: dict | None = None, status: int = 200) -> Response:
     with ctx.db.connect() as conn:
         row = store.get_demand(conn, demand_id)
     if row is None or not policy.can_see_demand(principal, row):
-        raise NotFound(f"no demand '{demand_id}'")
+        raise NotFound(f"no demand '{demand_id}'", key="err_no_demand", params={"id": demand_id})
     demand = policy.demand_out(principal, row)
     qp = request.query_params
     partner_type = qp.get("partner_type", "")
@@ -148,11 +151,25 @@ def _demand_page(request: Request, ctx: Context, principal: Principal, demand_id
     if principal.is_staff:
         with ctx.db.connect() as conn:
             history, _ = feedback.page(conn, demand_id=demand_id, limit=200)
+    changes_seen = policy.sees_contacts(principal)  # staff and the owning enterprise
+    merge = merged_into = None
+    with ctx.db.connect() as conn:
+        change_log = changes.history(conn, demand_id) if changes_seen else None
+        if principal.is_staff:
+            links, _ = load_links(conn)
+            merge = links.merge_of(demand_id)
+        target = (row["extra"] or {}).get("merged_into")
+        if target and principal.is_staff:
+            merged_into = store.get_demand(conn, target)
     terms = [t for m in matches or [] for t in m.shared_terms]
     return render(request, "demand.html", {
         "d": demand, "matches": matches, "history": history, "terms": terms, "k": k,
         "partner_type": partner_type, "partner_types": PARTNER_TYPES, "statuses": FEEDBACK_STATUSES,
-        "error": error, "saved": qp.get("saved") == "1",
+        "error": error, "saved": qp.get("saved") == "1", "review_error": review_error,
+        "review_state": review_state(row), "change_log": change_log, "merge": merge, "merged_into": merged_into,
+        "reviewed": qp.get("reviewed", ""), "filed": qp.get("filed") == "1",
+        "saved_demand": qp.get("saved_demand") == "1",
+        "can_edit": policy.can_edit_demand(principal, row) and (principal.is_staff or not row["published"]),
     }, principal=principal, status=status)
 
 
@@ -168,9 +185,8 @@ def demand_feedback(request: Request, ctx: CtxDep, principal: StaffPage, demand_
                     reason: Annotated[str, Form()] = "") -> Response:
     try:
         body = FeedbackCreate(demand_id=demand_id, partner_id=partner_id, status=status, reason=reason)
-    except ValidationError as exc:
-        message = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
-        return _demand_page(request, ctx, principal, demand_id, error=message, status=422)
+    except ValidationError:
+        return _demand_page(request, ctx, principal, demand_id, error="err_feedback_invalid", status=422)
     record_feedback(ctx, principal.name, body)
     return RedirectResponse(f"/demands/{demand_id}?saved=1#feedback", status_code=303)
 
@@ -199,7 +215,7 @@ def upload(request: Request, ctx: CtxDep, principal: StaffPage, kind: Annotated[
         kind = "demands"
     try:
         if file is None or not file.filename:
-            raise InputError("choose a file to upload", field="file")
+            raise InputError("choose a file to upload", field="file", code="choose_file")
         result = import_file(ctx, kind, file.file.read(), file.filename, mapping=parse_mapping(mapping), mode=mode)
     except InputError as exc:
         err = translate(exc)

@@ -161,6 +161,21 @@ demand_links = Table(
     Column("updated_at", DateTime, nullable=False),
 )
 
+# Every change to a demand made through the service (created, edited, published, returned to the
+# enterprise, resubmitted, merged): who, when, what changed ({field: [old, new]}) and a note. No
+# foreign key: the history outlives a deleted demand.
+demand_changes = Table(
+    "demand_changes", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("demand_id", String(128), nullable=False, index=True),
+    Column("action", String(32), nullable=False),
+    Column("who", String(200), nullable=False, default=""),
+    Column("role", String(16), nullable=False, default=""),
+    Column("at", DateTime, nullable=False),
+    Column("changes", JSON, nullable=False, default=dict),
+    Column("note", Text, nullable=False, default=""),
+)
+
 
 def utcnow() -> dt.datetime:
     """Naive UTC now: stored the same way by SQLite and PostgreSQL (timestamp without zone)."""

@@ -315,3 +315,16 @@ def all_records(conn: Connection) -> tuple[list[Capability], list[Demand], list[
 def counts(conn: Connection) -> dict[str, int]:
     return {name: int(conn.execute(select(func.count()).select_from(t)).scalar_one())
             for name, t in (("demands", demands), ("capabilities", capabilities), ("partners", partners))}
+
+
+def unpublished_demands(conn: Connection, *, limit: int = 500) -> list[Row]:
+    """Unpublished demands, the most recently changed first (the review queue)."""
+    rows = conn.execute(select(demands).where(demands.c.published.is_(False))
+                        .order_by(demands.c.updated_at.desc(), demands.c.id).limit(limit))
+    return [dict(r._mapping) for r in rows]
+
+
+def recently_changed_demands(conn: Connection, *, limit: int = 20) -> list[Row]:
+    rows = conn.execute(select(demands).where(demands.c.published.is_(True))
+                        .order_by(demands.c.updated_at.desc(), demands.c.id).limit(limit))
+    return [dict(r._mapping) for r in rows]

@@ -14,7 +14,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
 
 from service.errors import ApiError
-from service.views.i18n import DEFAULT_LANG, LANGS, translator
+from service.views import localize
+from service.views.i18n import DEFAULT_LANG, HTML_LANG, LANG_NAMES, LANGS, translator
 
 HERE = Path(__file__).resolve().parents[1]  # the service package: templates/ and static/ live there
 TOKEN_COOKIE = "techmatch_token"
@@ -68,7 +69,12 @@ def render(request: Request, name: str, context: dict | None = None, *, status: 
     lang = page_lang(request)
     templates: Jinja2Templates = request.app.state.templates
     response = templates.TemplateResponse(request, name, {
-        "t": translator(lang), "lang": lang, "principal": principal,
+        "t": translator(lang), "lang": lang, "principal": principal, "html_lang": HTML_LANG[lang],
+        "lang_names": LANG_NAMES,
+        "loc": lambda obj, field: localize.localized(obj, field, lang),
+        "shown_lang": lambda obj: localize.shown_language(obj, lang),
+        "term": lambda kind, value: localize.term_label(kind, value or "", lang),
+        "choices": lambda kind, stored: localize.terms(kind, stored, lang),
         "lang_urls": {code: lang_url(request, code) for code in LANGS}, **(context or {}),
     }, status_code=status)
     if request.query_params.get("lang") in LANGS:
@@ -80,8 +86,9 @@ def render_error(request: Request, err: ApiError) -> Response:
     """The HTML form of an error, for page requests."""
     if err.status == 401:
         return login_redirect(request)
-    return render(request, "error.html", {"status": err.status, "message": err.message,
-                                          "details": err.details}, status=err.status)
+    return render(request, "error.html", {"status": err.status, "message": err.message, "code": err.code,
+                                          "key": err.key, "params": err.params, "details": err.details},
+                  status=err.status)
 
 
 def login_redirect(request: Request) -> RedirectResponse:

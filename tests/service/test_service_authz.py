@@ -149,6 +149,18 @@ def built(url: str) -> Callable[[World], tuple[str, dict]]:
 
 
 PAGE_ANON = 303  # pages redirect to /login without a valid cookie
+FILERS = ("admin", "staff", "enterprise", "other_enterprise")
+DEMAND_FORM = {"title": "齿轮渗碳变形", "text": "目前采用气体渗碳，变形超差0.1mm。", "action": "save"}
+
+
+def pending_demand(w: World) -> str:
+    """A fresh unpublished demand of E1 (the 'enterprise' role's)."""
+    did = uid("DP")
+    r = w.client.post("/api/demands", json={"id": did, "title": "待审需求", "owner": E1, "enterprise": E1,
+                                            "published": False}, headers=w.h("admin"))
+    assert r.status_code == 201
+    return did
+
 
 MATRIX: dict[tuple[str, str], Case] = {
     # -- operations and docs: public
@@ -259,6 +271,25 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("GET", "/landscape/report"): Case(built("/landscape/report"), statuses(200, STAFF, unauth=PAGE_ANON),
                                        page=True),
     ("GET", "/landscape.xlsx"): Case(built("/landscape.xlsx"), statuses(200, STAFF, unauth=PAGE_ANON), page=True),
+    # -- demand form, review queue, partner and capability pages
+    ("GET", "/demands/new"): Case(get("/demands/new"), statuses(200, FILERS, unauth=PAGE_ANON), page=True),
+    ("POST", "/demands/new"): Case(lambda w: ("/demands/new", {"data": DEMAND_FORM}),
+                                   statuses(303, FILERS, unauth=PAGE_ANON), page=True),
+    ("POST", "/demands/assist"): Case(lambda w: ("/demands/assist", {"data": DEMAND_FORM}),
+                                      statuses(200, FILERS, unauth=PAGE_ANON), page=True),
+    ("GET", "/demands/{demand_id}/edit"): Case(
+        lambda w: (f"/demands/{pending_demand(w)}/edit", {}),
+        statuses(200, STAFF + ("enterprise",), unauth=PAGE_ANON, other_enterprise=404), page=True),
+    ("POST", "/demands/{demand_id}/edit"): Case(
+        lambda w: (f"/demands/{pending_demand(w)}/edit", {"data": DEMAND_FORM}),
+        statuses(303, STAFF + ("enterprise",), unauth=PAGE_ANON, other_enterprise=404), page=True),
+    ("GET", "/review"): Case(get("/review"), statuses(200, STAFF, unauth=PAGE_ANON), page=True),
+    ("POST", "/demands/{demand_id}/review"): Case(
+        lambda w: (f"/demands/{pending_demand(w)}/review", {"data": {"action": "publish"}}),
+        statuses(303, STAFF, unauth=PAGE_ANON), page=True),
+    ("GET", "/partners/{partner_id}"): Case(get("/partners/P1"), statuses(200, unauth=PAGE_ANON), page=True),
+    ("GET", "/capabilities/{capability_id}"): Case(get("/capabilities/C1"), statuses(200, unauth=PAGE_ANON),
+                                                   page=True),
     ("POST", "/landscape/links"): Case(lambda w: ("/landscape/links", {"data": {"action": "link", "ids": "D1,D3"}}),
                                        statuses(303, STAFF, unauth=PAGE_ANON), page=True),
 }
