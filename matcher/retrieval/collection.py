@@ -78,6 +78,24 @@ class Candidates:
         return (self.dense - self.offset) / (self.scale if self.scale is not None else 1.0)
 
 
+@dataclass(frozen=True)
+class PairScores:
+    """Raw scores of every (query, row) pair of a block; arrays are (n_queries, n_rows).
+
+    Nothing here depends on which other rows are scored, filtered or shown: the parts of a
+    calibrated fit (see `calibration`)."""
+
+    dense: NDArray[np.float32]  # cosine similarity
+    lexical: NDArray[np.float32]  # raw BM25
+    lexical_scale: NDArray[np.float32]  # (n_queries,) the query's maximum attainable BM25
+    offset: NDArray[np.float32]  # the query's mean cosine over the row's language (0 if not centred)
+    scale: NDArray[np.float32]  # and their spread (1 if not centred)
+
+    @property
+    def centred(self) -> NDArray[np.float32]:
+        return (self.dense - self.offset) / self.scale
+
+
 class Collection:
     def __init__(self, dim: int, index: IndexParams | None = None, center_languages: bool = True) -> None:
         self.dim = dim
@@ -260,6 +278,66 @@ class Collection:
                 )
             )
         return out
+
+    def pair_scores(
+        self, qvecs: NDArray[np.float32], qmat: sp.csr_matrix, rows: NDArray[np.int64]
+    ) -> PairScores:
+        """Scores of each query against the given rows (live or not), computed the same way as
+        `candidates` computes them, so a pair scores the same whichever way it is reached.
+
+        qvecs: (nq, dim) query vectors; qmat: `bm25.query_matrix(qtokens)`; rows: (nr,)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        qvecs = np.asarray(qvecs, dtype=np.float32)
+        dense = (qvecs @ self._vectors[rows].T).astype(np.float32) if len(rows) else np.zeros((len(qvecs), 0), np.float32)
+        lexical = self.bm25.score_rows(qmat, rows) if len(rows) else np.zeros((len(qvecs), 0), np.float32)
+        scale_q = self.bm25.max_scores([], qmat)
+        stats, lang_idx = self._language_state()
+        offset, spread = self.language_offsets(qvecs, dense, lang_idx[rows] if len(rows) else lang_idx[:0], stats)
+        return PairScores(dense, lexical, np.where(scale_q > 0, scale_q, 1.0).astype(np.float32), offset, spread)
+
+    def external_pair_scores(
+        self, qvecs: NDArray[np.float32], qmat: sp.csr_matrix, vector: NDArray[np.float32], tokens: Sequence[str],
+        language: str,
+    ) -> PairScores:
+        """`pair_scores` of queries against one text that is not in the collection (e.g. a text an
+        institute typed), scored as if it were one more row in `language`."""
+        qvecs = np.asarray(qvecs, dtype=np.float32)
+        dense = (qvecs @ np.asarray(vector, np.float32))[:, None].astype(np.float32)
+        lexical = np.asarray((qmat @ self.bm25.document_weights(tokens).T).todense(), dtype=np.float32).reshape(-1, 1)
+        scale_q = self.bm25.max_scores([], qmat)
+        stats, _ = self._language_state()
+        lang = np.array([stats.names.index(language) if stats and language in stats.names else -1], dtype=np.int64)
+        offset, spread = self.language_offsets(qvecs, dense, lang, stats, leave_out=False)
+        return PairScores(dense, lexical, np.where(scale_q > 0, scale_q, 1.0).astype(np.float32), offset, spread)
+
+    @staticmethod
+    def language_offsets(
+        qvecs: NDArray[np.float32],
+        dense: NDArray[np.float32],
+        row_langs: NDArray[np.int64],
+        stats: LanguageStats | None,
+        leave_out: bool = True,
+    ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        """(nq, nr) offsets and spreads of `LanguageStats.offsets_and_scales` for many queries at
+        once; a row of unknown language (-1) is compared with all rows."""
+        shape = dense.shape
+        if stats is None:
+            return np.zeros(shape, np.float32), np.ones(shape, np.float32)
+        mean_cos = qvecs @ stats.means.T  # (nq, n_languages)
+        spread = np.sqrt(np.maximum(np.einsum("qd,lde,qe->ql", qvecs, stats.covs, qvecs, optimize=True), 1e-8))
+        overall = qvecs @ stats.overall_mean  # (nq,)
+        known = row_langs >= 0
+        li = np.where(known, row_langs, 0)
+        n = np.where(known, stats.counts[li], 0.0)[None, :]
+        base = mean_cos[:, li]
+        if leave_out:
+            loo = np.where(n > 1, (n * base - dense) / np.maximum(n - 1, 1), overall[:, None])
+        else:
+            loo = np.where(n > 0, base, overall[:, None])
+        loo = np.where(known[None, :], loo, overall[:, None])
+        pooled = np.sqrt(np.maximum(np.einsum("qd,de,qe->q", qvecs, stats.covs.mean(axis=0), qvecs), 1e-8))
+        spreads = np.where(known[None, :], spread[:, li], pooled[:, None])
+        return loo.astype(np.float32), spreads.astype(np.float32)
 
     def _lexical_rows(
         self, qmat: sp.csr_matrix, mask: NDArray[np.bool_] | None
