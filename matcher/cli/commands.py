@@ -104,13 +104,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("evaluate", "lexical, dense and fused quality on a canonical task folder", cmd_evaluate, workspace=False)
     sp.add_argument("task", type=Path, help="folder with demands.jsonl, capabilities.jsonl, qrels.tsv, task.json")
-    sp.add_argument("--methods", default="lexical,dense,fused")
+    sp.add_argument("--methods", default="lexical,dense,fused",
+                    help="demand-to-target methods: lexical, dense, fused, fit (ranked by the calibrated fit)")
+    sp.add_argument("--direction", choices=("forward", "reverse", "both"), default="both",
+                    help="forward: each demand ranks the targets; reverse: each judged target ranks the demands")
+    sp.add_argument("--reverse-methods", default="fit", help="reverse methods: fit, cosine (best raw cosine)")
     sp.add_argument("--lexical-weight", type=float, help="override the fusion weight")
     sp.add_argument("--fusion", choices=("convex", "rrf"), help="override the fusion method")
     sp.add_argument("--aggregation", choices=("max", "decay"), help="override partner aggregation")
     sp.add_argument("--json", action="store_true", help="one JSON object per method")
     sp.add_argument("--max-seq-length", type=_positive_int,
                     help="truncate texts to this many tokens (default: the model's)")
+
+    sp = add("calibrate", "fit the calibrated fit on a judged task folder (a bureau's own judgements), "
+             "report its held-out calibration, and write it as JSON", cmd_calibrate, workspace=False)
+    sp.add_argument("task", type=Path, help="folder with demands, capabilities and qrels.tsv (grades 0-3, or 0/1)")
+    sp.add_argument("--out", type=Path, help="write the fitted calibration here (use it with TECHMATCH_CALIBRATION)")
+    sp.add_argument("--folds", type=_positive_int, default=5, help="cross-validation folds over demands")
+    sp.add_argument("--check", type=Path, metavar="JSON",
+                    help="measure this calibration on the task instead of fitting one (transfer)")
 
     sp = add("models", "list the registered models, or prepare one on disk", cmd_models, workspace=False, model=False)
     sp.add_argument("action", nargs="?", choices=("list", "prepare"), default="list")
@@ -336,12 +348,17 @@ def cmd_evaluate(args) -> int:
         params.fusion = replace(params.fusion, method=args.fusion)
     if args.aggregation:
         params.aggregation = replace(params.aggregation, method=args.aggregation)
+    from matcher.errors import UnknownNameError
+    from matcher.evaluate import REVERSE_METHODS, evaluate_reverse
+
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     for m in methods:
         if m not in METHODS:
-            from matcher.errors import UnknownNameError
-
             raise UnknownNameError("method", m, list(METHODS))
+    reverse_methods = [m.strip() for m in args.reverse_methods.split(",") if m.strip()]
+    for m in reverse_methods:
+        if m not in REVERSE_METHODS:
+            raise UnknownNameError("reverse method", m, list(REVERSE_METHODS))
     bars: dict[str, object] = {}
 
     def progress(label: str, done: int, total: int) -> None:
@@ -349,17 +366,22 @@ def cmd_evaluate(args) -> int:
         bar.update(done - bar.n)
 
     encoder = open_encoder(args.model, max_seq_length=args.max_seq_length)
-    results = evaluate_task(task, encoder, params=params, methods=methods, progress=progress)
+    results, reverse = [], []
+    if args.direction in ("forward", "both"):
+        results = evaluate_task(task, encoder, params=params, methods=methods, progress=progress)
+    if args.direction in ("reverse", "both"):
+        reverse = evaluate_reverse(task, encoder, params=params, methods=reverse_methods, progress=progress)
     for bar in bars.values():
         bar.close()
     if args.json:
-        for r in results:
+        for direction, r in [("forward", r) for r in results] + [("reverse", r) for r in reverse]:
             print(
                 json.dumps(
                     {
                         "task": task.name,
                         "level": task.level,
                         "model": encoder.name,
+                        "direction": direction,
                         "method": r.method,
                         **{k: round(v, 4) for k, v in r.metrics.items()},
                         "seconds": round(r.seconds, 2),
@@ -372,11 +394,60 @@ def cmd_evaluate(args) -> int:
         f"task {task.name} ({task.level} level, {n_judged} judged demands, {len(task.capabilities)} capabilities), "
         f"model {encoder.name}"
     )
-    print(f"{'method':<10}" + "".join(f"{m:>12}" for m in ("nDCG@10", "MRR", "Recall@10", "acc@1")))
-    for r in results:
-        print(
-            f"{r.method:<10}" + "".join(f"{r.metrics[m]:>12.4f}" for m in ("ndcg@10", "mrr", "recall@10", "accuracy@1"))
-        )
+    columns = ("nDCG@10", "MRR", "Recall@10", "acc@1")
+    keys = ("ndcg@10", "mrr", "recall@10", "accuracy@1")
+    if results:
+        print(f"{'method':<10}" + "".join(f"{m:>12}" for m in columns))
+        for r in results:
+            print(f"{r.method:<10}" + "".join(f"{r.metrics[m]:>12.4f}" for m in keys))
+    if reverse:
+        graded = max((g for j in task.qrels.values() for g in j.values()), default=1) > 1
+        n_targets = len({t for j in task.qrels.values() for t in j})
+        print(f"reverse: each of {n_targets} judged {task.level}s ranks the {n_judged} demands")
+        print(f"{'method':<10}" + "".join(f"{m:>12}" for m in columns) + (f"{'wrong':>12}" if graded else ""))
+        for r in reverse:
+            wrong = f"{r.metrics['wrong_order']:>12.4f}" if graded else ""
+            print(f"{r.method:<10}" + "".join(f"{r.metrics[m]:>12.4f}" for m in keys) + wrong)
+    return 0
+
+
+def cmd_calibrate(args) -> int:
+    from matcher.calibrate import cross_validate, fit_on_task, judged_pairs
+    from matcher.errors import InputError
+    from matcher.io import load_task
+    from matcher.retrieval.calibration import FitCalibrator, default_calibrator
+    from matcher.retrieval.encoders import open_encoder
+    from matcher.retrieval.engine import MatchEngine
+
+    task = load_task(args.task)
+    if not task.qrels:
+        raise InputError("task has no judgements (qrels.tsv): nothing to calibrate on", file=str(args.task))
+    fixed = FitCalibrator.load(args.check) if args.check else None
+    engine = MatchEngine(open_encoder(args.model), calibrator=fixed or default_calibrator())
+    bar = _progress("encode capabilities", len(task.capabilities))
+    engine.upsert_capabilities(task.capabilities, bar.update)
+    bar.close()
+    pairs = judged_pairs(engine, task)
+    n_pairs = pairs.grades.size
+    report = cross_validate(engine, task, folds=args.folds, pairs=pairs, fixed=fixed)
+    how = f"calibration {args.check}" if fixed else f"{args.folds}-fold cross-validation over demands"
+    print(f"task {task.name}: {len(pairs.demand_ids)} judged demands x {len(pairs.target_ids)} {task.level}s "
+          f"= {n_pairs} pairs, {int(report.relevant.sum())} relevant; {how}")
+    print(f"ECE (held-out fits): all pairs {report.ece_all:.4f}, judged pairs {report.ece_judged:.4f}, "
+          f"each demand's 10 best {report.ece_top10:.4f}")
+    print(f"{'fit bin':<10}{'mean fit':>10}{'relevant':>10}{'pairs':>8}")
+    for centre, mean_fit, share, n in report.table:
+        print(f"{centre - 0.05:.1f}-{centre + 0.05:.1f}   {mean_fit:>10.3f}{share:>10.3f}{n:>8}")
+    print(f"no suitable partner flag: {report.flagged} flagged, {report.without_relevant} demands without a "
+          f"relevant {task.level}; precision {report.flag_precision:.3f}, recall {report.flag_recall:.3f}")
+    if fixed is None:
+        cal = fit_on_task(engine, task, pairs=pairs)
+        t = cal.thresholds_
+        print(f"fitted on all: logit = {' + '.join(f'{c:.3f}*{f}' for c, f in zip(cal.coef_, [*cal.features, 'support']))}"
+              f" {cal.intercept_:+.3f}; strong >= {t.strong:.2f}, possible >= {t.possible:.2f}")
+        if args.out:
+            cal.save(args.out)
+            print(f"wrote {args.out}")
     return 0
 
 

@@ -22,6 +22,7 @@ L2-regularised logistic regression on judged pairs (`FitCalibrator.fit`), and sa
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -227,7 +228,11 @@ class FitCalibrator:
 
 
 def default_calibrator() -> FitCalibrator:
-    """The calibration shipped with techmatch (fitted on the judged demo corpus, see its `about`)."""
+    """The file named by TECHMATCH_CALIBRATION (a bureau's own, from `techmatch calibrate --out`),
+    else the calibration shipped with techmatch (fitted on the judged demo corpus, see `about`)."""
+    own = os.environ.get("TECHMATCH_CALIBRATION")
+    if own:
+        return FitCalibrator.load(own)
     text = resources.files("matcher.retrieval").joinpath(DEFAULT_RESOURCE).read_text(encoding="utf-8")
     return FitCalibrator.from_dict(json.loads(text), DEFAULT_RESOURCE)
 
