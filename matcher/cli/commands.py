@@ -240,14 +240,23 @@ def cmd_match(args) -> int:
         else:
             _print_capability_hits(engine, hits)
         return 0
-    matches = engine.match_partners(query, k=args.k, filters=filters)
+    report = engine.match_report(query, k=args.k, filters=filters)
     if args.json:
-        print(json.dumps([_asdict(m) for m in matches], ensure_ascii=False, indent=1))
+        print(json.dumps([_asdict(m) for m in report.matches], ensure_ascii=False, indent=1))
+        if not report.suitable:  # stdout stays the list it always was
+            print(NO_SUITABLE.format(best=report.best_fit, possible=engine.calibrator.thresholds_.possible),
+                  file=sys.stderr)
         return 0
     title = query.title if hasattr(query, "title") else query
     print(f"Partners for: {title}")
-    _print_partner_matches(engine, matches)
+    _print_partner_matches(engine, report.matches)
+    if not report.suitable:
+        print(NO_SUITABLE.format(best=report.best_fit, possible=engine.calibrator.thresholds_.possible))
     return 0
+
+
+NO_SUITABLE = ("No suitable partner: none reaches a possible fit (best {best:.0%}, possible from {possible:.0%}). "
+               "See the recruiting directions of `techmatch landscape` for partners from outside the city.")
 
 
 def _print_partner_matches(engine, matches) -> None:
@@ -255,14 +264,11 @@ def _print_partner_matches(engine, matches) -> None:
         print("  (no match)")
     for m in matches:
         ptype = engine.partners[m.partner_id].type if m.partner_id in engine.partners else ""
-        print(f"{m.rank:>3}. {m.partner_name} [{m.partner_id}{', ' + ptype if ptype else ''}]  score {m.score:.3f}")
-        if m.shared_terms:
-            print(f"      shared terms: {', '.join(m.shared_terms)}")
+        print(f"{m.rank:>3}. {m.partner_name} [{m.partner_id}{', ' + ptype if ptype else ''}]  "
+              f"fit {m.fit:.0%} ({m.label})")
+        print(f"      {m.reason}")
         for h in m.evidence:
-            print(
-                f"      - {h.title} [{h.capability_id}]  {h.score:.3f} "
-                f"(dense {h.parts.dense:.3f}, lexical {h.parts.lexical:.2f})"
-            )
+            print(f"      - {h.title} [{h.capability_id}]  {h.label}")
 
 
 def _print_capability_hits(engine, hits) -> None:
@@ -270,7 +276,7 @@ def _print_capability_hits(engine, hits) -> None:
         partner = engine.partners.get(h.partner_id)
         print(
             f"{i:>3}. {h.title} [{h.capability_id}] - {partner.name if partner else h.partner_id}  "
-            f"score {h.score:.3f} (dense {h.parts.dense:.3f}, lexical {h.parts.lexical:.2f})"
+            f"fit {h.fit:.0%} ({h.label})"
         )
         if h.shared_terms:
             print(f"      shared terms: {', '.join(h.shared_terms)}")
@@ -292,9 +298,8 @@ def cmd_search(args) -> int:
         return 0
     for h in hits:
         d = engine.demands[h.demand_id]
-        print(f"{h.rank:>3}. {h.title} [{h.demand_id}] {d.industry} {d.region}  score {h.score:.3f}")
-        if h.shared_terms:
-            print(f"      shared terms: {', '.join(h.shared_terms)}")
+        print(f"{h.rank:>3}. {h.title} [{h.demand_id}] {d.industry} {d.region}  fit {h.fit:.0%} ({h.label})")
+        print(f"      {h.reason}")
     return 0
 
 

@@ -155,7 +155,13 @@ def test_evaluate_prints_table_and_json(tmp_path, capsys):
     assert code == 0 and "lexical" in out and "fused" in out and "nDCG@10" in out
     code, out, _ = run(capsys, "evaluate", str(task), "--model", "fake", "--json")
     rows = [json.loads(line) for line in out.splitlines()]
-    assert [r["method"] for r in rows] == ["lexical", "dense", "fused"] and rows[0]["mrr"] == 1.0
+    forward = [r for r in rows if r["direction"] == "forward"]
+    assert [r["method"] for r in forward] == ["lexical", "dense", "fused"] and forward[0]["mrr"] == 1.0
+    reverse = [r for r in rows if r["direction"] == "reverse"]
+    assert [r["method"] for r in reverse] == ["fit"] and 0 < reverse[0]["mrr"] <= 1
+    code, out, _ = run(capsys, "evaluate", str(task), "--model", "fake", "--direction", "reverse",
+                       "--reverse-methods", "fit,cosine")
+    assert code == 0 and "reverse: each of 2 judged partners ranks the 2 demands" in out and "cosine" in out
 
 
 def test_unknown_model_is_a_clear_error(tmp_path, capsys):
