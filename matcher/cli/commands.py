@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--capabilities", type=Path, required=True)
     sp.add_argument("--level", choices=("partner", "capability"), default="partner")
     sp.add_argument("--k", type=_positive_int, default=10)
-    sp.add_argument("--out", type=Path, required=True, help="output TSV: demand_id, target_id, score, rank")
+    sp.add_argument("--out", type=Path, required=True, help="output TSV: demand_id, target_id, score, fit, label, rank")
     sp.add_argument("--max-text-chars", type=_positive_int, metavar="N",
                     help="longest accepted cell (default 20,000, the upload limit; raise it for long call texts)")
 

@@ -41,11 +41,11 @@ FORMAT_VERSION = 1
 
 
 def pair_features(dense, centred, lexical, lexical_scale) -> NDArray[np.float32]:
-    """(..., 3) features from raw pair scores of equal shape; lexical_scale broadcasts."""
-    lex = np.asarray(lexical, np.float32) / np.maximum(np.asarray(lexical_scale, np.float32), 1e-9)
+    """(..., 3) float64 features from raw pair scores of equal shape; lexical_scale broadcasts."""
+    lex = np.asarray(lexical, np.float64) / np.maximum(np.asarray(lexical_scale, np.float64), 1e-9)
     return np.stack(
-        [np.asarray(dense, np.float32), np.asarray(centred, np.float32), np.clip(lex, 0.0, 1.0)], axis=-1
-    ).astype(np.float32)
+        [np.asarray(dense, np.float64), np.asarray(centred, np.float64), np.clip(lex, 0.0, 1.0)], axis=-1
+    )
 
 
 def features_of(scores) -> NDArray[np.float32]:

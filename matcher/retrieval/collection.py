@@ -85,11 +85,11 @@ class PairScores:
     Nothing here depends on which other rows are scored, filtered or shown: the parts of a
     calibrated fit (see `calibration`)."""
 
-    dense: NDArray[np.float32]  # cosine similarity
+    dense: NDArray[np.float64]  # cosine similarity
     lexical: NDArray[np.float32]  # raw BM25
     lexical_scale: NDArray[np.float32]  # (n_queries,) the query's maximum attainable BM25
-    offset: NDArray[np.float32]  # the query's mean cosine over the row's language (0 if not centred)
-    scale: NDArray[np.float32]  # and their spread (1 if not centred)
+    offset: NDArray[np.float64]  # the query's mean cosine over the row's language (0 if not centred)
+    scale: NDArray[np.float64]  # and their spread (1 if not centred)
 
     @property
     def centred(self) -> NDArray[np.float32]:
@@ -288,7 +288,9 @@ class Collection:
         qvecs: (nq, dim) query vectors; qmat: `bm25.query_matrix(qtokens)`; rows: (nr,)."""
         rows = np.asarray(rows, dtype=np.int64)
         qvecs = np.asarray(qvecs, dtype=np.float32)
-        dense = (qvecs @ self._vectors[rows].T).astype(np.float32) if len(rows) else np.zeros((len(qvecs), 0), np.float32)
+        # float64: a pair's cosine must not move in the last bits with the shape of the block
+        # (float32 BLAS sums in block-dependent order), or a filter could move its fit
+        dense = qvecs.astype(np.float64) @ self._vectors[rows].T.astype(np.float64)
         lexical = self.bm25.score_rows(qmat, rows) if len(rows) else np.zeros((len(qvecs), 0), np.float32)
         scale_q = self.bm25.max_scores([], qmat)
         stats, lang_idx = self._language_state()
@@ -302,7 +304,7 @@ class Collection:
         """`pair_scores` of queries against one text that is not in the collection (e.g. a text an
         institute typed), scored as if it were one more row in `language`."""
         qvecs = np.asarray(qvecs, dtype=np.float32)
-        dense = (qvecs @ np.asarray(vector, np.float32))[:, None].astype(np.float32)
+        dense = (qvecs.astype(np.float64) @ np.asarray(vector, np.float64))[:, None]
         lexical = np.asarray((qmat @ self.bm25.document_weights(tokens).T).todense(), dtype=np.float32).reshape(-1, 1)
         scale_q = self.bm25.max_scores([], qmat)
         stats, _ = self._language_state()
@@ -322,10 +324,12 @@ class Collection:
         once; a row of unknown language (-1) is compared with all rows."""
         shape = dense.shape
         if stats is None:
-            return np.zeros(shape, np.float32), np.ones(shape, np.float32)
-        mean_cos = qvecs @ stats.means.T  # (nq, n_languages)
-        spread = np.sqrt(np.maximum(np.einsum("qd,lde,qe->ql", qvecs, stats.covs, qvecs, optimize=True), 1e-8))
-        overall = qvecs @ stats.overall_mean  # (nq,)
+            return np.zeros(shape), np.ones(shape)
+        qvecs = np.asarray(qvecs, np.float64)  # per-query sums in one precision, whatever the block
+        covs = stats.covs.astype(np.float64)
+        mean_cos = qvecs @ stats.means.T.astype(np.float64)  # (nq, n_languages)
+        spread = np.sqrt(np.maximum(np.stack([((qvecs @ c) * qvecs).sum(axis=1) for c in covs], axis=1), 1e-8))
+        overall = qvecs @ stats.overall_mean.astype(np.float64)  # (nq,)
         known = row_langs >= 0
         li = np.where(known, row_langs, 0)
         n = np.where(known, stats.counts[li], 0.0)[None, :]
@@ -335,9 +339,9 @@ class Collection:
         else:
             loo = np.where(n > 0, base, overall[:, None])
         loo = np.where(known[None, :], loo, overall[:, None])
-        pooled = np.sqrt(np.maximum(np.einsum("qd,de,qe->q", qvecs, stats.covs.mean(axis=0), qvecs), 1e-8))
+        pooled = np.sqrt(np.maximum(((qvecs @ covs.mean(axis=0)) * qvecs).sum(axis=1), 1e-8))
         spreads = np.where(known[None, :], spread[:, li], pooled[:, None])
-        return loo.astype(np.float32), spreads.astype(np.float32)
+        return loo, spreads
 
     def _lexical_rows(
         self, qmat: sp.csr_matrix, mask: NDArray[np.bool_] | None

@@ -258,7 +258,10 @@ class MatchEngine:
         (qvec,), (qtok,) = self._encode_queries([query])
         cand, fused = self._fused_capabilities(qvec, qtok, filters)
         surface, weights = self._surface_map(query, qtok), self._term_weights(qtok, self._caps)
-        return [self._capability_hit(cand, fused, int(i), qtok, surface, weights) for i in top_k(fused.score, k)]
+        top = top_k(fused.score, k)
+        ps = self._caps.pair_scores(qvec[None, :], self._caps.bm25.query_matrix([qtok]), fused.rows[top])
+        fits = self.calibrator.capability_fit(features_of(ps))[0] if len(top) else []
+        return [self._capability_hit(cand, fused, int(i), qtok, surface, weights, float(f)) for i, f in zip(top, fits)]
 
     def rank_partners_batch(
         self, queries: Sequence[Query], *, k: int = 10, filters: Filters | None = None, progress: Progress | None = None
@@ -278,6 +281,61 @@ class MatchEngine:
         out = []
         for fused in self.fused_batch(queries, filters=filters, progress=progress):
             out.append([(self._caps.ids[int(fused.rows[i])], float(fused.score[i])) for i in top_k(fused.score, k)])
+        return out
+
+    def ranked_targets_batch(
+        self,
+        queries: Sequence[Query],
+        *,
+        k: int = 10,
+        level: str = "partner",
+        filters: Filters | None = None,
+        progress: Progress | None = None,
+    ) -> list[list[tuple[str, float, float]]]:
+        """(target_id, score, fit) for many queries, no reasons: exactly k targets each (all the
+        filters allow when fewer), those among the candidates by fused score, then the rest by
+        fit. Partners' fits are over all their capabilities, as everywhere."""
+        _check_k(k)
+        if level not in ("partner", "capability"):
+            raise MatcherError(f"level must be 'partner' or 'capability', got {level!r}")
+        qvecs, qtoks = self._encode_queries(queries, progress)
+        allowed = self._capability_mask(filters)
+        allowed_partners = self._allowed_partners(filters) if level == "partner" else []
+        allowed_rows = np.flatnonzero(self._caps.alive & (allowed if allowed is not None else True))
+        out: list[list[tuple[str, float, float]]] = []
+        for start in range(0, len(qtoks), 256):
+            block_v, block_t = qvecs[start : start + 256], qtoks[start : start + 256]
+            cands = self._caps.candidates(block_v, block_t, depth=self.params.fusion.depth, allowed=allowed)
+            for qv, qt, cand in zip(block_v, block_t, cands):
+                fused = fuse(cand, self.params.fusion)
+                qmat = self._caps.bm25.query_matrix([qt])
+                if level == "partner":
+                    partners, scores = aggregate(fused, self._partner_of_row, self.params.aggregation)
+                    ranked = [int(p) for p in partners]
+                    head = ranked[:k]
+                    tail: list[int] = []
+                    if len(head) < k:
+                        seen = set(ranked)
+                        tail = [p for p in allowed_partners if p not in seen]
+                    fits, *_ = self._partner_fits(qv[None, :], qmat, head + tail)
+                    fit_of = dict(zip(head + tail, fits[0]))
+                    tail = sorted(tail, key=lambda p: (-fit_of[p], self._partner_ids[p]))[: k - len(head)]
+                    score_of = dict(zip(head, scores[: len(head)]))
+                    out.append([(self._partner_ids[p], float(score_of.get(p, 0.0)), float(fit_of[p]))
+                                for p in head + tail])
+                else:
+                    top = top_k(fused.score, k)
+                    rows = [int(fused.rows[i]) for i in top]
+                    score_of = {int(fused.rows[i]): float(fused.score[i]) for i in top}
+                    if len(rows) < k:
+                        seen = set(int(r) for r in fused.rows)
+                        rows += [int(r) for r in allowed_rows if int(r) not in seen]
+                    fit = self.calibrator.capability_fit(features_of(self._caps.pair_scores(qv[None, :], qmat,
+                                                                                            np.array(rows))))[0]
+                    head = [(r, f) for r, f in zip(rows, fit) if r in score_of]
+                    rest = sorted(((r, f) for r, f in zip(rows, fit) if r not in score_of),
+                                  key=lambda x: (-x[1], self._caps.ids[x[0]]))[: k - len(head)]
+                    out.append([(self._caps.ids[r], score_of.get(r, 0.0), float(f)) for r, f in head + rest])
         return out
 
     def match_partners_batch(self, demands: Sequence[Demand], *, k: int = 10) -> dict[str, list[PartnerMatch]]:
@@ -407,13 +465,17 @@ class MatchEngine:
         )
         return cand, fuse(cand, self.params.fusion)
 
-    def _capability_hit(self, cand: Candidates, fused: Fused, i: int, qtok, surface, weights=None) -> CapabilityHit:
+    def _capability_hit(self, cand: Candidates, fused: Fused, i: int, qtok, surface, weights=None,
+                        fit: float | None = None) -> CapabilityHit:
+        """fit: the pair's fit from `pair_scores` (the reference); else from the candidate's scores
+        (equal up to float32 rounding)."""
         row = int(fused.rows[i])
         cid = self._caps.ids[row]
         cap = self.capabilities[cid]
         terms = self._display_terms(qtok, self._caps.tokens[row], surface, self._caps, weights)
-        feats = pair_features(cand.dense[i], cand.centred[i], cand.lexical[i], cand.lexical_scale)
-        fit = float(self.calibrator.capability_fit(feats))
+        if fit is None:
+            feats = pair_features(cand.dense[i], cand.centred[i], cand.lexical[i], cand.lexical_scale)
+            fit = float(self.calibrator.capability_fit(feats))
         return CapabilityHit(cid, cap.partner_id, cap.title, float(fused.score[i]), _parts(cand, fused, i), terms,
                              fit, self.calibrator.label(fit))
 
@@ -422,7 +484,8 @@ class MatchEngine:
         """A partner's capability shown as a reason: score parts from the candidates when it is one
         of them, else from its pair scores (fused 0: it was not among the query's candidates)."""
         if i is not None:
-            return self._capability_hit(cand, fused, i, qtok, surface, weights)
+            return self._capability_hit(cand, fused, i, qtok, surface, weights,
+                                        float(self.calibrator.capability_fit(feats)))
         cid = self._caps.ids[row]
         cap = self.capabilities[cid]
         terms = self._display_terms(qtok, self._caps.tokens[row], surface, self._caps, weights)

@@ -53,7 +53,7 @@ def test_a_filter_never_changes_a_pairs_fit(engine):
         filtered = engine.match_partners(d, k=50, filters=filters)
         assert filtered, filters
         for m in filtered:
-            assert m.fit == pytest.approx(plain[m.partner_id], abs=1e-9)
+            assert m.fit == pytest.approx(plain[m.partner_id], abs=1e-12)
     by_demand = {h.demand_id: h.fit for h in engine.demands_for_partner("p3", k=50)}
     only_dairy = engine.demands_for_partner("p3", k=50, filters=Filters(industries=frozenset({"乳业"})))
     assert only_dairy and all(h.fit == pytest.approx(by_demand[h.demand_id], abs=1e-9) for h in only_dairy)
@@ -64,11 +64,11 @@ def test_same_pair_same_fit_in_every_direction(engine):
         forward = {m.partner_id: m for m in engine.match_partners(engine.demands[did], k=50)}
         for pid, m in forward.items():
             reverse = {h.demand_id: h for h in engine.demands_for_partner(pid, k=50)}
-            assert reverse[did].fit == pytest.approx(m.fit, abs=1e-6)
-            assert engine.pair_fit(did, pid) == pytest.approx(m.fit, abs=1e-6)
+            assert reverse[did].fit == pytest.approx(m.fit, abs=1e-9)
+            assert engine.pair_fit(did, pid) == pytest.approx(m.fit, abs=1e-9)
             assert reverse[did].label == m.label
         for h in engine.match_capabilities(engine.demands[did], k=50):
-            assert engine.pair_fit(did, h.capability_id) == pytest.approx(h.fit, abs=1e-6)
+            assert engine.pair_fit(did, h.capability_id) == pytest.approx(h.fit, abs=1e-9)
 
 
 def test_k_is_honoured_and_pages_do_not_move_fits(engine):
@@ -93,7 +93,7 @@ def test_k_is_honoured_when_partners_have_no_candidate():
     engine = MatchEngine(FakeEncoder(), EngineParams(fusion=FusionParams(depth=1))).fit(caps, demands, partners)
     got = engine.match_partners(demands[0], k=10)
     assert len(got) == 10 and [m.rank for m in got] == list(range(1, 11))
-    assert all(m.fit == pytest.approx(engine.pair_fit("d0", m.partner_id), abs=1e-6) for m in got)
+    assert all(m.fit == pytest.approx(engine.pair_fit("d0", m.partner_id), abs=1e-9) for m in got)
 
 
 def test_partner_profile_is_its_capabilities_not_their_average(engine):
@@ -153,3 +153,20 @@ def test_shipped_calibration_and_thresholds():
     assert cal.label(0.99) == "strong" and cal.label(0.0) == "weak"
     t = choose_thresholds(np.array([0.1, 0.2, 0.9, 0.95] * 10), np.array([0, 0, 1, 1] * 10))
     assert 0.2 < t.possible <= 0.9
+
+
+def test_rank_and_conference_candidates_carry_the_same_fit(engine):
+    from matcher.conference.run import candidate_table
+
+    demands = [engine.demands[d] for d in ("d0", "d2")]
+    for level in ("partner", "capability"):
+        ranked = engine.ranked_targets_batch(demands, k=len(engine.capabilities) + 5, level=level)
+        expected = len(engine.partners) if level == "partner" else len(engine.capabilities)
+        for d, rows in zip(demands, ranked):
+            assert len(rows) == expected and len({t for t, _, _ in rows}) == expected
+            for target, _, fit in rows:
+                assert fit == pytest.approx(engine.pair_fit(d.id, target), abs=1e-9)
+    table = candidate_table(engine.match_partners_batch(demands, k=5))
+    assert len(table) == 10
+    for did, pid, fit in table:
+        assert fit == pytest.approx(engine.pair_fit(did, pid), abs=1e-9)
