@@ -94,10 +94,10 @@ def run_landscape_command(args: argparse.Namespace, *, stream: TextIO | None = N
             calibration = calibrate_threshold(engine, task, kinds=(kind,) if kind else SCORE_KINDS)
         else:
             if kind is None:
-                kind = next((k for m, k in CALIBRATED_THRESHOLDS if m == encoder.name), "dense")
+                kind = next((k for m, k in CALIBRATED_THRESHOLDS if m == encoder.name), "fit")
             threshold = default_threshold(encoder.name, kind)
     elif kind is None:
-        kind = next((k for m, k in CALIBRATED_THRESHOLDS if m == encoder.name), "dense")
+        kind = next((k for m, k in CALIBRATED_THRESHOLDS if m == encoder.name), "fit")
     land = build_landscape(
         engine,
         threshold=threshold,

@@ -108,6 +108,7 @@ class MatchEngine:
         self.tokenizer = tokenizer or Tokenizer()
         self._surface_tokenizer = Tokenizer(stem=False)
         self._surface_cache: dict[str, dict[str, str]] = {}  # query text -> surface map (read-only)
+        self._whole_cache: dict[str, frozenset[str]] = {}  # text -> its whole words (reasons)
         self.capabilities: dict[str, Capability] = {}
         self.demands: dict[str, Demand] = {}
         self.partners: dict[str, Partner] = {}
@@ -398,7 +399,8 @@ class MatchEngine:
         out = []
         for rank, i in enumerate(_best_first(fits, dids, k), start=1):
             did = dids[i]
-            terms = self._display_terms(tokens, self._dems.tokens[self._dems.row_of[did]], surface, self._dems, weights)
+            terms = self._display_terms(tokens, self._dems.tokens[self._dems.row_of[did]], surface, self._dems, weights,
+                                        self.demands[did].full_text)
             out.append(self._demand_hit(did, rank, float(fits[i]), _pair_parts(ps, i, 0), terms, ""))
         return out
 
@@ -428,7 +430,8 @@ class MatchEngine:
             dtok = self._dems.tokens[drow]
             surface = self._surface_map(self.capabilities[self._caps.ids[row]].full_text)
             weights = self._term_weights(self._caps.tokens[row], self._dems)
-            terms = self._display_terms(self._caps.tokens[row], dtok, surface, self._dems, weights)
+            terms = self._display_terms(self._caps.tokens[row], dtok, surface, self._dems, weights,
+                                        self.demands[did].full_text)
             out.append(self._demand_hit(did, rank, float(fits[i]), _pair_parts(ps, i, c), terms, self._caps.ids[row]))
         return out
 
@@ -472,7 +475,7 @@ class MatchEngine:
         row = int(fused.rows[i])
         cid = self._caps.ids[row]
         cap = self.capabilities[cid]
-        terms = self._display_terms(qtok, self._caps.tokens[row], surface, self._caps, weights)
+        terms = self._display_terms(qtok, self._caps.tokens[row], surface, self._caps, weights, cap.full_text)
         if fit is None:
             feats = pair_features(cand.dense[i], cand.centred[i], cand.lexical[i], cand.lexical_scale)
             fit = float(self.calibrator.capability_fit(feats))
@@ -488,7 +491,7 @@ class MatchEngine:
                                         float(self.calibrator.capability_fit(feats)))
         cid = self._caps.ids[row]
         cap = self.capabilities[cid]
-        terms = self._display_terms(qtok, self._caps.tokens[row], surface, self._caps, weights)
+        terms = self._display_terms(qtok, self._caps.tokens[row], surface, self._caps, weights, cap.full_text)
         fit = float(self.calibrator.capability_fit(feats))
         parts = ScoreParts(dense=float(feats[0]), lexical=float(cand.lexical_scale * feats[2]), dense_norm=0.0,
                            lexical_norm=0.0, lexical_weight=0.0, fused=0.0)
@@ -586,15 +589,31 @@ class MatchEngine:
         return {t: float(idf[j]) for t in set(qtok) if (j := bm.vocabulary_.get(t)) is not None}
 
     def _display_terms(
-        self, qtok, dtok, surface: dict[str, str], coll: Collection, weights: dict[str, float] | None = None
+        self, qtok, dtok, surface: dict[str, str], coll: Collection, weights: dict[str, float] | None = None,
+        doc_text: str | None = None,
     ) -> tuple[str, ...]:
-        """weights: `_term_weights(qtok, coll)` when the caller shows several hits for one query."""
+        """weights: `_term_weights(qtok, coll)` when the caller shows several hits for one query;
+        doc_text: the document's text, so a term must be a whole word of one side (see
+        `shared_terms`)."""
         bm = coll.bm25
         if weights is None:
             weights = self._term_weights(qtok, coll)
+        whole = getattr(surface, "whole", None)
+        if whole is not None and doc_text is not None:
+            whole = whole | self._whole_words(doc_text)
         # In a corpus of some size, a word in more than a tenth of the texts explains nothing.
         min_idf = float(np.log1p(9.0)) if bm.n_docs_ >= 50 else 0.0
-        return tuple(surface.get(t, t) for t in shared_terms(qtok, dtok, weights, min_idf=min_idf))
+        terms = shared_terms(qtok, dtok, weights, min_idf=min_idf, whole_words=whole)
+        return tuple(surface.get(t, t) for t in terms)
+
+    def _whole_words(self, text: str) -> frozenset[str]:
+        cached = self._whole_cache.get(text)
+        if cached is None:
+            if len(self._whole_cache) >= 4 * SURFACE_CACHE_SIZE:
+                self._whole_cache.clear()
+            cached = self._whole_cache[text] = self.tokenizer.whole_words(text) if hasattr(
+                self.tokenizer, "whole_words") else frozenset(self.tokenizer(text))
+        return cached
 
     def _surface_map(self, query, stems: list[str] | None = None) -> dict[str, str]:
         """Stem -> the word as the query wrote it, so reasons show words, not stems.
@@ -606,7 +625,8 @@ class MatchEngine:
             return cached
         stems = self.tokenizer(text) if stems is None else stems
         words = self._surface_tokenizer(text)
-        surface = dict(zip(stems, words)) if len(stems) == len(words) else {}
+        surface = _Surface(zip(stems, words)) if len(stems) == len(words) else _Surface()
+        surface.whole = self._whole_words(text)
         if len(self._surface_cache) >= SURFACE_CACHE_SIZE:
             self._surface_cache.clear()
         self._surface_cache[text] = surface  # a demand matched again skips tokenising it twice
@@ -711,6 +731,12 @@ class MatchEngine:
         self.demands = {d.id: d for d in read_records(folder / "demands.jsonl", "demands")}
         self.partners = {p.id: p for p in read_records(folder / "partners.jsonl", "partners")}
         return self
+
+
+class _Surface(dict):
+    """Stem -> surface word of one query, with the query's whole words (`whole`)."""
+
+    whole: frozenset[str] | None = None
 
 
 def _best_first(fits: NDArray[np.float64], ids: Sequence[str], k: int) -> list[int]:
