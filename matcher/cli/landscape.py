@@ -44,8 +44,9 @@ def add_landscape_parser(subparsers: Any) -> argparse.ArgumentParser:
     an.add_argument(
         "--score",
         default="auto",
-        choices=("auto", "dense", "centred", "lexical", "hybrid", "fused"),
-        help="which partner score the threshold applies to (auto: the calibrated choice)",
+        choices=("auto", "fit", "dense", "centred", "lexical", "hybrid", "fused"),
+        help="which partner score the threshold applies to (auto: the calibrated fit, with its 'possible' "
+        "threshold, or the best cut on the task's judgements)",
     )
     an.add_argument("--seed", type=int, default=0)
     out = sp.add_argument_group("output")

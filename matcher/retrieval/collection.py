@@ -188,14 +188,14 @@ class Collection:
                     table.pop(lang, None)
         self._lang_cache = None  # languages changed: recompute stats and row index on next search
 
-    def language_stats(self) -> LanguageStats | None:
+    def language_stats(self, always: bool = False) -> LanguageStats | None:
         """Mean vector, covariance and size of each language among the live rows.
 
         Covariances of small languages are shrunk towards the pooled within-language
         covariance with LANGUAGE_PRIOR_ROWS pseudo-rows (shrinking towards the covariance of
         all rows would add the between-language spread and undo the correction)."""
         names = sorted(self._lang_count)
-        if not names or not self.center_languages:
+        if not names or not (self.center_languages or always):
             return None
         counts = np.array([self._lang_count[n] for n in names], dtype=np.float64)
         means = np.stack([self._lang_sum[n] for n in names]) / counts[:, None]
@@ -293,7 +293,7 @@ class Collection:
         dense = qvecs.astype(np.float64) @ self._vectors[rows].T.astype(np.float64)
         lexical = self.bm25.score_rows(qmat, rows) if len(rows) else np.zeros((len(qvecs), 0), np.float32)
         scale_q = self.bm25.max_scores([], qmat)
-        stats, lang_idx = self._language_state()
+        stats, lang_idx = self._language_state(always=True)
         offset, spread = self.language_offsets(qvecs, dense, lang_idx[rows] if len(rows) else lang_idx[:0], stats)
         return PairScores(dense, lexical, np.where(scale_q > 0, scale_q, 1.0).astype(np.float32), offset, spread)
 
@@ -307,7 +307,7 @@ class Collection:
         dense = (qvecs.astype(np.float64) @ np.asarray(vector, np.float64))[:, None]
         lexical = np.asarray((qmat @ self.bm25.document_weights(tokens).T).todense(), dtype=np.float32).reshape(-1, 1)
         scale_q = self.bm25.max_scores([], qmat)
-        stats, _ = self._language_state()
+        stats, _ = self._language_state(always=True)
         lang = np.array([stats.names.index(language) if stats and language in stats.names else -1], dtype=np.int64)
         offset, spread = self.language_offsets(qvecs, dense, lang, stats, leave_out=False)
         return PairScores(dense, lexical, np.where(scale_q > 0, scale_q, 1.0).astype(np.float32), offset, spread)
@@ -360,9 +360,13 @@ class Collection:
         bounds = zip(lex.indptr[:-1], lex.indptr[1:])
         return [(lex.indices[start:end].astype(np.int64), lex.data[start:end]) for start, end in bounds]
 
-    def _language_state(self) -> tuple[LanguageStats | None, NDArray[np.int64]]:
+    def _language_state(self, always: bool = False) -> tuple[LanguageStats | None, NDArray[np.int64]]:
         """`language_stats()` and the row language index, cached until the rows change (both
-        cost O(n_rows) or O(dim^2) per call, too much to redo for every query)."""
+        cost O(n_rows) or O(dim^2) per call, too much to redo for every query). always: the
+        statistics even when ranking does not centre (the fit's features always do)."""
+        if always and not self.center_languages:
+            stats = self.language_stats(always=True)
+            return stats, self._language_index(stats.names if stats else [])
         cache = self._lang_cache
         if cache is None or cache[0] != self.center_languages:
             stats = self.language_stats()
