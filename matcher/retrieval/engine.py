@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from matcher.errors import MatcherError, NotFoundError
@@ -105,6 +106,8 @@ class MatchEngine:
         self.params = params or EngineParams()
         self.calibrator = calibrator or default_calibrator()
         self._demand_queries: dict[str, tuple[str, NDArray[np.float32]]] = {}  # id -> (text, query vector)
+        self._demand_rows: dict[str, tuple[str, sp.csr_matrix]] = {}  # id -> (text, BM25 query row)
+        self._demand_rows_version: tuple | None = None
         self.tokenizer = tokenizer or Tokenizer()
         self._surface_tokenizer = Tokenizer(stem=False)
         self._surface_cache: dict[str, dict[str, str]] = {}  # query text -> surface map (read-only)
@@ -173,6 +176,8 @@ class MatchEngine:
         self._dems.remove(list(ids))
         for i in ids:
             del self.demands[i]
+            self._demand_queries.pop(i, None)
+            self._demand_rows.pop(i, None)
 
     def remove_partner(self, partner_id: str) -> None:
         """Removes the partner and all its capabilities."""
@@ -579,8 +584,22 @@ class MatchEngine:
                 self._demand_queries[demand_ids[i]] = (texts[i], v)
         qvecs = (np.stack([self._demand_queries[d][1] for d in demand_ids]) if demand_ids
                  else np.zeros((0, self.encoder.dim), np.float32))
-        qtok = [self._query_tokens(self.demands[d], t) for d, t in zip(demand_ids, texts)]
-        return qvecs, self._caps.bm25.query_matrix(qtok)
+        # A demand's BM25 query row depends on its text and the capabilities' idf: kept until either
+        # changes, so searching demands does not re-read every demand's words on each request.
+        bm = self._caps.bm25
+        version = (id(bm), bm.n_docs_, len(bm.vocabulary_), bm.weights_.shape[0])
+        if self._demand_rows_version != version:
+            self._demand_rows.clear()
+            self._demand_rows_version = version
+        todo = [i for i, (d, t) in enumerate(zip(demand_ids, texts))
+                if d not in self._demand_rows or self._demand_rows[d][0] != t]
+        if todo:
+            fresh = bm.query_matrix([self._query_tokens(self.demands[demand_ids[i]], texts[i]) for i in todo])
+            for j, i in enumerate(todo):
+                self._demand_rows[demand_ids[i]] = (texts[i], fresh[j])
+        if not demand_ids:
+            return qvecs, bm.query_matrix([])
+        return qvecs, sp.vstack([self._demand_rows[d][1] for d in demand_ids], format="csr")
 
     def _term_weights(self, qtok, coll: Collection) -> dict[str, float]:
         """idf of each query term the collection knows: the order of the shown shared terms."""
