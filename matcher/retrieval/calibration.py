@@ -10,7 +10,8 @@ demand as the query and the capability as the document, whichever way a pair is 
     lexical       BM25 of the demand's words in the capability over the most the demand's words
                   could score (0..1); not over the query's best candidate
 
-A capability's logit is a linear function of the three. A partner's fit takes its best
+A capability's logit is a linear function of the features the calibrator uses (by default the
+standardised cosine and the lexical share; see `FitCalibrator`). A partner's fit takes its best
 capability's logit plus `support` (a decayed sum of the fits of its next few capabilities), so
 a partner with several unrelated lines is judged on the line that fits. Both are fitted by
 L2-regularised logistic regression on judged pairs (`FitCalibrator.fit`), and saved as JSON.
