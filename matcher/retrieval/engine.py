@@ -10,8 +10,8 @@
 Every result carries its fit (`calibration`): the probability that staff would judge the pair
 relevant, computed with the demand as the query and the capability as the document whichever
 way the pair is reached, over all of a partner's capabilities, so no filter, page, k or
-direction changes it. Demand-to-partner lists are ordered by the fused score (what ranks best
-there, see `evaluate`); text- and partner-to-demand lists by the fit.
+direction changes it. Demand-to-partner and text-to-demand lists are ordered by the fused
+score (what ranks best there, see `evaluate`); partner-to-demand lists by the fit.
 
 Records can be added, replaced and removed one at a time (`upsert_*`, `remove_*`); nothing
 needs a rebuild. `save`/`load` persist everything derived; the records stay the source.
@@ -386,14 +386,21 @@ class MatchEngine:
 
     # -- text or partner to demands --------------------------------------------------------
     def search_demands(self, query: str, *, k: int = 10, filters: Filters | None = None) -> list[DemandHit]:
-        """Demands relevant to a free text (e.g. what an institute can do), best fit first.
-
-        The text is scored as one more capability: the demands are the queries."""
+        """Demands relevant to a free text (e.g. what an institute can do), in fused order, each
+        with its fit (the text scored as one more capability, the demand as the query)."""
         _check_k(k)
         if not str(query).strip():
             raise MatcherError("empty query text")
         text = str(query)
-        dids = self._allowed_demands(filters)
+        # Ordered as before (the text as a query over the demands, fused): a typed text's own
+        # words may be unknown to the capabilities' vocabulary, which the fit's lexical part
+        # uses, so the fit alone would miss a demand that shares only such words. Each hit
+        # shows its fit.
+        (tvec,), (ttok,) = self._encode_queries([text])
+        (cand,) = self._dems.candidates(tvec[None, :], [ttok], depth=self.params.fusion.depth,
+                                        allowed=self._demand_mask(filters))
+        fused = fuse(cand, self.params.fusion)
+        dids = [self._dems.ids[int(fused.rows[i])] for i in top_k(fused.score, k)]
         qvecs, qmat = self._demand_query_block(dids)
         vector = np.asarray(self.encoder.encode_documents([text]), dtype=np.float32)[0]
         tokens = self.tokenizer(text)
@@ -402,7 +409,7 @@ class MatchEngine:
         surface = self._surface_map(text, tokens)
         weights = self._term_weights(tokens, self._dems)
         out = []
-        for rank, i in enumerate(_best_first(fits, dids, k), start=1):
+        for rank, i in enumerate(range(len(dids)), start=1):
             did = dids[i]
             terms = self._display_terms(tokens, self._dems.tokens[self._dems.row_of[did]], surface, self._dems, weights,
                                         self.demands[did].full_text)
