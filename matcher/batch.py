@@ -25,7 +25,9 @@ def rank_files(
     progress: Callable | None = None,
     max_text_chars: int = MAX_CELL_CHARS,
 ) -> int:
-    """Writes `demand_id, target_id, score, rank` rows (rank from 1). Returns the row count.
+    """Writes `demand_id, target_id, score, fit, label, rank` rows (rank from 1): exactly k
+    targets per demand, or all of them when fewer exist. score orders the list (fused, relative
+    to its demand); fit is the calibrated fit, comparable across demands. Returns the row count.
 
     `max_text_chars` raises the per-cell guard for files the operator trusts (long call
     texts): the encoder still reads only its token window, BM25 reads the whole text."""
@@ -37,16 +39,16 @@ def rank_files(
     if bar:
         bar.close()
     bar = progress("ranking demands", len(demands)) if progress else None
-    rank = engine.rank_partners_batch if level == "partner" else engine.rank_capabilities_batch
     buf = io.StringIO()
     writer = csv.writer(buf, delimiter="\t", lineterminator="\n")
-    writer.writerow(["demand_id", "target_id", "score", "rank"])
+    writer.writerow(["demand_id", "target_id", "score", "fit", "label", "rank"])
     rows = 0
+    label = engine.calibrator.label
     for start in range(0, len(demands), 256):
         chunk = demands[start : start + 256]
-        for demand, ranked in zip(chunk, rank(chunk, k=k)):
-            for i, (target, score) in enumerate(ranked, start=1):
-                writer.writerow([demand.id, target, f"{score:.6f}", i])
+        for demand, ranked in zip(chunk, engine.ranked_targets_batch(chunk, k=k, level=level)):
+            for i, (target, score, fit) in enumerate(ranked, start=1):
+                writer.writerow([demand.id, target, f"{score:.6f}", f"{fit:.6f}", label(fit), i])
                 rows += 1
         if bar:
             bar.update(len(chunk))

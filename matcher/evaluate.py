@@ -90,6 +90,7 @@ METHODS: dict[str, Callable[[FusionParams], FusionParams]] = {
     "lexical": lambda p: replace(p, method="lexical"),
     "dense": lambda p: replace(p, method="dense"),
     "fused": lambda p: p,
+    "fit": lambda p: p,  # ranked by the calibrated fit over every target (see rank_by_fit)
 }
 
 
@@ -115,11 +116,28 @@ def evaluate_task(
     cands = engine.candidates_batch(demands, _step(progress, "encode demands", len(demands)))
     results = []
     for name in methods:
+        if name == "fit":
+            start = time.perf_counter()
+            run = rank_by_fit(engine, demands, task, depth)
+            results.append(MethodResult(name, all_metrics(run, task.qrels), time.perf_counter() - start))
+            continue
         fusion = METHODS[name](params.fusion)
         start = time.perf_counter()
         run = rank_candidates(engine, demands, cands, fusion, params, task.level, depth)
         results.append(MethodResult(name, all_metrics(run, task.qrels), time.perf_counter() - start))
     return results
+
+
+def rank_by_fit(engine: MatchEngine, demands, task, depth: int = 100, chunk: int = 128) -> dict[str, dict[str, float]]:
+    """A run ordered by the calibrated fit alone, over every target of the task."""
+    targets = sorted({c.partner_id if task.level == "partner" else c.id for c in task.capabilities})
+    run: dict[str, dict[str, float]] = {}
+    for lo in range(0, len(demands), chunk):
+        fits, _, _ = engine.fits_against(demands[lo : lo + chunk], targets, level=task.level)
+        for d, row in zip(demands[lo : lo + chunk], fits):
+            best = top_k(row.astype(np.float32), depth)
+            run[d.id] = {targets[int(j)]: float(row[j]) for j in best}
+    return run
 
 
 def rank_candidates(
@@ -153,3 +171,73 @@ def _step(progress, label: str, total: int):
         progress(label, done[0], total)
 
     return tick
+
+
+def invert(qrels: Qrels) -> dict[str, dict[str, int]]:
+    """Judgements seen from the other side: target -> demand -> grade."""
+    out: dict[str, dict[str, int]] = {}
+    for did, judged in qrels.items():
+        for target, grade in judged.items():
+            out.setdefault(target, {})[did] = grade
+    return out
+
+
+def wrongly_ordered(run: Run, qrels: Qrels) -> float:
+    """Share of judged pairs of one query with different grades that the run orders the wrong
+    way (ties count half; an unranked item ranks last). NaN when no such pair exists."""
+    wrong = total = 0.0
+    for qid, judged in qrels.items():
+        scores = run.get(qid, {})
+        grades = sorted(judged.items(), key=lambda kv: kv[1])
+        for i, (a, ga) in enumerate(grades):
+            for b, gb in grades[i + 1 :]:
+                if gb > ga:
+                    total += 1
+                    sa, sb = scores.get(a, -math.inf), scores.get(b, -math.inf)
+                    wrong += 1.0 if sa > sb else 0.5 if sa == sb else 0.0
+    return wrong / total if total else float("nan")
+
+
+REVERSE_METHODS = ("fit", "cosine")
+
+
+def evaluate_reverse(
+    task,
+    encoder,
+    *,
+    params: EngineParams | None = None,
+    methods: Sequence[str] = ("fit",),
+    progress: Callable[[str, int, int], None] | None = None,
+    chunk: int = 128,
+) -> list[MethodResult]:
+    """The other direction: every judged target (partner, or capability on capability-level
+    tasks) ranks every judged demand; the judgements are inverted.
+
+    fit: the calibrated fit (what institute search uses); cosine: the best raw cosine of the
+    partner's capabilities, for comparison. Metrics also include `wrong_order` (see
+    `wrongly_ordered`), meaningful on graded judgements."""
+    engine = MatchEngine(encoder, params or EngineParams())
+    engine.upsert_capabilities(task.capabilities, _step(progress, "encode capabilities", len(task.capabilities)))
+    demands = [d for d in task.demands if d.id in task.qrels]
+    inverted = invert(task.qrels)
+    targets = sorted(inverted)
+    scores = {m: np.zeros((len(demands), len(targets))) for m in methods}
+    start = time.perf_counter()
+    tick = _step(progress, "fit every pair", len(demands))
+    for lo in range(0, len(demands), chunk):
+        fits, feats, cols = engine.fits_against(demands[lo : lo + chunk], targets, level=task.level)
+        if "fit" in scores:
+            scores["fit"][lo : lo + chunk] = fits
+        if "cosine" in scores:
+            scores["cosine"][lo : lo + chunk] = np.stack([feats[:, c, 0].max(axis=1) for c in cols], axis=1)
+        if tick:
+            tick(len(demands[lo : lo + chunk]))
+    seconds = time.perf_counter() - start
+    results = []
+    for name in methods:
+        s = scores[name]
+        run = {t: {d.id: float(s[i, j]) for i, d in enumerate(demands)} for j, t in enumerate(targets)}
+        metrics = all_metrics(run, inverted)
+        metrics["wrong_order"] = wrongly_ordered(run, inverted)
+        results.append(MethodResult(name, metrics, seconds))
+    return results

@@ -33,15 +33,26 @@ def partner_filters(opts: MatchOptions) -> Filters:
                    partner_types=frozenset(opts.partner_type), languages=frozenset(opts.language))
 
 
+NO_SUITABLE_ADVICE = ("No known partner reaches a possible fit (best fit {best:.2f}). Consider partners from "
+                      "outside the city: see the recruiting directions of the demand landscape (/landscape).")
+
+
 def match_partners(ctx: Context, query: Demand | str, opts: MatchOptions, *, show_reasons: bool = True,
                    ) -> tuple[list[PartnerMatchPublic], int, int]:
-    """Ranked partners with reasons for a demand or a text. Returns (results, k, revision).
+    """Ranked partners with reasons for a demand or a text. Returns (results, k, revision)."""
+    results, k, rev, _ = match_report(ctx, query, opts, show_reasons=show_reasons)
+    return results, k, rev
+
+
+def match_report(ctx: Context, query: Demand | str, opts: MatchOptions, *, show_reasons: bool = True):
+    """`match_partners` plus the engine's verdict: (results, k, revision, PartnerReport).
 
     show_reasons: whether a rejection's reason is included (staff); the mark and the order
     are the same for everyone who may see the list."""
     k = ctx.k(opts.k)
     with ctx.live.read() as engine:
-        matches = engine.match_partners(query, k=k, filters=partner_filters(opts))
+        report = engine.match_report(query, k=k, filters=partner_filters(opts))
+        matches = report.matches
         rev = ctx.live.revision
     with ctx.db.connect() as conn:
         prow = store.get_partners(conn, [m.partner_id for m in matches])
@@ -52,7 +63,8 @@ def match_partners(ctx: Context, query: Demand | str, opts: MatchOptions, *, sho
     for m in matches:
         partner = prow.get(m.partner_id)
         evidence = [EvidencePublic(capability_id=h.capability_id, title=crow[h.capability_id]["title"],
-                                   score=h.score, parts=parts_out(h.parts), shared_terms=list(h.shared_terms))
+                                   score=h.score, parts=parts_out(h.parts), shared_terms=list(h.shared_terms),
+                                   fit=h.fit, label=h.label)
                     for h in m.evidence if h.capability_id in crow]
         if partner is None or not evidence:
             continue
@@ -61,12 +73,13 @@ def match_partners(ctx: Context, query: Demand | str, opts: MatchOptions, *, sho
             rank=len(out) + 1, partner_id=m.partner_id, partner_name=partner["name"],
             partner_type=partner["type"], region=partner["region"], score=m.score,
             shared_terms=list(m.shared_terms), components=dict(m.components), evidence=evidence,
+            fit=m.fit, label=m.label, reason=m.reason,
             rejected=no is not None, rejected_reason=(no["reason"] if no and show_reasons else ""),
             rejected_at=no["created_at"] if no else None))
     if rejected:  # stable: each group keeps the engine's order
         out = [m for m in out if not m.rejected] + [m for m in out if m.rejected]
         out = [m.model_copy(update={"rank": i}) for i, m in enumerate(out, start=1)]
-    return out, k, rev
+    return out, k, rev, report
 
 
 def search_demands(ctx: Context, principal: Principal, *, text: str | None = None,
@@ -95,5 +108,6 @@ def search_demands(ctx: Context, principal: Principal, *, text: str | None = Non
         if row is None or not policy.can_see_demand(principal, row):
             continue
         out.append(DemandHitPublic(rank=len(out) + 1, score=h.score, shared_terms=list(h.shared_terms),
-                                   parts=parts_out(h.parts), demand=policy.demand_out(principal, row)))
+                                   parts=parts_out(h.parts), demand=policy.demand_out(principal, row),
+                                   fit=h.fit, label=h.label, capability_id=h.capability_id, reason=h.reason))
     return out, k, rev

@@ -298,6 +298,8 @@ class EvidencePublic(BaseModel):
     score: float
     parts: ScorePartsPublic
     shared_terms: list[str]
+    fit: float = 0.0
+    label: str = "weak"
 
 
 class PartnerMatchPublic(BaseModel):
@@ -310,6 +312,10 @@ class PartnerMatchPublic(BaseModel):
     shared_terms: list[str]
     components: dict[str, float]
     evidence: list[EvidencePublic]
+    fit: float = Field(0.0, description="calibrated probability that staff would judge the pair relevant; "
+                                          "the same for this pair in every list, filter and direction")
+    label: str = Field("weak", description="strong / possible / weak (thresholds on the fit)")
+    reason: str = Field("", description="one line in words")
     rejected: bool = False
     rejected_reason: str = ""
     rejected_at: dt.datetime | None = None
@@ -321,6 +327,9 @@ class MatchResult(BaseModel):
     k: int
     revision: int
     results: list[PartnerMatchPublic]
+    suitable: bool = Field(True, description="whether any partner the filters allow reaches 'possible'")
+    best_fit: float = 0.0
+    advice: str | None = Field(None, description="what to do when no partner is suitable")
 
 
 class DemandHitPublic(BaseModel):
@@ -328,6 +337,10 @@ class DemandHitPublic(BaseModel):
     score: float
     shared_terms: list[str]
     parts: ScorePartsPublic
+    fit: float = 0.0
+    label: str = "weak"
+    capability_id: str = Field("", description="searching by partner: its capability that fits best")
+    reason: str = ""
     demand: DemandOut
 
 

@@ -32,7 +32,7 @@ LAYERS = {
         "matcher.filling": 1,
         "matcher.io": 2, "matcher.retrieval": 2,
         "matcher.conference": 3, "matcher.landscape": 3,
-        "matcher.evaluate": 4, "matcher.batch": 4, "matcher.workspace": 4,
+        "matcher.evaluate": 4, "matcher.batch": 4, "matcher.workspace": 4, "matcher.calibrate": 4,
         "matcher.filling_eval": 5,
         "matcher.cli": 6,
     },

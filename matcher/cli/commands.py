@@ -100,13 +100,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--capabilities", type=Path, required=True)
     sp.add_argument("--level", choices=("partner", "capability"), default="partner")
     sp.add_argument("--k", type=_positive_int, default=10)
-    sp.add_argument("--out", type=Path, required=True, help="output TSV: demand_id, target_id, score, rank")
+    sp.add_argument("--out", type=Path, required=True, help="output TSV: demand_id, target_id, score, fit, label, rank")
     sp.add_argument("--max-text-chars", type=_positive_int, metavar="N",
                     help="longest accepted cell (default 20,000, the upload limit; raise it for long call texts)")
 
     sp = add("evaluate", "lexical, dense and fused quality on a canonical task folder", cmd_evaluate, workspace=False)
     sp.add_argument("task", type=Path, help="folder with demands.jsonl, capabilities.jsonl, qrels.tsv, task.json")
-    sp.add_argument("--methods", default="lexical,dense,fused")
+    sp.add_argument("--methods", default="lexical,dense,fused",
+                    help="demand-to-target methods: lexical, dense, fused, fit (ranked by the calibrated fit)")
+    sp.add_argument("--direction", choices=("forward", "reverse", "both"), default="both",
+                    help="forward: each demand ranks the targets; reverse: each judged target ranks the demands")
+    sp.add_argument("--reverse-methods", default="fit", help="reverse methods: fit, cosine (best raw cosine)")
     sp.add_argument("--lexical-weight", type=float, help="override the fusion weight")
     sp.add_argument("--fusion", choices=("convex", "rrf"), help="override the fusion method")
     sp.add_argument("--aggregation", choices=("max", "decay"), help="override partner aggregation")
@@ -120,6 +124,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--english", action="store_true",
                     help="check the demands' English versions (extra.title_en/text_en)")
     sp.add_argument("--list", action="store_true", help="also list every flagged demand with its title")
+
+    sp = add("calibrate", "fit the calibrated fit on a judged task folder (a bureau's own judgements), "
+             "report its held-out calibration, and write it as JSON", cmd_calibrate, workspace=False)
+    sp.add_argument("task", type=Path, help="folder with demands, capabilities and qrels.tsv (grades 0-3, or 0/1)")
+    sp.add_argument("--out", type=Path, help="write the fitted calibration here (use it with TECHMATCH_CALIBRATION)")
+    sp.add_argument("--folds", type=_positive_int, default=5, help="cross-validation folds over demands")
+    sp.add_argument("--check", type=Path, metavar="JSON",
+                    help="measure this calibration on the task instead of fitting one (transfer)")
+
     sp = add("models", "list the registered models, or prepare one on disk", cmd_models, workspace=False, model=False)
     sp.add_argument("action", nargs="?", choices=("list", "prepare"), default="list")
     sp.add_argument("name", nargs="?", default="e5-multilingual-small")
@@ -239,13 +252,22 @@ def cmd_match(args) -> int:
         else:
             _print_capability_hits(engine, hits)
         return 0
-    matches = engine.match_partners(query, k=args.k, filters=filters)
+    report = engine.match_report(query, k=args.k, filters=filters)
     if args.json:
-        print(json.dumps([_asdict(m) for m in matches], ensure_ascii=False, indent=1))
+        print(json.dumps([_asdict(m) for m in report.matches], ensure_ascii=False, indent=1))
+        if not report.suitable:  # stdout stays the list it always was
+            print(NO_SUITABLE.format(best=report.best_fit, possible=engine.calibrator.thresholds_.possible),
+                  file=sys.stderr)
         return 0
     print(f"Partners for: {query.title or query.id if isinstance(query, Demand) else query}")
-    _print_partner_matches(engine, matches)
+    _print_partner_matches(engine, report.matches)
+    if not report.suitable:
+        print(NO_SUITABLE.format(best=report.best_fit, possible=engine.calibrator.thresholds_.possible))
     return 0
+
+
+NO_SUITABLE = ("No suitable partner: none reaches a possible fit (best {best:.0%}, possible from {possible:.0%}). "
+               "See the recruiting directions of `techmatch landscape` for partners from outside the city.")
 
 
 def _print_partner_matches(engine, matches) -> None:
@@ -253,14 +275,11 @@ def _print_partner_matches(engine, matches) -> None:
         print("  (no match)")
     for m in matches:
         ptype = engine.partners[m.partner_id].type if m.partner_id in engine.partners else ""
-        print(f"{m.rank:>3}. {m.partner_name} [{m.partner_id}{', ' + ptype if ptype else ''}]  score {m.score:.3f}")
-        if m.shared_terms:
-            print(f"      shared terms: {', '.join(m.shared_terms)}")
+        print(f"{m.rank:>3}. {m.partner_name} [{m.partner_id}{', ' + ptype if ptype else ''}]  "
+              f"fit {m.fit:.0%} ({m.label})")
+        print(f"      {m.reason}")
         for h in m.evidence:
-            print(
-                f"      - {h.title} [{h.capability_id}]  {h.score:.3f} "
-                f"(dense {h.parts.dense:.3f}, lexical {h.parts.lexical:.2f})"
-            )
+            print(f"      - {h.title} [{h.capability_id}]  {h.label}")
 
 
 def _print_capability_hits(engine, hits) -> None:
@@ -268,7 +287,7 @@ def _print_capability_hits(engine, hits) -> None:
         partner = engine.partners.get(h.partner_id)
         print(
             f"{i:>3}. {h.title} [{h.capability_id}] - {partner.name if partner else h.partner_id}  "
-            f"score {h.score:.3f} (dense {h.parts.dense:.3f}, lexical {h.parts.lexical:.2f})"
+            f"fit {h.fit:.0%} ({h.label})"
         )
         if h.shared_terms:
             print(f"      shared terms: {', '.join(h.shared_terms)}")
@@ -290,9 +309,8 @@ def cmd_search(args) -> int:
         return 0
     for h in hits:
         d = engine.demands[h.demand_id]
-        print(f"{h.rank:>3}. {h.title} [{h.demand_id}] {d.industry} {d.region}  score {h.score:.3f}")
-        if h.shared_terms:
-            print(f"      shared terms: {', '.join(h.shared_terms)}")
+        print(f"{h.rank:>3}. {h.title} [{h.demand_id}] {d.industry} {d.region}  fit {h.fit:.0%} ({h.label})")
+        print(f"      {h.reason}")
     return 0
 
 
@@ -346,12 +364,17 @@ def cmd_evaluate(args) -> int:
         params.fusion = replace(params.fusion, method=args.fusion)
     if args.aggregation:
         params.aggregation = replace(params.aggregation, method=args.aggregation)
+    from matcher.errors import UnknownNameError
+    from matcher.evaluate import REVERSE_METHODS, evaluate_reverse
+
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     for m in methods:
         if m not in METHODS:
-            from matcher.errors import UnknownNameError
-
             raise UnknownNameError("method", m, list(METHODS))
+    reverse_methods = [m.strip() for m in args.reverse_methods.split(",") if m.strip()]
+    for m in reverse_methods:
+        if m not in REVERSE_METHODS:
+            raise UnknownNameError("reverse method", m, list(REVERSE_METHODS))
     bars: dict[str, object] = {}
 
     def progress(label: str, done: int, total: int) -> None:
@@ -359,17 +382,22 @@ def cmd_evaluate(args) -> int:
         bar.update(done - bar.n)
 
     encoder = open_encoder(args.model, max_seq_length=args.max_seq_length)
-    results = evaluate_task(task, encoder, params=params, methods=methods, progress=progress)
+    results, reverse = [], []
+    if args.direction in ("forward", "both"):
+        results = evaluate_task(task, encoder, params=params, methods=methods, progress=progress)
+    if args.direction in ("reverse", "both"):
+        reverse = evaluate_reverse(task, encoder, params=params, methods=reverse_methods, progress=progress)
     for bar in bars.values():
         bar.close()
     if args.json:
-        for r in results:
+        for direction, r in [("forward", r) for r in results] + [("reverse", r) for r in reverse]:
             print(
                 json.dumps(
                     {
                         "task": task.name,
                         "level": task.level,
                         "model": encoder.name,
+                        "direction": direction,
                         "method": r.method,
                         **{k: round(v, 4) for k, v in r.metrics.items()},
                         "seconds": round(r.seconds, 2),
@@ -382,11 +410,61 @@ def cmd_evaluate(args) -> int:
         f"task {task.name} ({task.level} level, {n_judged} judged demands, {len(task.capabilities)} capabilities), "
         f"model {encoder.name}"
     )
-    print(f"{'method':<10}" + "".join(f"{m:>12}" for m in ("nDCG@10", "MRR", "Recall@10", "acc@1")))
-    for r in results:
-        print(
-            f"{r.method:<10}" + "".join(f"{r.metrics[m]:>12.4f}" for m in ("ndcg@10", "mrr", "recall@10", "accuracy@1"))
-        )
+    columns = ("nDCG@10", "MRR", "Recall@10", "acc@1")
+    keys = ("ndcg@10", "mrr", "recall@10", "accuracy@1")
+    if results:
+        print(f"{'method':<10}" + "".join(f"{m:>12}" for m in columns))
+        for r in results:
+            print(f"{r.method:<10}" + "".join(f"{r.metrics[m]:>12.4f}" for m in keys))
+    if reverse:
+        graded = max((g for j in task.qrels.values() for g in j.values()), default=1) > 1
+        n_targets = len({t for j in task.qrels.values() for t in j})
+        print(f"reverse: each of {n_targets} judged {task.level}s ranks the {n_judged} demands")
+        print(f"{'method':<10}" + "".join(f"{m:>12}" for m in columns) + (f"{'wrong':>12}" if graded else ""))
+        for r in reverse:
+            wrong = f"{r.metrics['wrong_order']:>12.4f}" if graded else ""
+            print(f"{r.method:<10}" + "".join(f"{r.metrics[m]:>12.4f}" for m in keys) + wrong)
+    return 0
+
+
+def cmd_calibrate(args) -> int:
+    from matcher.calibrate import cross_validate, fit_on_task, judged_pairs
+    from matcher.errors import InputError
+    from matcher.io import load_task
+    from matcher.retrieval.calibration import FitCalibrator, default_calibrator
+    from matcher.retrieval.encoders import open_encoder
+    from matcher.retrieval.engine import MatchEngine
+
+    task = load_task(args.task)
+    if not task.qrels:
+        raise InputError("task has no judgements (qrels.tsv): nothing to calibrate on", file=str(args.task))
+    fixed = FitCalibrator.load(args.check) if args.check else None
+    engine = MatchEngine(open_encoder(args.model), calibrator=fixed or default_calibrator())
+    bar = _progress("encode capabilities", len(task.capabilities))
+    engine.upsert_capabilities(task.capabilities, bar.update)
+    bar.close()
+    pairs = judged_pairs(engine, task)
+    n_pairs = pairs.grades.size
+    report = cross_validate(engine, task, folds=args.folds, pairs=pairs, fixed=fixed)
+    how = f"calibration {args.check}" if fixed else f"{args.folds}-fold cross-validation over demands"
+    print(f"task {task.name}: {len(pairs.demand_ids)} judged demands x {len(pairs.target_ids)} {task.level}s "
+          f"= {n_pairs} pairs, {int(report.relevant.sum())} relevant; {how}")
+    print(f"ECE (held-out fits): all pairs {report.ece_all:.4f}, judged pairs {report.ece_judged:.4f}, "
+          f"each demand's 10 best {report.ece_top10:.4f}")
+    print(f"{'fit bin':<10}{'mean fit':>10}{'relevant':>10}{'pairs':>8}")
+    for centre, mean_fit, share, n in report.table:
+        print(f"{centre - 0.05:.1f}-{centre + 0.05:.1f}   {mean_fit:>10.3f}{share:>10.3f}{n:>8}")
+    print(f"no suitable partner flag: {report.flagged} flagged, {report.without_relevant} demands without a "
+          f"relevant {task.level}; precision {report.flag_precision:.3f}, recall {report.flag_recall:.3f}")
+    if fixed is None:
+        cal = fit_on_task(engine, task, pairs=pairs)
+        t = cal.thresholds_
+        terms = " + ".join(f"{c:.3f}*{f}" for c, f in zip(cal.coef_, [*cal.features, "support"]))
+        print(f"fitted on all: logit = {terms}"
+              f" {cal.intercept_:+.3f}; strong >= {t.strong:.2f}, possible >= {t.possible:.2f}")
+        if args.out:
+            cal.save(args.out)
+            print(f"wrote {args.out}")
     return 0
 
 

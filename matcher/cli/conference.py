@@ -45,7 +45,8 @@ def add_conference_parser(
     ac.add_argument("--capacity", type=int, default=3, help="meetings per partner (%(default)s)")
     ac.add_argument("--min-per-demand", type=int, default=1, help="soft minimum (%(default)s)")
     ac.add_argument("--max-per-demand", type=int, default=3, help="maximum (%(default)s)")
-    ac.add_argument("--min-score", type=float, help="no meeting below this score")
+    ac.add_argument("--min-score", type=float,
+                    help="no meeting below this fit (default: the calibration's 'possible' threshold; 0 for none)")
     ac.add_argument(
         "--exclude",
         type=Path,
@@ -103,7 +104,7 @@ def run_conference_command(
 
     from matcher.conference.assign import AssignmentConstraints, assign
     from matcher.conference.outputs import write_outputs
-    from matcher.conference.run import candidate_table, rank_batch
+    from matcher.conference.run import candidate_table, default_floor, rank_batch
     from matcher.conference.schedule import make_slots, schedule_meetings
 
     stream = stream or sys.stdout
@@ -115,7 +116,7 @@ def run_conference_command(
         capacity=args.capacity,
         min_per_demand=args.min_per_demand,
         max_per_demand=args.max_per_demand,
-        min_score=args.min_score,
+        min_score=default_floor() if args.min_score is None else args.min_score,
         exclusions=frozenset(exclusions),
         exclusion_rules=tuple(rules),
         pins=tuple(_pairs(args.pin)) if args.pin else (),

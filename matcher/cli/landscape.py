@@ -44,8 +44,9 @@ def add_landscape_parser(subparsers: Any) -> argparse.ArgumentParser:
     an.add_argument(
         "--score",
         default="auto",
-        choices=("auto", "dense", "centred", "lexical", "hybrid", "fused"),
-        help="which partner score the threshold applies to (auto: the calibrated choice)",
+        choices=("auto", "fit", "dense", "centred", "lexical", "hybrid", "fused"),
+        help="which partner score the threshold applies to (auto: the calibrated fit, with its 'possible' "
+        "threshold, or the best cut on the task's judgements)",
     )
     an.add_argument("--seed", type=int, default=0)
     out = sp.add_argument_group("output")
@@ -94,10 +95,10 @@ def run_landscape_command(args: argparse.Namespace, *, stream: TextIO | None = N
             calibration = calibrate_threshold(engine, task, kinds=(kind,) if kind else SCORE_KINDS)
         else:
             if kind is None:
-                kind = next((k for m, k in CALIBRATED_THRESHOLDS if m == encoder.name), "dense")
+                kind = next((k for m, k in CALIBRATED_THRESHOLDS if m == encoder.name), "fit")
             threshold = default_threshold(encoder.name, kind)
     elif kind is None:
-        kind = next((k for m, k in CALIBRATED_THRESHOLDS if m == encoder.name), "dense")
+        kind = next((k for m, k in CALIBRATED_THRESHOLDS if m == encoder.name), "fit")
     land = build_landscape(
         engine,
         threshold=threshold,

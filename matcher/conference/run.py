@@ -18,13 +18,14 @@ from typing import Any
 from matcher.errors import InputError
 from matcher.fsutil import atomic_bytes, atomic_text
 from matcher.records import Demand
+from matcher.retrieval.calibration import default_calibrator
 from matcher.retrieval.results import CapabilityHit, PartnerMatch, ScoreParts
 from matcher.sheets import safe_cell  # noqa: F401  (re-exported: part of this module's API)
 
 RankFn = Callable[[list[Demand]], Mapping[str, Sequence[PartnerMatch]]]
 ProgressFn = Callable[[int, int], None]
 CHECKPOINT_FORMAT = "techmatch-rank-checkpoint"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: matches carry their calibrated fit
 
 
 # ---------------------------------------------------------------------------- batch ranking
@@ -73,9 +74,17 @@ def rank_batch(
     return {i: done[i] for i in ids}
 
 
+def default_floor() -> float:
+    """The default quality floor of an assignment: the fit from which a pair is a "possible"
+    match under the calibration in use (no meeting is proposed with a partner judged weak)."""
+    return default_calibrator().thresholds_.possible
+
+
 def candidate_table(ranked: Mapping[str, Sequence[PartnerMatch]]) -> list[tuple[str, str, float]]:
-    """``(demand_id, partner_id, score)`` rows for :func:`matcher.conference.assign.assign`."""
-    return [(d, m.partner_id, m.score) for d, ms in ranked.items() for m in ms]
+    """``(demand_id, partner_id, fit)`` rows for :func:`matcher.conference.assign.assign`: the
+    calibrated fit, so the objective is the expected number of meetings staff would judge
+    relevant, comparable across demands (a fused score is relative to its own demand)."""
+    return [(d, m.partner_id, m.fit) for d, ms in ranked.items() for m in ms]
 
 
 def match_to_json(m: PartnerMatch) -> dict[str, Any]:

@@ -167,7 +167,7 @@ def build_landscape(
     if calibration is not None:
         kind = kind or calibration.kind
         threshold = calibration.threshold if threshold is None else threshold
-    kind = kind or "dense"
+    kind = kind or "fit"
     if threshold is None:
         threshold = default_threshold(engine.encoder.name, kind)
     ids = [d.id for d in demands]

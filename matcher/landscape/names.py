@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from matcher.errors import MatcherError
-from matcher.retrieval.text import Tokenizer, guess_language
+from matcher.retrieval.text import REASON_STOP, UNIT_STOP, Tokenizer, guess_language
 
 # Words of the demand form itself (how to cooperate, what is wanted), never a topic's name.
 NAME_STOP = frozenset(
@@ -117,7 +117,8 @@ def _promote(term: str, cdf: Counter) -> str:
 
 
 def _is_name_term(t: str) -> bool:
-    return len(t) > 1 and not t.replace(".", "").isdigit() and t not in NAME_STOP
+    return (len(t) > 1 and not t.replace(".", "").isdigit() and t not in NAME_STOP and t not in REASON_STOP
+            and t not in UNIT_STOP)
 
 
 def _in_script(term: str, lang: str) -> bool:

@@ -78,6 +78,24 @@ class Candidates:
         return (self.dense - self.offset) / (self.scale if self.scale is not None else 1.0)
 
 
+@dataclass(frozen=True)
+class PairScores:
+    """Raw scores of every (query, row) pair of a block; arrays are (n_queries, n_rows).
+
+    Nothing here depends on which other rows are scored, filtered or shown: the parts of a
+    calibrated fit (see `calibration`)."""
+
+    dense: NDArray[np.float64]  # cosine similarity
+    lexical: NDArray[np.float32]  # raw BM25
+    lexical_scale: NDArray[np.float32]  # (n_queries,) the query's maximum attainable BM25
+    offset: NDArray[np.float64]  # the query's mean cosine over the row's language (0 if not centred)
+    scale: NDArray[np.float64]  # and their spread (1 if not centred)
+
+    @property
+    def centred(self) -> NDArray[np.float32]:
+        return (self.dense - self.offset) / self.scale
+
+
 class Collection:
     def __init__(self, dim: int, index: IndexParams | None = None, center_languages: bool = True) -> None:
         self.dim = dim
@@ -170,14 +188,14 @@ class Collection:
                     table.pop(lang, None)
         self._lang_cache = None  # languages changed: recompute stats and row index on next search
 
-    def language_stats(self) -> LanguageStats | None:
+    def language_stats(self, always: bool = False) -> LanguageStats | None:
         """Mean vector, covariance and size of each language among the live rows.
 
         Covariances of small languages are shrunk towards the pooled within-language
         covariance with LANGUAGE_PRIOR_ROWS pseudo-rows (shrinking towards the covariance of
         all rows would add the between-language spread and undo the correction)."""
         names = sorted(self._lang_count)
-        if not names or not self.center_languages:
+        if not names or not (self.center_languages or always):
             return None
         counts = np.array([self._lang_count[n] for n in names], dtype=np.float64)
         means = np.stack([self._lang_sum[n] for n in names]) / counts[:, None]
@@ -266,6 +284,70 @@ class Collection:
             )
         return out
 
+    def pair_scores(
+        self, qvecs: NDArray[np.float32], qmat: sp.csr_matrix, rows: NDArray[np.int64]
+    ) -> PairScores:
+        """Scores of each query against the given rows (live or not), computed the same way as
+        `candidates` computes them, so a pair scores the same whichever way it is reached.
+
+        qvecs: (nq, dim) query vectors; qmat: `bm25.query_matrix(qtokens)`; rows: (nr,)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        qvecs = np.asarray(qvecs, dtype=np.float32)
+        # float64: a pair's cosine must not move in the last bits with the shape of the block
+        # (float32 BLAS sums in block-dependent order), or a filter could move its fit
+        dense = qvecs.astype(np.float64) @ self._vectors[rows].T.astype(np.float64)
+        lexical = self.bm25.score_rows(qmat, rows) if len(rows) else np.zeros((len(qvecs), 0), np.float32)
+        scale_q = self.bm25.max_scores([], qmat)
+        stats, lang_idx = self._language_state(always=True)
+        offset, spread = self.language_offsets(qvecs, dense, lang_idx[rows] if len(rows) else lang_idx[:0], stats)
+        return PairScores(dense, lexical, np.where(scale_q > 0, scale_q, 1.0).astype(np.float32), offset, spread)
+
+    def external_pair_scores(
+        self, qvecs: NDArray[np.float32], qmat: sp.csr_matrix, vector: NDArray[np.float32], tokens: Sequence[str],
+        language: str,
+    ) -> PairScores:
+        """`pair_scores` of queries against one text that is not in the collection (e.g. a text an
+        institute typed), scored as if it were one more row in `language`."""
+        qvecs = np.asarray(qvecs, dtype=np.float32)
+        dense = (qvecs.astype(np.float64) @ np.asarray(vector, np.float64))[:, None]
+        lexical = np.asarray((qmat @ self.bm25.document_weights(tokens).T).todense(), dtype=np.float32).reshape(-1, 1)
+        scale_q = self.bm25.max_scores([], qmat)
+        stats, _ = self._language_state(always=True)
+        lang = np.array([stats.names.index(language) if stats and language in stats.names else -1], dtype=np.int64)
+        offset, spread = self.language_offsets(qvecs, dense, lang, stats, leave_out=False)
+        return PairScores(dense, lexical, np.where(scale_q > 0, scale_q, 1.0).astype(np.float32), offset, spread)
+
+    @staticmethod
+    def language_offsets(
+        qvecs: NDArray[np.float32],
+        dense: NDArray[np.float32],
+        row_langs: NDArray[np.int64],
+        stats: LanguageStats | None,
+        leave_out: bool = True,
+    ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        """(nq, nr) offsets and spreads of `LanguageStats.offsets_and_scales` for many queries at
+        once; a row of unknown language (-1) is compared with all rows."""
+        shape = dense.shape
+        if stats is None:
+            return np.zeros(shape), np.ones(shape)
+        qvecs = np.asarray(qvecs, np.float64)  # per-query sums in one precision, whatever the block
+        covs = stats.covs.astype(np.float64)
+        mean_cos = qvecs @ stats.means.T.astype(np.float64)  # (nq, n_languages)
+        spread = np.sqrt(np.maximum(np.stack([((qvecs @ c) * qvecs).sum(axis=1) for c in covs], axis=1), 1e-8))
+        overall = qvecs @ stats.overall_mean.astype(np.float64)  # (nq,)
+        known = row_langs >= 0
+        li = np.where(known, row_langs, 0)
+        n = np.where(known, stats.counts[li], 0.0)[None, :]
+        base = mean_cos[:, li]
+        if leave_out:
+            loo = np.where(n > 1, (n * base - dense) / np.maximum(n - 1, 1), overall[:, None])
+        else:
+            loo = np.where(n > 0, base, overall[:, None])
+        loo = np.where(known[None, :], loo, overall[:, None])
+        pooled = np.sqrt(np.maximum(((qvecs @ covs.mean(axis=0)) * qvecs).sum(axis=1), 1e-8))
+        spreads = np.where(known[None, :], spread[:, li], pooled[:, None])
+        return loo, spreads
+
     def _lexical_rows(
         self, qmat: sp.csr_matrix, mask: NDArray[np.bool_] | None
     ) -> list[tuple[NDArray[np.int64], NDArray[np.float32]]]:
@@ -283,9 +365,13 @@ class Collection:
         bounds = zip(lex.indptr[:-1], lex.indptr[1:])
         return [(lex.indices[start:end].astype(np.int64), lex.data[start:end]) for start, end in bounds]
 
-    def _language_state(self) -> tuple[LanguageStats | None, NDArray[np.int64]]:
+    def _language_state(self, always: bool = False) -> tuple[LanguageStats | None, NDArray[np.int64]]:
         """`language_stats()` and the row language index, cached until the rows change (both
-        cost O(n_rows) or O(dim^2) per call, too much to redo for every query)."""
+        cost O(n_rows) or O(dim^2) per call, too much to redo for every query). always: the
+        statistics even when ranking does not centre (the fit's features always do)."""
+        if always and not self.center_languages:
+            stats = self.language_stats(always=True)
+            return stats, self._language_index(stats.names if stats else [])
         cache = self._lang_cache
         if cache is None or cache[0] != self.center_languages:
             stats = self.language_stats()

@@ -3,8 +3,15 @@
     engine = MatchEngine(open_encoder()).fit(capabilities, demands, partners)
     engine.match_partners(demand_or_text, k=10)      -> list[PartnerMatch]
     engine.match_capabilities(demand_or_text, k=10)  -> list[CapabilityHit]
+    engine.match_report(demand_or_text, k=10)        -> PartnerReport (matches, best fit, suitable?)
     engine.search_demands(text, k=10)                -> list[DemandHit]
     engine.demands_for_partner(partner_id, k=10)     -> list[DemandHit]
+
+Every result carries its fit (`calibration`): the probability that staff would judge the pair
+relevant, computed with the demand as the query and the capability as the document whichever
+way the pair is reached, over all of a partner's capabilities, so no filter, page, k or
+direction changes it. Demand-to-partner and text-to-demand lists are ordered by the fused
+score (what ranks best there, see `evaluate`); partner-to-demand lists by the fit.
 
 Records can be added, replaced and removed one at a time (`upsert_*`, `remove_*`); nothing
 needs a rebuild. `save`/`load` persist everything derived; the records stay the source.
@@ -20,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from matcher.errors import MatcherError, NotFoundError
@@ -32,7 +40,8 @@ from matcher.records import (
     read_records,
     write_records,
 )
-from matcher.retrieval.collection import Candidates, Collection
+from matcher.retrieval.calibration import FitCalibrator, default_calibrator, features_of, pair_features
+from matcher.retrieval.collection import Candidates, Collection, PairScores
 from matcher.retrieval.index import IndexParams
 from matcher.retrieval.rank import (
     AggregationParams,
@@ -42,9 +51,9 @@ from matcher.retrieval.rank import (
     fuse,
     merge_terms,
     top_k,
-    top_rows_of_partner,
 )
-from matcher.retrieval.results import CapabilityHit, DemandHit, PartnerMatch, ScoreParts
+from matcher.retrieval.reasons import demand_reason, partner_reason
+from matcher.retrieval.results import CapabilityHit, DemandHit, PartnerMatch, PartnerReport, ScoreParts
 from matcher.retrieval.text import Tokenizer, guess_language, shared_terms
 
 Query = Demand | str
@@ -86,13 +95,22 @@ class EngineParams:
 
 class MatchEngine:
     def __init__(
-        self, encoder, params: EngineParams | None = None, tokenizer: Callable[[str], list[str]] | None = None
+        self,
+        encoder,
+        params: EngineParams | None = None,
+        tokenizer: Callable[[str], list[str]] | None = None,
+        calibrator: FitCalibrator | None = None,
     ):
         self.encoder = encoder
         self.params = params or EngineParams()
+        self.calibrator = calibrator or default_calibrator()
+        self._demand_queries: dict[str, tuple[str, NDArray[np.float32]]] = {}  # id -> (text, query vector)
+        self._demand_rows: dict[str, tuple[str, sp.csr_matrix]] = {}  # id -> (text, BM25 query row)
+        self._demand_rows_version: tuple | None = None
         self.tokenizer = tokenizer or Tokenizer()
         self._surface_tokenizer = Tokenizer(stem=False)
         self._surface_cache: dict[str, dict[str, str]] = {}  # query text -> surface map (read-only)
+        self._whole_cache: dict[str, frozenset[str]] = {}  # text -> its whole words (reasons)
         self.capabilities: dict[str, Capability] = {}
         self.demands: dict[str, Demand] = {}
         self.partners: dict[str, Partner] = {}
@@ -157,6 +175,8 @@ class MatchEngine:
         self._dems.remove(list(ids))
         for i in ids:
             del self.demands[i]
+            self._demand_queries.pop(i, None)
+            self._demand_rows.pop(i, None)
 
     def remove_partner(self, partner_id: str) -> None:
         """Removes the partner and all its capabilities."""
@@ -168,45 +188,85 @@ class MatchEngine:
 
     # -- demand (or text) to partners and capabilities -------------------------------------
     def match_partners(self, query: Query, *, k: int = 10, filters: Filters | None = None) -> list[PartnerMatch]:
-        """Ranked partners with their best capabilities, shared terms and score parts."""
+        """Ranked partners with their fit, best capabilities, shared terms and score parts."""
+        return self.match_report(query, k=k, filters=filters).matches
+
+    def match_report(self, query: Query, *, k: int = 10, filters: Filters | None = None) -> PartnerReport:
+        """`match_partners` plus whether any partner the filters allow reaches "possible".
+
+        Exactly k partners (or all the filters allow, when fewer): those with a candidate
+        capability in fused order, then the rest by fit."""
         _check_k(k)
         (qvec,), (qtok,) = self._encode_queries([query])
         cand, fused = self._fused_capabilities(qvec, qtok, filters)
         partners, scores = aggregate(fused, self._partner_of_row, self.params.aggregation)
+        ranked = [int(p) for p in partners]
+        if len(ranked) < k:
+            seen = set(ranked)
+            ranked += [p for p in self._allowed_partners(filters) if p not in seen]
+        qmat = self._caps.bm25.query_matrix([qtok])
+        fits, feats, rows, cols = self._partner_fits(qvec[None, :], qmat, ranked)
+        fit_of = {p: float(fits[0, j]) for j, p in enumerate(ranked)}
+        n_scored = len(partners)
+        head = ranked[:n_scored]
+        tail = sorted(ranked[n_scored:], key=lambda p: (-fit_of[p], self._partner_ids[p]))
+        order = (head + tail)[:k]
+        score_of = {int(p): float(s) for p, s in zip(partners, scores)}
         surface = self._surface_map(query, qtok)
         weights = self._term_weights(qtok, self._caps)  # once per query, not once per evidence
+        allowed = self._capability_mask(filters)
+        at_candidate = {int(r): i for i, r in enumerate(fused.rows)}
+        col_of_partner = {p: cols[j] for j, p in enumerate(ranked)}
         out = []
-        for rank, (pnum, score) in enumerate(zip(partners[:k], scores[:k]), start=1):
-            pos = top_rows_of_partner(fused, self._partner_of_row, int(pnum), self.params.evidence)
-            hits = tuple(self._capability_hit(cand, fused, int(i), qtok, surface, weights) for i in pos)
-            pid = self._partner_ids[int(pnum)]
-            best = hits[0].parts
+        for rank, pnum in enumerate(order, start=1):
+            pcols = col_of_partner[pnum]
+            pcols = [c for c in pcols if allowed is None or allowed[rows[c]]] or list(pcols)
+            cap_fit = self.calibrator.capability_fit(feats[0, pcols])
+            best = [pcols[i] for i in np.argsort(-cap_fit, kind="stable")[: self.params.evidence]]
+            hits = tuple(
+                self._evidence_hit(int(rows[c]), feats[0, c], cand, fused, at_candidate.get(int(rows[c])), qtok,
+                                   surface, weights)
+                for c in best
+            )
+            pid = self._partner_ids[pnum]
+            fit = fit_of[pnum]
+            score = score_of.get(pnum, 0.0)
+            label = self.calibrator.label(fit)
+            terms = merge_terms([h.shared_terms for h in hits])
             out.append(
                 PartnerMatch(
                     partner_id=pid,
                     partner_name=self.partners[pid].name if pid in self.partners else pid,
-                    score=float(score),
+                    score=score,
                     rank=rank,
                     evidence=hits,
-                    shared_terms=merge_terms([h.shared_terms for h in hits]),
+                    shared_terms=terms,
                     components={
-                        "partner": float(score),
+                        "partner": score,
+                        "fit": fit,
                         "best_capability": hits[0].score,
-                        "support": float(score) - hits[0].score,
-                        "dense": best.dense,
-                        "lexical": best.lexical,
-                        "lexical_weight": best.lexical_weight,
+                        "support": score - hits[0].score if pnum in score_of else 0.0,
+                        "dense": hits[0].parts.dense,
+                        "lexical": hits[0].parts.lexical,
+                        "lexical_weight": hits[0].parts.lexical_weight,
                     },
+                    fit=fit,
+                    label=label,
+                    reason=partner_reason(label, hits[0].title, terms),
                 )
             )
-        return out
+        best_fit = max(fit_of.values(), default=0.0)
+        return PartnerReport(out, best_fit, best_fit >= self.calibrator.thresholds_.possible)
 
     def match_capabilities(self, query: Query, *, k: int = 10, filters: Filters | None = None) -> list[CapabilityHit]:
         _check_k(k)
         (qvec,), (qtok,) = self._encode_queries([query])
         cand, fused = self._fused_capabilities(qvec, qtok, filters)
         surface, weights = self._surface_map(query, qtok), self._term_weights(qtok, self._caps)
-        return [self._capability_hit(cand, fused, int(i), qtok, surface, weights) for i in top_k(fused.score, k)]
+        top = top_k(fused.score, k)
+        ps = self._caps.pair_scores(qvec[None, :], self._caps.bm25.query_matrix([qtok]), fused.rows[top])
+        fits = self.calibrator.capability_fit(features_of(ps))[0] if len(top) else []
+        return [self._capability_hit(cand, fused, int(i), qtok, surface, weights, float(f)) for i, f in zip(top, fits)]
 
     def rank_partners_batch(
         self, queries: Sequence[Query], *, k: int = 10, filters: Filters | None = None, progress: Progress | None = None
@@ -226,6 +286,61 @@ class MatchEngine:
         out = []
         for fused in self.fused_batch(queries, filters=filters, progress=progress):
             out.append([(self._caps.ids[int(fused.rows[i])], float(fused.score[i])) for i in top_k(fused.score, k)])
+        return out
+
+    def ranked_targets_batch(
+        self,
+        queries: Sequence[Query],
+        *,
+        k: int = 10,
+        level: str = "partner",
+        filters: Filters | None = None,
+        progress: Progress | None = None,
+    ) -> list[list[tuple[str, float, float]]]:
+        """(target_id, score, fit) for many queries, no reasons: exactly k targets each (all the
+        filters allow when fewer), those among the candidates by fused score, then the rest by
+        fit. Partners' fits are over all their capabilities, as everywhere."""
+        _check_k(k)
+        if level not in ("partner", "capability"):
+            raise MatcherError(f"level must be 'partner' or 'capability', got {level!r}")
+        qvecs, qtoks = self._encode_queries(queries, progress)
+        allowed = self._capability_mask(filters)
+        allowed_partners = self._allowed_partners(filters) if level == "partner" else []
+        allowed_rows = np.flatnonzero(self._caps.alive & (allowed if allowed is not None else True))
+        out: list[list[tuple[str, float, float]]] = []
+        for start in range(0, len(qtoks), 256):
+            block_v, block_t = qvecs[start : start + 256], qtoks[start : start + 256]
+            cands = self._caps.candidates(block_v, block_t, depth=self.params.fusion.depth, allowed=allowed)
+            for qv, qt, cand in zip(block_v, block_t, cands):
+                fused = fuse(cand, self.params.fusion)
+                qmat = self._caps.bm25.query_matrix([qt])
+                if level == "partner":
+                    partners, scores = aggregate(fused, self._partner_of_row, self.params.aggregation)
+                    ranked = [int(p) for p in partners]
+                    head = ranked[:k]
+                    tail: list[int] = []
+                    if len(head) < k:
+                        seen = set(ranked)
+                        tail = [p for p in allowed_partners if p not in seen]
+                    fits, *_ = self._partner_fits(qv[None, :], qmat, head + tail)
+                    fit_of = dict(zip(head + tail, fits[0]))
+                    tail = sorted(tail, key=lambda p: (-fit_of[p], self._partner_ids[p]))[: k - len(head)]
+                    score_of = dict(zip(head, scores[: len(head)]))
+                    out.append([(self._partner_ids[p], float(score_of.get(p, 0.0)), float(fit_of[p]))
+                                for p in head + tail])
+                else:
+                    top = top_k(fused.score, k)
+                    rows = [int(fused.rows[i]) for i in top]
+                    score_of = {int(fused.rows[i]): float(fused.score[i]) for i in top}
+                    if len(rows) < k:
+                        seen = set(int(r) for r in fused.rows)
+                        rows += [int(r) for r in allowed_rows if int(r) not in seen]
+                    fit = self.calibrator.capability_fit(features_of(self._caps.pair_scores(qv[None, :], qmat,
+                                                                                            np.array(rows))))[0]
+                    head = [(r, f) for r, f in zip(rows, fit) if r in score_of]
+                    rest = sorted(((r, f) for r, f in zip(rows, fit) if r not in score_of),
+                                  key=lambda x: (-x[1], self._caps.ids[x[0]]))[: k - len(head)]
+                    out.append([(self._caps.ids[r], score_of.get(r, 0.0), float(f)) for r, f in head + rest])
         return out
 
     def match_partners_batch(self, demands: Sequence[Demand], *, k: int = 10) -> dict[str, list[PartnerMatch]]:
@@ -270,43 +385,76 @@ class MatchEngine:
 
     # -- text or partner to demands --------------------------------------------------------
     def search_demands(self, query: str, *, k: int = 10, filters: Filters | None = None) -> list[DemandHit]:
-        """Demands relevant to a free text (e.g. what an institute can do)."""
+        """Demands relevant to a free text (e.g. what an institute can do), in fused order, each
+        with its fit (the text scored as one more capability, the demand as the query)."""
         _check_k(k)
-        (qvec,), (qtok,) = self._encode_queries([query])
-        return self._demand_hits(qvec, qtok, k, filters, self._surface_map(query, qtok))
+        if not str(query).strip():
+            raise MatcherError("empty query text")
+        text = str(query)
+        # Ordered as before (the text as a query over the demands, fused): a typed text's own
+        # words may be unknown to the capabilities' vocabulary, which the fit's lexical part
+        # uses, so the fit alone would miss a demand that shares only such words. Each hit
+        # shows its fit.
+        (tvec,), (ttok,) = self._encode_queries([text])
+        (cand,) = self._dems.candidates(tvec[None, :], [ttok], depth=self.params.fusion.depth,
+                                        allowed=self._demand_mask(filters))
+        fused = fuse(cand, self.params.fusion)
+        dids = [self._dems.ids[int(fused.rows[i])] for i in top_k(fused.score, k)]
+        qvecs, qmat = self._demand_query_block(dids)
+        vector = np.asarray(self.encoder.encode_documents([text]), dtype=np.float32)[0]
+        tokens = self.tokenizer(text)
+        ps = self._caps.external_pair_scores(qvecs, qmat, vector, tokens, guess_language(text))
+        fits = self.calibrator.capability_fit(features_of(ps))[:, 0] if len(dids) else np.zeros(0)
+        surface = self._surface_map(text, tokens)
+        weights = self._term_weights(tokens, self._dems)
+        out = []
+        for rank, i in enumerate(range(len(dids)), start=1):
+            did = dids[i]
+            terms = self._display_terms(tokens, self._dems.tokens[self._dems.row_of[did]], surface, self._dems, weights,
+                                        self.demands[did].full_text)
+            out.append(self._demand_hit(did, rank, float(fits[i]), _pair_parts(ps, i, 0), terms, ""))
+        return out
 
     def demands_for_partner(self, partner_id: str, *, k: int = 10, filters: Filters | None = None) -> list[DemandHit]:
-        """Demands relevant to a partner's whole capability profile.
+        """Demands relevant to a partner, best fit first.
 
-        The profile vector is the normalised mean of the partner's capability embeddings
-        (already computed, so this encodes nothing); its terms are all its capabilities' terms."""
+        A partner's profile is its capabilities, not their average: each demand is judged
+        against every capability, and the partner's fit takes the best one plus support (so a
+        partner with unrelated lines finds demands for each of them)."""
         _check_k(k)
-        caps = [c for c in self.capabilities.values() if c.partner_id == partner_id]
-        if not caps:
+        pnum = self._partner_num.get(partner_id)
+        rows = self._partner_rows().get(pnum, np.zeros(0, np.int64)) if pnum is not None else np.zeros(0, np.int64)
+        if not len(rows):
             raise NotFoundError(f"partner '{partner_id}' has no capabilities")
-        vecs = np.stack([self._caps.vector(c.id) for c in caps])
-        qvec = vecs.mean(axis=0)
-        qvec = (qvec / max(np.linalg.norm(qvec), 1e-12)).astype(np.float32)
-        qtok = [t for c in caps for t in self._caps.tokens[self._caps.row_of[c.id]]]
-        surface: dict[str, str] = {}
-        for c in caps:
-            surface.update(self._surface_map(c.full_text))
-        return self._demand_hits(qvec, qtok, k, filters, surface)
-
-    def _demand_hits(self, qvec, qtok, k, filters, surface) -> list[DemandHit]:
-        allowed = self._demand_mask(filters)
-        (cand,) = self._dems.candidates(qvec[None, :], [qtok], depth=self.params.fusion.depth, allowed=allowed)
-        fused = fuse(cand, self.params.fusion)
-        weights = self._term_weights(qtok, self._dems)
+        dids = self._allowed_demands(filters)
+        qvecs, qmat = self._demand_query_block(dids)
+        fits, feats, rows, _ = self._partner_fits(qvecs, qmat, [pnum])
+        fits = fits[:, 0]
+        cap_logit = self.calibrator.capability_logit(feats) if len(dids) else np.zeros((0, len(rows)))
+        ps = self._caps.pair_scores(qvecs, qmat, rows)
         out = []
-        for rank, i in enumerate(top_k(fused.score, k), start=1):
-            row = int(fused.rows[i])
-            did = self._dems.ids[row]
-            terms = self._display_terms(qtok, self._dems.tokens[row], surface, self._dems, weights)
-            out.append(
-                DemandHit(did, self.demands[did].title, float(fused.score[i]), rank, _parts(cand, fused, i), terms)
-            )
+        for rank, i in enumerate(_best_first(fits, dids, k), start=1):
+            did = dids[i]
+            c = int(np.argmax(cap_logit[i]))
+            row = int(rows[c])
+            drow = self._dems.row_of[did]
+            dtok = self._dems.tokens[drow]
+            surface = self._surface_map(self.capabilities[self._caps.ids[row]].full_text)
+            weights = self._term_weights(self._caps.tokens[row], self._dems)
+            terms = self._display_terms(self._caps.tokens[row], dtok, surface, self._dems, weights,
+                                        self.demands[did].full_text)
+            out.append(self._demand_hit(did, rank, float(fits[i]), _pair_parts(ps, i, c), terms, self._caps.ids[row]))
         return out
+
+    def _demand_hit(self, did: str, rank: int, fit: float, parts: ScoreParts, terms, capability_id: str) -> DemandHit:
+        label = self.calibrator.label(fit)
+        cap_title = self.capabilities[capability_id].title if capability_id else ""
+        return DemandHit(did, self.demands[did].title, fit, rank, parts, terms, fit, label, capability_id,
+                         demand_reason(label, cap_title, terms))
+
+    def _allowed_demands(self, filters: Filters | None) -> list[str]:
+        mask = self._demand_mask(filters)
+        return [did for did, row in self._dems.row_of.items() if mask is None or mask[row]]
 
     # -- internals -------------------------------------------------------------------------
     def _encode_queries(self, queries: Sequence[Query], progress: Progress | None = None):
@@ -331,12 +479,133 @@ class MatchEngine:
         )
         return cand, fuse(cand, self.params.fusion)
 
-    def _capability_hit(self, cand: Candidates, fused: Fused, i: int, qtok, surface, weights=None) -> CapabilityHit:
+    def _capability_hit(self, cand: Candidates, fused: Fused, i: int, qtok, surface, weights=None,
+                        fit: float | None = None) -> CapabilityHit:
+        """fit: the pair's fit from `pair_scores` (the reference); else from the candidate's scores
+        (equal up to float32 rounding)."""
         row = int(fused.rows[i])
         cid = self._caps.ids[row]
         cap = self.capabilities[cid]
-        terms = self._display_terms(qtok, self._caps.tokens[row], surface, self._caps, weights)
-        return CapabilityHit(cid, cap.partner_id, cap.title, float(fused.score[i]), _parts(cand, fused, i), terms)
+        terms = self._display_terms(qtok, self._caps.tokens[row], surface, self._caps, weights, cap.full_text)
+        if fit is None:
+            feats = pair_features(cand.dense[i], cand.centred[i], cand.lexical[i], cand.lexical_scale)
+            fit = float(self.calibrator.capability_fit(feats))
+        return CapabilityHit(cid, cap.partner_id, cap.title, float(fused.score[i]), _parts(cand, fused, i), terms,
+                             fit, self.calibrator.label(fit))
+
+    def _evidence_hit(self, row: int, feats, cand: Candidates, fused: Fused, i: int | None, qtok, surface,
+                      weights) -> CapabilityHit:
+        """A partner's capability shown as a reason: score parts from the candidates when it is one
+        of them, else from its pair scores (fused 0: it was not among the query's candidates)."""
+        if i is not None:
+            return self._capability_hit(cand, fused, i, qtok, surface, weights,
+                                        float(self.calibrator.capability_fit(feats)))
+        cid = self._caps.ids[row]
+        cap = self.capabilities[cid]
+        terms = self._display_terms(qtok, self._caps.tokens[row], surface, self._caps, weights, cap.full_text)
+        fit = float(self.calibrator.capability_fit(feats))
+        parts = ScoreParts(dense=float(feats[0]), lexical=float(cand.lexical_scale * feats[2]), dense_norm=0.0,
+                           lexical_norm=0.0, lexical_weight=0.0, fused=0.0)
+        return CapabilityHit(cid, cap.partner_id, cap.title, 0.0, parts, terms, fit, self.calibrator.label(fit))
+
+    # -- the fit ---------------------------------------------------------------------------
+    def _partner_rows(self) -> dict[int, NDArray[np.int64]]:
+        """Live capability rows of every partner number (rebuilt after any edit)."""
+        cache = getattr(self, "_rows_cache", None)
+        if cache is None or cache[0] is not self._partner_of_row or cache[1] != int(self._caps.alive.sum()):
+            live = np.flatnonzero(self._caps.alive[: len(self._partner_of_row)])
+            nums = self._partner_of_row[live]
+            order = np.argsort(nums, kind="stable")
+            live, nums = live[order], nums[order]
+            starts = np.flatnonzero(np.r_[True, nums[1:] != nums[:-1]]) if len(nums) else np.zeros(0, np.int64)
+            bounds = np.r_[starts, len(nums)]
+            groups = {int(nums[a]): live[a:b] for a, b in zip(bounds[:-1], bounds[1:])}
+            cache = self._rows_cache = (self._partner_of_row, int(self._caps.alive.sum()), groups)
+        return cache[2]
+
+    def _allowed_partners(self, filters: Filters | None) -> list[int]:
+        """Partner numbers with a live capability the filters allow."""
+        groups = self._partner_rows()
+        allowed = self._capability_mask(filters)
+        return [p for p, rows in groups.items() if allowed is None or bool(allowed[rows].any())]
+
+    def _partner_fits(self, qvecs, qmat, pnums: Sequence[int]):
+        """Fits of queries (demands or texts) against partners, over all their live capabilities.
+
+        Returns (fits (nq, len(pnums)), features (nq, n_rows, 3), rows (n_rows,), cols) where
+        cols[j] are the positions in rows of partner pnums[j]'s capabilities."""
+        groups = self._partner_rows()
+        parts = [groups.get(int(p), np.zeros(0, np.int64)) for p in pnums]
+        rows = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        bounds = np.cumsum([0, *map(len, parts)])
+        cols = [np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+        ps = self._caps.pair_scores(qvecs, qmat, rows)
+        feats = features_of(ps)
+        fits = self.calibrator.partner_fits(feats, cols) if cols else np.zeros((len(qvecs), 0))
+        return fits, feats, rows, cols
+
+    def pair_fit(self, demand_id: str, target_id: str) -> float:
+        """The fit of a stored demand with a partner or a capability (by id), straight from the
+        pair: the reference every list's fit must equal."""
+        if demand_id not in self.demands:
+            raise NotFoundError(f"unknown demand '{demand_id}'")
+        q, qmat = self._demand_query_block([demand_id])
+        if target_id in self._caps.row_of:
+            ps = self._caps.pair_scores(q, qmat, np.array([self._caps.row_of[target_id]]))
+            return float(self.calibrator.capability_fit(features_of(ps))[0, 0])
+        if target_id not in self._partner_num:
+            raise NotFoundError(f"unknown partner or capability '{target_id}'")
+        fits, *_ = self._partner_fits(q, qmat, [self._partner_num[target_id]])
+        return float(fits[0, 0])
+
+    def fits_against(
+        self, queries: Sequence[Query], targets: Sequence[str], *, level: str = "partner"
+    ) -> tuple[NDArray[np.float64], NDArray[np.float32], list[NDArray[np.intp]]]:
+        """Fits of every query against every target (partner ids, or capability ids at level
+        "capability"): what `evaluate` and `calibrate` need for whole judged sets.
+
+        Returns (fits (nq, nt), features (nq, n_rows, 3), cols) with cols[j] the feature
+        columns of target j (its capabilities)."""
+        qvecs, qtoks = self._encode_queries(queries) if len(queries) else (np.zeros((0, self.encoder.dim)), [])
+        qmat = self._caps.bm25.query_matrix(qtoks)
+        if level == "partner":
+            missing = [t for t in targets if t not in self._partner_num]
+            if missing:
+                raise NotFoundError(f"unknown partner(s): {', '.join(missing[:5])}")
+            fits, feats, _, cols = self._partner_fits(qvecs, qmat, [self._partner_num[t] for t in targets])
+            return fits, feats, cols
+        rows = np.array([self._caps.row_of[t] for t in targets], dtype=np.int64)
+        feats = features_of(self._caps.pair_scores(qvecs, qmat, rows))
+        return self.calibrator.capability_fit(feats), feats, [np.array([j]) for j in range(len(rows))]
+
+    def _demand_query_block(self, demand_ids: Sequence[str]):
+        """(query vectors (n, dim), BM25 query matrix over the capabilities) of stored demands:
+        the demand side of every pair, whichever way it is searched."""
+        texts = [self.demands[d].full_text for d in demand_ids]
+        missing = [i for i, (d, t) in enumerate(zip(demand_ids, texts))
+                   if d not in self._demand_queries or self._demand_queries[d][0] != t]
+        if missing:
+            vecs = np.asarray(self.encoder.encode_queries([texts[i] for i in missing]), dtype=np.float32)
+            for i, v in zip(missing, vecs):
+                self._demand_queries[demand_ids[i]] = (texts[i], v)
+        qvecs = (np.stack([self._demand_queries[d][1] for d in demand_ids]) if demand_ids
+                 else np.zeros((0, self.encoder.dim), np.float32))
+        # A demand's BM25 query row depends on its text and the capabilities' idf: kept until either
+        # changes, so searching demands does not re-read every demand's words on each request.
+        bm = self._caps.bm25
+        version = (id(bm), bm.n_docs_, len(bm.vocabulary_), bm.weights_.shape[0])
+        if self._demand_rows_version != version:
+            self._demand_rows.clear()
+            self._demand_rows_version = version
+        todo = [i for i, (d, t) in enumerate(zip(demand_ids, texts))
+                if d not in self._demand_rows or self._demand_rows[d][0] != t]
+        if todo:
+            fresh = bm.query_matrix([self._query_tokens(self.demands[demand_ids[i]], texts[i]) for i in todo])
+            for j, i in enumerate(todo):
+                self._demand_rows[demand_ids[i]] = (texts[i], fresh[j])
+        if not demand_ids:
+            return qvecs, bm.query_matrix([])
+        return qvecs, sp.vstack([self._demand_rows[d][1] for d in demand_ids], format="csr")
 
     def _term_weights(self, qtok, coll: Collection) -> dict[str, float]:
         """idf of each query term the collection knows: the order of the shown shared terms."""
@@ -345,15 +614,31 @@ class MatchEngine:
         return {t: float(idf[j]) for t in set(qtok) if (j := bm.vocabulary_.get(t)) is not None}
 
     def _display_terms(
-        self, qtok, dtok, surface: dict[str, str], coll: Collection, weights: dict[str, float] | None = None
+        self, qtok, dtok, surface: dict[str, str], coll: Collection, weights: dict[str, float] | None = None,
+        doc_text: str | None = None,
     ) -> tuple[str, ...]:
-        """weights: `_term_weights(qtok, coll)` when the caller shows several hits for one query."""
+        """weights: `_term_weights(qtok, coll)` when the caller shows several hits for one query;
+        doc_text: the document's text, so a term must be a whole word of one side (see
+        `shared_terms`)."""
         bm = coll.bm25
         if weights is None:
             weights = self._term_weights(qtok, coll)
+        whole = getattr(surface, "whole", None)
+        if whole is not None and doc_text is not None:
+            whole = whole | self._whole_words(doc_text)
         # In a corpus of some size, a word in more than a tenth of the texts explains nothing.
         min_idf = float(np.log1p(9.0)) if bm.n_docs_ >= 50 else 0.0
-        return tuple(surface.get(t, t) for t in shared_terms(qtok, dtok, weights, min_idf=min_idf))
+        terms = shared_terms(qtok, dtok, weights, min_idf=min_idf, whole_words=whole)
+        return tuple(surface.get(t, t) for t in terms)
+
+    def _whole_words(self, text: str) -> frozenset[str]:
+        cached = self._whole_cache.get(text)
+        if cached is None:
+            if len(self._whole_cache) >= 4 * SURFACE_CACHE_SIZE:
+                self._whole_cache.clear()
+            cached = self._whole_cache[text] = self.tokenizer.whole_words(text) if hasattr(
+                self.tokenizer, "whole_words") else frozenset(self.tokenizer(text))
+        return cached
 
     def _surface_map(self, query, stems: list[str] | None = None) -> dict[str, str]:
         """Stem -> the word as the query wrote it, so reasons show words, not stems.
@@ -365,7 +650,8 @@ class MatchEngine:
             return cached
         stems = self.tokenizer(text) if stems is None else stems
         words = self._surface_tokenizer(text)
-        surface = dict(zip(stems, words)) if len(stems) == len(words) else {}
+        surface = _Surface(zip(stems, words)) if len(stems) == len(words) else _Surface()
+        surface.whole = self._whole_words(text)
         if len(self._surface_cache) >= SURFACE_CACHE_SIZE:
             self._surface_cache.clear()
         self._surface_cache[text] = surface  # a demand matched again skips tokenising it twice
@@ -470,6 +756,31 @@ class MatchEngine:
         self.demands = {d.id: d for d in read_records(folder / "demands.jsonl", "demands")}
         self.partners = {p.id: p for p in read_records(folder / "partners.jsonl", "partners")}
         return self
+
+
+class _Surface(dict):
+    """Stem -> surface word of one query, with the query's whole words (`whole`)."""
+
+    whole: frozenset[str] | None = None
+
+
+def _best_first(fits: NDArray[np.float64], ids: Sequence[str], k: int) -> list[int]:
+    """Positions of the k best fits; ties by id so pages are stable."""
+    return sorted(range(len(ids)), key=lambda i: (-float(fits[i]), ids[i]))[:k]
+
+
+def _pair_parts(ps: PairScores, q: int, r: int) -> ScoreParts:
+    """Score parts of one pair scored on its own (nothing to normalise against: the fit is the score)."""
+    return ScoreParts(
+        dense=float(ps.dense[q, r]),
+        lexical=float(ps.lexical[q, r]),
+        dense_norm=0.0,
+        lexical_norm=float(min(1.0, ps.lexical[q, r] / ps.lexical_scale[q])),
+        lexical_weight=0.0,
+        fused=0.0,
+        language_offset=float(ps.offset[q, r]),
+        language_scale=float(ps.scale[q, r]),
+    )
 
 
 def _parts(cand: Candidates, fused: Fused, i: int) -> ScoreParts:

@@ -142,6 +142,27 @@ class BM25:
                 out[i] = postings.T @ query_matrix.data[start:end]
         return out
 
+    def score_rows(self, query_matrix: sp.csr_matrix, rows: NDArray[np.int64]) -> NDArray[np.float32]:
+        """(n_queries, len(rows)) dense float32 BM25 scores of these document rows only."""
+        self._check_fitted()
+        sub = self.weights_[np.asarray(rows, dtype=np.int64)]
+        return np.asarray((query_matrix @ sub.T).todense(), dtype=np.float32).reshape(query_matrix.shape[0], len(rows))
+
+    def document_weights(self, tokens: Sequence[str]) -> sp.csr_matrix:
+        """(1, n_terms) saturated term weights of a text that is not in the index, as if it were
+        one more document (terms the vocabulary does not know are dropped: no query can match them)."""
+        self._check_fitted()
+        counts: dict[int, int] = {}
+        for tok in tokens:
+            j = self.vocabulary_.get(tok)
+            if j is not None:
+                counts[j] = counts.get(j, 0) + 1
+        norm = self.k1 * (1 - self.b + self.b * len(tokens) / self.avgdl_)
+        cols = np.fromiter(counts, dtype=np.int64, count=len(counts))
+        tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+        data = (tf * (self.k1 + 1) / (tf + norm)).astype(np.float32)
+        return sp.csr_matrix((data, (np.zeros(len(cols), np.int64), cols)), shape=(1, len(self.vocabulary_)))
+
     def score(self, queries: Sequence[str]) -> sp.csr_matrix:
         return self.score_tokens(self._tokenize(queries))
 

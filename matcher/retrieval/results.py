@@ -37,6 +37,8 @@ class CapabilityHit:
     score: float
     parts: ScoreParts
     shared_terms: tuple[str, ...] = ()
+    fit: float = 0.0  # calibrated P(staff judge the pair relevant), see `calibration`
+    label: str = "weak"  # strong / possible / weak
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,22 @@ class PartnerMatch:
     evidence: tuple[CapabilityHit, ...]
     shared_terms: tuple[str, ...] = ()
     components: dict[str, float] = field(default_factory=dict)
+    fit: float = 0.0  # calibrated P(staff judge the pair relevant): the same from every direction
+    label: str = "weak"  # strong / possible / weak
+    reason: str = ""  # one line in words
+
+
+@dataclass(frozen=True)
+class PartnerReport:
+    """Ranked partners for one query and whether any of them is worth meeting.
+
+    best_fit: the highest fit among the partners the filters allow (not only the k shown);
+    suitable: best_fit reaches "possible". When it does not, staff should look outside the
+    known partners (the landscape's recruiting directions)."""
+
+    matches: list[PartnerMatch]
+    best_fit: float
+    suitable: bool
 
 
 @dataclass(frozen=True)
@@ -62,3 +80,7 @@ class DemandHit:
     rank: int
     parts: ScoreParts
     shared_terms: tuple[str, ...] = ()
+    fit: float = 0.0
+    label: str = "weak"
+    capability_id: str = ""  # for a partner profile: the capability that fits this demand best
+    reason: str = ""

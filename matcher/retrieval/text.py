@@ -52,7 +52,20 @@ ZH_STOP = frozenset(
 REASON_STOP = frozenset(
     """生产 分析 方案 合作 优化 达到 运行 现场 成本 利用 稳定 周期 改进 年产 超过 验证 评估 提出
     尝试 运用 大型 完成 解决 提高 提升 降低 满足 保证 开展 推广 应用 实施 具备 形成 建立 引进
-    有效 显著 较高 良好 具有 相应 主要 一定 多种 各类 国内 国际 领先 先进 关键 核心 同时""".split()
+    有效 显著 较高 良好 具有 相应 主要 一定 多种 各类 国内 国际 领先 先进 关键 核心 同时
+    还是 严重 以下 以上 以内 用于 工作 次年 每年 期间 当年 今年 明年 冬季 夏季 春季 秋季 冬天 夏天
+    设计 设备 时间 计划 服务 自动 安全 下降 减少 增加 保持 结合 对比 影响 导致 给出 作为 产生
+    损失 不足 适合 平均 单位 提前 万元 小时 能力 功能 结果 用户 普通 项目 规模 覆盖 面积 作业
+    支持 替代 进口 收购 配套 标准 评价 改造 管理 质量 工程 人工 管理水平 成熟技术 偶有 均匀 我县
+    我市 我厂 我们 企业 公司 单位 地区 当地 本地 目前 现在 经常 一直 比较 非常 严重 情况 过程
+    条件 效果 水平 程度 方式 办法 措施 环节 部分 整体 全部 大量 少量 较大 较小 左右 以及 其他
+    原因 发现 并用 调整 两年 三年 分钟 内部 布置 批量 消费者 考核 注册 组合 增强 连续 环境""".split()
+)
+
+# Units and other tokens that are measurements, not content (mm, kg, MW, ...).
+UNIT_STOP = frozenset(
+    """mm cm km m mg kg g t kw mw kwh w v kv a ma hz khz mpa kpa pa um μm nm ml l h min s ppm ppb
+    rpm db lux""".split()
 )
 
 # jieba logs its dictionary load at INFO; we keep our own logs readable.
@@ -147,6 +160,16 @@ class Tokenizer:
         stems = _stemmer("english").stemWords(words)
         return [w if w[0].isdigit() else s for w, s in zip(words, stems)]
 
+    def whole_words(self, text: str) -> frozenset[str]:
+        """The text's words as jieba cuts them without search mode's sub-words, plus every
+        non-Chinese token: the terms a reason may show."""
+        out: set[str] = set()
+        for run in _RUN.findall(normalize(text).lower()):
+            if _CJK_RUN.match(run):
+                out.update(_jieba().lcut(run) if len(run) > 2 else [run])
+        non_cjk = [t for t in self(text) if not _CJK_RUN.match(t)]
+        return frozenset(out.union(non_cjk))
+
     def _chinese(self, run: str) -> list[str]:
         if len(run) <= 2:
             return [run]
@@ -163,19 +186,24 @@ def shared_terms(
     idf: dict[str, float] | None = None,
     limit: int = 8,
     min_idf: float = 0.0,
+    whole_words: frozenset[str] | None = None,
 ) -> tuple[str, ...]:
     """Terms present in both token lists, most informative first (by idf when given).
 
     Bare numbers, lone Chinese characters, generic process words (REASON_STOP) and terms with
     idf below `min_idf` (words most documents use) are left out, as are sub-words of a longer
     shared term ("涂层" when "防腐涂层" is shared), so the reasons read as terms a person would
-    underline.
+    underline. whole_words: when given, a Chinese term must be a whole word of one of the two
+    texts (see `Tokenizer.whole_words`), not only a piece of longer words in both (哈尔 of
+    齐齐哈尔 and 哈尔滨).
     """
     common = {
         t
         for t in set(query_tokens) & set(doc_tokens)
         if not t.replace(".", "").isdigit()
         and t not in REASON_STOP
+        and t not in UNIT_STOP
+        and (whole_words is None or t in whole_words)
         and not (len(t) == 1 and _CJK_RUN.match(t))  # a lone 至 ("to") explains nothing
         and (idf or {}).get(t, min_idf) >= min_idf
     }

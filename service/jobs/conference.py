@@ -33,6 +33,7 @@ from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from matcher.conference.assign import AssignmentConstraints, InfeasibleError, PairListRule, SameValueRule
+from matcher.conference.run import default_floor
 from matcher.errors import InputError, MatcherError
 from matcher.records import Demand, Partner
 from service.errors import ApiError, Conflict, Invalid, NotFound
@@ -86,7 +87,8 @@ class ConferenceJobCreate(Strict):
     capacity: int = Field(3, ge=0, le=10_000, description="meetings per partner")
     min_per_demand: int = Field(1, ge=0, le=1000, description="soft minimum of partners per demand")
     max_per_demand: int = Field(3, ge=0, le=1000)
-    min_score: float | None = Field(None, description="no meeting below this score")
+    min_score: float | None = Field(None, description="no meeting below this fit (default: the calibration's "
+                                                      "'possible' threshold; 0 for none)")
     exclusions: list[PairIn] = Field(default_factory=list, max_length=100_000,
                                      description="pairs never proposed")
     contracts: list[ContractIn] = Field(default_factory=list, max_length=100_000,
@@ -237,7 +239,7 @@ def plan(conn: Connection, p: ConferenceJobCreate, *, max_k: int, demand_ids: Se
     try:
         constraints = AssignmentConstraints(
             capacity=p.capacity, min_per_demand=p.min_per_demand, max_per_demand=p.max_per_demand,
-            min_score=p.min_score, exclusions=frozenset((x.demand_id, x.partner_id) for x in p.exclusions),
+            min_score=default_floor() if p.min_score is None else p.min_score, exclusions=frozenset((x.demand_id, x.partner_id) for x in p.exclusions),
             exclusion_rules=tuple(rules), pins=tuple((x.demand_id, x.partner_id) for x in p.pins))
     except InputError as exc:
         problems.append(_problem([exc.field or "constraints"], exc.reason))

@@ -180,7 +180,7 @@ def default_build(engine) -> Landscape:
     from matcher.landscape.build import CALIBRATED_THRESHOLDS, build_landscape, default_threshold
 
     name = engine.encoder.name
-    kind = next((k for m, k in CALIBRATED_THRESHOLDS if m == name), "dense")
+    kind = next((k for m, k in CALIBRATED_THRESHOLDS if m == name), "fit")
     return build_landscape(engine, threshold=default_threshold(name, kind), kind=kind)
 
 

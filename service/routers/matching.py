@@ -22,8 +22,14 @@ KQuery = Annotated[int | None, Query(ge=1, le=1000, description="how many result
 
 def _demand_matches(ctx: Context, principal: Principal, demand_id: str, opts: MatchOptions) -> MatchResult:
     row = visible_demand(ctx, principal, demand_id)
-    results, k, rev = matching.match_partners(ctx, store.demand_record(row), opts, show_reasons=principal.is_staff)
-    return MatchResult(demand_id=demand_id, k=k, revision=rev, results=results)
+    results, k, rev, report = matching.match_report(ctx, store.demand_record(row), opts,
+                                                    show_reasons=principal.is_staff)
+    return MatchResult(demand_id=demand_id, k=k, revision=rev, results=results, **_verdict(report))
+
+
+def _verdict(report) -> dict:
+    advice = None if report.suitable else matching.NO_SUITABLE_ADVICE.format(best=report.best_fit)
+    return {"suitable": report.suitable, "best_fit": report.best_fit, "advice": advice}
 
 
 @router.get("/api/demands/{demand_id}/matches", response_model=MatchResult)
@@ -50,8 +56,8 @@ def demand_matches_post(ctx: CtxDep, principal: StaffOrEnterpriseDep, demand_id:
 @router.post("/api/match", response_model=MatchResult)
 def match_text(ctx: CtxDep, principal: PrincipalDep, body: TextMatchRequest) -> MatchResult:
     """Ranked partners for a free text (a demand not filed yet)."""
-    results, k, rev = matching.match_partners(ctx, body.text, body)
-    return MatchResult(text=body.text, k=k, revision=rev, results=results)
+    results, k, rev, report = matching.match_report(ctx, body.text, body)
+    return MatchResult(text=body.text, k=k, revision=rev, results=results, **_verdict(report))
 
 
 @router.post("/api/demands/search", response_model=DemandSearchResult)

@@ -15,6 +15,7 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
 from matcher.errors import InputError
+from matcher.retrieval.reasons import partner_reason
 from service import matching
 from service.auth import policy
 from service.auth.tokens import Principal
@@ -26,7 +27,7 @@ from service.review import review_state
 from service.routers.feedback import record_feedback
 from service.schemas import FEEDBACK_STATUSES, FeedbackCreate, MatchOptions
 from service.storage import changes, feedback, store
-from service.views.render import TOKEN_COOKIE, LoginRequired, render, safe_next
+from service.views.render import TOKEN_COOKIE, LoginRequired, page_lang, render, safe_next
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 20
@@ -143,10 +144,16 @@ def _demand_page(request: Request, ctx: Context, principal: Principal, demand_id
     except ValueError:
         k = ctx.settings.default_k
     matches = None
+    verdict: dict = {}
+    reasons: dict[str, str] = {}
     if principal.is_staff or principal.role == "enterprise":
         opts = MatchOptions(k=k, partner_type=[partner_type] if partner_type else [])
-        matches, _, _ = matching.match_partners(ctx, store.demand_record(row), opts,
-                                                show_reasons=principal.is_staff)
+        matches, _, _, report = matching.match_report(ctx, store.demand_record(row), opts,
+                                                      show_reasons=principal.is_staff)
+        verdict = {"suitable": report.suitable, "best_fit": report.best_fit}
+        lang = page_lang(request)
+        reasons = {m.partner_id: partner_reason(m.label, m.evidence[0].title if m.evidence else "", m.shared_terms,
+                                                lang) for m in matches}
     history = None
     if principal.is_staff:
         with ctx.db.connect() as conn:
@@ -170,6 +177,7 @@ def _demand_page(request: Request, ctx: Context, principal: Principal, demand_id
         "reviewed": qp.get("reviewed", ""), "filed": qp.get("filed") == "1",
         "saved_demand": qp.get("saved_demand") == "1",
         "can_edit": policy.can_edit_demand(principal, row) and (principal.is_staff or not row["published"]),
+        "verdict": verdict, "reasons": reasons,
     }, principal=principal, status=status)
 
 

@@ -109,8 +109,16 @@ def test_rank_writes_tsv(files, tmp_path, capsys):
         capsys, "rank", "--demands", str(d), "--capabilities", str(c), "--k", "2", "--out", str(out), "--model", "fake"
     )
     rows = list(csv.reader(open(out, encoding="utf-8"), delimiter="\t"))
-    assert code == 0 and rows[0] == ["demand_id", "target_id", "score", "rank"]
-    assert {r[0] for r in rows[1:]} == {"D1", "D2"} and rows[1][3] == "1"
+    assert code == 0 and rows[0] == ["demand_id", "target_id", "score", "fit", "label", "rank"]
+    assert {r[0] for r in rows[1:]} == {"D1", "D2"} and rows[1][5] == "1"
+    assert all(0 <= float(r[3]) <= 1 and r[4] in ("strong", "possible", "weak") for r in rows[1:])
+    # k is honoured: exactly k targets per demand, or all of them when fewer exist
+    n_partners = len({json.loads(line)["partner_id"] for line in open(c, encoding="utf-8")})
+    for k in (1, n_partners + 5):
+        run(capsys, "rank", "--demands", str(d), "--capabilities", str(c), "--k", str(k), "--out", str(out),
+            "--model", "fake")
+        rows = list(csv.reader(open(out, encoding="utf-8"), delimiter="\t"))[1:]
+        assert all(sum(r[0] == did for r in rows) == min(k, n_partners) for did in ("D1", "D2"))
 
 
 def test_rank_refuses_long_texts_with_a_hint_and_accepts_them_when_raised(tmp_path, capsys):
@@ -155,7 +163,13 @@ def test_evaluate_prints_table_and_json(tmp_path, capsys):
     assert code == 0 and "lexical" in out and "fused" in out and "nDCG@10" in out
     code, out, _ = run(capsys, "evaluate", str(task), "--model", "fake", "--json")
     rows = [json.loads(line) for line in out.splitlines()]
-    assert [r["method"] for r in rows] == ["lexical", "dense", "fused"] and rows[0]["mrr"] == 1.0
+    forward = [r for r in rows if r["direction"] == "forward"]
+    assert [r["method"] for r in forward] == ["lexical", "dense", "fused"] and forward[0]["mrr"] == 1.0
+    reverse = [r for r in rows if r["direction"] == "reverse"]
+    assert [r["method"] for r in reverse] == ["fit"] and 0 < reverse[0]["mrr"] <= 1
+    code, out, _ = run(capsys, "evaluate", str(task), "--model", "fake", "--direction", "reverse",
+                       "--reverse-methods", "fit,cosine")
+    assert code == 0 and "reverse: each of 2 judged partners ranks the 2 demands" in out and "cosine" in out
 
 
 def test_unknown_model_is_a_clear_error(tmp_path, capsys):

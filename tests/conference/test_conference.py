@@ -27,7 +27,8 @@ def match(demand_id: str, j: int, rank: int) -> PartnerMatch:
     parts = ScoreParts(0.5, 3.0, 0.6, 0.4, 0.3, 0.55)
     score = round(0.9 - 0.1 * rank - int(demand_id[1:]) / 1000, 4)
     hit = CapabilityHit(f"c{j}", f"p{j}", f"低温涂层 <b>成果</b> {j}", score, parts, ("涂层", "低温"))
-    return PartnerMatch(f"p{j}", PARTNERS[j].name, score, rank, (hit,), ("涂层", "附着力"), {"dense": 0.5})
+    return PartnerMatch(f"p{j}", PARTNERS[j].name, score, rank, (hit,), ("涂层", "附着力"), {"dense": 0.5},
+                        fit=score)
 
 
 class FakeRanker:

@@ -229,10 +229,10 @@ def test_dense_partner_scores_match_brute_force(engine):
 def test_calibration_separates_judged_partners(engine):
     task = judged_task(topic_demands())
     cal = calibrate_threshold(engine, task)
-    assert cal.kind in ("dense", "centred", "lexical", "hybrid")  # never the per-query normalised "fused"
+    assert cal.kind == "fit"  # one score everywhere; never the per-query normalised "fused"
     assert cal.f1 == 1.0 and cal.precision == 1.0 and cal.recall == 1.0
     assert cal.n_demands == 12 and cal.n_pairs == 36 and cal.n_relevant == 8  # straw demands count too
-    assert {t.kind for t in cal.table} == {"dense", "centred", "lexical", "hybrid", "fused"}
+    assert {t.kind for t in cal.table} == {"fit", "dense", "centred", "lexical", "hybrid", "fused"}
     chosen = next(t for t in cal.table if t.kind == cal.kind)
     assert chosen.demand_auc == 1.0  # best scores tell the uncovered straw demands apart
     with pytest.raises(MatcherError, match="grade"):

@@ -88,3 +88,26 @@ def test_bfloat16_products_give_the_same_embeddings():
     assert bf16._worth_bfloat16(bf16.model, ["铁路货车防腐涂层" * 25])  # 200 characters, ~200 tokens
     one = bf16.encode_queries(texts[-1:])
     assert float(one[0] @ fp32.encode_queries(texts[-1:])[0]) >= 0.9995
+
+
+def test_calibrated_fit_on_the_demo_corpus(e5):
+    """The shipped calibration with e5: the deliberate gap demand D161 (a snowmaker) has no
+    suitable partner, a well-covered demand has a strong one, held-out ECE stays under 0.05 on
+    each demand's ten best partners, and a partner's fit is the same from both directions."""
+    from corpora import demo_corpus_path
+    from matcher.calibrate import cross_validate, judged_pairs
+    from matcher.io import load_partners, load_task
+
+    task = load_task(demo_corpus_path())
+    partners = load_partners(demo_corpus_path() / "partners.jsonl")
+    engine = MatchEngine(e5).fit(task.capabilities, task.demands, partners)
+    gap = engine.match_report(engine.demands["D161"], k=5)
+    assert not gap.suitable and gap.best_fit < engine.calibrator.thresholds_.possible
+    good = engine.match_report(engine.demands["D001"], k=5)
+    assert good.suitable and good.matches[0].label == "strong"
+    top = good.matches[0]
+    back = {h.demand_id: h.fit for h in engine.demands_for_partner(top.partner_id, k=len(task.demands))}
+    assert back["D001"] == pytest.approx(top.fit, abs=1e-9)
+    report = cross_validate(engine, task, pairs=judged_pairs(engine, task))
+    assert report.ece_top10 <= 0.05 and report.ece_all <= 0.05
+    assert report.flag_recall >= 0.5

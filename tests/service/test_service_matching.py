@@ -173,3 +173,25 @@ def test_concurrent_reads_during_writes_stay_consistent(world):
     assert not errors, errors[0]
     final = c.post("/api/match", json={"text": "风电叶片覆冰除冰", "k": 10}, headers=h).json()
     assert not {e["capability_id"] for m in final["results"] for e in m["evidence"]} & deleted
+
+
+def test_a_pair_has_one_fit_in_the_api_whichever_way_and_whatever_the_filter(world):
+    c, h = world.client, world.h("staff")
+    body = c.get("/api/demands/D1/matches?k=10", headers=h).json()
+    assert {"suitable", "best_fit", "advice"} <= body.keys()
+    fits = {m["partner_id"]: m["fit"] for m in body["results"]}
+    assert all(0 <= f <= 1 for f in fits.values()) and all(m["label"] and m["reason"] for m in body["results"])
+    filtered = c.get("/api/demands/D1/matches?k=10&partner_type=institute", headers=h).json()
+    for m in filtered["results"]:
+        assert abs(m["fit"] - fits[m["partner_id"]]) < 1e-9
+    for pid, fit in fits.items():
+        found = c.get(f"/api/partners/{pid}/demands?k=50", headers=h).json()["results"]
+        by_demand = {x["demand"]["id"]: x for x in found}
+        assert abs(by_demand["D1"]["fit"] - fit) < 1e-9, pid
+        assert by_demand["D1"]["capability_id"]
+
+
+def test_no_suitable_partner_is_said_with_advice(world):
+    body = world.client.post("/api/match", json={"text": "人工造雪机 雪场 造雪", "k": 3},
+                             headers=world.h("staff")).json()
+    assert body["suitable"] is False and "landscape" in body["advice"]

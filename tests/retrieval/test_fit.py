@@ -1,0 +1,172 @@
+"""The calibrated fit: one number per pair, whichever way it is reached."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from matcher.errors import MatcherError, NotFittedError
+from matcher.records import Capability, Demand, Partner
+from matcher.retrieval.calibration import (
+    FEATURES,
+    FitCalibrator,
+    choose_thresholds,
+    default_calibrator,
+    expected_calibration_error,
+)
+from matcher.retrieval.encoders import FakeEncoder
+from matcher.retrieval.engine import Filters, MatchEngine
+
+TOPICS = ["防腐涂层 低温 附着力", "焊接 变形 铝合金", "乳清蛋白 膜分离", "OPO 结构脂 奶粉", "秸秆 成型燃料",
+          "马铃薯 脱毒 种薯", "风电 叶片 防冰", "视觉 检测 缺陷"]
+
+
+def _corpus(n_partners=12):
+    rng = np.random.default_rng(0)
+    caps, partners = [], []
+    for p in range(n_partners):
+        ptype = ("university", "institute", "team")[p % 3]
+        partners.append(Partner(f"p{p}", f"单位{p}", ptype, "齐齐哈尔市"))
+        for c in range(1 + p % 3):  # one to three lines each, some unrelated
+            topic = TOPICS[(p + 3 * c) % len(TOPICS)]
+            caps.append(Capability(f"c{p}_{c}", f"p{p}", topic.split()[0], f"{topic} 研究 {rng.integers(100)}",
+                                   partner_name=f"单位{p}", industries=(("乳业", "轨道交通装备")[c % 2],),
+                                   language="zh"))
+    demands = [Demand(f"d{i}", t.split()[0], f"需要 {t} 技术", industry=("乳业", "轨道交通装备")[i % 2])
+               for i, t in enumerate(TOPICS)]
+    return caps, demands, partners
+
+
+@pytest.fixture
+def engine():
+    caps, demands, partners = _corpus()
+    return MatchEngine(FakeEncoder()).fit(caps, demands, partners)
+
+
+def test_a_filter_never_changes_a_pairs_fit(engine):
+    d = engine.demands["d0"]
+    plain = {m.partner_id: m.fit for m in engine.match_partners(d, k=50)}
+    for filters in (Filters(partner_types=frozenset({"university"})), Filters(industries=frozenset({"乳业"})),
+                    Filters(exclude_ids=frozenset({"p1", "p2"}))):
+        filtered = engine.match_partners(d, k=50, filters=filters)
+        assert filtered, filters
+        for m in filtered:
+            assert m.fit == pytest.approx(plain[m.partner_id], abs=1e-12)
+    by_demand = {h.demand_id: h.fit for h in engine.demands_for_partner("p3", k=50)}
+    only_dairy = engine.demands_for_partner("p3", k=50, filters=Filters(industries=frozenset({"乳业"})))
+    assert only_dairy and all(h.fit == pytest.approx(by_demand[h.demand_id], abs=1e-9) for h in only_dairy)
+
+
+def test_same_pair_same_fit_in_every_direction(engine):
+    for did in ("d0", "d3", "d5"):
+        forward = {m.partner_id: m for m in engine.match_partners(engine.demands[did], k=50)}
+        for pid, m in forward.items():
+            reverse = {h.demand_id: h for h in engine.demands_for_partner(pid, k=50)}
+            assert reverse[did].fit == pytest.approx(m.fit, abs=1e-9)
+            assert engine.pair_fit(did, pid) == pytest.approx(m.fit, abs=1e-9)
+            assert reverse[did].label == m.label
+        for h in engine.match_capabilities(engine.demands[did], k=50):
+            assert engine.pair_fit(did, h.capability_id) == pytest.approx(h.fit, abs=1e-9)
+
+
+def test_k_is_honoured_and_pages_do_not_move_fits(engine):
+    n = len(engine.partners)
+    d = engine.demands["d1"]
+    for k in (1, 3, n, n + 10):
+        got = engine.match_partners(d, k=k)
+        assert len(got) == min(k, n)
+        assert len({m.partner_id for m in got}) == len(got)
+    small, large = engine.match_partners(d, k=3), engine.match_partners(d, k=n)
+    assert [(m.partner_id, m.fit) for m in small] == [(m.partner_id, m.fit) for m in large[:3]]
+    assert len(engine.demands_for_partner("p0", k=100)) == len(engine.demands)
+    assert len(engine.search_demands("防腐涂层", k=2)) == 2
+
+
+def test_k_is_honoured_when_partners_have_no_candidate():
+    # depth 1: only one capability per side is a candidate, yet k partners come back
+    from matcher.retrieval.engine import EngineParams
+    from matcher.retrieval.rank import FusionParams
+
+    caps, demands, partners = _corpus()
+    engine = MatchEngine(FakeEncoder(), EngineParams(fusion=FusionParams(depth=1))).fit(caps, demands, partners)
+    got = engine.match_partners(demands[0], k=10)
+    assert len(got) == 10 and [m.rank for m in got] == list(range(1, 11))
+    assert all(m.fit == pytest.approx(engine.pair_fit("d0", m.partner_id), abs=1e-9) for m in got)
+
+
+def test_partner_profile_is_its_capabilities_not_their_average(engine):
+    # p5 has three lines on unrelated topics: each line's demand is found near the top
+    lines = [c for c in engine.capabilities.values() if c.partner_id == "p5"]
+    assert len(lines) == 3
+    hits = engine.demands_for_partner("p5", k=len(engine.demands))
+    top = [h.demand_id for h in hits[:3]]
+    for c in lines:
+        own = next(d.id for d in engine.demands.values() if c.text.split()[0] in d.text)
+        assert own in top, (c.text, top)
+    assert {h.capability_id for h in hits[:3]} == {c.id for c in lines}
+
+
+def test_report_says_when_no_partner_is_suitable(engine):
+    report = engine.match_report("完全无关的主题 造雪机 人工降雪", k=5)
+    assert not report.suitable and report.best_fit < engine.calibrator.thresholds_.possible
+    good = engine.match_report(engine.demands["d0"], k=5)
+    assert good.best_fit == pytest.approx(max(m.fit for m in good.matches))
+    assert all(m.reason and m.label in ("strong", "possible", "weak") for m in good.matches)
+
+
+def test_calibrator_recovers_probabilities_on_synthetic_pairs(tmp_path):
+    rng = np.random.default_rng(1)
+    n = 4000
+    feats = np.zeros((n, 1, len(FEATURES)), np.float32)
+    feats[:, 0, 1] = rng.normal(0, 1.5, n)
+    feats[:, 0, 2] = rng.uniform(0, 1, n)
+    true = 1 / (1 + np.exp(-(1.5 * feats[:, 0, 1] + 3 * feats[:, 0, 2] - 3)))
+    y = rng.uniform(size=n) < true
+    cal = FitCalibrator().fit(list(feats), y)
+    fits = cal.capability_fit(feats[:, 0])
+    assert expected_calibration_error(fits, y) < 0.03
+    assert np.abs(fits - true).mean() < 0.03
+    assert cal.thresholds_.strong >= cal.thresholds_.possible
+    cal.save(tmp_path / "cal.json")
+    again = FitCalibrator.load(tmp_path / "cal.json")
+    assert np.allclose(again.capability_fit(feats[:5, 0]), fits[:5], atol=1e-6)
+    assert json.loads((tmp_path / "cal.json").read_text())["n_pairs"] == n
+
+
+def test_calibrator_errors_are_clear(tmp_path):
+    with pytest.raises(NotFittedError):
+        FitCalibrator().capability_fit(np.zeros((1, 3)))
+    with pytest.raises(MatcherError, match="both kinds"):
+        FitCalibrator().fit([np.zeros((1, 3))] * 20, [False] * 20)
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": 1, "coef": [1]}')
+    with pytest.raises(MatcherError, match="bad.json"):
+        FitCalibrator.load(bad)
+
+
+def test_shipped_calibration_and_thresholds():
+    cal = default_calibrator()
+    assert cal.about_["task"] == "qiqihar" and cal.n_relevant_ > 100
+    assert 0 < cal.thresholds_.possible <= cal.thresholds_.strong < 1
+    assert cal.label(0.99) == "strong" and cal.label(0.0) == "weak"
+    t = choose_thresholds(np.array([0.1, 0.2, 0.9, 0.95] * 10), np.array([0, 0, 1, 1] * 10))
+    assert 0.2 < t.possible <= 0.9
+
+
+def test_rank_and_conference_candidates_carry_the_same_fit(engine):
+    from matcher.conference.run import candidate_table
+
+    demands = [engine.demands[d] for d in ("d0", "d2")]
+    for level in ("partner", "capability"):
+        ranked = engine.ranked_targets_batch(demands, k=len(engine.capabilities) + 5, level=level)
+        expected = len(engine.partners) if level == "partner" else len(engine.capabilities)
+        for d, rows in zip(demands, ranked):
+            assert len(rows) == expected and len({t for t, _, _ in rows}) == expected
+            for target, _, fit in rows:
+                assert fit == pytest.approx(engine.pair_fit(d.id, target), abs=1e-9)
+    table = candidate_table(engine.match_partners_batch(demands, k=5))
+    assert len(table) == 10
+    for did, pid, fit in table:
+        assert fit == pytest.approx(engine.pair_fit(did, pid), abs=1e-9)
