@@ -48,6 +48,10 @@ from matcher.retrieval.results import CapabilityHit, DemandHit, PartnerMatch, Sc
 from matcher.retrieval.text import Tokenizer, guess_language, shared_terms
 
 Query = Demand | str
+# A learned re-ranker (see `matcher.learning`): given the engine, the query, its candidates and the
+# default partner order (numbers, scores), returns the new order and the scores to report.
+Reranker = Callable[["MatchEngine", Query, list[str], Candidates, Fused, NDArray[np.int64], NDArray[np.float32]],
+                    tuple[NDArray[np.int64], NDArray[np.float32]]]
 SURFACE_CACHE_SIZE = 128  # query texts whose stem -> word maps are kept
 Progress = Callable[[int], None]
 
@@ -101,6 +105,7 @@ class MatchEngine:
         self._partner_ids: list[str] = []
         self._partner_num: dict[str, int] = {}
         self._partner_of_row = np.zeros(0, dtype=np.int64)
+        self.reranker: Reranker | None = None  # None: the default (fused, aggregated) order
 
     # -- loading and editing ---------------------------------------------------------------
     def fit(
@@ -173,6 +178,11 @@ class MatchEngine:
         (qvec,), (qtok,) = self._encode_queries([query])
         cand, fused = self._fused_capabilities(qvec, qtok, filters)
         partners, scores = aggregate(fused, self._partner_of_row, self.params.aggregation)
+        if self.reranker is not None:
+            default_scores = dict(zip(partners.tolist(), scores.tolist()))
+            partners, scores = self.reranker(self, query, qtok, cand, fused, partners, scores)
+        else:
+            default_scores = dict(zip(partners[:k].tolist(), scores[:k].tolist()))
         surface = self._surface_map(query, qtok)
         weights = self._term_weights(qtok, self._caps)  # once per query, not once per evidence
         out = []
@@ -190,12 +200,13 @@ class MatchEngine:
                     evidence=hits,
                     shared_terms=merge_terms([h.shared_terms for h in hits]),
                     components={
-                        "partner": float(score),
+                        "partner": float(default_scores[int(pnum)]),
                         "best_capability": hits[0].score,
-                        "support": float(score) - hits[0].score,
+                        "support": float(default_scores[int(pnum)]) - hits[0].score,
                         "dense": best.dense,
                         "lexical": best.lexical,
                         "lexical_weight": best.lexical_weight,
+                        **({"learned": float(score)} if self.reranker is not None else {}),
                     },
                 )
             )
@@ -258,6 +269,28 @@ class MatchEngine:
             )
             out.extend(fuse(c, self.params.fusion) for c in cands)
         return out
+
+    def query_candidates(self, queries: Sequence[Query]) -> tuple[list[Candidates], list[list[str]]]:
+        """Raw candidates and query tokens for many queries (what a learned ranker's features need)."""
+        qvecs, qtoks = self._encode_queries(queries)
+        out: list[Candidates] = []
+        for start in range(0, len(qtoks), 256):
+            out.extend(
+                self._caps.candidates(
+                    qvecs[start : start + 256], qtoks[start : start + 256], depth=self.params.fusion.depth
+                )
+            )
+        return out, qtoks
+
+    def capability_tokens(self, row: int) -> list[str]:
+        return self._caps.tokens[row]
+
+    def capability_term_idf(self, qtok: Sequence[str]) -> dict[str, float]:
+        """idf of each query term the capability collection knows."""
+        return self._term_weights(qtok, self._caps)
+
+    def partner_number(self, partner_id: str) -> int | None:
+        return self._partner_num.get(partner_id)
 
     def partner_of_capability_rows(self) -> NDArray[np.int64]:
         return self._partner_of_row
