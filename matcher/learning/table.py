@@ -147,3 +147,19 @@ class Reranker:
             tail = learned.min() - 1.0 - (tail.max() - tail)
         return (np.r_[partners[:n][order], partners[n:]].astype(np.int64),
                 np.r_[learned[order], tail].astype(np.float32))
+
+
+HISTORY_FEATURES = ("past_outcomes_log", "acceptance_rate", "contract_rate", "busy_log")
+
+
+def with_history(table: CandidateTable, history: History) -> CandidateTable:
+    """The same table with its outcome-history columns recomputed from `history` (partner level:
+    target ids are partner ids); each demand's own outcomes are left out of its rows."""
+    cols = [table.feature_names.index(f) for f in HISTORY_FEATURES]
+    X = table.X.copy()
+    row = 0
+    for q, ts in zip(table.query_ids, table.target_ids):
+        for t in ts:
+            X[row, cols] = history.features(t, q)
+            row += 1
+    return CandidateTable(table.query_ids, table.target_ids, X, table.group, table.rest, table.feature_names)
