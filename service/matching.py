@@ -17,6 +17,7 @@ from service.auth.tokens import Principal
 from service.deps import Context
 from service.schemas import DemandHitPublic, EvidencePublic, MatchOptions, PartnerMatchPublic, ScorePartsPublic
 from service.storage import store
+from service.storage.impressions import Shown
 
 
 def parts_out(parts: ScoreParts) -> ScorePartsPublic:
@@ -31,12 +32,16 @@ def partner_filters(opts: MatchOptions) -> Filters:
                    partner_types=frozenset(opts.partner_type), languages=frozenset(opts.language))
 
 
-def match_partners(ctx: Context, query: Demand | str, opts: MatchOptions) -> tuple[list[PartnerMatchPublic], int, int]:
-    """Ranked partners with reasons for a demand or a text. Returns (results, k, revision)."""
+def match_partners(ctx: Context, query: Demand | str, opts: MatchOptions, *, source: str = "api",
+                   who: str = "") -> tuple[list[PartnerMatchPublic], int, int]:
+    """Ranked partners with reasons for a demand or a text. Returns (results, k, revision).
+
+    The list served is recorded as impressions (`source`: page, api or text; `who` asked)."""
     k = ctx.k(opts.k)
     with ctx.live.read() as engine:
         matches = engine.match_partners(query, k=k, filters=partner_filters(opts))
         rev = ctx.live.revision
+        version, described = ctx.live.ranker_version, ctx.live.describe_engine()
     with ctx.db.connect() as conn:
         prow = store.get_partners(conn, [m.partner_id for m in matches])
         crow = store.get_capabilities(conn, [h.capability_id for m in matches for h in m.evidence])
@@ -52,6 +57,12 @@ def match_partners(ctx: Context, query: Demand | str, opts: MatchOptions) -> tup
             rank=len(out) + 1, partner_id=m.partner_id, partner_name=partner["name"],
             partner_type=partner["type"], region=partner["region"], score=m.score,
             shared_terms=list(m.shared_terms), components=dict(m.components), evidence=evidence))
+    if ctx.impressions is not None:
+        ctx.impressions.record(
+            source=source, who=who, demand_id=query.id if isinstance(query, Demand) else None,
+            text=None if isinstance(query, Demand) else str(query),
+            shown=[Shown(r.rank, r.partner_id, r.score, r.components) for r in out],
+            engine=described, model_version=version, revision=rev, k=k)
     return out, k, rev
 
 

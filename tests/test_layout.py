@@ -40,6 +40,7 @@ LAYERS = {
         "service.middleware": 2, "service.views": 2, "service.auth": 2,
         "service.jobs": 3,
         "service.deps": 4, "service.matching": 5, "service.importer": 5, "service.demo": 5,
+        "service.pipeline_sheet": 5,
         "service.routers": 6, "service.app": 7, "service.cli": 8,
     },
 }

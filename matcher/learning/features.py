@@ -188,7 +188,8 @@ def _target_row(engine, view: QueryView, pos, score, rank, size, median, idf, q_
     ptype = partner.type if partner else ""
     country = (partner.country if partner else "").strip().lower()
     hist = (history or _NO_HISTORY).features(pid, demand.id if demand else None)
-    overlap = _term_overlap(view.tokens, engine.capability_tokens(int(fused.rows[best])), idf) if best is not None else 0.0
+    overlap = (_term_overlap(view.tokens, engine.capability_tokens(int(fused.rows[best])), idf)
+               if best is not None else 0.0)
     return [
         score, 1.0 / rank, best_fused,
         float(fused.dense_norm[best]) if best is not None else 0.0,

@@ -99,7 +99,7 @@ def build_table(engine, demands: Sequence[Demand], level: str, *, depth: int = D
     views = list(views) if views is not None else query_views(engine, demands, level)
     table_of = partner_table if level == "partner" else capability_table
     ids, mats, group, rest = [], [], [], []
-    for d, view in zip(demands, views):
+    for _d, view in zip(demands, views):
         tids, X = table_of(engine, facts, view, depth, history)
         ids.append(tids)
         mats.append(X)

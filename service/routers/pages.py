@@ -22,7 +22,7 @@ from service.deps import Context, CtxDep
 from service.errors import Forbidden, NotFound, translate
 from service.importer import import_file, parse_mapping
 from service.routers.feedback import record_feedback
-from service.schemas import FEEDBACK_STATUSES, FeedbackCreate, MatchOptions
+from service.schemas import PIPELINE_STATUSES, REASON_CODES, FeedbackCreate, MatchOptions
 from service.storage import feedback, store
 from service.views.render import TOKEN_COOKIE, LoginRequired, render, safe_next
 
@@ -142,7 +142,8 @@ def _demand_page(request: Request, ctx: Context, principal: Principal, demand_id
     matches = None
     if principal.is_staff or principal.role == "enterprise":
         opts = MatchOptions(k=k, partner_type=[partner_type] if partner_type else [])
-        matches, _, _ = matching.match_partners(ctx, store.demand_record(row), opts)
+        matches, _, _ = matching.match_partners(ctx, store.demand_record(row), opts, source="page",
+                                                who=principal.name)
     history = None
     if principal.is_staff:
         with ctx.db.connect() as conn:
@@ -150,7 +151,8 @@ def _demand_page(request: Request, ctx: Context, principal: Principal, demand_id
     terms = [t for m in matches or [] for t in m.shared_terms]
     return render(request, "demand.html", {
         "d": demand, "matches": matches, "history": history, "terms": terms, "k": k,
-        "partner_type": partner_type, "partner_types": PARTNER_TYPES, "statuses": FEEDBACK_STATUSES,
+        "partner_type": partner_type, "partner_types": PARTNER_TYPES, "statuses": PIPELINE_STATUSES,
+        "reason_codes": REASON_CODES,
         "error": error, "saved": qp.get("saved") == "1",
     }, principal=principal, status=status)
 
@@ -164,13 +166,19 @@ def demand_page(request: Request, ctx: CtxDep, principal: PageUser, demand_id: s
 @router.post("/demands/{demand_id}/feedback", dependencies=[Depends(same_origin)])
 def demand_feedback(request: Request, ctx: CtxDep, principal: StaffPage, demand_id: str,
                     partner_id: Annotated[str, Form()] = "", status: Annotated[str, Form()] = "",
-                    reason: Annotated[str, Form()] = "") -> Response:
+                    reason: Annotated[str, Form()] = "", reason_code: Annotated[str, Form()] = "",
+                    amount: Annotated[str, Form()] = "") -> Response:
     try:
-        body = FeedbackCreate(demand_id=demand_id, partner_id=partner_id, status=status, reason=reason)
+        value = float(amount.replace(",", "").replace("，", "").strip()) if amount.strip() else None
+    except ValueError:
+        return _demand_page(request, ctx, principal, demand_id, error=f"not a number: {amount!r}", status=422)
+    try:
+        body = FeedbackCreate(demand_id=demand_id, partner_id=partner_id, status=status, reason=reason,
+                              reason_code=reason_code, amount=value)
     except ValidationError as exc:
         message = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
         return _demand_page(request, ctx, principal, demand_id, error=message, status=422)
-    record_feedback(ctx, principal.name, body)
+    record_feedback(ctx, principal.name, body, source="page")
     return RedirectResponse(f"/demands/{demand_id}?saved=1#feedback", status_code=303)
 
 
