@@ -48,11 +48,13 @@ def _column_map(columns: list[str], source: str) -> dict[str, str]:
     return found
 
 
-def parse_pipeline_sheet(data: bytes, name: str) -> list[FeedbackCreate]:
-    """Validated changes, in row order; InputErrors naming every bad row and field otherwise."""
+def parse_pipeline_sheet(data: bytes, name: str) -> tuple[list[FeedbackCreate], list[int]]:
+    """Validated changes in row order and their row numbers; InputErrors naming every bad row and
+    field otherwise."""
     frame = read_table_bytes(data, name)
     cols = _column_map([str(c) for c in frame.columns], name)
     items: list[FeedbackCreate] = []
+    numbers: list[int] = []
     problems: list[InputError] = []
     for number, row in zip(frame.index, frame.to_dict("records")):
         raw = {f: str(row.get(c) or "").strip() for f, c in cols.items()}
@@ -70,6 +72,7 @@ def parse_pipeline_sheet(data: bytes, name: str) -> list[FeedbackCreate]:
                 continue
         try:
             items.append(FeedbackCreate(**body))
+            numbers.append(int(number))
         except ValidationError as exc:
             for e in exc.errors():
                 field = str(e["loc"][0]) if e["loc"] else None
@@ -79,7 +82,7 @@ def parse_pipeline_sheet(data: bytes, name: str) -> list[FeedbackCreate]:
         raise InputErrors(problems, file=name)
     if not items:
         raise InputError("no rows", file=name)
-    return items
+    return items, numbers
 
 
 def read_conference_pairs(data: bytes) -> list[tuple[str, str]]:

@@ -73,20 +73,22 @@ def export_feedback(ctx: CtxDep, principal: StaffDep, demand_id: str | None = No
 
 
 # -- the pipeline in bulk -------------------------------------------------------------------
-def record_many(ctx, who: str, items: list[FeedbackCreate], *, source: str) -> int:
-    """Record many changes in one transaction: all or nothing; unknown ids are named."""
+def record_many(ctx, who: str, items: list[FeedbackCreate], *, source: str, rows: list[int] | None = None,
+                file: str | None = None) -> int:
+    """Record many changes in one transaction: all or nothing; unknown ids are named with their item
+    number (or the spreadsheet `rows` they came from)."""
 
     def tx(conn):
         problems = []
         dem = store.get_demands(conn, sorted({i.demand_id for i in items}))
         par = store.get_partners(conn, sorted({i.partner_id for i in items}))
-        for n, i in enumerate(items, start=1):
+        for n, i in zip(rows or range(1, len(items) + 1), items):
             if i.demand_id not in dem:
-                problems.append(InputError(f"no demand '{i.demand_id}'", row=n, field="demand_id"))
+                problems.append(InputError(f"no demand '{i.demand_id}'", file=file, row=n, field="demand_id"))
             if i.partner_id not in par:
-                problems.append(InputError(f"no partner '{i.partner_id}'", row=n, field="partner_id"))
+                problems.append(InputError(f"no partner '{i.partner_id}'", file=file, row=n, field="partner_id"))
         if problems:
-            raise InputErrors(problems)
+            raise InputErrors(problems, file=file)
         n = feedback.add_many(conn, [i.model_dump() for i in items], who=who, source=source)
         return n, Change()
 
@@ -127,8 +129,5 @@ def import_feedback(ctx: CtxDep, principal: StaffDep, file: Annotated[UploadFile
     """Import pipeline changes from a spreadsheet (CSV/XLSX; Chinese or English headers and values):
     columns demand_id, partner_id, status, and optionally reason_code, amount, reason."""
     name = file.filename or "upload"
-    items = parse_pipeline_sheet(file.file.read(), name)
-    try:
-        return FeedbackBulkResult(recorded=record_many(ctx, principal.name, items, source="import"))
-    except InputErrors as exc:
-        raise InputErrors(exc.errors, file=name) from None
+    items, rows = parse_pipeline_sheet(file.file.read(), name)
+    return FeedbackBulkResult(recorded=record_many(ctx, principal.name, items, source="import", rows=rows, file=name))

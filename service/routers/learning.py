@@ -169,8 +169,8 @@ def funnel_import(request: Request, ctx: CtxDep, principal: StaffPage,
                   file: Annotated[UploadFile, File()]) -> Response:
     name = file.filename or "upload"
     try:
-        items = parse_pipeline_sheet(file.file.read(), name)
-        n = record_many(ctx, principal.name, items, source="import")
+        items, rows = parse_pipeline_sheet(file.file.read(), name)
+        n = record_many(ctx, principal.name, items, source="import", rows=rows, file=name)
     except InputError as exc:
         return render(request, "funnel.html", {"f": _funnel(ctx, "industry"), "dims": funnel.DIMENSIONS,
                                                "ranker": _state(ctx), "error": str(exc)},
