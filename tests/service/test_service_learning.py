@@ -22,7 +22,8 @@ from service.storage.db import impression_lists, impressions
 def _lists(world):
     world.ctx.impressions.flush()
     with world.ctx.db.connect() as conn:
-        heads = [dict(r._mapping) for r in conn.execute(select(impression_lists).order_by(impression_lists.c.served_at))]
+        order = impression_lists.c.served_at
+        heads = [dict(r._mapping) for r in conn.execute(select(impression_lists).order_by(order))]
         rows = [dict(r._mapping) for r in conn.execute(select(impressions).order_by(impressions.c.id))]
     return heads, rows
 
