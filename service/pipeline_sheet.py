@@ -10,7 +10,6 @@ import io
 from pydantic import ValidationError
 
 from matcher.errors import InputError, InputErrors
-from matcher.io.tables import read_table_bytes
 from service.schemas import FeedbackCreate
 
 HEADERS = {
@@ -51,6 +50,8 @@ def _column_map(columns: list[str], source: str) -> dict[str, str]:
 def parse_pipeline_sheet(data: bytes, name: str) -> tuple[list[FeedbackCreate], list[int]]:
     """Validated changes in row order and their row numbers; InputErrors naming every bad row and
     field otherwise."""
+    from matcher.io.tables import read_table_bytes  # pandas: only when a sheet is imported
+
     frame = read_table_bytes(data, name)
     cols = _column_map([str(c) for c in frame.columns], name)
     items: list[FeedbackCreate] = []
