@@ -183,3 +183,14 @@ def test_deployed_ranker_is_used_logged_and_rolled_back_exactly(world):
     r = c.post("/api/learning/rollback", headers=h)
     assert r.status_code == 200 and r.json()["live"] == "default"
     assert c.get("/api/demands/D1/matches", headers=h).json()["results"] == before
+
+
+def test_training_reads_served_lists_and_contacts(world):
+    c, h = world.client, world.h("staff")
+    for d in ("D1", "D3"):
+        first = c.get(f"/api/demands/{d}/matches", headers=h).json()["results"][0]["partner_id"]
+        c.post("/api/feedback", json={"demand_id": d, "partner_id": first, "status": "agreed"}, headers=h)
+    world.ctx.impressions.flush()
+    r = c.post("/api/learning/train", headers=h).json()
+    assert r["lists"] == 2 and r["demands"] == 2 and r["outcomes"] == 2
+    assert r["deployed"] is False and "too few" in r["reason"]  # two demands cannot pass a held-out gate
