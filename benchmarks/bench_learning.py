@@ -77,12 +77,13 @@ def main(argv=None) -> int:
         y = (rng.random(len(table.X)) < 0.1).astype(float)
         row = {"capabilities": n, "build_s": round(build_s, 1)}
         engine.reranker = None
-        row["default"] = timed(lambda d: engine.match_partners(d, k=10), stored, args.repeats)
+        match = engine.match_partners
+        row["default"] = timed(lambda d: match(d, k=10), stored, args.repeats)
         backends = ["linear"] + (["lightgbm"] if lightgbm_available() else [])
         for backend in backends:
             model = Config(backend).make(FEATURES).fit(table.X, y, table.group)
             engine.reranker = Reranker(model)
-            row[backend] = timed(lambda d: engine.match_partners(d, k=10), stored, args.repeats)
+            row[backend] = timed(lambda d: match(d, k=10), stored, args.repeats)
             engine.reranker = None
         results.append(row)
         print(f"{n} capabilities (index built in {build_s:.0f} s), stored demand, k=10, "
@@ -112,8 +113,8 @@ def bench_impressions() -> dict:
         shown = [Shown(i, f"P{i}", 1.0 / i, {"dense": 0.5, "lexical": 3.0, "partner": 0.7}) for i in range(1, 11)]
         lat = []
         flushes = []
-        for batch in range(10):
-            for _ in range(100):
+        for _ in range(10):
+            for _i in range(100):
                 t0 = time.perf_counter()
                 log.record(source="api", who="bench", demand_id="D1", text=None, shown=shown, engine="fake",
                            model_version="default", revision=1, k=10)
