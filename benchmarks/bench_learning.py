@@ -78,12 +78,12 @@ def main(argv=None) -> int:
         row = {"capabilities": n, "build_s": round(build_s, 1)}
         engine.reranker = None
         match = engine.match_partners
-        row["default"] = timed(lambda d: match(d, k=10), stored, args.repeats)
+        row["default"] = timed(lambda d, m=match: m(d, k=10), stored, args.repeats)
         backends = ["linear"] + (["lightgbm"] if lightgbm_available() else [])
         for backend in backends:
             model = Config(backend).make(FEATURES).fit(table.X, y, table.group)
             engine.reranker = Reranker(model)
-            row[backend] = timed(lambda d: match(d, k=10), stored, args.repeats)
+            row[backend] = timed(lambda d, m=match: m(d, k=10), stored, args.repeats)
             engine.reranker = None
         results.append(row)
         print(f"{n} capabilities (index built in {build_s:.0f} s), stored demand, k=10, "
