@@ -12,10 +12,9 @@ fit a power law p(r) = p1 * r^-eta to them (weighted least squares on logs, the 
 eye-tracking and intervention-harvesting studies of ranked lists) and clip the inverse weights
 at `max_weight` to bound the variance the rare deep contacts would add.
 
-Because examination is logged, the rows that were contacted are the labelled ones (success or
-not) and rows never contacted carry no label (they are not failures). Weighting each labelled
-row by 1 / p(rank) makes the expected loss over the contacted rows equal the loss over every
-row shown (inverse propensity weighting, as in Joachims, Swaminathan and Schnabel 2017).
+Rows that were contacted and succeeded are the positives of the learning problem; weighting
+each by 1 / p(rank) makes the expected loss equal the loss under full examination (Joachims,
+Swaminathan and Schnabel 2017). Rows that were never contacted are unlabelled negatives.
 """
 
 from __future__ import annotations

@@ -9,9 +9,8 @@ better) with probability `p_relevant` when judged relevant and `p_irrelevant` ot
 one outcome. Held-out demands (never shown to the simulated staff) measure the deployed ranking
 against the true judgements after every retraining.
 
-With `correction`, only the followed-up rows are training rows and each weighs 1 / p(rank), p
-estimated from the log (`propensity.estimate`); without, every shown row is a row and a
-relevant partner nobody followed up counts as a failure.
+With `correction`, the propensity is estimated from the log (`propensity.estimate`) and each
+successful row is weighted by its inverse; without, every row weighs 1.
 """
 
 from __future__ import annotations
@@ -106,30 +105,25 @@ def simulate(table: CandidateTable, qrels: Mapping[str, Mapping[str, float]], pa
 
 
 def _retrain(table: CandidateTable, log, params: SimParams, configs, previous):
-    """Train on the logged lists (one group per list shown).
-
-    Without correction: every shown row, label 1 where the follow-up succeeded, so a relevant
-    partner nobody followed up counts as a failure (the click-log reading). With correction:
-    only the rows staff followed up (their examination is logged, so the others carry no label),
-    each weighted 1 / p(rank) with p estimated from the log, so the top ranks staff follow up
-    most do not dominate what is learned (see `propensity`)."""
+    """Train on the logged lists: one group per list shown, label 1 where the follow-up succeeded."""
     ranks = [r for _, shown, _, _ in log for r in range(1, len(shown) + 1)]
     followed = [f for _, _, fol, _ in log for f in fol]
     prop = estimate(ranks, followed) if params.correction else Propensity(eta=0.0)
     X, y, w, group, ids, targets = [], [], [], [], [], []
-    for i, (q, shown, fol, success) in enumerate(log):
-        keep = [j for j in range(len(shown)) if fol[j]] if params.correction else list(range(len(shown)))
-        if not keep:
-            continue
-        X.append(table.X[[shown[j] for j in keep]])
-        y.extend(float(success[j]) for j in keep)
-        w.extend(prop.weights(np.array(keep) + 1) if params.correction else np.ones(len(keep)))
-        group.append(len(keep))
+    for i, (q, shown, _, success) in enumerate(log):
+        X.append(table.X[shown])
+        y.extend(float(s) for s in success)
+        w.extend(prop.weights(np.arange(1, len(shown) + 1)) if params.correction else np.ones(len(shown)))
+        group.append(len(shown))
         ids.append(f"{table.query_ids[q]}#{i}")
-        targets.append([f"{shown[j]}" for j in keep])
+        targets.append([f"{j}" for j in shown])
     logged = CandidateTable(ids, targets, np.vstack(X), np.asarray(group), [[] for _ in ids], table.feature_names)
     y_arr, w_arr = np.asarray(y), np.asarray(w)
-    outcome_qrels = {qid: {t: float(g) for t, g in zip(ts, y_arr[o:o + len(ts)])}
+    w_arr = np.where(y_arr > 0, w_arr, 1.0)  # only the successes carry a propensity weight
+    # The gate scores on logged lists too; a success's gain (2^rel - 1) is its inverse propensity,
+    # the counterfactual (IPW) estimate of DCG, so a ranking is not judged by where it was shown.
+    gain = np.where(y_arr > 0, np.log2(1.0 + w_arr), 0.0)
+    outcome_qrels = {qid: {t: float(g) for t, g in zip(ts, gain[o:o + len(ts)])}
                      for qid, ts, o in zip(ids, targets, logged.offsets[:-1])}
     res = train_ranker(logged, y_arr, outcome_qrels, weight=w_arr, configs=configs, seed=params.seed)
     eta_hat = prop.eta if params.correction else None

@@ -3,12 +3,11 @@ outcomes, deploy it only when it wins on held-out demands, roll it back.
 
 Training data. For each stored demand with a list served, the list that counts is the last one
 served before staff first contacted any of its partners (what they were looking at when they
-chose), else the latest. Contacting is examination (see `matcher.learning.propensity`), and it is logged: each contacted
-partner of that list is a row with its current features, labelled by the furthest stage its pair
-reached (2 a cooperation agreement, 1 a meeting, 0 contacted or declined); partners nobody
-contacted carry no label. The propensity per rank is estimated from which shown pairs were
-contacted, and each row weighs 1 / p(rank), so what is learned is not dominated by the top ranks
-staff contact most.
+chose), else the latest. Each shown partner is a row with its current features; its label is the
+furthest stage its pair reached: 2 for a cooperation agreement, 1 for a meeting, 0 otherwise.
+Contacting is examination (see `matcher.learning.propensity`): the propensity per rank is
+estimated from which shown pairs were contacted, and each positive row weighs 1 / p(rank).
+The gate scores held-out demands with the same inverse-propensity gains.
 """
 
 from __future__ import annotations
@@ -105,30 +104,30 @@ def train(db: Engine, live: LiveIndex, folder: Path, *, who: str, deploy: bool =
     if table is None:
         return {**summary, "deployed": False, "version": None, "reason": "no served lists of stored demands yet"}
     ranks, contacted = [], []
-    X, y, w_rank, group, ids, targets = [], [], [], [], [], []
+    X, y, group, ids, targets = [], [], [], [], []
     off = table.offsets
     for i, d in enumerate(table.query_ids):
         pos = {p: off[i] + j for j, p in enumerate(table.target_ids[i])}
-        shown = [(r, p) for r, p in chosen[d]["rows"] if p in pos]
-        for r, p in shown:
-            ranks.append(r)
-            contacted.append(states.get((d, p), {"stage": 0})["stage"] > 0)
-        rows = [(r, p) for r, p in shown if states.get((d, p), {"stage": 0})["stage"] > 0]  # examined only
+        rows = [(r, p) for r, p in chosen[d]["rows"] if p in pos]
         if not rows:
             continue
-        y.extend(LABEL.get(states[(d, p)]["stage"], 0.0) for _, p in rows)
-        w_rank.extend(r for r, _ in rows)
+        for r, p in rows:
+            st = states.get((d, p), {"stage": 0})
+            ranks.append(r)
+            contacted.append(st["stage"] > 0)
+            y.append(LABEL.get(st["stage"], 0.0))
         X.append(table.X[[pos[p] for _, p in rows]])
         group.append(len(rows))
         ids.append(d)
         targets.append([p for _, p in rows])
     if not X:
-        return {**summary, "deployed": False, "version": None, "reason": "no contacted pair is still a candidate"}
+        return {**summary, "deployed": False, "version": None, "reason": "no shown partner is still a candidate"}
     prop = estimate(ranks, contacted)
     y_arr = np.asarray(y)
-    w = prop.weights(w_rank)
+    w = np.where(y_arr > 0, prop.weights(ranks), 1.0)
     logged = CandidateTable(ids, targets, np.vstack(X), np.asarray(group), [[] for _ in ids], table.feature_names)
-    qrels = {q: dict(zip(ts, y_arr[o:o + len(ts)].tolist())) for q, ts, o in zip(ids, targets, logged.offsets[:-1])}
+    gains = np.where(y_arr > 0, np.log2(1.0 + w * (2.0 ** y_arr - 1.0)), 0.0)
+    qrels = {q: dict(zip(ts, gains[o:o + len(ts)].tolist())) for q, ts, o in zip(ids, targets, logged.offsets[:-1])}
     res = train_ranker(logged, y_arr, qrels, weight=w)
     summary.update({"propensity": {"p1": prop.p1, "eta": prop.eta}, "reason": res.reason,
                     "validation": res.validation})
