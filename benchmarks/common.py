@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+# ../shared/data beside the checkout; TECHMATCH_SHARED_DATA points elsewhere (e.g. from a worktree).
+DATA = Path(os.environ.get("TECHMATCH_SHARED_DATA") or ROOT.parent / "shared" / "data")
 RESULTS = ROOT / "benchmarks" / "results"
 SBIR_FIRMS = DATA / "sbir-firms"
 SBIR_TOPICS = DATA / "sbir-topics"

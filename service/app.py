@@ -22,6 +22,7 @@ from fastapi.staticfiles import StaticFiles
 
 from service.deps import Context
 from service.errors import install_error_handlers
+from service.jobs import learning as learning_jobs
 from service.jobs.conference import ConferenceJobs
 from service.jobs.landscape import LandscapeCache
 from service.jobs.live import LiveIndex
@@ -42,8 +43,10 @@ from service.routers import (
     review,
     tokens,
 )
+from service.routers import learning as learning_routes
 from service.settings import Settings
 from service.storage.db import init_db, make_engine
+from service.storage.impressions import ImpressionLog
 from service.views.render import LoginRequired, login_redirect, make_templates, render_error
 
 log = logging.getLogger("techmatch.service")
@@ -61,7 +64,11 @@ def create_app(settings: Settings | None = None, *, encoder=None) -> FastAPI:
     db = make_engine(settings.db_url)
     live = LiveIndex(db, encoder, settings.index_dir(), index=settings.index)
     jobs = ConferenceJobs(db, live, settings.jobs_dir(), max_k=settings.max_k)
-    ctx = Context(settings=settings, db=db, live=live, jobs=jobs, landscape=LandscapeCache(live))
+    impressions = ImpressionLog(db, flush_seconds=settings.impression_flush_seconds,
+                                retention_days=settings.impression_retention_days)
+    jobs.impressions = impressions
+    ctx = Context(settings=settings, db=db, live=live, jobs=jobs, landscape=LandscapeCache(live),
+                  impressions=impressions)
 
     def startup() -> None:
         init_db(db)
@@ -74,6 +81,7 @@ def create_app(settings: Settings | None = None, *, encoder=None) -> FastAPI:
                                                                              "binding": tok.binding})
         jobs.recover()  # jobs a stopped process left queued or running become "interrupted"
         jobs.start()
+        impressions.start()
 
     def build_index() -> None:
         """In the background: the API answers (/healthz, lists) while the model loads and the
@@ -86,6 +94,11 @@ def create_app(settings: Settings | None = None, *, encoder=None) -> FastAPI:
             if hasattr(live.encoder, "load"):
                 live.encoder.load()  # free text needs the model: a broken one fails the start, not a request
             how = live.start()
+            try:
+                version = learning_jobs.load_deployed(db, live, settings.rankers_dir())
+                log.info("ranker", extra={"version": version})
+            except Exception:  # a damaged model folder leaves the default order live, loudly
+                log.exception("the deployed ranker could not be loaded; the default order is live")
             log.info("ready", extra={"index": how, "revision": live.revision, "model": live.encoder.name})
         except Exception as exc:
             live.error = live.error or f"{type(exc).__name__}: {exc}"
@@ -96,6 +109,7 @@ def create_app(settings: Settings | None = None, *, encoder=None) -> FastAPI:
         try:
             jobs.stop()  # a running job ends after its current chunk, "interrupted" (resumable)
             ctx.landscape.stop()
+            impressions.close()  # the last buffered lists are written
             live.save()
         finally:
             db.dispose()
@@ -119,7 +133,7 @@ def create_app(settings: Settings | None = None, *, encoder=None) -> FastAPI:
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestLogMiddleware)
     for module in (health, demands, matching, capabilities, partners, feedback, imports, tokens, conference,
-                   landscape, filing, review, directory, pages):  # filing's /demands/new before /demands/{id}
+                   landscape, filing, review, directory, learning_routes, pages):  # filing before demands/{id}
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     _add_docs(app)

@@ -17,6 +17,7 @@ from service.settings import Settings
 if TYPE_CHECKING:
     from service.jobs.conference import ConferenceJobs
     from service.jobs.landscape import LandscapeCache
+    from service.storage.impressions import ImpressionLog
 
 
 @dataclass
@@ -29,6 +30,7 @@ class Context:
     live: LiveIndex
     jobs: ConferenceJobs | None = None
     landscape: LandscapeCache | None = None
+    impressions: ImpressionLog | None = None
 
     def admin_token(self) -> str | None:
         tok = self.settings.admin_token

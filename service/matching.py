@@ -19,6 +19,7 @@ from service.auth.tokens import Principal
 from service.deps import Context
 from service.schemas import DemandHitPublic, EvidencePublic, MatchOptions, PartnerMatchPublic, ScorePartsPublic
 from service.storage import feedback, store
+from service.storage.impressions import Shown
 
 
 def parts_out(parts: ScoreParts) -> ScorePartsPublic:
@@ -38,22 +39,25 @@ NO_SUITABLE_ADVICE = ("No known partner reaches a possible fit (best fit {best:.
 
 
 def match_partners(ctx: Context, query: Demand | str, opts: MatchOptions, *, show_reasons: bool = True,
-                   ) -> tuple[list[PartnerMatchPublic], int, int]:
+                   source: str = "api", who: str = "") -> tuple[list[PartnerMatchPublic], int, int]:
     """Ranked partners with reasons for a demand or a text. Returns (results, k, revision)."""
-    results, k, rev, _ = match_report(ctx, query, opts, show_reasons=show_reasons)
+    results, k, rev, _ = match_report(ctx, query, opts, show_reasons=show_reasons, source=source, who=who)
     return results, k, rev
 
 
-def match_report(ctx: Context, query: Demand | str, opts: MatchOptions, *, show_reasons: bool = True):
+def match_report(ctx: Context, query: Demand | str, opts: MatchOptions, *, show_reasons: bool = True,
+                 source: str = "api", who: str = ""):
     """`match_partners` plus the engine's verdict: (results, k, revision, PartnerReport).
 
     show_reasons: whether a rejection's reason is included (staff); the mark and the order
-    are the same for everyone who may see the list."""
+    are the same for everyone who may see the list. The list served is recorded as impressions
+    (`source`: page, api or text; `who` asked)."""
     k = ctx.k(opts.k)
     with ctx.live.read() as engine:
         report = engine.match_report(query, k=k, filters=partner_filters(opts))
         matches = report.matches
         rev = ctx.live.revision
+        version, described = ctx.live.ranker_version, ctx.live.describe_engine()
     with ctx.db.connect() as conn:
         prow = store.get_partners(conn, [m.partner_id for m in matches])
         crow = store.get_capabilities(conn, [h.capability_id for m in matches for h in m.evidence])
@@ -79,6 +83,12 @@ def match_report(ctx: Context, query: Demand | str, opts: MatchOptions, *, show_
     if rejected:  # stable: each group keeps the engine's order
         out = [m for m in out if not m.rejected] + [m for m in out if m.rejected]
         out = [m.model_copy(update={"rank": i}) for i, m in enumerate(out, start=1)]
+    if ctx.impressions is not None:
+        ctx.impressions.record(
+            source=source, who=who, demand_id=query.id if isinstance(query, Demand) else None,
+            text=None if isinstance(query, Demand) else str(query),
+            shown=[Shown(r.rank, r.partner_id, r.score, r.components) for r in out],
+            engine=described, model_version=version, revision=rev, k=k)
     return out, k, rev, report
 
 

@@ -12,8 +12,16 @@ from matcher.dates import DateError, normalise_date
 
 Role = Literal["admin", "staff", "institute", "enterprise"]
 ROLES: tuple[str, ...] = ("admin", "staff", "institute", "enterprise")
-FeedbackStatus = Literal["contacted", "meeting_held", "accepted", "rejected"]
-FEEDBACK_STATUSES: tuple[str, ...] = ("contacted", "meeting_held", "accepted", "rejected")
+# The pipeline of a pair. "accepted" and "rejected" are the first API's statuses, still accepted
+# (an agreement and a decline whose side is not known).
+FeedbackStatus = Literal["suggested", "contacted", "meeting_held", "agreed", "declined_enterprise",
+                         "declined_partner", "accepted", "rejected"]
+FEEDBACK_STATUSES: tuple[str, ...] = ("suggested", "contacted", "meeting_held", "agreed", "declined_enterprise",
+                                      "declined_partner", "accepted", "rejected")
+PIPELINE_STATUSES: tuple[str, ...] = FEEDBACK_STATUSES[:6]  # what the pages offer
+DECLINES: frozenset[str] = frozenset({"declined_enterprise", "declined_partner", "rejected"})
+ReasonCode = Literal["", "wrong_field", "too_far", "too_expensive", "no_capacity", "already_solved", "other"]
+REASON_CODES: tuple[str, ...] = ("wrong_field", "too_far", "too_expensive", "no_capacity", "already_solved", "other")
 PartnerType = Literal["university", "institute", "team", "enterprise", "other", ""]
 ImportKind = Literal["demands", "capabilities", "partners"]
 ImportMode = Literal["update", "replace"]
@@ -358,12 +366,37 @@ class FeedbackCreate(Strict):
     partner_id: IdStr
     status: FeedbackStatus
     reason: Annotated[str, StringConstraints(max_length=2000, strip_whitespace=True)] = ""
+    reason_code: ReasonCode = ""
+    amount: Annotated[float, Field(ge=0, le=1e13, allow_inf_nan=False)] | None = None
 
     @model_validator(mode="after")
     def _reason_for_rejection(self) -> FeedbackCreate:
-        if self.status == "rejected" and not self.reason:
+        if self.status == "rejected" and not self.reason and not self.reason_code:
             raise ValueError("a rejection needs a reason")
+        if self.status in ("declined_enterprise", "declined_partner") and not self.reason_code:
+            raise ValueError(f"a decline needs a reason code ({', '.join(REASON_CODES)})")
+        if self.reason_code == "other" and not self.reason:
+            raise ValueError("reason code 'other' needs a free-text reason")
+        if self.amount is not None and self.status not in ("agreed", "accepted"):
+            raise ValueError("an amount belongs to a cooperation agreement (status 'agreed')")
         return self
+
+
+class FeedbackBulk(Strict):
+    """Several pipeline changes, recorded all or nothing."""
+
+    items: Annotated[list[FeedbackCreate], Field(min_length=1, max_length=5000)]
+
+
+class FeedbackBulkResult(BaseModel):
+    recorded: int
+
+
+class FeedbackFromConference(Strict):
+    """Mark every pair a conference run assigned (or the ones listed) with one status."""
+
+    status: FeedbackStatus = "suggested"
+    reason: Annotated[str, StringConstraints(max_length=2000, strip_whitespace=True)] = ""
 
 
 class FeedbackPublic(BaseModel):
@@ -376,6 +409,9 @@ class FeedbackPublic(BaseModel):
     reason: str
     who: str
     created_at: dt.datetime
+    reason_code: str = ""
+    amount: float | None = None
+    source: str = ""
 
 
 # -- tokens and identity ------------------------------------------------------------------

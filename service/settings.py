@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     max_k: int = Field(default=100, ge=1, le=1000)
     cookie_secure: bool = False  # set when served over HTTPS
     log_level: str = "INFO"
+    impression_retention_days: int = Field(default=365, ge=0)  # 0 keeps impressions forever
+    impression_flush_seconds: float = Field(default=1.0, gt=0)
 
     @property
     def max_body_bytes(self) -> int:
@@ -54,6 +56,16 @@ class Settings(BaseSettings):
         if db_file is not None:
             return db_file.parent / f"{db_file.stem}-conference-jobs"
         return Path("techmatch-data") / "conference-jobs"
+
+
+    def rankers_dir(self) -> Path:
+        """Where learned ranker versions live (kept: models are trained from the database's outcomes)."""
+        if self.data_dir is not None:
+            return Path(self.data_dir).expanduser() / "rankers"
+        db_file = sqlite_path(self.db_url)
+        if db_file is not None:
+            return db_file.parent / f"{db_file.stem}-rankers"
+        return Path("techmatch-data") / "rankers"
 
 
 def sqlite_path(url: str) -> Path | None:

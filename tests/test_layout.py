@@ -31,7 +31,7 @@ LAYERS = {
         "matcher.settings": 1, "matcher.records": 1, "matcher.taxonomy": 1, "matcher.dates": 1,
         "matcher.filling": 1,
         "matcher.io": 2, "matcher.retrieval": 2,
-        "matcher.conference": 3, "matcher.landscape": 3,
+        "matcher.conference": 3, "matcher.landscape": 3, "matcher.learning": 3,
         "matcher.evaluate": 4, "matcher.batch": 4, "matcher.workspace": 4, "matcher.calibrate": 4,
         "matcher.filling_eval": 5,
         "matcher.cli": 6,
@@ -42,6 +42,7 @@ LAYERS = {
         "service.middleware": 2, "service.views": 2, "service.auth": 2,
         "service.jobs": 3,
         "service.deps": 4, "service.matching": 5, "service.review": 5, "service.importer": 5, "service.demo": 5,
+        "service.pipeline_sheet": 5,
         "service.routers": 6, "service.app": 7, "service.cli": 8,
     },
 }

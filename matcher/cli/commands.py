@@ -156,6 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
     else:
         add_landscape_parser(sub)
     try:
+        from matcher.cli.learn import add_learn_parser
+    except ImportError:  # pragma: no cover - the module ships with the package
+        pass
+    else:
+        add_learn_parser(sub, DEFAULT_WORKSPACE)
+    try:
         from service.cli import add_serve_parser
     except ImportError:  # pragma: no cover - the service ships with the package
         pass
@@ -222,7 +228,20 @@ def _open_engine(args, *, rebuild: bool = False):
 
     ws = Workspace(args.workspace)
     encoder = open_encoder(args.model)
-    return ws, ws.engine(encoder, rebuild=rebuild, progress=_progress)
+    engine = ws.engine(encoder, rebuild=rebuild, progress=_progress)
+    _use_deployed_ranker(engine, Path(args.workspace) / "rankers")
+    return ws, engine
+
+
+def _use_deployed_ranker(engine, folder: Path) -> None:
+    """Match with the deployed learned ranker when there is one (`techmatch learn`)."""
+    if not (folder / "deployed.json").exists():
+        return
+    from matcher.learning.registry import ModelRegistry
+    from matcher.learning.table import Reranker
+
+    model = ModelRegistry(folder).current_model()
+    engine.reranker = Reranker(model) if model is not None else None
 
 
 def cmd_index(args) -> int:

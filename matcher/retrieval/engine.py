@@ -57,6 +57,10 @@ from matcher.retrieval.results import CapabilityHit, DemandHit, PartnerMatch, Pa
 from matcher.retrieval.text import Tokenizer, guess_language, shared_terms
 
 Query = Demand | str
+# A learned re-ranker (see `matcher.learning`): given the engine, the query, its candidates and the
+# default partner order (numbers, scores), returns the new order and the scores to report.
+Reranker = Callable[["MatchEngine", Query, list[str], Candidates, Fused, NDArray[np.int64], NDArray[np.float32]],
+                    tuple[NDArray[np.int64], NDArray[np.float32]]]
 SURFACE_CACHE_SIZE = 128  # query texts whose stem -> word maps are kept
 Progress = Callable[[int], None]
 
@@ -119,6 +123,7 @@ class MatchEngine:
         self._partner_ids: list[str] = []
         self._partner_num: dict[str, int] = {}
         self._partner_of_row = np.zeros(0, dtype=np.int64)
+        self.reranker: Reranker | None = None  # None: the default (fused, aggregated) order
 
     # -- loading and editing ---------------------------------------------------------------
     def fit(
@@ -200,6 +205,9 @@ class MatchEngine:
         (qvec,), (qtok,) = self._encode_queries([query])
         cand, fused = self._fused_capabilities(qvec, qtok, filters)
         partners, scores = aggregate(fused, self._partner_of_row, self.params.aggregation)
+        default_scores = {int(p): float(sc) for p, sc in zip(partners, scores)}
+        if self.reranker is not None:  # a learned model re-orders; "partner" keeps the default score
+            partners, scores = self.reranker(self, query, qtok, cand, fused, partners, scores)
         ranked = [int(p) for p in partners]
         if len(ranked) < k:
             seen = set(ranked)
@@ -211,7 +219,7 @@ class MatchEngine:
         head = ranked[:n_scored]
         tail = sorted(ranked[n_scored:], key=lambda p: (-fit_of[p], self._partner_ids[p]))
         order = (head + tail)[:k]
-        score_of = {int(p): float(s) for p, s in zip(partners, scores)}
+        score_of = {int(p): float(sc) for p, sc in zip(partners, scores)}
         surface = self._surface_map(query, qtok)
         weights = self._term_weights(qtok, self._caps)  # once per query, not once per evidence
         allowed = self._capability_mask(filters)
@@ -242,13 +250,14 @@ class MatchEngine:
                     evidence=hits,
                     shared_terms=terms,
                     components={
-                        "partner": score,
+                        "partner": default_scores.get(pnum, 0.0),
                         "fit": fit,
                         "best_capability": hits[0].score,
-                        "support": score - hits[0].score if pnum in score_of else 0.0,
+                        "support": default_scores[pnum] - hits[0].score if pnum in default_scores else 0.0,
                         "dense": hits[0].parts.dense,
                         "lexical": hits[0].parts.lexical,
                         "lexical_weight": hits[0].parts.lexical_weight,
+                        **({"learned": score} if self.reranker is not None else {}),
                     },
                     fit=fit,
                     label=label,
@@ -373,6 +382,28 @@ class MatchEngine:
             )
             out.extend(fuse(c, self.params.fusion) for c in cands)
         return out
+
+    def query_candidates(self, queries: Sequence[Query]) -> tuple[list[Candidates], list[list[str]]]:
+        """Raw candidates and query tokens for many queries (what a learned ranker's features need)."""
+        qvecs, qtoks = self._encode_queries(queries)
+        out: list[Candidates] = []
+        for start in range(0, len(qtoks), 256):
+            out.extend(
+                self._caps.candidates(
+                    qvecs[start : start + 256], qtoks[start : start + 256], depth=self.params.fusion.depth
+                )
+            )
+        return out, qtoks
+
+    def capability_tokens(self, row: int) -> list[str]:
+        return self._caps.tokens[row]
+
+    def capability_term_idf(self, qtok: Sequence[str]) -> dict[str, float]:
+        """idf of each query term the capability collection knows."""
+        return self._term_weights(qtok, self._caps)
+
+    def partner_number(self, partner_id: str) -> int | None:
+        return self._partner_num.get(partner_id)
 
     def partner_of_capability_rows(self) -> NDArray[np.int64]:
         return self._partner_of_row

@@ -300,6 +300,7 @@ class ConferenceJobs:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # submit/resume: check-and-queue is atomic
+        self.impressions = None  # service.storage.impressions.ImpressionLog: ranked lists are logged
 
     # -- lifecycle
     def recover(self) -> int:
@@ -468,7 +469,17 @@ class ConferenceJobs:
         def rank_fn(chunk: list[Demand]):
             self._check_stop()
             with self.live.read() as engine:
-                return engine.match_partners_batch(chunk, k=params.k)
+                ranked = engine.match_partners_batch(chunk, k=params.k)
+                version, described, rev = self.live.ranker_version, self.live.describe_engine(), self.live.revision
+            if self.impressions is not None:
+                from service.storage.impressions import Shown
+
+                for demand_id, matches in ranked.items():
+                    self.impressions.record(
+                        source="conference", who=row.get("created_by", ""), demand_id=demand_id, text=None,
+                        shown=[Shown(m.rank, m.partner_id, m.score, m.components) for m in matches],
+                        engine=described, model_version=version, revision=rev, k=params.k)
+            return ranked
 
         def progress(done: int, total: int) -> None:
             start.setdefault("done", done)

@@ -102,6 +102,9 @@ class LiveIndex:
         self._ready = threading.Event()
         self._lock = RWLock()
         self._save_lock = threading.Lock()  # two readers may save at once
+        # The deployed learned ranker (matcher.learning), re-attached whenever the engine is rebuilt.
+        self.reranker = None
+        self.ranker_version = "default"
 
     # -- start-up and persistence ----------------------------------------------------------
     def start(self) -> str:
@@ -135,6 +138,7 @@ class LiveIndex:
             if stamp == self._stamp(rev):
                 try:
                     self.engine = MatchEngine.load(self.folder / "engine", self.encoder)
+                    self.engine.reranker = self.reranker
                     self.revision = rev
                     log.info("index loaded", extra={"revision": rev, "folder": str(self.folder)})
                     return "loaded"
@@ -151,10 +155,26 @@ class LiveIndex:
             caps, dems, parts = store.all_records(conn)
         params = EngineParams(index=IndexParams(kind=self.index_kind))
         self.engine = MatchEngine(self.encoder, params).fit(caps, dems, parts)
+        self.engine.reranker = self.reranker
         self.revision = rev
         log.info("index built", extra={"revision": rev, "capabilities": len(caps), "demands": len(dems),
                                        "partners": len(parts),
                                        "seconds": round(time.perf_counter() - started, 2)})
+
+    def set_reranker(self, reranker, version: str) -> None:
+        """Deploy a learned ranker (None: the default order) for every match from now on."""
+        with self._lock.write():
+            self.reranker, self.ranker_version = reranker, version
+            if self.engine is not None:
+                self.engine.reranker = reranker
+
+    def describe_engine(self) -> str:
+        """Encoder and fusion, as impressions record them."""
+        e = self.engine
+        if e is None:
+            return ""
+        f, a = e.params.fusion, e.params.aggregation
+        return f"{e.encoder.name}; {f.method} w={f.lexical_weight:g}; {a.method}"
 
     def save(self) -> None:
         """Write the engine and its revision stamp under `folder` (atomically replaced)."""

@@ -23,7 +23,8 @@ KQuery = Annotated[int | None, Query(ge=1, le=1000, description="how many result
 def _demand_matches(ctx: Context, principal: Principal, demand_id: str, opts: MatchOptions) -> MatchResult:
     row = visible_demand(ctx, principal, demand_id)
     results, k, rev, report = matching.match_report(ctx, store.demand_record(row), opts,
-                                                    show_reasons=principal.is_staff)
+                                                    show_reasons=principal.is_staff, source="api",
+                                                    who=principal.name)
     return MatchResult(demand_id=demand_id, k=k, revision=rev, results=results, **_verdict(report))
 
 
@@ -56,7 +57,7 @@ def demand_matches_post(ctx: CtxDep, principal: StaffOrEnterpriseDep, demand_id:
 @router.post("/api/match", response_model=MatchResult)
 def match_text(ctx: CtxDep, principal: PrincipalDep, body: TextMatchRequest) -> MatchResult:
     """Ranked partners for a free text (a demand not filed yet)."""
-    results, k, rev, report = matching.match_report(ctx, body.text, body)
+    results, k, rev, report = matching.match_report(ctx, body.text, body, source="text", who=principal.name)
     return MatchResult(text=body.text, k=k, revision=rev, results=results, **_verdict(report))
 
 

@@ -25,7 +25,7 @@ from service.importer import import_file, parse_mapping
 from service.jobs.landscape import load_links
 from service.review import review_state
 from service.routers.feedback import record_feedback
-from service.schemas import FEEDBACK_STATUSES, FeedbackCreate, MatchOptions
+from service.schemas import PIPELINE_STATUSES, REASON_CODES, FeedbackCreate, MatchOptions
 from service.storage import changes, feedback, store
 from service.views.render import TOKEN_COOKIE, LoginRequired, page_lang, render, safe_next
 
@@ -149,7 +149,8 @@ def _demand_page(request: Request, ctx: Context, principal: Principal, demand_id
     if principal.is_staff or principal.role == "enterprise":
         opts = MatchOptions(k=k, partner_type=[partner_type] if partner_type else [])
         matches, _, _, report = matching.match_report(ctx, store.demand_record(row), opts,
-                                                      show_reasons=principal.is_staff)
+                                                      show_reasons=principal.is_staff, source="page",
+                                                      who=principal.name)
         verdict = {"suitable": report.suitable, "best_fit": report.best_fit}
         lang = page_lang(request)
         reasons = {m.partner_id: partner_reason(m.label, m.evidence[0].title if m.evidence else "", m.shared_terms,
@@ -171,7 +172,8 @@ def _demand_page(request: Request, ctx: Context, principal: Principal, demand_id
     terms = [t for m in matches or [] for t in m.shared_terms]
     return render(request, "demand.html", {
         "d": demand, "matches": matches, "history": history, "terms": terms, "k": k,
-        "partner_type": partner_type, "partner_types": PARTNER_TYPES, "statuses": FEEDBACK_STATUSES,
+        "partner_type": partner_type, "partner_types": PARTNER_TYPES, "statuses": PIPELINE_STATUSES,
+        "reason_codes": REASON_CODES,
         "error": error, "saved": qp.get("saved") == "1", "review_error": review_error,
         "review_state": review_state(row), "change_log": change_log, "merge": merge, "merged_into": merged_into,
         "reviewed": qp.get("reviewed", ""), "filed": qp.get("filed") == "1",
@@ -190,12 +192,18 @@ def demand_page(request: Request, ctx: CtxDep, principal: PageUser, demand_id: s
 @router.post("/demands/{demand_id}/feedback", dependencies=[Depends(same_origin)])
 def demand_feedback(request: Request, ctx: CtxDep, principal: StaffPage, demand_id: str,
                     partner_id: Annotated[str, Form()] = "", status: Annotated[str, Form()] = "",
-                    reason: Annotated[str, Form()] = "") -> Response:
+                    reason: Annotated[str, Form()] = "", reason_code: Annotated[str, Form()] = "",
+                    amount: Annotated[str, Form()] = "") -> Response:
     try:
-        body = FeedbackCreate(demand_id=demand_id, partner_id=partner_id, status=status, reason=reason)
+        value = float(amount.replace(",", "").replace("，", "").strip()) if amount.strip() else None
+    except ValueError:
+        return _demand_page(request, ctx, principal, demand_id, error="err_feedback_amount", status=422)
+    try:
+        body = FeedbackCreate(demand_id=demand_id, partner_id=partner_id, status=status, reason=reason,
+                              reason_code=reason_code, amount=value)
     except ValidationError:
         return _demand_page(request, ctx, principal, demand_id, error="err_feedback_invalid", status=422)
-    record_feedback(ctx, principal.name, body)
+    record_feedback(ctx, principal.name, body, source="page")
     return RedirectResponse(f"/demands/{demand_id}?saved=1#feedback", status_code=303)
 
 

@@ -115,9 +115,43 @@ feedback = Table(
     Column("partner_id", String(128), ForeignKey("partners.id", ondelete="CASCADE"),
            nullable=False, index=True),
     Column("status", String(32), nullable=False),
-    Column("reason", Text, nullable=False, default=""),
+    Column("reason", Text, nullable=False, default=""),  # free text
     Column("who", String(200), nullable=False),
     Column("created_at", DateTime, nullable=False),
+    # The pipeline of a pair (issue 16): a reason code for declines, the contract amount of an
+    # agreement (yuan), and where the change came from (page, api, bulk, conference, import).
+    Column("reason_code", String(32), nullable=False, default=""),
+    Column("amount", Float, nullable=True),
+    Column("source", String(16), nullable=False, default=""),
+)
+
+# Every match list served (page, API, conference run): who asked, when, for which demand, with
+# which engine and ranker; one `impressions` row per partner shown. Pruned by age
+# (`Settings.impression_retention_days`). Demands and partners are not foreign keys: the log
+# outlives edits and deletions of the records it mentions.
+impression_lists = Table(
+    "impression_lists", metadata,
+    Column("id", String(32), primary_key=True),  # uuid4 hex, made by the writer so rows batch
+    Column("served_at", DateTime, nullable=False, index=True),
+    Column("source", String(16), nullable=False),  # page, api, text, conference
+    Column("who", String(200), nullable=False, default=""),
+    Column("demand_id", String(128), nullable=True, index=True),  # None for a free-text query
+    Column("query_hash", String(64), nullable=False, default=""),  # sha256 of a free-text query
+    Column("engine", String(200), nullable=False, default=""),  # encoder and fusion
+    Column("model_version", String(32), nullable=False, default=""),  # ranker version or "default"
+    Column("revision", Integer, nullable=False, default=0),
+    Column("k", Integer, nullable=False, default=0),
+)
+
+impressions = Table(
+    "impressions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("list_id", String(32), ForeignKey("impression_lists.id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("rank", Integer, nullable=False),
+    Column("partner_id", String(128), nullable=False, index=True),
+    Column("score", Float, nullable=False),
+    Column("components", JSON, nullable=False, default=dict),
 )
 
 meta = Table(

@@ -13,7 +13,7 @@ from matcher.sheets import safe_text
 from service.storage.db import demands, feedback, partners, utcnow
 
 EXPORT_COLUMNS = ("id", "demand_id", "demand_title", "partner_id", "partner_name", "status", "reason", "who",
-                  "created_at")
+                  "created_at", "reason_code", "amount", "source")
 
 
 def _select():
@@ -33,9 +33,12 @@ def _where(demand_id: str | None, partner_id: str | None, status: str | None):
     return and_(*where)
 
 
-def add(conn: Connection, *, demand_id: str, partner_id: str, status: str, reason: str, who: str) -> dict:
+def add(conn: Connection, *, demand_id: str, partner_id: str, status: str, reason: str, who: str,
+        reason_code: str = "", amount: float | None = None, source: str = "") -> dict:
+    """Append one change to a pair's pipeline (nothing is ever overwritten: the history is the log)."""
     result = conn.execute(insert(feedback).values(demand_id=demand_id, partner_id=partner_id, status=status,
-                                                  reason=reason, who=who, created_at=utcnow()))
+                                                  reason=reason, who=who, created_at=utcnow(),
+                                                  reason_code=reason_code, amount=amount, source=source))
     new_id = result.inserted_primary_key[0]
     return dict(conn.execute(_select().where(feedback.c.id == new_id)).one()._mapping)
 
@@ -69,5 +72,31 @@ def to_csv(rows: Iterable[dict]) -> str:
     out = csv.writer(buf)
     out.writerow(EXPORT_COLUMNS)
     for r in rows:
-        out.writerow([safe_text(r[c].isoformat() if c == "created_at" else r[c]) for c in EXPORT_COLUMNS])
+        out.writerow([safe_text(_cell(r, c)) for c in EXPORT_COLUMNS])
     return buf.getvalue()
+
+
+def _cell(r: dict, c: str):
+    v = r.get(c)
+    if c == "created_at":
+        return v.isoformat()
+    return "" if v is None else v
+
+
+def add_many(conn: Connection, items: Iterable[dict], *, who: str, source: str) -> int:
+    """Append many changes in one statement (the caller's transaction makes it all or nothing)."""
+    now = utcnow()
+    rows = [{"demand_id": i["demand_id"], "partner_id": i["partner_id"], "status": i["status"],
+             "reason": i.get("reason", ""), "reason_code": i.get("reason_code", ""), "amount": i.get("amount"),
+             "who": who, "source": source, "created_at": now} for i in items]
+    if rows:
+        conn.execute(insert(feedback), rows)
+    return len(rows)
+
+
+def all_changes(conn: Connection) -> list[dict]:
+    """Every change, oldest first, without joins (for the funnel and for learning)."""
+    rows = conn.execute(select(feedback.c.demand_id, feedback.c.partner_id, feedback.c.status,
+                               feedback.c.reason_code, feedback.c.amount, feedback.c.created_at)
+                        .order_by(feedback.c.created_at, feedback.c.id))
+    return [dict(r._mapping) for r in rows]

@@ -98,6 +98,11 @@ def partners_csv(w: World) -> tuple[str, dict]:
     return "/api/imports/partners", {"files": {"file": ("p.csv", io.BytesIO(text.encode()), "text/csv")}}
 
 
+def pipeline_csv(url: str) -> Callable[[World], tuple[str, dict]]:
+    text = "demand_id,partner_id,status\nD1,P1,contacted\n"
+    return lambda w: (url, {"files": {"file": ("pipeline.csv", io.BytesIO(text.encode()), "text/csv")}})
+
+
 def upload_page(w: World) -> tuple[str, dict]:
     text = f"单位编号,单位名称\n{uid('PU')},网页导入单位\n"
     return "/upload", {"files": {"file": ("p.csv", io.BytesIO(text.encode()), "text/csv")},
@@ -220,6 +225,17 @@ MATRIX: dict[tuple[str, str], Case] = {
         statuses(201, STAFF)),
     ("GET", "/api/feedback"): Case(get("/api/feedback"), statuses(200, STAFF)),
     ("GET", "/api/feedback/export"): Case(get("/api/feedback/export"), statuses(200, STAFF)),
+    ("POST", "/api/feedback/bulk"): Case(
+        lambda w: ("/api/feedback/bulk", {"json": {"items": [{"demand_id": "D1", "partner_id": "P1",
+                                                               "status": "suggested"}]}}), statuses(201, STAFF)),
+    ("POST", "/api/feedback/from-conference/{job_id}"): Case(
+        lambda w: (f"/api/feedback/from-conference/{finished_job(w)}", {}), statuses(201, STAFF)),
+    ("POST", "/api/feedback/import"): Case(pipeline_csv("/api/feedback/import"), statuses(201, STAFF)),
+    ("GET", "/api/funnel"): Case(get("/api/funnel"), statuses(200, STAFF)),
+    ("GET", "/api/funnel.xlsx"): Case(get("/api/funnel.xlsx"), statuses(200, STAFF)),
+    ("GET", "/api/learning/models"): Case(get("/api/learning/models"), statuses(200, STAFF)),
+    ("POST", "/api/learning/train"): Case(lambda w: ("/api/learning/train", {}), statuses(200, STAFF)),
+    ("POST", "/api/learning/rollback"): Case(lambda w: ("/api/learning/rollback", {}), statuses(422, STAFF)),
     ("POST", "/api/imports/{kind}"): Case(partners_csv, statuses(200, STAFF)),
     ("GET", "/api/tokens"): Case(get("/api/tokens"), statuses(200, ("admin",))),
     ("POST", "/api/tokens"): Case(lambda w: ("/api/tokens", {"json": {"name": "x", "role": "staff"}}),
@@ -255,6 +271,14 @@ MATRIX: dict[tuple[str, str], Case] = {
         statuses(303, STAFF, unauth=PAGE_ANON), page=True),
     ("GET", "/feedback/export"): Case(get("/feedback/export"), statuses(200, STAFF, unauth=PAGE_ANON), page=True),
     ("GET", "/upload"): Case(get("/upload"), statuses(200, STAFF, unauth=PAGE_ANON), page=True),
+    ("GET", "/funnel"): Case(get("/funnel"), statuses(200, STAFF, unauth=PAGE_ANON), page=True),
+    ("GET", "/funnel.xlsx"): Case(get("/funnel.xlsx"), statuses(200, STAFF, unauth=PAGE_ANON), page=True),
+    ("POST", "/funnel/train"): Case(lambda w: ("/funnel/train", {}), statuses(200, STAFF, unauth=PAGE_ANON),
+                                    page=True),
+    ("POST", "/funnel/rollback"): Case(lambda w: ("/funnel/rollback", {}), statuses(303, STAFF, unauth=PAGE_ANON),
+                                       page=True),
+    ("POST", "/funnel/import"): Case(pipeline_csv("/funnel/import"), statuses(303, STAFF, unauth=PAGE_ANON),
+                                     page=True),
     ("POST", "/upload"): Case(upload_page, statuses(200, STAFF, unauth=PAGE_ANON), page=True),
     ("GET", "/institute"): Case(get("/institute"),
                                 statuses(200, ("institute", "other_institute"), unauth=PAGE_ANON), page=True),

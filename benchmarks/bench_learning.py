@@ -1,0 +1,135 @@
+"""What the learned ranker and the impression log add to a stored-demand match.
+
+In process (no HTTP, so the difference is not buried in request noise): the engine over the
+first N sbir-firms capabilities (real texts, so BM25 and the candidate sets are real; vectors
+from the deterministic fake encoder, which costs the same to search as real ones), stored
+sbir-topics demands matched by id with k=10, p50/p99 over R repeats of Q demands:
+
+* default order (no ranker);
+* with a deployed linear ranker and with a LightGBM ranker (re-ranking the top 30);
+* the cost of recording one served list in the impression log (buffer append, per call), and
+  of one batched flush of 100 lists into SQLite.
+
+    python benchmarks/bench_learning.py                 # 42,461 capabilities
+    python benchmarks/bench_learning.py --sizes 2000    # quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import common  # noqa: E402
+
+
+def timed(fn, items, repeats: int) -> dict:
+    """Wall-clock p50/p99 and the median CPU time of this process per call (on a loaded shared
+    machine, CPU time shows what a call costs; wall time also counts waiting for a core)."""
+    lat, cpu = [], []
+    for _ in range(repeats):
+        for it in items:
+            t0, c0 = time.perf_counter(), time.process_time()
+            fn(it)
+            lat.append((time.perf_counter() - t0) * 1e3)
+            cpu.append((time.process_time() - c0) * 1e3)
+    lat.sort()
+    return {"p50_ms": statistics.median(lat), "p99_ms": lat[int(0.99 * (len(lat) - 1))],
+            "cpu_p50_ms": statistics.median(cpu), "n": len(lat)}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[42461])
+    ap.add_argument("--queries", type=int, default=50)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bench_learning.json")
+    args = ap.parse_args(argv)
+    if common.missing_data(common.SBIR_FIRMS, common.SBIR_TOPICS):
+        return 0
+    from matcher.learning.features import FEATURES
+    from matcher.learning.ranker import lightgbm_available
+    from matcher.learning.table import Reranker, build_table
+    from matcher.learning.train import Config
+    from matcher.retrieval.encoders import FakeEncoder
+    from matcher.retrieval.engine import MatchEngine
+
+    task = common.load_task(common.SBIR_FIRMS)
+    topics = common.load_topics(args.queries + 60)
+    results = []
+    for n in args.sizes:
+        caps = task.capabilities[:n]
+        t0 = time.perf_counter()
+        engine = MatchEngine(FakeEncoder(dim=384)).fit(caps, topics)
+        build_s = time.perf_counter() - t0
+        stored = [engine.demands[d.id] for d in topics[: args.queries]]
+        for d in stored:  # warm: query vectors and surface maps as a served demand has them
+            engine.match_partners(d, k=10)
+        train = topics[args.queries:]
+        table = build_table(engine, train, "partner", depth=30)
+        rng = np.random.default_rng(0)
+        y = (rng.random(len(table.X)) < 0.1).astype(float)
+        row = {"capabilities": n, "build_s": round(build_s, 1)}
+        engine.reranker = None
+        match = engine.match_partners
+        row["default"] = timed(lambda d, m=match: m(d, k=10), stored, args.repeats)
+        backends = ["linear"] + (["lightgbm"] if lightgbm_available() else [])
+        for backend in backends:
+            model = Config(backend).make(FEATURES).fit(table.X, y, table.group)
+            engine.reranker = Reranker(model)
+            row[backend] = timed(lambda d, m=match: m(d, k=10), stored, args.repeats)
+            engine.reranker = None
+        results.append(row)
+        print(f"{n} capabilities (index built in {build_s:.0f} s), stored demand, k=10, "
+              f"{args.queries} demands x {args.repeats}:")
+        print(f"  {'ranking':<10} {'p50 ms':>8} {'p99 ms':>8} {'added p50':>10} {'CPU p50 ms':>11} {'added CPU':>10}")
+        for name in ["default", *backends]:
+            r = row[name]
+            print(f"  {name:<10} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
+                  f"{r['p50_ms'] - row['default']['p50_ms']:>+10.2f} {r['cpu_p50_ms']:>11.2f} "
+                  f"{r['cpu_p50_ms'] - row['default']['cpu_p50_ms']:>+10.2f}")
+    impressions = bench_impressions()
+    print(f"impression log: record {impressions['record_us_p50']:.1f} us p50 per served list (10 partners); "
+          f"flush of 100 lists {impressions['flush_ms_per_100']:.1f} ms (SQLite, background thread)")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"machine": common.machine(), "sizes": results, "impressions": impressions},
+                                   indent=1), encoding="utf-8")
+    return 0
+
+
+def bench_impressions() -> dict:
+    from service.storage.db import init_db, make_engine
+    from service.storage.impressions import ImpressionLog, Shown
+
+    with tempfile.TemporaryDirectory() as tmp:
+        db = make_engine(f"sqlite:///{tmp}/b.db")
+        init_db(db)
+        log = ImpressionLog(db)
+        shown = [Shown(i, f"P{i}", 1.0 / i, {"dense": 0.5, "lexical": 3.0, "partner": 0.7}) for i in range(1, 11)]
+        lat = []
+        flushes = []
+        for _ in range(10):
+            for _i in range(100):
+                t0 = time.perf_counter()
+                log.record(source="api", who="bench", demand_id="D1", text=None, shown=shown, engine="fake",
+                           model_version="default", revision=1, k=10)
+                lat.append((time.perf_counter() - t0) * 1e6)
+            t0 = time.perf_counter()
+            log.flush()
+            flushes.append((time.perf_counter() - t0) * 1e3)
+        db.dispose()
+    return {"record_us_p50": statistics.median(lat), "flush_ms_per_100": statistics.median(flushes)}
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

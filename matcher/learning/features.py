@@ -1,0 +1,227 @@
+"""Features of (query, target) pairs: the one place a learned ranker's inputs are computed.
+
+Every feature has a name (`FEATURES`); a model file stores the names it was trained on, and
+`FeatureSpec.matrix` builds exactly those columns, so a feature added later (the calibrated
+fit, say) is one more name and one more function here, and older models keep working.
+
+Targets are partners (level "partner", the capabilities of one partner aggregated) or single
+capabilities (level "capability"). Everything is computed from what the engine already has
+for a query: its candidates with raw and normalised dense and lexical scores, the default
+partner order, the records' industries and regions, and the outcome history.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from matcher.records import Demand
+from matcher.retrieval.collection import Candidates
+from matcher.retrieval.rank import Fused
+
+# Names, in the column order of a feature matrix built with the default spec.
+FEATURES: tuple[str, ...] = (
+    "default_score",  # the unlearned engine's score (aggregated partner score / fused capability score)
+    "default_rank_inv",  # 1 / the target's rank in the default order
+    "best_fused",  # best capability's fused score
+    "best_dense_norm",  # its min-max scaled, language-standardised dense score (0..1)
+    "best_lexical_norm",  # its BM25 divided by the query's best BM25 (0..1)
+    "best_dense",  # its raw cosine
+    "best_centred",  # its language-standardised cosine
+    "best_lexical",  # its raw BM25
+    "max_lexical_norm",  # best lexical evidence over all the target's candidate capabilities
+    "mean_top3_fused",  # mean fused score of the target's three best capabilities
+    "support",  # default score minus best capability (what breadth added)
+    "n_candidate_caps",  # how many of the target's capabilities are among the candidates
+    "n_matching_caps",  # how many stand above the query's median candidate
+    "partner_size_log",  # log(1 + number of the partner's capabilities)
+    "matching_share",  # n_matching_caps / partner size
+    "term_overlap",  # idf-weighted share of the query's terms found in the best capability
+    "query_coverage",  # share of query tokens the corpus vocabulary knows
+    "lexical_weight",  # how much lexical evidence counted for this query
+    "query_terms_log",  # log(1 + number of query tokens)
+    "industry_match",  # the demand's industry is among the target's capabilities' industries
+    "region_match",  # demand and partner in the same city or district
+    "type_university",
+    "type_institute",
+    "type_team",
+    "type_enterprise",
+    "foreign",  # the partner's country is known and is not China
+    "past_outcomes_log",  # log(1 + outcomes recorded for the partner on other demands)
+    "acceptance_rate",  # smoothed share of those outcomes that went beyond contact
+    "contract_rate",  # smoothed share that ended in a cooperation agreement
+    "busy_log",  # log(1 + pairs open with the partner right now)
+)
+DOMESTIC = frozenset({"cn", "china", "中国", "prc"})
+RATE_PRIOR = 2.0  # pseudo-outcomes behind a rate: a partner with one outcome is not 0% or 100%
+
+
+@dataclass
+class PartnerHistory:
+    """A partner's outcomes so far: counts of pairs that reached each stage."""
+
+    outcomes: int = 0  # pairs with a final or intermediate outcome recorded
+    accepted: int = 0  # pairs that got to a meeting or further
+    contracts: int = 0  # pairs that ended in a cooperation agreement
+    open_pairs: int = 0  # pairs contacted and not yet closed
+
+
+@dataclass
+class History:
+    """Outcome counts by partner, and by (partner, demand) so a demand's own outcomes can be left
+    out of its features (they are its label)."""
+
+    by_partner: dict[str, PartnerHistory] = field(default_factory=dict)
+    by_pair: dict[tuple[str, str], PartnerHistory] = field(default_factory=dict)
+    prior_accept: float = 0.3
+    prior_contract: float = 0.1
+
+    def add(self, demand_id: str, partner_id: str, *, accepted: bool, contract: bool, open_: bool = False) -> None:
+        for h in (self.by_partner.setdefault(partner_id, PartnerHistory()),
+                  self.by_pair.setdefault((partner_id, demand_id), PartnerHistory())):
+            h.outcomes += 1
+            h.accepted += int(accepted)
+            h.contracts += int(contract)
+            h.open_pairs += int(open_)
+
+    def features(self, partner_id: str, demand_id: str | None) -> tuple[float, float, float, float]:
+        """(past_outcomes_log, acceptance_rate, contract_rate, busy_log) without this demand's own pair."""
+        h = self.by_partner.get(partner_id)
+        if h is None:
+            return 0.0, self.prior_accept, self.prior_contract, 0.0
+        n, a, c, o = h.outcomes, h.accepted, h.contracts, h.open_pairs
+        own = self.by_pair.get((partner_id, demand_id)) if demand_id is not None else None
+        if own is not None:
+            n, a, c, o = n - own.outcomes, a - own.accepted, c - own.contracts, o - own.open_pairs
+        return (math.log1p(n), (a + RATE_PRIOR * self.prior_accept) / (n + RATE_PRIOR),
+                (c + RATE_PRIOR * self.prior_contract) / (n + RATE_PRIOR), math.log1p(max(o, 0)))
+
+
+@dataclass(frozen=True)
+class QueryView:
+    """One query as the features see it: the candidates, their fusion, the default order."""
+
+    demand: Demand | None
+    tokens: Sequence[str]
+    cand: Candidates
+    fused: Fused
+    targets: NDArray[np.int64]  # partner numbers (or candidate positions at capability level), default order
+    scores: NDArray[np.float32]  # their default scores
+
+
+class CorpusFacts:
+    """Per-corpus facts the features need (partner sizes, industries), computed once per engine state."""
+
+    def __init__(self, engine) -> None:
+        self.engine = engine
+        self.size = Counter(c.partner_id for c in engine.capabilities.values())
+        self.stamp = len(engine.capabilities)
+
+    def current(self) -> bool:
+        return self.stamp == len(self.engine.capabilities)
+
+
+def partner_table(engine, facts: CorpusFacts, view: QueryView, n: int, history: History | None
+                  ) -> tuple[list[str], NDArray[np.float32]]:
+    """Features of the first `n` partners of the default order: (partner ids, (n, len(FEATURES)))."""
+    por = engine.partner_of_capability_rows()
+    fused, cand = view.fused, view.cand
+    pnum = por[fused.rows]
+    median = float(np.median(fused.score)) if len(fused.score) else 0.0
+    idf = engine.capability_term_idf(view.tokens)
+    q_common = _query_features(view, cand, fused)
+    ids: list[str] = []
+    rows: list[list[float]] = []
+    for rank, (p, score) in enumerate(zip(view.targets[:n], view.scores[:n]), start=1):
+        pos = np.flatnonzero(pnum == p)
+        pos = pos[np.argsort(-fused.score[pos], kind="stable")]
+        pid = engine.partner_id_of_number(int(p))
+        partner = engine.partners.get(pid)
+        size = facts.size.get(pid, len(pos))
+        ids.append(pid)
+        rows.append(_target_row(engine, view, pos, float(score), rank, size, median, idf, q_common,
+                                partner, history, pid))
+    return ids, np.asarray(rows, dtype=np.float32).reshape(len(rows), len(FEATURES))
+
+
+def capability_table(engine, facts: CorpusFacts, view: QueryView, n: int, history: History | None
+                     ) -> tuple[list[str], NDArray[np.float32]]:
+    """Features of the first `n` capabilities of the default order (targets are candidate positions)."""
+    fused, cand = view.fused, view.cand
+    median = float(np.median(fused.score)) if len(fused.score) else 0.0
+    idf = engine.capability_term_idf(view.tokens)
+    q_common = _query_features(view, cand, fused)
+    ids, rows = [], []
+    for rank, (i, score) in enumerate(zip(view.targets[:n], view.scores[:n]), start=1):
+        cid = engine.capability_id_of_row(int(fused.rows[i]))
+        cap = engine.capabilities[cid]
+        partner = engine.partners.get(cap.partner_id)
+        ids.append(cid)
+        rows.append(_target_row(engine, view, np.array([int(i)]), float(score), rank, facts.size.get(cap.partner_id, 1),
+                                median, idf, q_common, partner, history, cap.partner_id))
+    return ids, np.asarray(rows, dtype=np.float32).reshape(len(rows), len(FEATURES))
+
+
+def _query_features(view: QueryView, cand: Candidates, fused: Fused) -> tuple[float, float, float]:
+    return float(cand.coverage), float(fused.lexical_weight), math.log1p(len(view.tokens))
+
+
+def _target_row(engine, view: QueryView, pos, score, rank, size, median, idf, q_common, partner, history, pid
+                ) -> list[float]:
+    fused, cand = view.fused, view.cand
+    best = int(pos[0]) if len(pos) else None
+    centred = cand.centred
+    top3 = fused.score[pos[:3]] if len(pos) else np.zeros(1, np.float32)
+    matching = int((fused.score[pos] > median).sum()) if len(pos) else 0
+    best_fused = float(fused.score[best]) if best is not None else 0.0
+    demand = view.demand
+    industries: set[str] = set()
+    for i in pos[:5]:
+        industries.update(engine.capabilities[engine.capability_id_of_row(int(fused.rows[int(i)]))].industries)
+    industry_match = float(bool(demand and demand.industry and demand.industry in industries))
+    region_match = float(bool(demand and partner and _same_place(demand.region, partner.region)))
+    ptype = partner.type if partner else ""
+    country = (partner.country if partner else "").strip().lower()
+    hist = (history or _NO_HISTORY).features(pid, demand.id if demand else None)
+    overlap = (_term_overlap(view.tokens, engine.capability_tokens(int(fused.rows[best])), idf)
+               if best is not None else 0.0)
+    return [
+        score, 1.0 / rank, best_fused,
+        float(fused.dense_norm[best]) if best is not None else 0.0,
+        float(fused.lexical_norm[best]) if best is not None else 0.0,
+        float(cand.dense[best]) if best is not None else 0.0,
+        float(centred[best]) if best is not None else 0.0,
+        float(cand.lexical[best]) if best is not None else 0.0,
+        float(fused.lexical_norm[pos].max()) if len(pos) else 0.0,
+        float(top3.mean()), score - best_fused, float(len(pos)), float(matching), math.log1p(size),
+        matching / max(size, 1), overlap, *q_common, industry_match, region_match,
+        float(ptype == "university"), float(ptype == "institute"), float(ptype == "team"),
+        float(ptype == "enterprise"), float(bool(country) and country not in DOMESTIC), *hist,
+    ]
+
+
+_NO_HISTORY = History()
+
+
+def _term_overlap(qtok: Sequence[str], dtok: Sequence[str], idf: Mapping[str, float]) -> float:
+    total = sum(idf.values())
+    if total <= 0:
+        return 0.0
+    have = set(dtok)
+    return float(sum(w for t, w in idf.items() if t in have) / total)
+
+
+def _same_place(a: str, b: str) -> bool:
+    """Same district, or the same city when both name one (e.g. '齐齐哈尔市建华区' and '建华区')."""
+    a, b = (a or "").strip(), (b or "").strip()
+    if not a or not b:
+        return False
+    if a in b or b in a:
+        return True
+    city_a, city_b = a.split("市")[0], b.split("市")[0]
+    return "市" in a and "市" in b and city_a == city_b

@@ -1,0 +1,130 @@
+"""A bureau replayed on a judged task: staff see the current ranking, follow up the top few with a
+position bias, outcomes follow the hidden judgements with noise, and the ranker retrains every
+`retrain_every` outcomes. The assumptions are listed in docs/learning.md.
+
+One step: a demand is drawn at random from the training demands; staff are shown the current
+ranking's first `shown` partners; each at rank r is followed up with probability
+min(1, (1/r)^eta) (the true position bias, `eta`); a followed-up pair succeeds (meeting held or
+better) with probability `p_relevant` when judged relevant and `p_irrelevant` otherwise; that is
+one outcome. Held-out demands (never shown to the simulated staff) measure the deployed ranking
+against the true judgements after every retraining.
+
+With `correction`, the propensity is estimated from the log (`propensity.estimate`) and each
+successful row is weighted by its inverse; without, every row weighs 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from matcher.learning.features import History
+from matcher.learning.propensity import Propensity, estimate
+from matcher.learning.table import CandidateTable, with_history
+from matcher.learning.train import Config, metrics, train_ranker
+
+
+@dataclass(frozen=True)
+class SimParams:
+    outcomes: int = 1000
+    retrain_every: int = 100
+    shown: int = 10
+    eta: float = 1.0  # true position bias: p(follow up at rank r) = r^-eta
+    p_relevant: float = 0.8  # a followed-up relevant pair succeeds with this probability
+    p_irrelevant: float = 0.05  # ... and an irrelevant one (noise)
+    holdout: float = 0.3  # share of judged demands kept out of the simulation, for measuring
+    correction: bool = True
+    seed: int = 0
+
+
+@dataclass
+class CurvePoint:
+    outcomes: int
+    ndcg10: float
+    mrr: float
+    deployed: bool
+    eta_hat: float | None = None
+
+
+@dataclass
+class SimResult:
+    params: SimParams
+    default: dict[str, float]  # the unlearned order on the held-out demands
+    curve: list[CurvePoint] = field(default_factory=list)
+
+
+def split_demands(table: CandidateTable, qrels: Mapping, holdout: float, seed: int) -> tuple[list[int], list[int]]:
+    judged = [i for i, q in enumerate(table.query_ids) if any(v > 0 for v in qrels.get(q, {}).values())]
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(judged).tolist()
+    n = max(1, int(round(holdout * len(order))))
+    return sorted(order[n:]), sorted(order[:n])
+
+
+def simulate(table: CandidateTable, qrels: Mapping[str, Mapping[str, float]], params: SimParams,
+             configs: list[Config] | None = None) -> SimResult:
+    """Run one simulated bureau (see module docstring). `table`: partner-level candidate table of
+    every judged demand (features at the default ranking)."""
+    rng = np.random.default_rng(params.seed)
+    train_q, test_q = split_demands(table, qrels, params.holdout, params.seed)
+    test = table.subset(test_q)
+    off = table.offsets
+    result = SimResult(params, metrics(test, qrels))
+    model = None
+    history = History()
+    log: list[tuple[int, list[int], list[bool], list[bool]]] = []  # demand, shown rows, followed, success
+    current = table
+    n_out, next_train = 0, params.retrain_every
+    while n_out < params.outcomes:
+        q = int(rng.choice(train_q))
+        rows = np.arange(off[q], off[q + 1])
+        s = model.predict(current.X[rows]) if model is not None else -np.arange(len(rows), dtype=float)
+        shown = rows[np.argsort(-s, kind="stable")][: params.shown]
+        follow = rng.random(len(shown)) < np.minimum(1.0, np.arange(1, len(shown) + 1, dtype=float) ** -params.eta)
+        judged = qrels.get(table.query_ids[q], {})
+        success = []
+        for r, f in zip(shown, follow):
+            pid = table.target_ids[q][r - off[q]]
+            rel = judged.get(pid, 0) > 0
+            ok = bool(f) and rng.random() < (params.p_relevant if rel else params.p_irrelevant)
+            success.append(ok)
+            if f:
+                history.add(table.query_ids[q], pid, accepted=ok, contract=ok and rng.random() < 0.5)
+        log.append((q, shown.tolist(), follow.tolist(), success))
+        n_out += int(follow.sum())
+        if n_out >= next_train or n_out >= params.outcomes:
+            next_train += params.retrain_every
+            current = with_history(table, history)
+            model, eta_hat = _retrain(current, log, params, configs, model)
+            test = current.subset(test_q)
+            m = metrics(test, qrels, model.predict(test.X)) if model is not None else metrics(test, qrels)
+            result.curve.append(CurvePoint(n_out, m["ndcg@10"], m["mrr"], model is not None, eta_hat))
+    return result
+
+
+def _retrain(table: CandidateTable, log, params: SimParams, configs, previous):
+    """Train on the logged lists: one group per list shown, label 1 where the follow-up succeeded."""
+    ranks = [r for _, shown, _, _ in log for r in range(1, len(shown) + 1)]
+    followed = [f for _, _, fol, _ in log for f in fol]
+    prop = estimate(ranks, followed) if params.correction else Propensity(eta=0.0)
+    X, y, w, group, ids, targets = [], [], [], [], [], []
+    for i, (q, shown, _, success) in enumerate(log):
+        X.append(table.X[shown])
+        y.extend(float(s) for s in success)
+        w.extend(prop.weights(np.arange(1, len(shown) + 1)) if params.correction else np.ones(len(shown)))
+        group.append(len(shown))
+        ids.append(f"{table.query_ids[q]}#{i}")
+        targets.append([f"{j}" for j in shown])
+    logged = CandidateTable(ids, targets, np.vstack(X), np.asarray(group), [[] for _ in ids], table.feature_names)
+    y_arr, w_arr = np.asarray(y), np.asarray(w)
+    w_arr = np.where(y_arr > 0, w_arr, 1.0)  # only the successes carry a propensity weight
+    # The gate scores on logged lists too; a success's gain (2^rel - 1) is its inverse propensity,
+    # the counterfactual (IPW) estimate of DCG, so a ranking is not judged by where it was shown.
+    gain = np.where(y_arr > 0, np.log2(1.0 + w_arr), 0.0)
+    outcome_qrels = {qid: {t: float(g) for t, g in zip(ts, gain[o:o + len(ts)])}
+                     for qid, ts, o in zip(ids, targets, logged.offsets[:-1])}
+    res = train_ranker(logged, y_arr, outcome_qrels, weight=w_arr, configs=configs, seed=params.seed)
+    eta_hat = prop.eta if params.correction else None
+    return (res.model if res.model is not None else previous), eta_hat

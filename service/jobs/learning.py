@@ -1,0 +1,174 @@
+"""The learned ranker in the service: train it from the database's impressions and pipeline
+outcomes, deploy it only when it wins on held-out demands, roll it back.
+
+Training data. For each stored demand with a list served, the list that counts is the last one
+served before staff first contacted any of its partners (what they were looking at when they
+chose), else the latest. Each shown partner is a row with its current features; its label is the
+furthest stage its pair reached: 2 for a cooperation agreement, 1 for a meeting, 0 otherwise.
+Contacting is examination (see `matcher.learning.propensity`): the propensity per rank is
+estimated from which shown pairs were contacted, and each positive row weighs 1 / p(rank).
+The gate scores held-out demands with the same inverse-propensity gains.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import Engine
+
+from service.jobs.live import LiveIndex
+from service.storage import feedback, impressions
+
+log = logging.getLogger("techmatch.learning")
+
+STAGE = {"suggested": 0, "contacted": 1, "declined_enterprise": 1, "declined_partner": 1, "rejected": 1,
+         "meeting_held": 2, "agreed": 3, "accepted": 3}
+LABEL = {2: 1.0, 3: 2.0}  # furthest stage -> relevance label
+
+
+def pair_states(changes: list[dict]) -> dict[tuple[str, str], dict]:
+    """(demand, partner) -> {"stage", "first_contact", "status", "amount"} from the change log."""
+    out: dict[tuple[str, str], dict] = {}
+    for c in changes:
+        st = out.setdefault((c["demand_id"], c["partner_id"]),
+                            {"stage": 0, "first_contact": None, "status": "", "amount": None})
+        st["stage"] = max(st["stage"], STAGE.get(c["status"], 0))
+        st["status"] = c["status"]
+        if c["status"] != "suggested" and st["first_contact"] is None:
+            st["first_contact"] = c["created_at"]
+        if c.get("amount") is not None:
+            st["amount"] = c["amount"]
+    return out
+
+
+def history_from(states: dict[tuple[str, str], dict]):
+    from matcher.learning.features import History
+
+    h = History()
+    for (demand_id, partner_id), st in states.items():
+        if st["stage"] == 0:
+            continue
+        closed = st["stage"] >= 3 or st["status"] in ("declined_enterprise", "declined_partner", "rejected")
+        h.add(demand_id, partner_id, accepted=st["stage"] >= 2, contract=st["stage"] >= 3, open_=not closed)
+    return h
+
+
+def load_deployed(db: Engine, live: LiveIndex, folder: Path) -> str:
+    """Attach the deployed ranker (if any) to the live index; returns its version or "default"."""
+    from matcher.learning.registry import ModelRegistry
+    from matcher.learning.table import Reranker
+
+    reg = ModelRegistry(folder)
+    version = reg.current()
+    if version is None:
+        live.set_reranker(None, "default")
+        return "default"
+    with db.connect() as conn:
+        history = history_from(pair_states(feedback.all_changes(conn)))
+    live.set_reranker(Reranker(reg.load(version), history=history), version)
+    return version
+
+
+def train(db: Engine, live: LiveIndex, folder: Path, *, who: str, deploy: bool = True) -> dict:
+    """Train from outcomes; deploy when the gate passes. Returns a summary for the API and page."""
+    from matcher.learning.propensity import estimate
+    from matcher.learning.registry import ModelRegistry
+    from matcher.learning.table import CandidateTable, build_table
+    from matcher.learning.train import train_ranker
+
+    with db.connect() as conn:
+        lists = impressions.shown_lists(conn)
+        states = pair_states(feedback.all_changes(conn))
+    history = history_from(states)
+    first_contact: dict[str, object] = {}
+    for (d, _), st in states.items():
+        if st["first_contact"] is not None and (d not in first_contact or st["first_contact"] < first_contact[d]):
+            first_contact[d] = st["first_contact"]
+    by_demand: dict[str, list[dict]] = defaultdict(list)
+    for lst in lists:  # oldest first
+        by_demand[lst["demand_id"]].append(lst)
+    chosen: dict[str, dict] = {}
+    for d, ls in by_demand.items():
+        fc = first_contact.get(d)
+        before = [x for x in ls if fc is not None and x["served_at"] <= fc]
+        chosen[d] = before[-1] if before else ls[-1]
+    with live.read() as engine:
+        demands = [engine.demands[d] for d in chosen if d in engine.demands]
+        depth = max([len(chosen[d.id]["rows"]) for d in demands] + [10])
+        table = build_table(engine, demands, "partner", depth=depth, history=history) if demands else None
+    summary = {"lists": len(lists), "demands": len(demands), "outcomes": sum(1 for s in states.values()
+                                                                             if s["stage"] > 0)}
+    if table is None:
+        return {**summary, "deployed": False, "version": None, "reason": "no served lists of stored demands yet"}
+    ranks, contacted = [], []
+    X, y, group, ids, targets = [], [], [], [], []
+    off = table.offsets
+    for i, d in enumerate(table.query_ids):
+        pos = {p: off[i] + j for j, p in enumerate(table.target_ids[i])}
+        rows = [(r, p) for r, p in chosen[d]["rows"] if p in pos]
+        if not rows:
+            continue
+        for r, p in rows:
+            st = states.get((d, p), {"stage": 0})
+            ranks.append(r)
+            contacted.append(st["stage"] > 0)
+            y.append(LABEL.get(st["stage"], 0.0))
+        X.append(table.X[[pos[p] for _, p in rows]])
+        group.append(len(rows))
+        ids.append(d)
+        targets.append([p for _, p in rows])
+    if not X:
+        return {**summary, "deployed": False, "version": None, "reason": "no shown partner is still a candidate"}
+    prop = estimate(ranks, contacted)
+    y_arr = np.asarray(y)
+    w = np.where(y_arr > 0, prop.weights(ranks), 1.0)
+    logged = CandidateTable(ids, targets, np.vstack(X), np.asarray(group), [[] for _ in ids], table.feature_names)
+    gains = np.where(y_arr > 0, np.log2(1.0 + w * (2.0 ** y_arr - 1.0)), 0.0)
+    qrels = {q: dict(zip(ts, gains[o:o + len(ts)].tolist())) for q, ts, o in zip(ids, targets, logged.offsets[:-1])}
+    res = train_ranker(logged, y_arr, qrels, weight=w)
+    summary.update({"propensity": {"p1": prop.p1, "eta": prop.eta}, "reason": res.reason,
+                    "validation": res.validation})
+    if res.model is None:
+        return {**summary, "deployed": False, "version": None}
+    reg = ModelRegistry(folder)
+    version = reg.add(res.model, {"trained_on": "outcomes", "by": who, "demands": len(ids),
+                                  "validation": res.validation, "gate": res.reason,
+                                  "propensity": summary["propensity"]})
+    if deploy:
+        reg.deploy(version)
+        live.set_reranker(_reranker(res.model, history), version)
+    log.info("ranker trained", extra={"version": version, "deployed": deploy})
+    return {**summary, "deployed": deploy, "version": version, "importances": res.model.importances()}
+
+
+def _reranker(model, history):
+    from matcher.learning.table import Reranker
+
+    return Reranker(model, history=history)
+
+
+def rollback(db: Engine, live: LiveIndex, folder: Path) -> str:
+    """Undo the last deployment; returns what is live now ("default" for the unlearned order)."""
+    from matcher.learning.registry import ModelRegistry
+
+    ModelRegistry(folder).rollback()
+    return load_deployed(db, live, folder)
+
+
+def models(folder: Path) -> list[dict]:
+    from matcher.learning.registry import ModelRegistry
+
+    reg = ModelRegistry(folder)
+    out = []
+    for v in reversed(reg.versions()):
+        info = reg.info(v)
+        out.append({"version": v, "created_at": info.created_at, "backend": info.backend,
+                    "deployed": info.deployed, "trained_on": info.meta.get("trained_on", ""),
+                    "gate": info.meta.get("gate", ""),
+                    "importances": reg.load(v).importances()})
+    return out
+
+

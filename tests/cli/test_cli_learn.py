@@ -1,0 +1,48 @@
+"""`techmatch learn`: train from judgements with the gate, list models, roll back; `techmatch match`
+follows whatever is deployed (fake encoder, bundled demo corpus)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from corpora import demo_corpus_path
+from matcher.cli.commands import main
+from matcher.learning.registry import ModelRegistry
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    ws = tmp_path / "ws"
+    corpus = demo_corpus_path()
+    assert main(["ingest", "-w", str(ws), "--kind", "capabilities", str(corpus / "capabilities.jsonl")]) == 0
+    assert main(["ingest", "-w", str(ws), "--kind", "demands", str(corpus / "demands.jsonl")]) == 0
+    assert main(["index", "-w", str(ws), "--model", "fake"]) == 0
+    return ws
+
+
+def _match(ws, capsys) -> list:
+    capsys.readouterr()
+    assert main(["match", "-w", str(ws), "--model", "fake", "D005", "--json"]) == 0
+    return [(m["partner_id"], m["score"]) for m in json.loads(capsys.readouterr().out)]
+
+
+def test_train_models_match_and_rollback(workspace, capsys):
+    before = _match(workspace, capsys)
+    code = main(["learn", "train", "-w", str(workspace), "--task", str(demo_corpus_path()), "--model", "fake",
+                 "--depth", "20"])
+    assert code == 0
+    out = capsys.readouterr().out
+    reg = ModelRegistry(workspace / "rankers")
+    assert "beat the default" in out and reg.current() == "v0001" and "feature" in out
+    assert main(["learn", "models", "-w", str(workspace)]) == 0
+    listed = capsys.readouterr().out
+    assert "* v0001" in listed and "live: v0001" in listed
+    learned = _match(workspace, capsys)
+    assert learned != before
+    assert main(["learn", "rollback", "-w", str(workspace)]) == 0
+    assert "live: default order" in capsys.readouterr().out
+    assert _match(workspace, capsys) == before
+    assert main(["learn", "rollback", "-w", str(workspace)]) == 2
+    assert "nothing to roll back" in capsys.readouterr().err

@@ -1,0 +1,189 @@
+"""The learned ranker: estimator contract, model files, the deployment gate, exact rollback,
+the propensity estimate and the simulator (fake encoder, bundled demo corpus)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from corpora import demo_corpus_path
+from matcher.errors import MatcherError, NotFittedError, UnknownNameError
+from matcher.io import load_task
+from matcher.learning.features import FEATURES, History
+from matcher.learning.propensity import estimate
+from matcher.learning.ranker import LearnedRanker, lightgbm_available
+from matcher.learning.registry import ModelRegistry
+from matcher.learning.simulate import SimParams, simulate
+from matcher.learning.table import CandidateTable, Reranker, build_table
+from matcher.learning.train import Config, cross_validate, metrics, train_ranker
+from matcher.retrieval.encoders import FakeEncoder
+from matcher.retrieval.engine import MatchEngine
+
+BACKENDS = ["linear"] + (["lightgbm"] if lightgbm_available() else [])
+
+
+def synthetic(n_queries=60, size=12, seed=0):
+    """Groups where relevance is driven by feature 2 and feature 0 is noise."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n_queries * size, 4))
+    y = (X[:, 2] > 1.0).astype(float) + (X[:, 2] > 1.8)
+    return X, y, np.full(n_queries, size)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_estimator_learns_the_signal_and_round_trips_its_files(tmp_path, backend):
+    X, y, group = synthetic()
+    model = LearnedRanker(["noise", "a", "signal", "b"], backend, n_estimators=60)
+    assert model.fit(X, y, group) is model
+    s = model.predict(X)
+    pos, neg = s[y > 0], s[y == 0]
+    assert (pos[:, None] > neg[None, :]).mean() > 0.9  # relevant rows score above the rest
+    assert next(iter(model.importances())) == "signal"
+    model.save(tmp_path / "m", {"note": "x"})
+    files = sorted(p.name for p in (tmp_path / "m").iterdir())
+    assert files == (["booster.txt", "model.json"] if backend == "lightgbm" else ["model.json"])
+    doc = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert doc["features"] == ["noise", "a", "signal", "b"] and doc["params"]["backend"] == backend
+    again = LearnedRanker.load(tmp_path / "m")
+    np.testing.assert_array_equal(again.predict(X), s)
+
+
+def test_estimator_errors_are_named():
+    with pytest.raises(UnknownNameError):
+        LearnedRanker(["a"], "xgboost")
+    with pytest.raises(NotFittedError):
+        LearnedRanker(["a"], "linear").predict(np.zeros((1, 1)))
+    with pytest.raises(MatcherError, match="columns"):
+        LearnedRanker(["a", "b"], "linear").fit(np.zeros((4, 3)), np.zeros(4), [4])
+    with pytest.raises(MatcherError, match="nothing to learn"):
+        LearnedRanker(["a"], "linear").fit(np.zeros((4, 1)), np.zeros(4), [4])
+
+
+@pytest.fixture(scope="module")
+def demo():
+    task = load_task(demo_corpus_path())
+    engine = MatchEngine(FakeEncoder()).fit(task.capabilities, task.demands)
+    judged = [d for d in task.demands if d.id in task.qrels]
+    return task, engine, judged, build_table(engine, judged, "partner", depth=20)
+
+
+def test_table_has_every_named_feature_and_reproduces_the_default_order(demo):
+    task, engine, judged, table = demo
+    assert table.X.shape == (int(table.group.sum()), len(FEATURES)) and np.isfinite(table.X).all()
+    d = judged[0]
+    default = [m.partner_id for m in engine.match_partners(d, k=10)]
+    assert table.target_ids[0][:10] == default
+
+
+def test_a_model_that_does_not_beat_the_default_is_not_deployed(demo):
+    _, _, _, table = demo
+    # Judgements that say the default order is already perfect: nothing can beat it on held-out demands.
+    perfect = {q: {ts[0]: 1} for q, ts in zip(table.query_ids, table.target_ids)}
+    res = train_ranker(table, table.labels(perfect), perfect, configs=[Config("linear")])
+    assert res.model is None and "no configuration beat the default" in res.reason
+    assert res.validation["default"]["ndcg@10"] == pytest.approx(1.0)
+
+
+def test_cross_validation_never_reports_a_deployed_loser_on_its_gate_split(demo):
+    task, _, _, table = demo
+    folds = cross_validate(table, task.qrels, folds=3, configs=[Config("linear", l2=30.0)])
+    assert len(folds) == 3 and sum(f.n_test for f in folds) == len(table.query_ids)
+    for f in folds:
+        if not f.deployed:
+            assert f.learned == f.default
+
+
+def test_rollback_restores_the_previous_ranking_exactly(demo, tmp_path):
+    task, engine, judged, table = demo
+    reg = ModelRegistry(tmp_path / "rankers")
+    y = table.labels(task.qrels)
+    queries = judged[:12]
+
+    def ranking():
+        return [[(m.partner_id, m.score) for m in engine.match_partners(d, k=10)] for d in queries]
+
+    def use_current():
+        model = reg.current_model()
+        engine.reranker = Reranker(model, depth=20) if model is not None else None
+
+    try:
+        use_current()
+        r0 = ranking()
+        v1 = reg.add(Config("linear", l2=1.0).make(FEATURES).fit(table.X, y, table.group), {"n": 1})
+        reg.deploy(v1)
+        use_current()
+        r1 = ranking()
+        v2 = reg.add(Config("linear", l2=1000.0).make(FEATURES).fit(table.X[:, ::-1] * 0 + table.X, -y + y.max(),
+                                                                   table.group), {"n": 2})
+        reg.deploy(v2)
+        use_current()
+        assert ranking() != r1
+        assert reg.rollback() == v1
+        use_current()
+        assert ranking() == r1
+        assert reg.rollback() is None
+        use_current()
+        assert ranking() == r0
+        with pytest.raises(MatcherError, match="nothing to roll back"):
+            reg.rollback()
+        assert reg.versions() == [v1, v2]
+    finally:
+        engine.reranker = None
+
+
+def test_learned_ranker_reorders_only_its_depth_and_reports_both_scores(demo):
+    task, engine, judged, table = demo
+    model = Config("linear").make(FEATURES).fit(table.X, table.labels(task.qrels), table.group)
+    try:
+        engine.reranker = Reranker(model, depth=5)
+        d = judged[3]
+        learned = engine.match_partners(d, k=12)
+        engine.reranker = None
+        default = engine.match_partners(d, k=12)
+    finally:
+        engine.reranker = None
+    assert {m.partner_id for m in learned[:5]} == {m.partner_id for m in default[:5]}
+    assert [m.partner_id for m in learned[5:]] == [m.partner_id for m in default[5:]]
+    assert all("learned" in m.components for m in learned)
+    by_id = {m.partner_id: m.components["partner"] for m in default}
+    assert all(m.components["partner"] == pytest.approx(by_id[m.partner_id]) for m in learned)
+    assert [m.score for m in learned] == sorted((m.score for m in learned), reverse=True)
+
+
+def test_history_leaves_the_demands_own_outcome_out():
+    h = History()
+    h.add("D1", "P1", accepted=True, contract=True)
+    h.add("D2", "P1", accepted=False, contract=False)
+    n, acc, con, busy = h.features("P1", "D1")
+    assert n == pytest.approx(np.log1p(1)) and acc < h.prior_accept  # only D2's decline is left
+    assert h.features("P1", "D9")[1] > h.features("P1", "D1")[1]
+    assert h.features("P404", "D1") == (0.0, h.prior_accept, h.prior_contract, 0.0)
+
+
+def test_propensity_is_recovered_from_a_follow_up_log():
+    rng = np.random.default_rng(1)
+    ranks = np.tile(np.arange(1, 11), 3000)
+    followed = rng.random(len(ranks)) < ranks.astype(float) ** -0.8
+    p = estimate(ranks, followed)
+    assert p.eta == pytest.approx(0.8, abs=0.08) and p.p1 == pytest.approx(1.0, abs=0.08)
+    assert p.weights([1])[0] == pytest.approx(1.0) and p.weights([10])[0] > 5
+    assert estimate([], []).eta == 1.0  # no log: the documented prior
+
+
+def test_simulator_produces_a_learning_curve(demo):
+    task, _, _, table = demo
+    res = simulate(table, task.qrels, SimParams(outcomes=120, retrain_every=60, seed=3),
+                   configs=[Config("linear", l2=30.0)])
+    assert [p.outcomes >= 60 for p in res.curve] == [True, True]
+    assert all(0.0 <= p.ndcg10 <= 1.0 and 0.0 <= p.mrr <= 1.0 for p in res.curve)
+    assert res.curve[-1].eta_hat is not None
+
+
+def test_table_run_puts_the_rest_behind_the_reranked_targets():
+    t = CandidateTable(["q"], [["a", "b"]], np.zeros((2, len(FEATURES)), np.float32), np.array([2]),
+                       [[("c", 0.1), ("d", 0.05)]])
+    run = t.run(np.array([0.0, 5.0]))["q"]
+    assert sorted(run, key=run.get, reverse=True) == ["b", "a", "c", "d"]
+    assert metrics(t, {"q": {"c": 1}})["mrr"] == pytest.approx(1 / 3)
