@@ -119,8 +119,40 @@ def create_app(settings: Settings | None = None, *, encoder=None) -> FastAPI:
                    landscape, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    _declare_error_responses(app)
     _add_docs(app)
     return app
+
+
+_ERROR_SCHEMA = {"type": "object", "required": ["error"], "properties": {"error": {
+    "type": "object", "required": ["status", "code", "message", "details"],
+    "properties": {"status": {"type": "integer"}, "code": {"type": "string"}, "message": {"type": "string"},
+                   "details": {"type": "array", "items": {}}}}}}
+_ERRORS = {400: "bad request", 401: "a valid token is required", 403: "not allowed for this role",
+           404: "no such record (or not visible to the caller)", 405: "method not allowed",
+           409: "conflict with the stored state", 413: "request body too large", 415: "unsupported media type",
+           422: "invalid input", 500: "server error (never expected: please report)",
+           503: "not ready (the index is being built) or busy"}
+
+
+def _declare_error_responses(app: FastAPI) -> None:
+    """Every error answer in the OpenAPI schema (the shared error body), so clients and schema
+    checks know them: the routers declare only their successes."""
+    make_schema = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = make_schema()
+            for operations in schema.get("paths", {}).values():
+                for op in operations.values():
+                    responses = op.setdefault("responses", {})
+                    for code, text in _ERRORS.items():
+                        responses.setdefault(str(code), {
+                            "description": text, "content": {"application/json": {"schema": _ERROR_SCHEMA}}})
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
 
 
 def _add_docs(app: FastAPI) -> None:

@@ -27,12 +27,51 @@ def add_serve_parser(subparsers) -> argparse.ArgumentParser:
     return sp
 
 
+def add_db_parser(subparsers) -> argparse.ArgumentParser:
+    """Add `techmatch db upgrade|current` (schema migrations) to the command line."""
+    sp = subparsers.add_parser("db", help="the service database's schema (migrations)",
+                               description="Show or upgrade the schema of the service database.")
+    dsub = sp.add_subparsers(dest="db_command", required=True)
+    for name, helptext in (("upgrade", "migrate the database to this release's schema (back it up first)"),
+                           ("current", "print the database's schema revision and this release's head")):
+        p = dsub.add_parser(name, help=helptext, description=helptext)
+        p.add_argument("--db", default=os.environ.get("TECHMATCH_DB_URL"),
+                       help="database file or URL (default: ./techmatch-data/techmatch.db)")
+        p.set_defaults(func=cmd_db)
+    return sp
+
+
+def cmd_db(args) -> int:
+    from service.settings import DEFAULT_DB_URL, db_url_from_arg, redact_url
+    from service.storage import migrate
+    from service.storage.db import init_db, make_engine
+
+    url = db_url_from_arg(args.db) if args.db else DEFAULT_DB_URL
+    engine = make_engine(url)
+    try:
+        if args.db_command == "current":
+            rev = migrate.current(engine)
+            state = ("empty" if rev is None else "current" if rev == migrate.head()
+                     else "unknown to this release" if rev not in migrate.known_revisions() else "behind")
+            print(f"database: {redact_url(url)}\nrevision: {rev or '-'} ({state})\nhead: {migrate.head()}")
+            return 0
+        before, after = migrate.upgrade(engine)
+        init_db(engine)  # the meta rows of a new database
+        print(f"database: {redact_url(url)}\nupgraded: {before or '(empty)'} -> {after}")
+        return 0
+    except migrate.SchemaError as exc:
+        print(f"techmatch db: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+
+
 def cmd_serve(args) -> int:
     import uvicorn
 
     from service.app import create_app
     from service.middleware import configure_logging
-    from service.settings import Settings, db_url_from_arg
+    from service.settings import Settings, db_url_from_arg, redact_url
 
     overrides: dict = {"model": args.model}
     if args.db:
@@ -43,10 +82,22 @@ def cmd_serve(args) -> int:
         overrides["demo"] = True
     settings = Settings(**overrides)
     configure_logging(args.log_level)
+    from service.storage.db import init_db, make_engine
+    from service.storage.migrate import SchemaError
+
+    engine = make_engine(settings.db_url)
+    try:
+        init_db(engine)  # a new database is created; one whose schema is behind is refused here
+    except SchemaError as exc:
+        print(f"techmatch serve: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
     if settings.demo:
         _print_demo_tokens(settings)
     app = create_app(settings)
-    print(f"techmatch: open http://{args.host}:{args.port}  (API docs: /docs; database: {settings.db_url}).\n"
+    where = redact_url(settings.db_url)
+    print(f"techmatch: open http://{args.host}:{args.port}  (API docs: /docs; database: {where}).\n"
           "techmatch: matching is available once the index is built (a log line says \"ready\"; "
           "the first start embeds every record, later starts reuse the saved index).",
           file=sys.stderr, flush=True)

@@ -17,7 +17,6 @@ read lock one chunk at a time, so writes wait at most one chunk.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import os
 import queue
@@ -37,7 +36,7 @@ from matcher.errors import InputError, MatcherError
 from matcher.records import Demand, Partner
 from service.errors import ApiError, Conflict, Invalid, NotFound
 from service.jobs.live import LiveIndex
-from service.schemas import IdStr, Short, Strict
+from service.schemas import IdStr, Short, Strict, UtcDateTime
 from service.storage import store
 from service.storage.db import conference_jobs, demands, partners, utcnow
 
@@ -130,10 +129,10 @@ class ConferenceJobPublic(BaseModel):
     error: str
     runs: int
     created_by: str
-    created_at: dt.datetime
-    started_at: dt.datetime | None
-    finished_at: dt.datetime | None
-    updated_at: dt.datetime
+    created_at: UtcDateTime
+    started_at: UtcDateTime | None
+    finished_at: UtcDateTime | None
+    updated_at: UtcDateTime
     files: list[str]
 
 

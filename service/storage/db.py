@@ -186,8 +186,11 @@ def make_engine(url: str) -> Engine:
 
 
 def init_db(engine: Engine) -> None:
-    """Create missing tables and the meta rows (idempotent)."""
-    metadata.create_all(engine)
+    """Bring an empty database to the schema (migrations, `service.storage.migrate`), check an
+    existing one is current (`SchemaError` otherwise), and add the meta rows (idempotent)."""
+    from service.storage.migrate import prepare
+
+    prepare(engine)
     with engine.begin() as conn:
         have = {row.key for row in conn.execute(select(meta.c.key))}
         for key, value in (("revision", 0), ("schema_version", SCHEMA_VERSION)):
