@@ -23,6 +23,9 @@ def add_serve_parser(subparsers) -> argparse.ArgumentParser:
     sp.add_argument("--demo", action="store_true",
                     help="load the bundled Qiqihar corpus into an empty database and print demo tokens")
     sp.add_argument("--log-level", default=os.environ.get("TECHMATCH_LOG_LEVEL", "info"))
+    sp.add_argument("--workers", type=int, default=int(os.environ.get("TECHMATCH_WORKERS", "1")),
+                    help="worker processes (default: %(default)s); every worker answers from an index "
+                         "holding every committed write (docs/service.md)")
     sp.set_defaults(func=cmd_serve)
     return sp
 
@@ -95,15 +98,47 @@ def cmd_serve(args) -> int:
         engine.dispose()
     if settings.demo:
         _print_demo_tokens(settings)
-    app = create_app(settings)
+    if args.workers < 1:
+        print("techmatch serve: --workers must be at least 1", file=sys.stderr)
+        return 2
     where = redact_url(settings.db_url)
     print(f"techmatch: open http://{args.host}:{args.port}  (API docs: /docs; database: {where}).\n"
           "techmatch: matching is available once the index is built (a log line says \"ready\"; "
           "the first start embeds every record, later starts reuse the saved index).",
           file=sys.stderr, flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_config=None,
-                log_level=args.log_level.lower())
+    common = {"host": args.host, "port": args.port, "access_log": False, "log_config": None,
+              "log_level": args.log_level.lower(), "timeout_graceful_shutdown": 5}
+    if args.workers == 1:
+        uvicorn.run(create_app(settings), **common)
+        return 0
+    # Several processes: each builds its app from the environment. The index is built (or
+    # brought forward) once here and saved, so the workers load it instead of each embedding
+    # every record.
+    _prepare_index(settings)
+    os.environ.update({"TECHMATCH_DB_URL": settings.db_url, "TECHMATCH_MODEL": settings.model,
+                       "TECHMATCH_LOG_LEVEL": args.log_level, "TECHMATCH_DEMO": "1" if settings.demo else "0"})
+    if settings.data_dir is not None:
+        os.environ["TECHMATCH_DATA_DIR"] = str(settings.data_dir)
+    uvicorn.run("service.app:create_worker_app", factory=True, workers=args.workers, **common)
     return 0
+
+
+def _prepare_index(settings) -> None:
+    import gc
+
+    from matcher.retrieval.encoders import open_encoder
+    from service.jobs.live import LiveIndex
+    from service.storage.db import make_engine
+
+    engine = make_engine(settings.db_url)
+    try:
+        live = LiveIndex(engine, open_encoder(settings.model), settings.index_dir(), index=settings.index)
+        how = live.start()
+        print(f"techmatch: index {how} at revision {live.revision}; starting the workers", file=sys.stderr, flush=True)
+    finally:
+        engine.dispose()
+    del live
+    gc.collect()
 
 
 def _print_demo_tokens(settings) -> None:
