@@ -153,6 +153,7 @@ class Server:
 
     def __init__(self, folder: Path, *extra: str, db_url: str | None = None) -> None:
         self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.out, self.err = folder / "stdout.log", folder / "stderr.log"
