@@ -28,7 +28,7 @@ def read_rows(data: bytes, source: str, sheet: str | int | None,
     proc = subprocess.Popen([sys.executable, "-I", str(child)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     try:
-        out, err = proc.communicate(pickle.dumps((data, sheet)), timeout=timeout)
+        out, err = proc.communicate(pickle.dumps((data, sheet, timeout)), timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.communicate()

@@ -8,15 +8,24 @@ stdout. Only the standard library and openpyxl.
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import pickle
 import re
+import signal
 import sys
+import threading
+import time
 from typing import Any
 
 
 def _main() -> None:
     """The child: a pickled (bytes, sheet) on stdin, a pickled ("ok", rows) or ("error", message) on stdout."""
-    data, sheet = pickle.loads(sys.stdin.buffer.read())
+    parent = os.getppid()
+    data, sheet, timeout = pickle.loads(sys.stdin.buffer.read())
+    # Never outlive the deadline or the parent (a server stopped on SIGTERM): SIGALRM's default
+    # action ends the process even inside C code; the watchdog notices an orphaned reader.
+    signal.alarm(int(timeout) + 2)
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     try:
         result = ("ok", _read(data, sheet))
     except _SheetError as e:
@@ -25,6 +34,12 @@ def _main() -> None:
         result = ("error", f"cannot read the workbook ({type(e).__name__}: {e})")
     sys.stdout.buffer.write(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
     sys.stdout.buffer.flush()
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(3)
 
 
 class _SheetError(Exception):

@@ -39,10 +39,12 @@ def write_figures(name: str, figures: dict) -> Path:
     """Write one test's figures as JSON under test-artifacts/reliability/ (overwriting the last run;
     in a soak session the name gets a "_soak" suffix)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    if dbbackends.current() != "sqlite":
+        name += f"_{dbbackends.current()}"  # each database's figures, side by side
     if os.environ.get("TECHMATCH_RELIABILITY_SOAK") == "1" and not name.endswith("_soak"):
         name += "_soak"  # a soak session's figures never overwrite the CI run's
     path = ARTIFACTS / f"{name}.json"
-    payload = {"test": name, "finished_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    payload = {"test": name, "database": dbbackends.current(), "finished_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                **figures}
     path.write_text(json.dumps(payload, ensure_ascii=False, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     return path
@@ -108,6 +110,9 @@ class ServerProcess:
                "--db", self.db_url, "--model", "fake", "--log-level", "info"]
         if not self.on_sqlite:
             cmd += ["--data-dir", str(self.folder / "data")]
+        workers = os.environ.get("TECHMATCH_TEST_SERVER_WORKERS")  # e.g. 2: the suite against worker processes
+        if workers:
+            cmd += ["--workers", workers]
         self.folder.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             log.write(f"\n=== start {self.starts + 1} ===\n".encode())

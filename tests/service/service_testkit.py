@@ -169,7 +169,7 @@ class Server:
             self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=err)
         self.wait_ready()
 
-    def wait_ready(self, timeout: float = 90) -> None:
+    def wait_ready(self, timeout: float = 240) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

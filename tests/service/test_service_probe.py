@@ -234,3 +234,35 @@ def test_every_status_the_api_answers_is_declared_in_the_openapi_schema(world):
             assert want <= codes, (method, path, sorted(want - codes))
             checked += 1
     assert checked > 30
+
+
+@pytest.mark.e2e
+def test_a_server_parsing_a_hostile_workbook_stops_on_sigterm_within_seconds(tmp_path, monkeypatch):
+    import signal
+    import threading
+
+    import httpx
+    from service_testkit import Server
+
+    monkeypatch.setenv("TECHMATCH_XLSX_TIMEOUT", "600")  # the deadline is not what stops it
+    srv = Server(tmp_path, "--demo")
+    bomb = _xlsx_bomb()
+    token = srv.tokens()["admin"]
+
+    def upload() -> None:
+        try:
+            httpx.post(srv.url + "/api/imports/demands", files={"file": ("bomb.xlsx", bomb)},
+                       headers={"Authorization": f"Bearer {token}"}, timeout=120)
+        except httpx.HTTPError:
+            pass
+
+    thread = threading.Thread(target=upload, daemon=True)
+    thread.start()
+    time.sleep(3)  # the reader is busy with the sheet
+    started = time.monotonic()
+    srv.proc.send_signal(signal.SIGTERM)
+    srv.proc.wait(60)
+    assert time.monotonic() - started < 20, "the server took too long to stop"
+    time.sleep(2)
+    readers = subprocess.run(["pgrep", "-f", "xlsx_child.py"], capture_output=True, text=True).stdout.split()
+    assert not [p for p in readers if int(p) != srv.proc.pid], "an xlsx reader outlived the server"
