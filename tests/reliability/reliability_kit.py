@@ -44,7 +44,8 @@ def write_figures(name: str, figures: dict) -> Path:
     if os.environ.get("TECHMATCH_RELIABILITY_SOAK") == "1" and not name.endswith("_soak"):
         name += "_soak"  # a soak session's figures never overwrite the CI run's
     path = ARTIFACTS / f"{name}.json"
-    payload = {"test": name, "database": dbbackends.current(), "finished_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    payload = {"test": name, "database": dbbackends.current(),
+               "finished_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                **figures}
     path.write_text(json.dumps(payload, ensure_ascii=False, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     return path
