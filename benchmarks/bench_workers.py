@@ -79,19 +79,22 @@ def start_server(url: str, data_dir: Path, workers: int, model: str, log: Path) 
     port = free_port()
     env = {**os.environ, "TECHMATCH_ADMIN_TOKEN": ADMIN, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "matcher.cli.commands", "serve", "--db", url, "--data-dir", str(data_dir),
-           "--model", model, "--port", str(port), "--workers", str(workers), "--log-level", "warning"]
+           "--model", model, "--port", str(port), "--workers", str(workers), "--log-level", "info"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 1800
+    ready_in_a_row = 0
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"server exited; see {log}")
-        try:
-            if httpx.get(base + "/readyz", timeout=5).status_code == 200:
-                return proc, base
+        try:  # a new connection each time: every worker must answer ready, not just the first
+            ready_in_a_row = ready_in_a_row + 1 if httpx.get(base + "/readyz", timeout=5).status_code == 200 else 0
         except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
+            ready_in_a_row = 0
+        # every worker logs "ready" once its index is loaded (a busy one may not be the one answering)
+        if ready_in_a_row >= 3 and log.read_text(errors="replace").count('"msg": "ready"') >= workers:
+            return proc, base
+        time.sleep(0.2)
     proc.kill()
     raise SystemExit("server not ready in 30 min")
 
