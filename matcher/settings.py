@@ -43,3 +43,15 @@ def cpu_has_native_bfloat16() -> bool:
     except OSError:
         pass
     return False
+
+
+def xlsx_timeout_seconds() -> float:
+    """$TECHMATCH_XLSX_TIMEOUT: seconds an .xlsx sheet may take to read (default 30)."""
+    value = os.environ.get("TECHMATCH_XLSX_TIMEOUT", "30").strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise MatcherError(f"TECHMATCH_XLSX_TIMEOUT must be a number of seconds, not {value!r}") from None
+    if not seconds > 0:
+        raise MatcherError(f"TECHMATCH_XLSX_TIMEOUT must be positive, not {value!r}")
+    return seconds

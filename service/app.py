@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import IntegrityError
 
 from service.deps import Context
 from service.errors import install_error_handlers
@@ -58,6 +60,16 @@ staff (bureau), institute (bound to a partner), enterprise (bound to its demands
 answer has the body `{"error": {"status", "code", "message", "details"}}`."""
 
 
+def create_worker_app() -> FastAPI:
+    """The app of one worker process of `techmatch serve --workers N` (settings from the
+    environment, which `service.cli` sets)."""
+    from service.middleware import configure_logging
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)
+
+
 def create_app(settings: Settings | None = None, *, encoder=None) -> FastAPI:
     """Build the service. `encoder` overrides `settings.model` (tests pass a FakeEncoder)."""
     settings = settings or Settings()
@@ -75,8 +87,18 @@ def create_app(settings: Settings | None = None, *, encoder=None) -> FastAPI:
         if settings.demo:
             from service.demo import ensure_demo_tokens, load_demo_corpus
 
-            load_demo_corpus(db)
-            for tok in ensure_demo_tokens(db):  # the secrets are printed by `techmatch serve`, not logged
+            # several workers may start on one empty database at once: the loser of a race
+            # finds the winner's rows on its second try
+            for attempt in range(3):
+                try:
+                    load_demo_corpus(db)
+                    demo_tokens = ensure_demo_tokens(db)
+                    break
+                except IntegrityError:
+                    if attempt == 2:
+                        raise
+                    time.sleep(0.2 * (attempt + 1))
+            for tok in demo_tokens:  # the secrets are printed by `techmatch serve`, not logged
                 log.warning("demo token ready (see docs/service.md)", extra={"role": tok.role,
                                                                              "binding": tok.binding})
         jobs.recover()  # jobs a stopped process left queued or running become "interrupted"
@@ -136,8 +158,40 @@ def create_app(settings: Settings | None = None, *, encoder=None) -> FastAPI:
                    landscape, filing, review, directory, learning_routes, pages):  # filing before demands/{id}
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    _declare_error_responses(app)
     _add_docs(app)
     return app
+
+
+_ERROR_SCHEMA = {"type": "object", "required": ["error"], "properties": {"error": {
+    "type": "object", "required": ["status", "code", "message", "details"],
+    "properties": {"status": {"type": "integer"}, "code": {"type": "string"}, "message": {"type": "string"},
+                   "details": {"type": "array", "items": {}}}}}}
+_ERRORS = {400: "bad request", 401: "a valid token is required", 403: "not allowed for this role",
+           404: "no such record (or not visible to the caller)", 405: "method not allowed",
+           409: "conflict with the stored state", 413: "request body too large", 415: "unsupported media type",
+           422: "invalid input", 500: "server error (never expected: please report)",
+           503: "not ready (the index is being built) or busy"}
+
+
+def _declare_error_responses(app: FastAPI) -> None:
+    """Every error answer in the OpenAPI schema (the shared error body), so clients and schema
+    checks know them: the routers declare only their successes."""
+    make_schema = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = make_schema()
+            for operations in schema.get("paths", {}).values():
+                for op in operations.values():
+                    responses = op.setdefault("responses", {})
+                    for code, text in _ERRORS.items():
+                        responses.setdefault(str(code), {
+                            "description": text, "content": {"application/json": {"schema": _ERROR_SCHEMA}}})
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
 
 
 def _add_docs(app: FastAPI) -> None:

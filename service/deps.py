@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Query, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import StringConstraints
 from sqlalchemy import Engine
 
 from service.auth.tokens import Principal, resolve
@@ -40,7 +41,10 @@ class Context:
         if not token:
             return None
         with self.db.connect() as conn:
-            return resolve(conn, token, self.admin_token())
+            principal = resolve(conn, token, self.admin_token())
+        if principal is None:
+            return None
+        return replace(principal, public_extra=self.settings.public_extra())
 
     def k(self, requested: int | None) -> int:
         return max(1, min(requested or self.settings.default_k, self.settings.max_k))
@@ -105,4 +109,10 @@ def paging(limit: Annotated[int, Query(ge=1, le=500)] = 50,
 
 
 PagingDep = Annotated[Paging, Depends(paging)]
-FilterList = Annotated[list[str] | None, Query()]
+# Free text and filters reach SQL (LIKE patterns, PostgreSQL text): bounded, and never a NUL.
+MAX_QUERY_CHARS = 500
+_NO_NUL = r"^[^\x00]*$"
+FilterList = Annotated[list[Annotated[str, StringConstraints(max_length=200, pattern=_NO_NUL)]] | None, Query()]
+SearchQuery = Annotated[str | None, Query(max_length=MAX_QUERY_CHARS, pattern=_NO_NUL,
+                                          description=f"words to find (at most {MAX_QUERY_CHARS} characters)")]
+PageQuery = Annotated[str, Query(max_length=MAX_QUERY_CHARS, pattern=_NO_NUL)]

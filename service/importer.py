@@ -14,16 +14,15 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import re
 import zipfile
 import zlib
 
 from matcher.errors import InputError, InputErrors
 from service.deps import Context
 from service.jobs.live import Change
-from service.schemas import ImportResult
+from service.schemas import ID_RULE, ImportResult, id_is_valid
 from service.storage import store
-from service.storage.db import capabilities, demands, partners
+from service.storage.db import capabilities, capability_industries, demands, partners
 
 IMPORT_MODES = ("update", "replace")
 
@@ -72,6 +71,7 @@ def import_file(ctx: Context, kind: str, data: bytes, filename: str, *, mapping:
     carried = ingest.carried_fields(df, kind, source=filename, mapping=mapping)
     row_numbers = [int(r) if str(r).isdigit() else i + 2 for i, r in enumerate(df.index)]
     _check_ids(records, row_numbers, filename)
+    _check_column_sizes(kind, records, row_numbers, filename)
     if kind != "partners":
         ctx.live.prewarm([r.full_text for r in records])  # embed before taking the write lock
 
@@ -136,20 +136,35 @@ def _check_unpacked_size(data: bytes, filename: str, limit: int) -> None:
                              code="unpacks_too_large", params={"mb": f"{limit / 2**20:g}"})
 
 
-# The API's id rule (`schemas.IdStr`): an imported id must be usable in /api/<kind>/{id} too.
-_URL_ID = re.compile(r"[^\s/\\?#%]{1,128}")
-
-
 def _check_ids(records, row_numbers: list[int], filename: str) -> None:
-    """Ids the API could not address (a '/', white space, '.' or '..', over 128 characters) are row errors."""
-    errors = [InputError(f"id '{value[:60]}' cannot be used: ids are 1-128 characters without white space "
-                         "or / \\ ? # %, and not '.' or '..'", file=filename, row=row, field=name,
+    """Ids the API could not address or print unambiguously (`schemas.IdStr`) are row errors."""
+    errors = [InputError(f"id {value[:60]!r} cannot be used: {ID_RULE}", file=filename, row=row, field=name,
                          code="bad_id", params={"value": value[:60]})
               for rec, row in zip(records, row_numbers)
               for name, value in (("id", rec.id), ("partner_id", getattr(rec, "partner_id", "")))
-              if (value or name == "id") and (not _URL_ID.fullmatch(value) or value in (".", ".."))]
+              if (value or name == "id") and not id_is_valid(value)]
     if errors:
         raise InputErrors(errors, file=filename)
+
+
+def _check_column_sizes(kind: str, records, row_numbers: list[int], filename: str) -> None:
+    """Values longer than their database column (e.g. `industry`, `region`: 200 characters) are row
+    errors here, as the API's 422: the database never sees a value the checks have not accepted."""
+    from matcher.io.tables import MAX_ERRORS
+
+    table = {"demands": demands, "capabilities": capabilities, "partners": partners}[kind]
+    limits = {c.name: c.type.length for c in table.columns if getattr(c.type, "length", None)}
+    errors = []
+    for rec, row in zip(records, row_numbers):
+        values = {"demands": lambda r: store.demand_values(r, owner=r.enterprise, published=True),
+                  "capabilities": store.capability_values, "partners": store.partner_values}[kind](rec)
+        checks = [(name, values.get(name), limit) for name, limit in limits.items()]
+        checks += [("industries", tag, capability_industries.c.industry.type.length)
+                   for tag in values.get("industries", ())]
+        errors += [InputError(f"{len(value):,} characters; the limit is {limit}", file=filename, row=row, field=name)
+                   for name, value, limit in checks if isinstance(value, str) and len(value) > limit]
+    if errors:
+        raise InputErrors(errors[:MAX_ERRORS], file=filename)
 
 
 def _partners_for(conn, caps, row_numbers: list[int], filename: str):

@@ -147,10 +147,21 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send)
             return
         docs = scope["path"].startswith(("/docs", "/redoc"))
+        public = scope["path"].startswith(("/static/", "/docs-assets/"))
+        if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b"").lower():
+            body = json.dumps(error_body(422, "validation_error", "the URL contains a NUL character (U+0000)")).encode()
+            await send({"type": "http.response.start", "status": 422,
+                        "headers": [(b"content-type", b"application/json"), (b"cache-control", b"no-store"),
+                                    (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+            return
 
         async def send_wrapper(message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
+                # answers may carry confidential demands or contacts: no browser or proxy keeps them
+                if not public and not any(k.lower() == b"cache-control" for k, _ in headers):
+                    headers.append((b"cache-control", b"no-store"))
                 headers.append((b"x-content-type-options", b"nosniff"))
                 headers.append((b"x-frame-options", b"DENY"))
                 headers.append((b"referrer-policy", b"same-origin"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -27,17 +28,60 @@ ImportKind = Literal["demands", "capabilities", "partners"]
 ImportMode = Literal["update", "replace"]
 
 
-def _not_a_dot_segment(value: str) -> str:
-    if value in (".", ".."):
-        raise ValueError("'.' and '..' cannot be ids: URLs drop them as path segments")
+# Ids travel in URL paths and are printed: no white space, slashes, '?', '#' or '%', no control,
+# format or bidirectional-override characters (two ids must never print the same), not '.' or '..'.
+ID_RULE = ("ids are 1-128 characters without white space, control or bidi characters or / \\ ? # %, "
+           "and not '.' or '..'")
+_ID_RE = re.compile(r"[^\s/\\?#%\x00-\x1f\x7f-\x9f\u00ad\u061c\u200b-\u200f\u202a-\u202e\u2060-\u206f"
+                    r"\ufeff\ufff9-\ufffb]{1,128}")
+
+
+def id_is_valid(value: str) -> bool:
+    return bool(_ID_RE.fullmatch(value)) and value not in (".", "..")
+
+
+def _valid_id(value: str) -> str:
+    if not id_is_valid(value):
+        raise ValueError(ID_RULE)
     return value
 
 
-# Ids travel in URL paths: no white space, slashes, '?', '#' or '%', and not '.' or '..'.
-IdStr = Annotated[str, StringConstraints(pattern=r"^[^\s/\\?#%]{1,128}$"), AfterValidator(_not_a_dot_segment)]
-Short = Annotated[str, StringConstraints(max_length=500)]
-LongText = Annotated[str, StringConstraints(max_length=20_000)]
-Extra = dict[Annotated[str, StringConstraints(max_length=200)], Annotated[str, StringConstraints(max_length=20_000)]]
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("text cannot contain the NUL character (U+0000)")
+    return value
+
+
+NO_NUL = AfterValidator(_no_nul)
+IdStr = Annotated[str, AfterValidator(_valid_id)]
+Short = Annotated[str, StringConstraints(max_length=500), AfterValidator(_no_nul)]
+Tag = Annotated[str, StringConstraints(max_length=200), AfterValidator(_no_nul)]  # industry, region: indexed columns
+LongText = Annotated[str, StringConstraints(max_length=20_000), AfterValidator(_no_nul)]
+MAX_EXTRA_KEYS = 100
+MAX_EXTRA_CHARS = 100_000
+
+
+def _bounded_extra(value: dict[str, str]) -> dict[str, str]:
+    if len(value) > MAX_EXTRA_KEYS:
+        raise ValueError(f"extra has {len(value)} fields; the limit is {MAX_EXTRA_KEYS}")
+    size = sum(len(k) + len(v) for k, v in value.items())
+    if size > MAX_EXTRA_CHARS:
+        raise ValueError(f"extra holds {size:,} characters; the limit is {MAX_EXTRA_CHARS:,}")
+    return value
+
+
+Extra = Annotated[dict[Annotated[str, StringConstraints(max_length=200), AfterValidator(_no_nul)],
+                       Annotated[str, StringConstraints(max_length=20_000), AfterValidator(_no_nul)]],
+                  AfterValidator(_bounded_extra)]
+
+
+
+def _as_utc(value: dt.datetime) -> dt.datetime:
+    """The database stores UTC without a zone; answers say so (`...Z`/`+00:00`)."""
+    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value
+
+
+UtcDateTime = Annotated[dt.datetime, AfterValidator(_as_utc)]
 
 
 
@@ -59,9 +103,10 @@ def _iso_date(value: str) -> str:
 
 # A demand's industry and county/district: empty or a known value (`matcher.taxonomy`), stored
 # under its canonical name; its date: any accepted form (`matcher.dates`), stored as ISO 8601.
-Industry = Annotated[str, StringConstraints(max_length=500), _canonical("industry")]
-Region = Annotated[str, StringConstraints(max_length=500), _canonical("region")]
-DateStr = Annotated[str, StringConstraints(max_length=32), AfterValidator(_iso_date)]
+# industry, region: indexed columns of 200 characters; canonical names from the taxonomy
+Industry = Annotated[str, StringConstraints(max_length=200), NO_NUL, _canonical("industry")]
+Region = Annotated[str, StringConstraints(max_length=200), NO_NUL, _canonical("region")]
+DateStr = Annotated[str, StringConstraints(max_length=32), NO_NUL, AfterValidator(_iso_date)]
 
 T = TypeVar("T")
 
@@ -91,7 +136,7 @@ class DemandBase(Strict):
     contact: Short = ""
     confidential: bool = False
     date: DateStr = ""
-    language: Annotated[str, StringConstraints(max_length=16)] = ""
+    language: Annotated[str, StringConstraints(max_length=16), NO_NUL] = ""
     extra: Extra = Field(default_factory=dict)
 
 
@@ -121,7 +166,7 @@ class DemandUpdate(Strict):
     contact: Short | None = None
     confidential: bool | None = None
     date: DateStr | None = None
-    language: Annotated[str, StringConstraints(max_length=16)] | None = None
+    language: Annotated[str, StringConstraints(max_length=16), NO_NUL] | None = None
     extra: Extra | None = None
     owner: Short | None = None
     published: bool | None = None
@@ -147,8 +192,8 @@ class DemandPublicRedacted(BaseModel):
     language: str
     extra: dict[str, str]
     published: bool
-    created_at: dt.datetime
-    updated_at: dt.datetime
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
 
 
 class DemandPublic(DemandPublicRedacted):
@@ -187,18 +232,18 @@ class DemandDetail(DemandPublic):
 # -- partners and capabilities ------------------------------------------------------------
 class PartnerCreate(Strict):
     id: IdStr | None = None
-    name: Annotated[str, StringConstraints(min_length=1, max_length=500, strip_whitespace=True)]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=500, strip_whitespace=True), NO_NUL]
     type: PartnerType = ""
-    region: Short = ""
-    country: Annotated[str, StringConstraints(max_length=64)] = ""
+    region: Tag = ""
+    country: Annotated[str, StringConstraints(max_length=64), NO_NUL] = ""
     extra: Extra = Field(default_factory=dict)
 
 
 class PartnerUpdate(Strict):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=500, strip_whitespace=True)] | None = None
+    name: Annotated[str, StringConstraints(min_length=1, max_length=500, strip_whitespace=True), NO_NUL] | None = None
     type: PartnerType | None = None
-    region: Short | None = None
-    country: Annotated[str, StringConstraints(max_length=64)] | None = None
+    region: Tag | None = None
+    country: Annotated[str, StringConstraints(max_length=64), NO_NUL] | None = None
     extra: Extra | None = None
 
 
@@ -210,8 +255,8 @@ class PartnerPublic(BaseModel):
     country: str
     extra: dict[str, str]
     capabilities: int = 0
-    created_at: dt.datetime
-    updated_at: dt.datetime
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
 
 
 class CapabilityCreate(Strict):
@@ -221,10 +266,10 @@ class CapabilityCreate(Strict):
     partner_id: IdStr | None = None
     title: Short = ""
     text: LongText = ""
-    kind: Annotated[str, StringConstraints(max_length=100)] = ""
-    industries: list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] = Field(
+    kind: Annotated[str, StringConstraints(max_length=100), NO_NUL] = ""
+    industries: list[Tag] = Field(
         default_factory=list, max_length=50)
-    language: Annotated[str, StringConstraints(max_length=16)] = ""
+    language: Annotated[str, StringConstraints(max_length=16), NO_NUL] = ""
     extra: Extra = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -238,10 +283,10 @@ class CapabilityUpdate(Strict):
     partner_id: IdStr | None = None
     title: Short | None = None
     text: LongText | None = None
-    kind: Annotated[str, StringConstraints(max_length=100)] | None = None
-    industries: list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] | None = Field(
+    kind: Annotated[str, StringConstraints(max_length=100), NO_NUL] | None = None
+    industries: list[Tag] | None = Field(
         default=None, max_length=50)
-    language: Annotated[str, StringConstraints(max_length=16)] | None = None
+    language: Annotated[str, StringConstraints(max_length=16), NO_NUL] | None = None
     extra: Extra | None = None
 
 
@@ -255,8 +300,8 @@ class CapabilityPublic(BaseModel):
     industries: list[str]
     language: str
     extra: dict[str, str]
-    created_at: dt.datetime
-    updated_at: dt.datetime
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
 
 
 # -- matching -----------------------------------------------------------------------------
@@ -271,11 +316,11 @@ class MatchOptions(Strict):
 
 
 class TextMatchRequest(MatchOptions):
-    text: Annotated[str, StringConstraints(min_length=1, max_length=20_000)]
+    text: Annotated[str, StringConstraints(min_length=1, max_length=20_000), NO_NUL]
 
 
 class DemandSearchRequest(Strict):
-    text: Annotated[str, StringConstraints(min_length=1, max_length=20_000)]
+    text: Annotated[str, StringConstraints(min_length=1, max_length=20_000), NO_NUL]
     k: int | None = Field(default=None, ge=1, le=1000)
     industry: list[str] = Field(default_factory=list, max_length=50)
     region: list[str] = Field(default_factory=list, max_length=50)
@@ -365,7 +410,7 @@ class FeedbackCreate(Strict):
     demand_id: IdStr
     partner_id: IdStr
     status: FeedbackStatus
-    reason: Annotated[str, StringConstraints(max_length=2000, strip_whitespace=True)] = ""
+    reason: Annotated[str, StringConstraints(max_length=2000, strip_whitespace=True), NO_NUL] = ""
     reason_code: ReasonCode = ""
     amount: Annotated[float, Field(ge=0, le=1e13, allow_inf_nan=False)] | None = None
 
@@ -408,7 +453,7 @@ class FeedbackPublic(BaseModel):
     status: str
     reason: str
     who: str
-    created_at: dt.datetime
+    created_at: UtcDateTime
     reason_code: str = ""
     amount: float | None = None
     source: str = ""
@@ -418,10 +463,10 @@ class FeedbackPublic(BaseModel):
 class TokenCreate(Strict):
     """A new API token. Institutes are bound to a partner, enterprises to an enterprise name."""
 
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True), NO_NUL]
     role: Role
     partner_id: IdStr | None = None
-    enterprise: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
+    enterprise: Annotated[str, StringConstraints(min_length=1, max_length=500), NO_NUL] | None = None
     expires_in_days: int | None = Field(default=None, ge=1, le=3650)
 
     @model_validator(mode="after")
@@ -443,8 +488,8 @@ class TokenPublic(BaseModel):
     role: str
     partner_id: str | None
     enterprise: str | None
-    created_at: dt.datetime
-    expires_at: dt.datetime | None
+    created_at: UtcDateTime
+    expires_at: UtcDateTime | None
 
 
 class TokenCreated(TokenPublic):

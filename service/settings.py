@@ -35,6 +35,13 @@ class Settings(BaseSettings):
     impression_retention_days: int = Field(default=365, ge=0)  # 0 keeps impressions forever
     impression_flush_seconds: float = Field(default=1.0, gt=0)
 
+    # `extra` fields (spreadsheet columns beyond the known ones) institutes and enterprises may see,
+    # comma-separated; every other extra field is shown to bureau staff only.
+    public_extra_fields: str = ""
+
+    def public_extra(self) -> frozenset[str]:
+        return frozenset(f.strip() for f in self.public_extra_fields.replace("，", ",").split(",") if f.strip())
+
     @property
     def max_body_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
@@ -84,3 +91,18 @@ def db_url_from_arg(value: str) -> str:
     if "://" in value:
         return value
     return f"sqlite:///{Path(value).expanduser().resolve()}"
+
+
+def redact_url(url: str) -> str:
+    """`url` fit for a log: the password (and any query string, which may hold one) hidden."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # not a URL SQLAlchemy reads: show only its scheme
+        return url.split(":", 1)[0] + "://***"
+    if parsed.password is not None:
+        parsed = parsed.set(password="***")
+    if parsed.query:
+        parsed = parsed.set(query={})
+    return parsed.render_as_string(hide_password=False)

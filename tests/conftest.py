@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 
+import dbbackends
 import pytest
 
 # Tests never download anything and never touch the user's cache.
@@ -23,3 +24,10 @@ def model_home(tmp_path_factory):
     Set TECHMATCH_TEST_HOME to reuse a folder across runs (CI points it at a cache)."""
     path = os.environ.get("TECHMATCH_TEST_HOME")
     return path or str(tmp_path_factory.mktemp("model-home"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_test_databases():
+    yield
+    dbbackends.drop_created()
+

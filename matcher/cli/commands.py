@@ -162,11 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
     else:
         add_learn_parser(sub, DEFAULT_WORKSPACE)
     try:
-        from service.cli import add_serve_parser
+        from service.cli import add_db_parser, add_serve_parser
     except ImportError:  # pragma: no cover - the service ships with the package
         pass
     else:
         add_serve_parser(sub)
+        add_db_parser(sub)
     return p
 
 

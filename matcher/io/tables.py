@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import datetime as _dt
 import gzip
 import io
 import json
@@ -246,78 +245,12 @@ def _read_delimited(text: str, source: str, ext: str) -> pd.DataFrame:
 
 
 def _read_xlsx(data: bytes, source: str, sheet: str | int | None) -> pd.DataFrame:
-    import openpyxl  # imported lazily: only Excel uploads need it
+    from matcher.io.xlsx import read_rows  # in a child process, bounded in time (see its docstring)
 
-    try:
-        wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception as e:  # a damaged zip raises zlib.error, EOFError, NotImplementedError ... too
-        raise InputError(f"not a valid .xlsx file ({type(e).__name__}: {e})", file=source,
-                         code="not_xlsx") from None
-    try:
-        names = wb.sheetnames
-        if sheet is None:
-            ws = wb.worksheets[0] if wb.worksheets else None
-            if ws is None:
-                raise InputError("the workbook has no worksheet", file=source)
-        elif isinstance(sheet, int):
-            if not 0 <= sheet < len(wb.worksheets):
-                raise InputError(f"no sheet number {sheet} (0-based); sheets: {', '.join(names)}",
-                                 file=source)
-            ws = wb.worksheets[sheet]
-        elif sheet in names:
-            ws = wb[sheet]
-        else:
-            raise InputError(f"no sheet named '{sheet}'; sheets: {', '.join(names)}", file=source)
-        if hasattr(ws, "reset_dimensions"):
-            ws.reset_dimensions()  # some writers store a wrong <dimension>
-        rows: list[list[str]] = []
-        numbers: list[int] = []
-        for r, cells in enumerate(ws.iter_rows(min_row=1), start=1):
-            values = [_excel_cell(c) for c in cells]
-            while values and values[-1] == "":
-                values.pop()
-            rows.append(values)
-            numbers.append(r)
-    except InputError:
-        raise
-    except Exception as e:  # openpyxl raises many types on malformed parts
-        raise InputError(f"cannot read the workbook ({type(e).__name__}: {e})",
-                         file=source) from None
-    finally:
-        wb.close()
+    rows, numbers, title = read_rows(data, source, sheet)
     if not any(rows):
-        raise InputError(f"sheet '{ws.title}' is empty", file=source)
+        raise InputError(f"sheet '{title}' is empty", file=source)
     return _table_from_rows(rows, numbers, source, strict_width=False)
-
-
-def _excel_cell(cell: Any) -> str:
-    v = getattr(cell, "value", None)
-    if v is None:
-        return ""
-    if isinstance(v, str):
-        return v
-    if isinstance(v, bool):
-        return "TRUE" if v else "FALSE"
-    if isinstance(v, int):
-        fmt = getattr(cell, "number_format", "") or ""
-        if re.fullmatch(r"0+", fmt) and v >= 0:
-            return str(v).zfill(len(fmt))
-        return str(v)
-    if isinstance(v, float):
-        if v != v or v in (float("inf"), float("-inf")):
-            return ""
-        if v.is_integer() and abs(v) < 1e16:
-            return str(int(v))
-        return format(v, ".15g")
-    if isinstance(v, _dt.datetime):
-        if v.time() == _dt.time(0):
-            return v.date().isoformat()
-        return v.isoformat(sep=" ")
-    if isinstance(v, (_dt.date, _dt.time)):
-        return v.isoformat()
-    if isinstance(v, _dt.timedelta):
-        return str(v)
-    return str(v)
 
 
 def _col_letter(j: int) -> str:
@@ -436,6 +369,29 @@ def _records_frame(records: list[dict[str, Any]], numbers: list[int]) -> pd.Data
     return _frame(columns, numbers)
 
 
+# Records are flat tables: a cell may hold a list or an object (kept as JSON text), but nesting
+# deeper than this is refused (it would exhaust the parser's recursion, or be no table at all).
+MAX_JSON_DEPTH = 32
+_TOO_DEEP = f"JSON nested more than {MAX_JSON_DEPTH} levels deep: records must be flat objects"
+
+
+def _too_deep(obj: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether `obj` nests lists/objects more than `limit` levels (iterative: no recursion)."""
+    stack = [(obj, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return False
+
+
 def _read_jsonl(text: str, source: str) -> pd.DataFrame:
     # Raw control characters can only sit inside strings (accepted with strict=False); remove
     # them here, and escaped ones later in _clean.
@@ -456,6 +412,12 @@ def _read_jsonl(text: str, source: str) -> pd.DataFrame:
             col = getattr(e, "colno", None)
             errors.append(InputError(f"invalid JSON ({msg}{f' at column {col}' if col else ''})",
                                      file=source, row=i))
+            continue
+        except RecursionError:
+            errors.append(InputError(_TOO_DEEP, file=source, row=i))
+            continue
+        if _too_deep(obj):
+            errors.append(InputError(_TOO_DEEP, file=source, row=i))
             continue
         if not isinstance(obj, dict):
             errors.append(InputError(f"expected a JSON object, found {_json_type(obj)}",
@@ -478,6 +440,11 @@ def _read_json(text: str, source: str) -> pd.DataFrame:
     except ValueError as e:
         line = getattr(e, "lineno", None)
         raise InputError(f"invalid JSON ({getattr(e, 'msg', e)})", file=source, row=line) from None
+    except RecursionError:
+        raise InputError(_TOO_DEEP, file=source) from None
+    if _too_deep(obj, MAX_JSON_DEPTH + 1):  # the list of records is one level more
+        bad = next((i for i, o in enumerate(obj, start=1) if _too_deep(o)), None) if isinstance(obj, list) else None
+        raise InputError(_TOO_DEEP, file=source, row=bad)
     if not isinstance(obj, list):
         raise InputError(f"expected a JSON list of objects, found {_json_type(obj)}", file=source)
     errors = [

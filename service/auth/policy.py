@@ -4,8 +4,10 @@
 * enterprise: its own demands (`owner` equals the token's enterprise), every field of them;
   partners and capabilities read-only.
 * institute: published, non-confidential demands, without contact fields (`contact`, the
-  owner account and contact-like `extra` keys); partners and capabilities read-only except
-  the capabilities of its own partner.
+  owner account); partners and capabilities read-only except the capabilities of its own partner.
+* `extra` (spreadsheet columns beyond the known fields, which may hold a QQ number, a mobile or a
+  contact person under any name): an allow-list. Institutes and enterprises see only the fields
+  the bureau made public (`TECHMATCH_PUBLIC_EXTRA_FIELDS`), except on their own records.
 
 A demand a caller may not see is reported as missing (404), never as forbidden, so the
 existence of a confidential demand does not leak.
@@ -13,7 +15,6 @@ existence of a confidential demand does not leak.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from sqlalchemy import false
@@ -21,11 +22,16 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from matcher.retrieval.engine import Filters
 from service.auth.tokens import Principal
-from service.schemas import DemandOut, DemandPublic, DemandPublicRedacted
+from service.schemas import CapabilityPublic, DemandOut, DemandPublic, DemandPublicRedacted, PartnerPublic
 from service.storage.db import demands
 
-_CONTACT_KEY = re.compile(r"联系|电话|手机|邮箱|微信|传真|地址|contact|phone|mobile|e-?mail|wechat|fax|address|tel",
-                          re.IGNORECASE)
+
+def visible_extra(p: Principal, extra: dict | None, *, own: bool = False) -> dict[str, str]:
+    """The `extra` fields `p` may see: all for staff and on its own records, else the public ones."""
+    extra = extra or {}
+    if p.is_staff or own:
+        return dict(extra)
+    return {k: v for k, v in extra.items() if k in p.public_extra}
 
 
 def demand_scope(p: Principal) -> list[ColumnElement]:
@@ -65,10 +71,20 @@ def can_edit_capabilities_of(p: Principal, partner_id: str) -> bool:
 def demand_out(p: Principal, row: dict) -> DemandOut:
     """The demand as `p` may see it (call only after `can_see_demand`)."""
     if sees_contacts(p):
-        return DemandPublic.model_validate(row)
+        return DemandPublic.model_validate(row)  # staff, or the owning enterprise: its own record
     fields = {k: row[k] for k in DemandPublicRedacted.model_fields}
-    fields["extra"] = {k: v for k, v in (row["extra"] or {}).items() if not _CONTACT_KEY.search(k)}
+    fields["extra"] = visible_extra(p, row["extra"])
     return DemandPublicRedacted.model_validate(fields)
+
+
+def partner_out(p: Principal, row: dict) -> PartnerPublic:
+    own = p.role == "institute" and p.partner_id == row["id"]
+    return PartnerPublic.model_validate({**row, "extra": visible_extra(p, row.get("extra"), own=own)})
+
+
+def capability_out(p: Principal, row: dict) -> CapabilityPublic:
+    own = p.role == "institute" and p.partner_id == row["partner_id"]
+    return CapabilityPublic.model_validate({**row, "extra": visible_extra(p, row.get("extra"), own=own)})
 
 
 def demand_search_filters(p: Principal, *, unpublished: frozenset[str], industry: Sequence[str] = (),

@@ -31,6 +31,8 @@ class Principal:
     token_id: str | None = None
     partner_id: str | None = None
     enterprise: str | None = None
+    # `extra` fields the bureau made public (Settings.public_extra_fields); every other one is staff-only
+    public_extra: frozenset[str] = frozenset()
 
     @property
     def is_staff(self) -> bool:

@@ -2,13 +2,18 @@
 schedule them and write the files, as `techmatch conference` does, inside the service.
 
     jobs = ConferenceJobs(db, live, settings.jobs_dir())
-    jobs.recover()                      # at start-up: jobs cut off by a stop become "interrupted"
+    jobs.recover()                      # jobs whose process died become "interrupted"
     jobs.start()
     row = jobs.submit(conn_params, created_by="staff")     # validated, stored "queued"
     jobs.resume(job_id)                 # an interrupted or failed job, reusing its checkpoint
     jobs.stop()                         # at shutdown: a running job stops after its chunk
 
-One worker thread runs the jobs one at a time, in submission order. A job's state lives in the
+One runner thread per process runs the jobs one at a time, in submission order. With several
+processes on one database (`techmatch serve --workers N`, or several servers), the database is
+the queue: a job is claimed by exactly one process (an UPDATE from queued to running that only
+one can win), idle runners look for queued jobs every POLL_SECONDS, and a job whose process
+died (same host: its pid is gone; another host: no progress for STALE_AFTER) is marked
+interrupted by any live one and resumes from its checkpoint. A job's state lives in the
 `conference_jobs` table (so a restart shows it) and its files in `<jobs_dir>/<job id>/`:
 `ranking-checkpoint.jsonl` (ranked demands, appended per chunk), then conference.xlsx,
 assignment.csv, schedule.csv, unmet.csv and agendas/*.html. Ranking holds the live index's
@@ -21,7 +26,10 @@ import datetime as dt
 import logging
 import os
 import queue
+import socket
 import threading
+import time
+import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,7 +46,7 @@ from matcher.errors import InputError, MatcherError
 from matcher.records import Demand, Partner
 from service.errors import ApiError, Conflict, Invalid, NotFound
 from service.jobs.live import LiveIndex
-from service.schemas import IdStr, Short, Strict
+from service.schemas import IdStr, Short, Strict, UtcDateTime
 from service.storage import store
 from service.storage.db import conference_jobs, demands, partners, utcnow
 
@@ -132,10 +140,10 @@ class ConferenceJobPublic(BaseModel):
     error: str
     runs: int
     created_by: str
-    created_at: dt.datetime
-    started_at: dt.datetime | None
-    finished_at: dt.datetime | None
-    updated_at: dt.datetime
+    created_at: UtcDateTime
+    started_at: UtcDateTime | None
+    finished_at: UtcDateTime | None
+    updated_at: UtcDateTime
     files: list[str]
 
 
@@ -287,6 +295,30 @@ def list_jobs(conn: Connection, *, limit: int, offset: int, status: str | None =
 
 
 # -- the runner ------------------------------------------------------------------------------------
+POLL_SECONDS = 2.0  # how often an idle runner looks for jobs queued by other processes
+STALE_AFTER = dt.timedelta(minutes=10)  # a job on another host with no progress this long is dead
+_LIVE_RUNNERS: set[str] = set()  # runners of this process (several apps in one process: the tests)
+
+
+def _worker_alive(worker: str, updated_at: dt.datetime | None, now: dt.datetime) -> bool:
+    """Whether the process `worker` ("host:pid:runner") may still be running its job."""
+    host, _, rest = (worker or "").partition(":")
+    pid_text, _, _ = rest.partition(":")
+    if not worker or not pid_text.isdigit():
+        return False  # claimed by a release before workers were recorded: its process is gone
+    if host != socket.gethostname():
+        return updated_at is not None and now - updated_at < STALE_AFTER
+    if int(pid_text) == os.getpid():
+        return worker in _LIVE_RUNNERS
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class JobStopped(Exception):
     """Raised inside a job when the service stops; the job becomes "interrupted"."""
 
@@ -301,20 +333,32 @@ class ConferenceJobs:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # submit/resume: check-and-queue is atomic
         self.impressions = None  # service.storage.impressions.ImpressionLog: ranked lists are logged
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     # -- lifecycle
     def recover(self) -> int:
-        """Mark jobs left queued or running by a process that stopped as interrupted."""
+        """Mark jobs running in a process that died as interrupted (resumable from their
+        checkpoint); jobs of live processes are left alone, and queued jobs stay queued for any
+        process to run. Called at start and, by the runner, every few seconds, so a worker's
+        death is noticed by its siblings."""
         now = utcnow()
         with self.db.begin() as conn:
-            n = conn.execute(update(conference_jobs).where(conference_jobs.c.status.in_(("queued", "running")))
-                             .values(status="interrupted", updated_at=now,
-                                     error="the service stopped before the job finished; resume it")).rowcount
+            rows = conn.execute(select(conference_jobs.c.id, conference_jobs.c.status, conference_jobs.c.worker,
+                                       conference_jobs.c.updated_at)
+                                .where(conference_jobs.c.status.in_(("queued", "running")))).all()
+            dead = [r.id for r in rows if r.status == "running" and not _worker_alive(r.worker, r.updated_at, now)]
+            n = 0
+            if dead:
+                n = conn.execute(update(conference_jobs).where(conference_jobs.c.id.in_(dead),
+                                                               conference_jobs.c.status.in_(("queued", "running")))
+                                 .values(status="interrupted", updated_at=now,
+                                         error="the service stopped before the job finished; resume it")).rowcount
         if n:
-            log.warning("conference jobs interrupted by a restart", extra={"jobs": n})
+            log.warning("conference jobs interrupted by a stopped process", extra={"jobs": n})
         return int(n or 0)
 
     def start(self) -> None:
+        _LIVE_RUNNERS.add(self.worker_id)
         if self._thread is None:
             self._thread = threading.Thread(target=self._work, name="techmatch-conference", daemon=True)
             self._thread.start()
@@ -325,6 +369,7 @@ class ConferenceJobs:
         self._queue.put(None)
         if self._thread is not None:
             self._thread.join(timeout)
+        _LIVE_RUNNERS.discard(self.worker_id)
 
     def job_dir(self, job_id: str) -> Path:
         return self.folder / job_id
@@ -395,14 +440,33 @@ class ConferenceJobs:
 
     # -- the worker
     def _work(self) -> None:
+        """Run jobs queued here at once; every few seconds also look in the database for jobs
+        queued by another process (or left by a dead one): each job is claimed by one process."""
+        last_look = 0.0
         while not self._stop.is_set():
-            job_id = self._queue.get()
+            try:
+                job_id = self._queue.get(timeout=POLL_SECONDS)
+            except queue.Empty:
+                job_id = ""
             if job_id is None or self._stop.is_set():
                 break
             try:
-                self._run(job_id)
+                if job_id:
+                    self._run(job_id)
+                elif time.monotonic() - last_look >= POLL_SECONDS:
+                    last_look = time.monotonic()
+                    self.recover()
+                    for queued in self._queued_ids():
+                        if self._stop.is_set():
+                            break
+                        self._run(queued)
             except Exception:  # never let one job take the worker down
                 log.exception("conference job crashed", extra={"job": job_id})
+
+    def _queued_ids(self) -> list[str]:
+        with self.db.connect() as conn:
+            return list(conn.execute(select(conference_jobs.c.id).where(conference_jobs.c.status == "queued")
+                                     .order_by(conference_jobs.c.created_at, conference_jobs.c.id)).scalars())
 
     def _check_stop(self) -> None:
         if self._stop.is_set():
@@ -415,10 +479,16 @@ class ConferenceJobs:
 
     def _run(self, job_id: str) -> None:
         row = self.get(job_id)
-        if row["status"] != "queued":  # resumed twice, or recovered meanwhile
+        if row["status"] != "queued":  # resumed twice, recovered, or claimed by another process
             return
-        self._set(job_id, status="running", stage="ranking", started_at=utcnow(), finished_at=None,
-                  runs=int(row["runs"] or 0) + 1)
+        with self.db.begin() as conn:  # claim it: of several processes, exactly one succeeds
+            claimed = conn.execute(update(conference_jobs).where(conference_jobs.c.id == job_id,
+                                                                 conference_jobs.c.status == "queued")
+                                   .values(status="running", stage="ranking", started_at=utcnow(), finished_at=None,
+                                           runs=int(row["runs"] or 0) + 1, worker=self.worker_id,
+                                           updated_at=utcnow())).rowcount
+        if claimed != 1:
+            return
         log.info("conference job started", extra={"job": job_id, "demands": len(row["demand_ids"])})
         try:
             summary = self._pipeline(row)

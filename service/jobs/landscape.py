@@ -13,7 +13,6 @@ use optimistic concurrency (a version column), so two processes cannot lose an u
 
 from __future__ import annotations
 
-import datetime as dt
 import itertools
 import logging
 import math
@@ -34,7 +33,7 @@ from matcher.errors import MatcherError
 from matcher.landscape.build import DemandLinks, Landscape
 from service.errors import ApiError, Conflict, Invalid, NotFound
 from service.jobs.live import LiveIndex
-from service.schemas import DemandLinkInfo, IdStr, MergePublic, Strict
+from service.schemas import DemandLinkInfo, IdStr, MergePublic, Strict, UtcDateTime
 from service.storage import store
 from service.storage.db import demand_links, utcnow
 
@@ -57,7 +56,7 @@ class LandscapeResult:
     land: Landscape | None
     html: str = ""
     error: str = ""
-    computed_at: dt.datetime = field(default_factory=utcnow)
+    computed_at: UtcDateTime = field(default_factory=utcnow)
     seconds: float = 0.0
     xlsx: dict[str, bytes] = field(default_factory=dict, compare=False)  # filled on first download
 
@@ -266,7 +265,7 @@ class DemandLinksPublic(BaseModel):
     links: list[LinkPublic]
     version: int
     updated_by: str
-    updated_at: dt.datetime | None
+    updated_at: UtcDateTime | None
 
 
 def load_links(conn: Connection) -> tuple[DemandLinks, dict[str, Any]]:

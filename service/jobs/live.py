@@ -1,20 +1,26 @@
-"""The live index: one `MatchEngine` kept in step with the database.
+"""The live index: one `MatchEngine` kept in step with the database, in every process.
 
 The database is the source of truth. The engine is derived: built from the database at
-start-up (or loaded from `folder` when its saved revision equals the database's), then
-edited record by record. Every write runs as::
+start-up, or loaded from `folder` when the save is of this database (its `database_id`) and
+not ahead of it, then brought forward. Every write runs as::
 
-    write lock -> DB transaction (change + revision bump) -> commit -> engine upsert/remove
+    write lock -> DB transaction (change + revision bump + change-log rows) -> commit -> engine
 
-so a reader (who holds the read lock) never sees the engine behind or ahead of a write made
-by this process. A write made by another process is noticed on the next read (the revision
-differs) and answered with a rebuild, which the embedding cache keeps cheap.
+Every process on the database (workers of one server, several servers) keeps its own engine.
+Before each read it compares its revision with the database's (one indexed query); when behind,
+it replays the change log past its revision: the records each write touched are read back from
+the database and upserted or removed. So a read never answers from an engine missing a write
+committed before the read began, whichever process made it: the delay is zero, not a period.
+A gap in the log (a write that bypassed it, a log pruned past this engine's revision, a
+database reset) makes the process rebuild from the database instead.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, delete, insert, select
 from sqlalchemy.engine import Connection
 
 from matcher.records import Capability, Demand, Partner
@@ -31,9 +37,12 @@ from matcher.retrieval.engine import EngineParams, MatchEngine
 from matcher.retrieval.index import IndexParams
 from service.errors import NotReady
 from service.storage import store
-from service.storage.db import bump_revision, revision
+from service.storage.db import bump_revision, change_log, database_id, revision
 
 log = logging.getLogger("techmatch.service.live")
+# Change-log rows kept (by revision); older ones are pruned now and then by a write.
+LOG_KEEP_REVISIONS = 100_000
+_KINDS = ("demand", "capability", "partner")
 T = TypeVar("T")
 
 
@@ -105,6 +114,7 @@ class LiveIndex:
         # The deployed learned ranker (matcher.learning), re-attached whenever the engine is rebuilt.
         self.reranker = None
         self.ranker_version = "default"
+        self.database_id = 0  # the database's identity (meta.database_id), read at start
 
     # -- start-up and persistence ----------------------------------------------------------
     def start(self) -> str:
@@ -134,13 +144,20 @@ class LiveIndex:
         with self._lock.write():
             with self.db.connect() as conn:
                 rev = revision(conn)
-            stamp = self._read_stamp()
-            if stamp == self._stamp(rev):
+                self.database_id = database_id(conn)
+            stamp = self._read_stamp() or {}
+            saved_rev = stamp.get("revision")
+            if (isinstance(saved_rev, int) and 0 <= saved_rev <= rev
+                    and {**stamp, "revision": rev} == self._stamp(rev)):
                 try:
                     self.engine = MatchEngine.load(self.folder / "engine", self.encoder)
                     self.engine.reranker = self.reranker
-                    self.revision = rev
-                    log.info("index loaded", extra={"revision": rev, "folder": str(self.folder)})
+                    self.revision = saved_rev
+                    replayed = self._catch_up(rev) if saved_rev < rev else 0
+                    log.info("index loaded", extra={"revision": self.revision, "saved_revision": saved_rev,
+                                                    "replayed": replayed, "folder": str(self.folder)})
+                    if saved_rev < rev:
+                        self._save()
                     return "loaded"
                 except Exception as exc:  # a damaged or foreign save: rebuild from the database
                     log.warning("saved index unusable, rebuilding: %s", exc)
@@ -186,15 +203,27 @@ class LiveIndex:
             return
         with self._save_lock:
             self.folder.mkdir(parents=True, exist_ok=True)
-            self.engine.save(self.folder / "engine")
-            tmp = self.folder / "revision.json.tmp"
-            tmp.write_text(json.dumps(self._stamp(self.revision)))
-            tmp.replace(self.folder / "revision.json")
+            # Several processes share the folder: one saves at a time, and never over a newer save
+            # of the same database (an engine and a stamp of different saves would lie).
+            with open(self.folder / ".save.lock", "a+b") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                try:
+                    saved = self._read_stamp() or {}
+                    if (saved.get("database") == self.database_id and isinstance(saved.get("revision"), int)
+                            and saved["revision"] > self.revision and {**saved, "revision": 0} == self._stamp(0)):
+                        return
+                    (self.folder / "revision.json").unlink(missing_ok=True)  # no stamp while the engine is replaced
+                    self.engine.save(self.folder / "engine")
+                    tmp = self.folder / f"revision.json.{os.getpid()}.tmp"
+                    tmp.write_text(json.dumps(self._stamp(self.revision)))
+                    tmp.replace(self.folder / "revision.json")
+                finally:
+                    fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _stamp(self, rev: int) -> dict:
         """What a saved index must match to be reused (the index kind only when not the default,
         so saves made before the setting existed stay valid)."""
-        stamp = {"revision": rev, "encoder": self.encoder.name}
+        stamp = {"revision": rev, "encoder": self.encoder.name, "database": self.database_id}
         return stamp if self.index_kind == "exact" else {**stamp, "index": self.index_kind}
 
     def _read_stamp(self) -> dict | None:
@@ -216,9 +245,9 @@ class LiveIndex:
                            else "the index is still loading; try again shortly")
         if self.db_revision() != self.revision:
             with self._lock.write():
-                if self.db_revision() != self.revision:
-                    log.warning("index behind the database (revision %s): rebuilding", self.revision)
-                    self._rebuild()
+                rev = self.db_revision()
+                if rev != self.revision:
+                    self._catch_up(rev)
         with self._lock.read():
             assert self.engine is not None
             yield self.engine
@@ -239,12 +268,60 @@ class LiveIndex:
             with self.db.begin() as conn:
                 result, change = fn(conn)
                 rev = bump_revision(conn)
+                _log_change(conn, rev, change)
+            if self.engine is None:  # not started yet: the start reads the database as it then is
+                return result
             try:
-                self._apply(change)
-                self.revision = rev
-            except Exception:  # the database is right; the next read rebuilds the engine
+                if rev == self.revision + 1:  # no other process wrote meanwhile: apply ours directly
+                    self._apply(change)
+                    self.revision = rev
+                else:
+                    self._catch_up(rev)
+            except Exception:  # the database is right; the next read catches up or rebuilds
                 log.exception("could not apply a change to the index; it will be rebuilt")
+                self.revision = -1
             return result
+
+    def _catch_up(self, target: int) -> int:
+        """Bring the engine to revision `target` by replaying the change log (rebuild when the
+        log does not cover every revision since ours). Call with the write lock held; returns
+        how many records were replayed."""
+        if self.engine is None or self.revision < 0 or target < self.revision:
+            self._rebuild()
+            return 0
+        with self.db.connect() as conn:
+            rows = conn.execute(select(change_log.c.revision, change_log.c.kind, change_log.c.record_id)
+                                .where(change_log.c.revision > self.revision, change_log.c.revision <= target)
+                                ).all()
+            if {r.revision for r in rows} != set(range(self.revision + 1, target + 1)):
+                log.warning("index behind the database beyond its change log (revision %s, database %s): "
+                            "rebuilding", self.revision, target)
+                self._rebuild()
+                return 0
+            touched: dict[str, set[str]] = {k: set() for k in _KINDS}
+            for r in rows:
+                if r.kind:
+                    touched[r.kind.lstrip("-")].add(r.record_id)
+            found_p = store.get_partners(conn, sorted(touched["partner"]))
+            found_c = store.get_capabilities(conn, sorted(touched["capability"]))
+            found_d = store.get_demands(conn, sorted(touched["demand"]))
+        engine = self.engine
+        for pid in touched["partner"] - found_p.keys():
+            engine.remove_partner(pid)
+        gone_c = [i for i in touched["capability"] - found_c.keys() if i in engine.capabilities]
+        if gone_c:
+            engine.remove_capabilities(gone_c)
+        gone_d = [i for i in touched["demand"] - found_d.keys() if i in engine.demands]
+        if gone_d:
+            engine.remove_demands(gone_d)
+        if found_p:
+            engine.upsert_partners([store.partner_record(r) for r in found_p.values()])
+        if found_c:
+            engine.upsert_capabilities([store.capability_record(r) for r in found_c.values()])
+        if found_d:
+            engine.upsert_demands([store.demand_record(r) for r in found_d.values()])
+        self.revision = target
+        return sum(len(v) for v in touched.values())
 
     def _apply(self, change: Change) -> None:
         engine = self.engine
@@ -267,3 +344,16 @@ class LiveIndex:
 
     def in_sync(self) -> bool:
         return self.engine is not None and self.db_revision() == self.revision
+
+
+def _log_change(conn: Connection, rev: int, change: Change) -> None:
+    """The change-log rows of one write (one row with kind "" when it touched no record)."""
+    entries = ([("partner", p.id) for p in change.partners] + [("capability", c.id) for c in change.capabilities]
+               + [("demand", d.id) for d in change.demands]
+               + [("-partner", i) for i in change.removed_partners]
+               + [("-capability", i) for i in change.removed_capabilities]
+               + [("-demand", i) for i in change.removed_demands]) or [("", "")]
+    conn.execute(insert(change_log), [{"revision": rev, "seq": n, "kind": kind, "record_id": rid}
+                                      for n, (kind, rid) in enumerate(entries)])
+    if rev % 1000 == 0:
+        conn.execute(delete(change_log).where(change_log.c.revision <= rev - LOG_KEEP_REVISIONS))

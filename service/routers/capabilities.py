@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 
 from service.auth import policy
 from service.auth.tokens import Principal
-from service.deps import CtxDep, FilterList, PagingDep, PrincipalDep, StaffOrInstituteDep
+from service.deps import CtxDep, FilterList, PagingDep, PrincipalDep, SearchQuery, StaffOrInstituteDep
 from service.errors import Conflict, Forbidden, Invalid, NotFound
 from service.jobs.live import Change
 from service.schemas import CapabilityCreate, CapabilityPublic, CapabilityUpdate, Page
@@ -23,14 +23,14 @@ def _check_owner(principal: Principal, partner_id: str) -> None:
 @router.get("", response_model=Page[CapabilityPublic])
 def list_capabilities(ctx: CtxDep, principal: PrincipalDep, paging: PagingDep, partner_id: FilterList = None,
                       industry: FilterList = None, region: FilterList = None, partner_type: FilterList = None,
-                      language: FilterList = None, q: str | None = None) -> Page:
+                      language: FilterList = None, q: SearchQuery = None) -> Page:
     """Capabilities; `region` and `partner_type` are the partner's, `q` matches id, title, text."""
     with ctx.db.connect() as conn:
         rows, total = store.list_capabilities(
             conn, partner_id=partner_id or (), industry=industry or (), region=region or (),
             partner_type=partner_type or (), language=language or (), q=q, limit=paging.limit,
             offset=paging.offset)
-    return Page(items=[CapabilityPublic.model_validate(r) for r in rows], total=total, limit=paging.limit,
+    return Page(items=[policy.capability_out(principal, r) for r in rows], total=total, limit=paging.limit,
                 offset=paging.offset)
 
 
@@ -52,7 +52,7 @@ def create_capability(ctx: CtxDep, principal: StaffOrInstituteDep, body: Capabil
                                              "id": cap_id, "partner_id": partner_id})
         return row, Change(capabilities=[store.capability_record(row)])
 
-    return CapabilityPublic.model_validate(ctx.live.write(tx))
+    return policy.capability_out(principal, ctx.live.write(tx))
 
 
 @router.get("/{capability_id}", response_model=CapabilityPublic)
@@ -61,7 +61,7 @@ def get_capability(ctx: CtxDep, principal: PrincipalDep, capability_id: str) -> 
         row = store.get_capability(conn, capability_id)
     if row is None:
         raise NotFound(f"no capability '{capability_id}'")
-    return CapabilityPublic.model_validate(row)
+    return policy.capability_out(principal, row)
 
 
 @router.patch("/{capability_id}", response_model=CapabilityPublic)
@@ -84,7 +84,7 @@ def update_capability(ctx: CtxDep, principal: StaffOrInstituteDep, capability_id
         row = store.update_capability(conn, capability_id, changes) if changes else row
         return row, Change(capabilities=[store.capability_record(row)])
 
-    return CapabilityPublic.model_validate(ctx.live.write(tx))
+    return policy.capability_out(principal, ctx.live.write(tx))
 
 
 @router.delete("/{capability_id}", status_code=204, response_class=Response)

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 
 from service.auth import policy
 from service.auth.tokens import Principal
-from service.deps import CtxDep, FilterList, PagingDep, PrincipalDep, StaffOrEnterpriseDep
+from service.deps import CtxDep, FilterList, PagingDep, PrincipalDep, SearchQuery, StaffOrEnterpriseDep
 from service.errors import Conflict, Forbidden, Invalid, NotFound
 from service.jobs.landscape import link_info, load_links
 from service.jobs.live import Change
@@ -28,7 +28,7 @@ def visible_demand(ctx, principal: Principal, demand_id: str) -> dict:
 
 @router.get("", response_model=Page[DemandOut])
 def list_demands(ctx: CtxDep, principal: PrincipalDep, paging: PagingDep, industry: FilterList = None,
-                 region: FilterList = None, language: FilterList = None, q: str | None = None,
+                 region: FilterList = None, language: FilterList = None, q: SearchQuery = None,
                  published: bool | None = None, confidential: bool | None = None) -> Page:
     """Demands the caller may see, newest first. `q` matches id, title and text."""
     where = policy.demand_scope(principal) + store.demand_filters(
@@ -49,6 +49,11 @@ def create_demand(ctx: CtxDep, principal: StaffOrEnterpriseDep, body: DemandCrea
             raise Forbidden("an enterprise files demands only under its own name")
         if body.published is not None:
             raise Forbidden("only bureau staff publish demands")
+        if body.id is not None:
+            # A chosen id could collide with a demand the enterprise may not see, and a 409 would
+            # tell it that demand exists: ids are generated, whatever exists.
+            raise Forbidden("enterprises do not choose demand ids: omit `id` and one is generated "
+                            "(keep your own reference in `extra`)")
         values["enterprise"] = principal.enterprise
         owner, published = principal.enterprise, False
     else:

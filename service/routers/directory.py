@@ -4,11 +4,13 @@ capability's full text. Every capability title on a match list links here."""
 
 from __future__ import annotations
 
+import re
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 
-from service.auth.policy import _CONTACT_KEY
+from service.auth import policy
 from service.deps import CtxDep
 from service.errors import NotFound
 from service.routers.pages import PageUser
@@ -21,10 +23,17 @@ router = APIRouter(include_in_schema=False)
 MEETING_STATUSES = ("meeting_held", "accepted")
 
 
-def _contacts(extra: dict, *, staff: bool) -> tuple[dict, dict]:
-    """(public fields, contact fields) of a record's `extra`; contacts only for staff."""
-    public = {k: v for k, v in (extra or {}).items() if not _CONTACT_KEY.search(k) and v not in ("", None)}
-    contacts = {k: v for k, v in (extra or {}).items() if _CONTACT_KEY.search(k) and v} if staff else {}
+# Which of the visible extra fields the page lists under "contacts" (staff only); what a role may
+# see at all is `policy.visible_extra`'s allow-list.
+_CONTACT_KEY = re.compile(r"联系|电话|手机|邮箱|微信|传真|地址|contact|phone|mobile|e-?mail|wechat|fax|address|tel",
+                          re.IGNORECASE)
+
+
+def _contacts(principal, extra: dict | None) -> tuple[dict, dict]:
+    """(other fields, contact fields) of the `extra` fields `principal` may see; contacts only for staff."""
+    seen = policy.visible_extra(principal, extra)
+    public = {k: v for k, v in seen.items() if not _CONTACT_KEY.search(k) and v not in ("", None)}
+    contacts = {k: v for k, v in seen.items() if _CONTACT_KEY.search(k) and v} if principal.is_staff else {}
     return public, contacts
 
 
@@ -41,10 +50,10 @@ def partner_page(request: Request, ctx: CtxDep, principal: PageUser, partner_id:
             select(tokens.c.name, tokens.c.role, tokens.c.created_at, tokens.c.expires_at)
             .where(tokens.c.partner_id == partner_id).order_by(tokens.c.created_at))]
             if principal.is_staff else None)
-    public, contacts = _contacts(partner["extra"], staff=principal.is_staff)
+    public, contacts = _contacts(principal, partner["extra"])
     cap_contacts = {}
     for cap in caps:
-        cap["public_extra"], found = _contacts(cap["extra"], staff=principal.is_staff)
+        cap["public_extra"], found = _contacts(principal, cap["extra"])
         if found:
             cap_contacts[cap["title"] or cap["id"]] = found
     meetings = [h for h in history or [] if h["status"] in MEETING_STATUSES]
@@ -60,6 +69,6 @@ def capability_page(request: Request, ctx: CtxDep, principal: PageUser, capabili
         cap = store.get_capability(conn, capability_id)
     if cap is None:
         raise NotFound(f"no capability '{capability_id}'", key="err_no_capability", params={"id": capability_id})
-    public, contacts = _contacts(cap["extra"], staff=principal.is_staff)
+    public, contacts = _contacts(principal, cap["extra"])
     return render(request, "capability.html", {"c": cap, "public": public, "contacts": contacts},
                   principal=principal)

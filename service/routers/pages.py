@@ -19,7 +19,7 @@ from matcher.retrieval.reasons import partner_reason
 from service import matching
 from service.auth import policy
 from service.auth.tokens import Principal
-from service.deps import Context, CtxDep
+from service.deps import Context, CtxDep, PageQuery
 from service.errors import Forbidden, NotFound, translate
 from service.importer import import_file, parse_mapping
 from service.jobs.landscape import load_links
@@ -44,9 +44,10 @@ def page_principal(request: Request, ctx: CtxDep) -> Principal:
 
 
 def same_origin(request: Request) -> None:
-    """Refuse form posts from other sites (in addition to the SameSite cookie)."""
+    """Refuse form posts from other sites (in addition to the SameSite cookie). `Origin: null`
+    (sandboxed frames, data: URLs, some redirects) cannot prove it is this site: refused too."""
     origin = request.headers.get("origin")
-    if origin and origin != "null" and origin.split("://", 1)[-1] != request.headers.get("host"):
+    if origin is not None and origin.split("://", 1)[-1] != request.headers.get("host"):
         raise Forbidden("cross-site form post refused", key="err_cross_site")
 
 
@@ -99,8 +100,8 @@ def home(principal: PageUser) -> Response:
 
 # -- demands ------------------------------------------------------------------------------
 @router.get("/demands")
-def demands_page(request: Request, ctx: CtxDep, principal: PageUser, q: str = "", industry: str = "",
-                 region: str = "", mode: str = "keyword", page: int = 1) -> Response:
+def demands_page(request: Request, ctx: CtxDep, principal: PageUser, q: PageQuery = "", industry: PageQuery = "",
+                 region: PageQuery = "", mode: str = "keyword", page: int = 1) -> Response:
     """Search and filter the demands the user may see (keyword, or semantic for staff/institutes)."""
     page = min(max(1, page), 10**6)  # an offset SQL can hold
     scope = policy.demand_scope(principal)
@@ -242,7 +243,7 @@ def upload(request: Request, ctx: CtxDep, principal: StaffPage, kind: Annotated[
 
 # -- institutes ---------------------------------------------------------------------------
 @router.get("/institute")
-def institute_page(request: Request, ctx: CtxDep, principal: InstitutePage, q: str = "") -> Response:
+def institute_page(request: Request, ctx: CtxDep, principal: InstitutePage, q: PageQuery = "") -> Response:
     """Demands relevant to the institute's whole profile, and a free-text demand search."""
     profile, _, _ = matching.search_demands(ctx, principal, partner_id=principal.partner_id or "", k=20)
     found = None

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from service.deps import CtxDep, FilterList, PagingDep, PrincipalDep, StaffDep
+from service.auth import policy
+from service.deps import CtxDep, FilterList, PagingDep, PrincipalDep, SearchQuery, StaffDep
 from service.errors import Conflict, NotFound
 from service.jobs.live import Change
 from service.schemas import Page, PartnerCreate, PartnerPublic, PartnerUpdate
@@ -15,12 +16,12 @@ router = APIRouter(prefix="/api/partners", tags=["partners"])
 
 @router.get("", response_model=Page[PartnerPublic])
 def list_partners(ctx: CtxDep, principal: PrincipalDep, paging: PagingDep, partner_type: FilterList = None,
-                  region: FilterList = None, q: str | None = None) -> Page:
+                  region: FilterList = None, q: SearchQuery = None) -> Page:
     """Partners with their capability counts. `q` matches id and name."""
     with ctx.db.connect() as conn:
         rows, total = store.list_partners(conn, partner_type=partner_type or (), region=region or (), q=q,
                                           limit=paging.limit, offset=paging.offset)
-    return Page(items=[PartnerPublic.model_validate(r) for r in rows], total=total, limit=paging.limit,
+    return Page(items=[policy.partner_out(principal, r) for r in rows], total=total, limit=paging.limit,
                 offset=paging.offset)
 
 
@@ -34,7 +35,7 @@ def create_partner(ctx: CtxDep, principal: StaffDep, body: PartnerCreate) -> Par
         row = store.insert_partner(conn, {**body.model_dump(exclude={"id"}), "id": partner_id})
         return row, Change(partners=[store.partner_record(row)])
 
-    return PartnerPublic.model_validate(ctx.live.write(tx))
+    return policy.partner_out(principal, ctx.live.write(tx))
 
 
 @router.get("/{partner_id}", response_model=PartnerPublic)
@@ -43,7 +44,7 @@ def get_partner(ctx: CtxDep, principal: PrincipalDep, partner_id: str) -> Partne
         row = store.get_partner(conn, partner_id)
     if row is None:
         raise NotFound(f"no partner '{partner_id}'")
-    return PartnerPublic.model_validate(row)
+    return policy.partner_out(principal, row)
 
 
 @router.patch("/{partner_id}", response_model=PartnerPublic)
@@ -56,7 +57,7 @@ def update_partner(ctx: CtxDep, principal: StaffDep, partner_id: str, body: Part
         row = store.update_partner(conn, partner_id, changes) if changes else store.get_partner(conn, partner_id)
         return row, Change(partners=[store.partner_record(row)])
 
-    return PartnerPublic.model_validate(ctx.live.write(tx))
+    return policy.partner_out(principal, ctx.live.write(tx))
 
 
 @router.delete("/{partner_id}", status_code=204, response_class=Response)

@@ -9,6 +9,7 @@ stamped with (see `service.jobs.live`).
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 
 from sqlalchemy import (
     JSON,
@@ -178,6 +179,9 @@ conference_jobs = Table(
     Column("error", Text, nullable=False, default=""),
     Column("runs", Integer, nullable=False, default=0),
     Column("created_by", String(200), nullable=False, default=""),
+    # the process running the job ("host:pid:runner"): a job whose process died is recovered
+    # by any other process (`service.jobs.conference`)
+    Column("worker", String(200), nullable=False, default="", server_default=""),
     Column("created_at", DateTime, nullable=False),
     Column("started_at", DateTime, nullable=True),
     Column("finished_at", DateTime, nullable=True),
@@ -211,6 +215,20 @@ demand_changes = Table(
 )
 
 
+# What every write changed, by revision: each process replays the rows past its own index's
+# revision, so any number of processes on one database answer from an index holding every
+# committed write (`service.jobs.live`). `kind`: demand, capability or partner, with a leading
+# "-" for a removal; a write that changed no record leaves one row with kind "". Old rows are
+# pruned; a process further behind than the log reaches rebuilds its index.
+change_log = Table(
+    "change_log", metadata,
+    Column("revision", Integer, primary_key=True, autoincrement=False),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("kind", String(16), nullable=False),
+    Column("record_id", String(128), nullable=False, default=""),
+)
+
+
 def utcnow() -> dt.datetime:
     """Naive UTC now: stored the same way by SQLite and PostgreSQL (timestamp without zone)."""
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
@@ -235,11 +253,17 @@ def make_engine(url: str) -> Engine:
 
 
 def init_db(engine: Engine) -> None:
-    """Create missing tables and the meta rows (idempotent)."""
-    metadata.create_all(engine)
+    """Bring an empty database to the schema (migrations, `service.storage.migrate`), check an
+    existing one is current (`SchemaError` otherwise), and add the meta rows (idempotent)."""
+    from service.storage.migrate import prepare
+
+    prepare(engine)
     with engine.begin() as conn:
         have = {row.key for row in conn.execute(select(meta.c.key))}
-        for key, value in (("revision", 0), ("schema_version", SCHEMA_VERSION)):
+        # database_id: who this database is, stamped on saved indexes (two databases at the same
+        # revision are still different databases)
+        for key, value in (("revision", 0), ("schema_version", SCHEMA_VERSION),
+                           ("database_id", secrets.randbelow(2**31 - 2) + 1)):
             if key not in have:
                 conn.execute(meta.insert().values(key=key, value=value))
 
@@ -247,6 +271,12 @@ def init_db(engine: Engine) -> None:
 def revision(conn: Connection) -> int:
     """The current data revision."""
     return int(conn.execute(select(meta.c.value).where(meta.c.key == "revision")).scalar_one())
+
+
+def database_id(conn: Connection) -> int:
+    """This database's random identity (0 before `init_db` ran on it)."""
+    value = conn.execute(select(meta.c.value).where(meta.c.key == "database_id")).scalar()
+    return int(value or 0)
 
 
 def bump_revision(conn: Connection) -> int:

@@ -25,6 +25,7 @@ for folder in (HERE, HERE.parent / "service"):
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
 
+from dbbackends import db_backend  # noqa: E402,F401 - every test runs on each database
 from reliability_kit import ARTIFACTS  # noqa: E402
 
 

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import dbbackends
 import httpx
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,10 +39,13 @@ def write_figures(name: str, figures: dict) -> Path:
     """Write one test's figures as JSON under test-artifacts/reliability/ (overwriting the last run;
     in a soak session the name gets a "_soak" suffix)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    if dbbackends.current() != "sqlite":
+        name += f"_{dbbackends.current()}"  # each database's figures, side by side
     if os.environ.get("TECHMATCH_RELIABILITY_SOAK") == "1" and not name.endswith("_soak"):
         name += "_soak"  # a soak session's figures never overwrite the CI run's
     path = ARTIFACTS / f"{name}.json"
-    payload = {"test": name, "finished_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    payload = {"test": name, "database": dbbackends.current(),
+               "finished_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                **figures}
     path.write_text(json.dumps(payload, ensure_ascii=False, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     return path
@@ -68,18 +72,32 @@ class ServerProcess:
     starts: int = 0
     kills: int = 0
     env: dict = field(default_factory=dict)  # extra TECHMATCH_* settings
+    db_url: str = ""  # the test backend's database (dbbackends), made on first use
+
+    def __post_init__(self) -> None:
+        if not self.db_url:
+            self.db_url = dbbackends.database_url(self.folder / "data" / "techmatch.db")
+
+    @property
+    def on_sqlite(self) -> bool:
+        return self.db_url.startswith("sqlite")
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     @property
-    def db_path(self) -> Path:
-        return self.folder / "data" / "techmatch.db"
+    def db_path(self) -> Path | str:
+        """The SQLite file, or the PostgreSQL URL (what `db_connect` takes)."""
+        return self.folder / "data" / "techmatch.db" if self.on_sqlite else self.db_url
 
     @property
     def index_dir(self) -> Path:
-        return self.folder / "data" / "techmatch-index"
+        return self.folder / "data" / ("techmatch-index" if self.on_sqlite else "index")
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.folder / "data" / ("techmatch-conference-jobs" if self.on_sqlite else "conference-jobs")
 
     @property
     def log_path(self) -> Path:
@@ -90,7 +108,12 @@ class ServerProcess:
         env = {**os.environ, "TECHMATCH_HOME": str(self.folder / "home"), "PYTHONUNBUFFERED": "1",
                "TECHMATCH_ADMIN_TOKEN": self.admin_token, **self.env}
         cmd = [sys.executable, "-m", "matcher.cli.commands", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-               "--db", str(self.db_path), "--model", "fake", "--log-level", "info"]
+               "--db", self.db_url, "--model", "fake", "--log-level", "info"]
+        if not self.on_sqlite:
+            cmd += ["--data-dir", str(self.folder / "data")]
+        workers = os.environ.get("TECHMATCH_TEST_SERVER_WORKERS")  # e.g. 2: the suite against worker processes
+        if workers:
+            cmd += ["--workers", workers]
         self.folder.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             log.write(f"\n=== start {self.starts + 1} ===\n".encode())
@@ -172,7 +195,33 @@ class ServerProcess:
 
 
 # -- the database and the saved index, read from outside --------------------------------------
-def db_connect(path: Path) -> sqlite3.Connection:
+class _PgConnection:
+    """The few sqlite3.Connection calls the tests make, on psycopg: `?` placeholders,
+    `execute(...).fetchone()/fetchall()/rowcount`, commit on leaving a `with` block."""
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        self._conn = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1))
+
+    def execute(self, sql: str, params: tuple = ()):
+        return self._conn.execute(sql.replace("?", "%s"), params)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *_):
+        if exc_type is None:
+            self._conn.commit()
+        else:
+            self._conn.rollback()
+        self._conn.close()
+
+
+def db_connect(path: Path | str):
+    """A connection to a server's database from outside: an SQLite file or a PostgreSQL URL."""
+    if isinstance(path, str) and path.startswith("postgresql"):
+        return _PgConnection(path)
     conn = sqlite3.connect(str(path), timeout=30)
     conn.execute("PRAGMA busy_timeout=30000")
     return conn

@@ -47,7 +47,7 @@ CI_IMPORT_FRACTIONS = (0.15, 0.35, 0.55, 0.75, 0.95)
 
 
 # -- bulk import ----------------------------------------------------------------------------------
-def _marked(db: Path, prefix: str, marker: str) -> tuple[int, int]:
+def _marked(db: Path | str, prefix: str, marker: str) -> tuple[int, int]:
     """(rows whose id starts with `prefix`, BASE rows whose title carries `marker`)."""
     with db_connect(db) as conn:
         new = conn.execute("SELECT COUNT(*) FROM demands WHERE id LIKE ?", (prefix + "%",)).fetchone()[0]
@@ -134,7 +134,7 @@ def test_bulk_import_kill_soak(tmp_path):
 
 
 # -- index rebuild --------------------------------------------------------------------------------
-def _outside_write(db: Path, round_no: int) -> tuple[str, str]:
+def _outside_write(db: Path | str, round_no: int) -> tuple[str, str]:
     """Insert one demand and delete another straight into SQLite (another process's write),
     bumping the revision as the service does. Returns (inserted id, deleted id)."""
     new_id, gone = f"EXT-{round_no}", f"R-{round_no * 37:05d}"
@@ -142,8 +142,9 @@ def _outside_write(db: Path, round_no: int) -> tuple[str, str]:
     with db_connect(db) as conn:
         conn.execute("INSERT INTO demands (id, title, text, industry, region, enterprise, contact, confidential, date, "
                      "language, extra, owner, published, created_at, updated_at) "
-                     "VALUES (?, ?, ?, '', '', '', '', 0, '', '', '{}', '', 1, ?, ?)",
-                     (new_id, f"外部写入 {new_id}", f"外部写入的需求 独有词 {new_id} 风电叶片除冰", now, now))
+                     "VALUES (?, ?, ?, '', '', '', '', ?, '', '', '{}', '', ?, ?, ?)",
+                     (new_id, f"外部写入 {new_id}", f"外部写入的需求 独有词 {new_id} 风电叶片除冰", False, True,
+                      now, now))
         assert conn.execute("DELETE FROM demands WHERE id = ?", (gone,)).rowcount == 1
         conn.execute("UPDATE meta SET value = value + 1 WHERE key = ?", ("revision",))
     return new_id, gone
@@ -354,7 +355,7 @@ def test_conference_job_killed_mid_ranking_resumes_through_the_api(tmp_path):
                              "demand_ids": [f"J-{i:05d}" for i in range(1500)]})
             assert r.status_code == 202, r.text
             job_id = r.json()["id"]
-        ckpt = srv.db_path.parent / f"{srv.db_path.stem}-conference-jobs" / job_id / "ranking-checkpoint.jsonl"
+        ckpt = srv.jobs_dir / job_id / "ranking-checkpoint.jsonl"
         deadline = time.monotonic() + 120
         while len(_checkpoint_ids(ckpt)) < 200:
             assert time.monotonic() < deadline, f"the job did not progress: {ckpt}"

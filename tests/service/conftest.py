@@ -4,6 +4,7 @@ encoder, the tiny corpus of `service_testkit` and one token for every role."""
 from __future__ import annotations
 
 import pytest
+from dbbackends import db_backend  # noqa: F401 - every test runs on each database
 from fastapi.testclient import TestClient
 from service_testkit import ADMIN_TOKEN, World, make_settings, seed, start
 

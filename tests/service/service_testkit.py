@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import dbbackends
 import httpx
 from fastapi.testclient import TestClient
 from sqlalchemy import update
@@ -106,8 +107,10 @@ def running(app, timeout: float = 120) -> Iterator[TestClient]:
 
 
 def make_settings(tmp_path: Path, **overrides) -> Settings:
-    values = {"db_url": f"sqlite:///{tmp_path / 'db' / 'techmatch.db'}", "model": "fake",
+    values = {"db_url": dbbackends.database_url(tmp_path / "db" / "techmatch.db"), "model": "fake",
               "admin_token": ADMIN_TOKEN, **overrides}
+    if dbbackends.current() != "sqlite":
+        values.setdefault("data_dir", tmp_path / "db")  # the index beside the test's files
     return Settings(**values)
 
 
@@ -148,20 +151,25 @@ def free_port() -> int:
 class Server:
     """A running `techmatch serve` with its base URL, demo tokens and log files."""
 
-    def __init__(self, folder: Path, *extra: str) -> None:
+    def __init__(self, folder: Path, *extra: str, db_url: str | None = None) -> None:
         self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.out, self.err = folder / "stdout.log", folder / "stderr.log"
         env = {**os.environ, "TECHMATCH_HOME": str(folder / "home"), "PYTHONUNBUFFERED": "1"}
         env.pop("TECHMATCH_ADMIN_TOKEN", None)
+        self.db_url = db_url or dbbackends.database_url(folder / "data" / "techmatch.db")
+        self.index_dir = folder / "data" / ("techmatch-index" if self.db_url.startswith("sqlite") else "index")
         cmd = [sys.executable, "-m", "matcher.cli.commands", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-               "--db", str(folder / "data" / "techmatch.db"), "--model", "fake", *extra]
+               "--db", self.db_url, "--data-dir", str(folder / "data"), "--model", "fake", *extra]
+        if self.db_url.startswith("sqlite"):
+            cmd[cmd.index("--data-dir"):cmd.index("--data-dir") + 2] = []
         with open(self.out, "wb") as out, open(self.err, "wb") as err:
             self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=err)
         self.wait_ready()
 
-    def wait_ready(self, timeout: float = 90) -> None:
+    def wait_ready(self, timeout: float = 240) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -63,14 +63,14 @@ def test_demo_server_over_http(server):
     requests = [x for x in lines if x.get("msg") == "request"]
     assert requests and {"method", "path", "status", "ms", "role"} <= requests[-1].keys()
     assert not any(t in server.err.read_text() for t in tokens.values())
-    assert (server.folder / "data" / "techmatch-index" / "revision.json").exists()  # saved at shutdown
+    assert (server.index_dir / "revision.json").exists()  # saved at shutdown
 
 
 def test_restart_reuses_the_saved_index(tmp_path):
     first = Server(tmp_path, "--demo")
     tokens = first.tokens()
     assert first.stop() == 0
-    second = Server(tmp_path)  # same database, no --demo: the data and tokens persist
+    second = Server(tmp_path, db_url=first.db_url)  # same database, no --demo: the data and tokens persist
     try:
         assert '"index": "loaded"' in second.err.read_text()
         r = httpx.get(second.url + "/api/demands", headers={"Authorization": f"Bearer {tokens['staff']}"})

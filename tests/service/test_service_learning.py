@@ -49,7 +49,8 @@ def test_every_served_list_is_recorded_as_impressions(world):
 
 def test_conference_runs_are_recorded_as_impressions(world):
     h = world.h("staff")
-    body = {"k": 2, "slots": "09:00-10:00", "tables": 2, "schedule_seconds": 2, "min_score": 0}  # fake fits mean nothing
+    # the fake encoder's fits mean nothing: no quality floor
+    body = {"k": 2, "slots": "09:00-10:00", "tables": 2, "schedule_seconds": 2, "min_score": 0}
     r = world.client.post("/api/conference/jobs", json=body, headers=h)
     assert r.status_code == 202, r.text
     job, demand_ids = r.json()["id"], r.json()["demand_ids"]
