@@ -43,7 +43,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 
 import numpy as np
-from numpy.typing import NDArray
 
 from matcher.conference.solve import (
     BoolArray,
@@ -364,7 +363,8 @@ class Assignment:
     fair_threshold: the level the ``fair`` option guaranteed. partner_min_*: the soft partner
     minimum, summed. wishes_*: local / foreign wishes met of those a candidate could meet.
     alternates: per assigned pair, the next best partners of that demand who still have
-    capacity. suggestions: what to change so that every minimum can be met (zh and en). min_slots_filled / min_slots_required: the soft minimum, summed over demands.
+    capacity. suggestions: what to change so that every minimum can be met (zh and en).
+    min_slots_filled / min_slots_required: the soft minimum, summed over demands.
     greedy_*: the greedy baseline on the same inputs (equal to the result when method is
     "greedy"). The exact result is lexicographically better: it never fills fewer minimum
     slots, and with as many it never has less affinity; when greedy fills fewer, greedy's
@@ -433,7 +433,8 @@ class Assignment:
         if self.worst_best is not None:
             fair = "" if self.fair_threshold is None else f", guaranteed by the fair option {self.fair_threshold:.4f}"
             greedy = "" if self.greedy_worst_best is None else f" (greedy {self.greedy_worst_best:.4f})"
-            lines.append(f"worst-off demand's best score {self.worst_best:.4f}{greedy}{fair}")
+            lines.append(f"worst-off demand's best score {self.worst_best:.4f}{greedy}{fair}"
+                         + (" (a demand with candidates has no meeting)" if self.worst_best == -math.inf else ""))
         floor = sum(s.reason == "below_min_score" for s in self.shortfalls)
         if self.min_score is not None:
             lines.append(f"quality floor {self.min_score:g} leaves {floor} demands short: too few candidates reach it")
@@ -744,14 +745,16 @@ def _check_pins(
         names = groups["org_names"]
         checks.append(("organisation", lambda x: names[org[pi[x.partner_id]]] if org[pi[x.partner_id]] >= 0 else None,
                        lambda k: groups["org_limit"], "organisation_cap", "organisation",
-                       "raise the cap of organisation {k} from {lim} to {n}", "把单位 {k} 的对接上限从 {lim} 提高到 {n}"))
+                       "raise the cap of organisation {k} from {lim} to {n}",
+                       "把单位 {k} 的对接上限从 {lim} 提高到 {n}"))
     if gr is not None:
         gnames = groups["group_names"]
         checks.append(("group", lambda x: (f"{gnames[gr[di[x.demand_id]]]}/{x.partner_id}"
                                            if gr[di[x.demand_id]] >= 0 else None),
                        lambda k: groups["group_cap"], "group_cap", "group",
-                       "raise the per-partner cap of {k} from {lim} to {n}", "把 {k} 的同一伙伴对接上限从 {lim} 提高到 {n}"))
-    for label, key_of, limit_of, constraint, noun, en, zh in checks:
+                       "raise the per-partner cap of {k} from {lim} to {n}",
+                       "把 {k} 的同一伙伴对接上限从 {lim} 提高到 {n}"))
+    for _label, key_of, limit_of, constraint, noun, en, zh in checks:
         counts = Counter(k for x in pins if (k := key_of(x)) is not None)
         for k, n in counts.items():
             if n > (lim := limit_of(k)):
@@ -837,7 +840,8 @@ def _result(pb: _Problem, chosen: BoolArray, greedy: BoolArray, method: str, sec
     pmin = np.minimum(pb.pmin, pb.cap)
     partner_short = tuple(
         PartnerShortfall(pb.partner_ids[j], int(load[j]), int(pmin[j]),
-                         f"{int(np.sum(pb.p == j))} eligible candidate pairs, {int(load[j])} assigned of {int(pmin[j])}")
+                         f"{int(np.sum(pb.p == j))} eligible candidate pairs, "
+                         f"{int(load[j])} assigned of {int(pmin[j])}")
         for j in np.flatnonzero(load < pmin)
     )
     met, wanted_n = _wishes(pb, chosen)
@@ -1044,5 +1048,6 @@ def diagnose(pb: _Problem, chosen: BoolArray) -> list[Suggestion]:
                     "group_cap", name, cur, cur + n,
                     f"allow {cur + n} meetings between {pb.group_names[g]} and partner {pb.partner_ids[j]} "
                     f"instead of {cur} (+{n})",
-                    f"允许 {pb.group_names[g]} 的企业与伙伴 {pb.partner_ids[j]} 对接 {cur + n} 场（原上限 {cur}，+{n}）"))
+                    f"允许 {pb.group_names[g]} 的企业与伙伴 {pb.partner_ids[j]} 对接 {cur + n} 场"
+                    f"（原上限 {cur}，+{n}）"))
     return out

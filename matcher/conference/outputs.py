@@ -2,7 +2,8 @@
 
 ``write_outputs`` writes the assignment, the schedule and the unmet demands as CSV (UTF-8 with
 BOM, so Excel shows Chinese correctly) and as one XLSX workbook, plus printable A4 agendas in
-HTML and, with ``pdf=True`` (WeasyPrint, the ``pdf`` extra), as PDF. Every file is written to a temporary name and moved into place.
+HTML and, with ``pdf=True`` (WeasyPrint, the ``pdf`` extra), as PDF. Every file is written to
+a temporary name and moved into place.
 """
 
 from __future__ import annotations
