@@ -504,6 +504,7 @@ def assign(
     partners: Iterable[Partner] | None = None,
     method: str = "min_cost_flow",
     alternates: int = 3,
+    milp_seconds: float | None = None,
 ) -> Assignment:
     """Choose meetings maximising affinity under ``constraints`` (see the module docstring).
 
@@ -511,6 +512,7 @@ def assign(
     demands / partners: the records; needed for exclusion and group rules. When ``demands`` is
     given it is the full list of demands (those without candidates appear as shortfalls).
     method: one of SOLVERS. alternates: next best partners listed per assigned pair.
+    milp_seconds: time limit of each MILP level (a level that does not finish raises MatcherError).
     Raises InfeasibleError when pins conflict with hard constraints.
     """
     if method not in SOLVERS:
@@ -523,7 +525,7 @@ def assign(
         sol = solve_flow(*args, pb.extras)
         chosen, threshold = sol.chosen, sol.fair_threshold
     elif method == "milp":
-        sol = solve_milp_full(*args, pb.extras) if len(pb.d) else None
+        sol = solve_milp_full(*args, pb.extras, time_limit=milp_seconds) if len(pb.d) else None
         chosen = sol.chosen if sol else np.zeros(0, dtype=bool)
         threshold = sol.fair_threshold if sol else None
     else:

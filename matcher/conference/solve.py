@@ -165,10 +165,13 @@ def _build(d, p, s, dmin, dmax, pcap, ex: Extras, threshold: float | None, needy
         gn = net.nodes(len(uniq))
         target = pn[p].copy()
         target[grouped] = gn[inv]
-        left = np.array(
-            [max(ex.group_cap - ex.group_used.get((int(k // npart), int(k % npart)), 0), 0) for k in uniq],
-            dtype=np.int64,
-        )
+        left = np.full(len(uniq), ex.group_cap, dtype=np.int64)
+        if ex.group_used:
+            at = np.searchsorted(uniq, [g * npart + j for g, j in ex.group_used])
+            for pos, ((g, j), n) in zip(at.tolist(), ex.group_used.items(), strict=True):
+                if pos < len(uniq) and uniq[pos] == g * npart + j:
+                    left[pos] -= n
+            left = np.maximum(left, 0)
         net.arcs("pair", start, target, 1)
         net.arcs("group", gn, pn[uniq % npart], left)
     else:
@@ -291,16 +294,18 @@ def fair_threshold(d, p, s, dmax, pcap, ex: Extras) -> tuple[float | None, BoolA
     def needy_at(t: float) -> BoolArray:
         return (dmax > 0) & has & (pinned < t)
 
+    model = _build(d, p, s, np.zeros(nd, dtype=np.int64), np.minimum(dmax, 1), pcap,
+                   Extras(org=ex.org, org_cap=ex.org_cap, group=ex.group, group_cap=ex.group_cap,
+                          group_used=ex.group_used), None, None)
+    tails, heads, caps0 = model.net.arrays()
+    pair, extra = model.net.tags["pair"], model.net.tags["extra"]
+
     def feasible(t: float) -> bool:
         needy = needy_at(t)
         if not needy.any():
             return True
-        model = _build(d, p, s, np.zeros(nd, dtype=np.int64), np.minimum(dmax, 1) * needy, pcap,
-                       Extras(org=ex.org, org_cap=ex.org_cap, group=ex.group, group_cap=ex.group_cap,
-                              group_used=ex.group_used), None, None)
-        tails, heads, caps = model.net.arrays()
-        pair = model.net.tags["pair"]
-        caps = caps.copy()
+        caps = caps0.copy()
+        caps[extra] = needy
         caps[pair] = (s >= t) & needy[d]
         mf = max_flow.SimpleMaxFlow()
         mf.add_arcs_with_capacity(tails, heads, caps)
