@@ -311,8 +311,14 @@ def _availability(path: Path | None) -> tuple[dict, dict]:
     return ent, partner
 
 
+def floor_line(result) -> str:
+    from matcher.conference.assign import floor_report
+
+    return floor_report(result)
+
+
 def _best(x: float) -> str:
-    return f"{x:.4f}" if x != float("-inf") else "none (a demand with candidates has no meeting)"
+    return f"{x:.4f}" if x != float("-inf") else "none"
 
 
 def _print_summary(stream: TextIO, result, schedule, n_demands: int, written: list[Path], out_dir: Path) -> None:
@@ -361,10 +367,11 @@ def _print_summary(stream: TextIO, result, schedule, n_demands: int, written: li
     if result.worst_best is not None:
         fair = "" if result.fair_threshold is None else "  (max-min first: --fair)"
         greedy = "" if result.greedy_worst_best is None else f"  (greedy {_best(result.greedy_worst_best)})"
-        extra.append(("worst-off best score", f"{_best(result.worst_best)}{greedy}{fair}"))
+        lost = result.worst_best == float("-inf")
+        none = "  (none: a demand with eligible candidates has no meeting)" if lost else ""
+        extra.append(("worst-off best score", f"{_best(result.worst_best)}{greedy}{fair}{none}"))
     if result.min_score is not None:
-        floor = sum(s.reason == "below_min_score" for s in result.shortfalls)
-        extra.append(("quality floor", f"{result.min_score:g}: leaves {floor} demands short"))
+        extra.append(("quality floor", floor_line(result)))
     rows[6:6] = extra
     for k, fix in enumerate(result.suggestions[:10]):
         rows.append(("to meet every minimum" if k == 0 else "", fix.en))

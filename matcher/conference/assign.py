@@ -435,9 +435,8 @@ class Assignment:
             greedy = "" if self.greedy_worst_best is None else f" (greedy {self.greedy_worst_best:.4f})"
             lines.append(f"worst-off demand's best score {self.worst_best:.4f}{greedy}{fair}"
                          + (" (a demand with candidates has no meeting)" if self.worst_best == -math.inf else ""))
-        floor = sum(s.reason == "below_min_score" for s in self.shortfalls)
         if self.min_score is not None:
-            lines.append(f"quality floor {self.min_score:g} leaves {floor} demands short: too few candidates reach it")
+            lines.append("quality floor " + floor_report(self))
         if self.shortfalls:
             reasons = Counter(s.reason for s in self.shortfalls)
             lines.append(
@@ -456,6 +455,16 @@ class Assignment:
             lines.append("candidate pairs dropped: " + ", ".join(f"{k} {v}" for k, v in self.dropped.items() if v))
         lines.extend(x.en for x in self.suggestions[:limit])
         return lines
+
+
+def floor_report(result: Assignment) -> str:
+    """How the quality floor (``min_score``) bears on the demands left short, and why."""
+    below = sum(s.reason == "below_min_score" for s in result.shortfalls)
+    full = sum(s.reason == "at_capacity" for s in result.shortfalls)
+    return (
+        f"{result.min_score:g}: {result.dropped.get('below_min_score', 0)} candidate pairs below it dropped; "
+        f"{below} demands short for lack of candidates above it, {full} more because the partners above it are full"
+    )
 
 
 # ---------------------------------------------------------------------------- solvers
