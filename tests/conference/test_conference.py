@@ -277,3 +277,21 @@ def test_pdf_agendas_embed_chinese_fonts_and_extract_back(tmp_path):
             assert any(k in desc for k in ("/FontFile", "/FontFile2", "/FontFile3"))  # embedded, not referenced
             fonts.add(str(obj.get("/BaseFont")))
     assert any("CJK" in f for f in fonts), fonts
+
+
+def test_pin_file_keeps_only_confirmed_rows_and_quotas_come_from_a_column(tmp_path):
+    from matcher.cli.conference import _pairs, _quotas
+
+    prev = tmp_path / "assignment.csv"
+    prev.write_text("demand_id,partner_id,score,confirmed\nd1,p1,0.9,是\nd2,p2,0.8,\nd3,p3,0.7,yes\n",
+                    encoding="utf-8-sig")
+    assert _pairs(prev) == [("d1", "p1"), ("d3", "p3")]
+    plain = tmp_path / "pins.csv"
+    plain.write_text("demand_id,partner_id\nd1,p1\nd2,p2\n", encoding="utf-8")
+    assert _pairs(plain) == [("d1", "p1"), ("d2", "p2")]
+    ds = [Demand("d1", "a", "", extra={"meetings": "3"}), Demand("d2", "b", ""),
+          Demand("d3", "c", "", extra={"meetings": "1.0"})]
+    assert _quotas(ds, "meetings") == {"d1": 3, "d3": 1}
+    with pytest.raises(InputError, match="whole number") as info:
+        _quotas([Demand("d1", "a", "", extra={"meetings": "two"})], "meetings")
+    assert info.value.row == 1 and info.value.field == "meetings"
