@@ -10,6 +10,7 @@ several runs, with the greedy baseline beside it.
     python benchmarks/bench_assign.py --milp     # also cross-check with scipy MILP
     python benchmarks/bench_assign.py --large    # 5,000 demands x 3,000 partners, top 50,
                                                  # quotas and group constraints, MILP beside it
+    python benchmarks/bench_assign.py --large --n 1000 --partners 1000 --k 20   # a smaller one
 
 ``--large`` keeps the real TF-IDF scores and adds seeded organiser data: each demand wants 1, 3
 or 5 meetings (quota) and comes from one of 20 counties; partners form organisations of 1-5
@@ -144,10 +145,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bench_assign.json")
     args = ap.parse_args(argv)
     if args.large:
-        args.n, args.partners, args.k, args.runs = 5000, 3000, 50, 1
+        given = set(argv if argv is not None else sys.argv[1:])
+        args.n = args.n if "--n" in given else 5000
+        args.partners = args.partners if "--partners" in given else 3000
+        args.k = args.k if "--k" in given else 50
+        args.runs = 1
         args.max = max(args.max, 5)
         if args.out.name == "bench_assign.json":
-            args.out = args.out.with_name("bench_assign_large.json")
+            args.out = args.out.with_name(f"bench_assign_large_{args.n}x{args.partners}.json")
     for path in (args.demands, args.capabilities):
         if not path.exists():
             print(f"skipped: {path} not found (the evaluation data lives in ../shared/data)")

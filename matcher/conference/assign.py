@@ -541,6 +541,8 @@ def assign(
         chosen = solve_greedy(*args, pb.extras)
     seconds = time.perf_counter() - t0
     greedy = chosen if method == "greedy" else solve_greedy(*args, pb.extras)
+    if method == "min_cost_flow" and pb.extras.needs_milp():
+        method = "milp (rules outside the network)"
     return _result(pb, chosen, greedy, method, seconds, threshold, alternates)
 
 

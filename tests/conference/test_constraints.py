@@ -123,6 +123,7 @@ def test_local_and_foreign_wishes(method):
     assert pairs_of(r) == {("d1", "p2"), ("d1", "p1"), ("d3", "p3")}
     # d3 has no local candidate: its wish does not count
     assert (r.wishes_met, r.wishes_wanted) == (1, 1)
+    assert r.method == ("milp" if method == "milp" else "milp (rules outside the network)")
     c2 = AssignmentConstraints(capacity=3, max_per_demand=1, group_rules=(LocalWish("foreign", "region", "region"),))
     rows2 = [("d1", "p1", 0.9), ("d1", "p3", 0.1)]
     r2 = assign(rows2, c2, demands=demands, partners=partners, method=method)
