@@ -8,6 +8,16 @@ several runs, with the greedy baseline beside it.
 
     python benchmarks/bench_assign.py            # from the repository root
     python benchmarks/bench_assign.py --milp     # also cross-check with scipy MILP
+    python benchmarks/bench_assign.py --large    # 5,000 demands x 3,000 partners, top 50,
+                                                 # quotas and group constraints, MILP beside it
+    python benchmarks/bench_assign.py --large --n 1000 --partners 1000 --k 20   # a smaller one
+
+``--large`` keeps the real TF-IDF scores and adds seeded organiser data: each demand wants 1, 3
+or 5 meetings (quota) and comes from one of 20 counties; partners form organisations of 1-5
+teams. Scenarios: (a) quotas + at most 8 meetings per organisation + at most 2 per county and
+partner (a flow with side nodes); (b) quotas + partner minimum 2 + the county cap (flow);
+(c) scenario (a) + fairness (max-min first). Each is solved by the flow and by the MILP at zero
+gap (``--milp-seconds`` caps each MILP level; a level that does not finish is reported).
 
 Skips with a message (exit 0) when the data folder is absent.
 """
@@ -29,13 +39,68 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from matcher.conference.assign import AssignmentConstraints, assign, greedy_assign  # noqa: E402
+from matcher.conference.assign import (  # noqa: E402
+    AssignmentConstraints,
+    GroupPartnerCap,
+    OrganisationCap,
+    assign,
+    greedy_assign,
+)
+from matcher.errors import MatcherError  # noqa: E402
+from matcher.records import Demand, Partner  # noqa: E402
 
 
 def read_jsonl(path: Path) -> list[dict]:
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
+
+
+def large_scenarios(rows, demand_ids: list[str], partner_ids: list[str], args) -> list[dict]:
+    """Scenarios (a)-(c) of the module docstring on the same candidates, each solved by the
+    flow and (within --milp-seconds per level) by the MILP at zero gap."""
+    import random
+
+    rng = random.Random(18)
+    demands = [Demand(d, d, "", region=f"county {rng.randrange(20)}") for d in demand_ids]
+    partners, org = [], 0
+    for j, pid in enumerate(partner_ids):
+        if j == 0 or rng.random() < 1 / 3:
+            org += 1
+        partners.append(Partner(pid, pid, extra={"organisation": f"org {org}"}))
+    quotas = {d: rng.choice([1, 3, 5]) for d in demand_ids}
+    county = GroupPartnerCap("region", 2)
+    base = {"capacity": args.capacity, "min_per_demand": 1, "max_per_demand": args.max, "quotas": quotas}
+    scenarios = {
+        "(a) quotas, org cap 8, county cap 2": AssignmentConstraints(
+            **base, group_rules=(OrganisationCap("organisation", 8), county)),
+        "(b) quotas, partner min 2, county cap 2": AssignmentConstraints(
+            **base, partner_min=2, group_rules=(county,)),
+        "(c) = (a) + fair (max-min first)": AssignmentConstraints(
+            **base, fair=True, group_rules=(OrganisationCap("organisation", 8), county)),
+    }
+    out = []
+    for name, c in scenarios.items():
+        t0 = time.perf_counter()
+        flow = assign(rows, c, demands=demands, partners=partners)
+        t_flow = time.perf_counter() - t0
+        entry = {"scenario": name, "flow_seconds": t_flow, "flow_objective": flow.objective,
+                 "meetings": len(flow.pairs), "min_slots": f"{flow.min_slots_filled}/{flow.min_slots_required}",
+                 "partner_min": f"{flow.partner_min_filled}/{flow.partner_min_required}",
+                 "worst_best": flow.worst_best, "greedy_objective": flow.greedy_objective}
+        print(f"{name}: flow {t_flow:.1f} s, objective {flow.objective:.4f}", flush=True)
+        if args.milp_seconds > 0:
+            t0 = time.perf_counter()
+            try:
+                m = assign(rows, c, demands=demands, partners=partners, method="milp", alternates=0,
+                           milp_seconds=args.milp_seconds)
+                entry.update(milp_seconds=time.perf_counter() - t0, milp_objective=m.objective,
+                             milp_min_slots=m.min_slots_filled, milp_partner_min=m.partner_min_filled)
+            except MatcherError as exc:
+                entry.update(milp_seconds=time.perf_counter() - t0, milp_objective=None, milp_error=str(exc)[:160])
+            print(f"  milp {entry['milp_seconds']:.1f} s, objective {entry['milp_objective']}", flush=True)
+        out.append(entry)
+    return out
 
 
 def tfidf_candidates(demands: list[dict], caps: list[dict], k: int) -> list[tuple[str, str, float]]:
@@ -73,8 +138,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max", type=int, default=3)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--milp", action="store_true", help="cross-check with scipy MILP (slower)")
+    ap.add_argument("--large", action="store_true",
+                    help="5,000 demands x 3,000 partners, top 50, quotas and group constraints (see the docstring)")
+    ap.add_argument("--partners", type=int, default=0, help="only the first N partners by id (0: all)")
+    ap.add_argument("--milp-seconds", type=float, default=600.0, help="time limit per MILP level with --large")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bench_assign.json")
     args = ap.parse_args(argv)
+    if args.large:
+        given = set(argv if argv is not None else sys.argv[1:])
+        args.n = args.n if "--n" in given else 5000
+        args.partners = args.partners if "--partners" in given else 3000
+        args.k = args.k if "--k" in given else 50
+        args.runs = 1
+        args.max = max(args.max, 5)
+        if args.out.name == "bench_assign.json":
+            args.out = args.out.with_name(f"bench_assign_large_{args.n}x{args.partners}.json")
     for path in (args.demands, args.capabilities):
         if not path.exists():
             print(f"skipped: {path} not found (the evaluation data lives in ../shared/data)")
@@ -83,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     demands = read_jsonl(args.demands)[: args.n]
     caps = read_jsonl(args.capabilities)
+    if args.partners:
+        keep = set(sorted({c["partner_id"] for c in caps})[: args.partners])
+        caps = [c for c in caps if c["partner_id"] in keep]
     t_load = time.perf_counter() - t0
     t0 = time.perf_counter()
     rows = tfidf_candidates(demands, caps, args.k)
@@ -94,6 +175,25 @@ def main(argv: list[str] | None = None) -> int:
         f"{t_cand:.1f} s - the timings below are the assignment step only",
         flush=True,
     )
+
+    if args.large:
+        partner_ids = sorted({c["partner_id"] for c in caps})
+        results = large_scenarios(rows, [d["id"] for d in demands], partner_ids, args)
+        report = {"machine": {"cores": os.cpu_count(), "python": platform.python_version()},
+                  "demands": len(demands), "partners": n_partners, "candidate_pairs": len(rows), "k": args.k,
+                  "capacity": args.capacity, "scenarios": results}
+        print()
+        print("| scenario | meetings | min slots | partner min | flow s | flow objective | MILP s | MILP objective |")
+        print("|---|---|---|---|---|---|---|---|")
+        for e in results:
+            milp_obj = ("not run" if "milp_seconds" not in e else "did not finish" if e.get("milp_objective") is None
+                        else f"{e['milp_objective']:.4f}")
+            print(f"| {e['scenario']} | {e['meetings']} | {e['min_slots']} | {e['partner_min']} | "
+                  f"{e['flow_seconds']:.1f} | {e['flow_objective']:.4f} | {e.get('milp_seconds', 0):.1f} | "
+                  f"{milp_obj} |")
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        return 0
 
     c = AssignmentConstraints(capacity=args.capacity, min_per_demand=args.min, max_per_demand=args.max)
     walls, solves = [], []

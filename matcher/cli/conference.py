@@ -58,12 +58,45 @@ def add_conference_parser(
     )
     ac.add_argument(
         "--exclude-rule",
+        "--rule",
+        dest="exclude_rule",
         action="append",
         default=[],
-        metavar="DEMAND_FIELD=PARTNER_FIELD",
-        help="exclude pairs whose fields are equal, e.g. enterprise=owner (repeatable)",
+        metavar="RULE",
+        help="a rule (repeatable): DEMAND_FIELD=PARTNER_FIELD excludes pairs whose fields are equal "
+        "(enterprise=owner); 'at most N per partner FIELD' caps an organisation's teams together; "
+        "'at most N per demand FIELD and partner' caps one partner's meetings with a county's "
+        "enterprises; 'at least 1 local|foreign DEMAND_FIELD=PARTNER_FIELD' asks for a local or "
+        "foreign partner per demand where one qualifies",
     )
-    ac.add_argument("--pin", type=Path, metavar="FILE.csv", help="pairs to keep: demand_id,partner_id")
+    ac.add_argument("--rules", type=Path, metavar="FILE.txt", help="rules as above, one per line (# comments)")
+    ac.add_argument(
+        "--pin",
+        type=Path,
+        metavar="FILE.csv",
+        help="pairs to keep: demand_id,partner_id; with a 'confirmed' column (yes/1/是), only the "
+        "confirmed rows, so a previous assignment.csv re-runs keeping what was confirmed",
+    )
+    ac.add_argument(
+        "--quota-column",
+        default="meetings",
+        metavar="NAME",
+        help="demand file column with the meetings each demand wants (1, 3, 5 ...); its maximum, "
+        "and its minimum at most that (%(default)s; absent or empty: the global min/max)",
+    )
+    ac.add_argument("--partner-min", type=int, default=0, help="soft minimum meetings per partner (%(default)s)")
+    ac.add_argument(
+        "--fair",
+        action="store_true",
+        help="maximise the worst-off demand's best score first (max-min), then total affinity",
+    )
+    ac.add_argument(
+        "--method",
+        choices=("min_cost_flow", "milp", "greedy"),
+        default="min_cost_flow",
+        help="solver (%(default)s; milp: HiGHS at zero gap, a slower cross-check)",
+    )
+    ac.add_argument("--alternates", type=int, default=3, help="alternate partners listed per meeting")
 
     sc = sp.add_argument_group("schedule")
     sc.add_argument("--slots", default="09:00-12:00,14:00-17:00", help="sessions (%(default)s)")
@@ -83,6 +116,7 @@ def add_conference_parser(
     out.add_argument("--title", default="技术需求对接会 Technology matchmaking conference")
     out.add_argument("--lang", choices=("zh", "en"), default=_default_lang(),
                      help="language of the printed summary (default: zh when $LANG is Chinese, else en)")
+    out.add_argument("--pdf", action="store_true", help="also write A4 PDF agendas (needs techmatch[pdf])")
 
     def run(args: argparse.Namespace) -> int:
         if build_engine is None:
@@ -111,7 +145,8 @@ def run_conference_command(
     # validate everything cheap before the expensive ranking
     slots = make_slots(args.slots, args.slot_minutes)
     demands = _load_demands(args)
-    exclusions, rules = _exclusions(args.exclude, args.exclude_rule)
+    specs = list(args.exclude_rule) + (_rule_lines(args.rules) if args.rules else [])
+    exclusions, rules, group_rules = _exclusions(args.exclude, specs)
     constraints = AssignmentConstraints(
         capacity=args.capacity,
         min_per_demand=args.min_per_demand,
@@ -120,6 +155,10 @@ def run_conference_command(
         exclusions=frozenset(exclusions),
         exclusion_rules=tuple(rules),
         pins=tuple(_pairs(args.pin)) if args.pin else (),
+        quotas=_quotas(demands, args.quota_column),
+        partner_min=args.partner_min,
+        group_rules=tuple(group_rules),
+        fair=args.fair,
     )
     ent_windows, partner_windows = _availability(args.availability)
 
@@ -150,7 +189,8 @@ def run_conference_command(
             chunk_size=args.chunk_size,
         )
 
-    result = assign(candidate_table(ranked), constraints, demands=demands, partners=partners)
+    result = assign(candidate_table(ranked), constraints, demands=demands, partners=partners, method=args.method,
+                    alternates=args.alternates)
     enterprise_of = {d.id: d.enterprise or d.id for d in demands}
     schedule = schedule_meetings(
         [(a.demand_id, a.partner_id) for a in result.pairs],
@@ -161,7 +201,7 @@ def run_conference_command(
         partner_windows=partner_windows,
         time_limit=args.schedule_seconds,
     )
-    written = write_outputs(out_dir, result, schedule, demands, partners, ranked, title=args.title)
+    written = write_outputs(out_dir, result, schedule, demands, partners, ranked, title=args.title, pdf=args.pdf)
     from matcher.conference.summary import plain_summary
 
     for line in plain_summary(result, schedule, demands, partners, lang=getattr(args, "lang", None) or "en"):
@@ -204,13 +244,44 @@ def _table(path: Path, *options: tuple[str, ...]) -> tuple[tuple[str, ...], list
     return needed, rows
 
 
+CONFIRMED = {"1", "yes", "y", "true", "confirmed", "是", "已确认", "确认"}
+
+
 def _pairs(path: Path) -> list[tuple[str, str]]:
     _, rows = _table(path, ("demand_id", "partner_id"))
+    if rows and "confirmed" in rows[0][1]:
+        rows = [(r, v) for r, v in rows if v["confirmed"].strip().casefold() in CONFIRMED]
     return [(v["demand_id"], v["partner_id"]) for _, v in rows]
 
 
-def _exclusions(files: list[Path], rule_specs: list[str]) -> tuple[set, list]:
-    from matcher.conference.assign import PairListRule, SameValueRule
+def _rule_lines(path: Path) -> list[str]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", file=str(path)) from None
+    return [line.split("#", 1)[0].strip() for line in text.splitlines() if line.split("#", 1)[0].strip()]
+
+
+def _quotas(demands: list, column: str) -> dict[str, int]:
+    """demand_id -> meetings wanted, from the demand file's quota column (extra field)."""
+    out: dict[str, int] = {}
+    for row, d in enumerate(demands, start=1):
+        raw = str(d.extra.get(column, "") or "").strip()
+        if not raw or raw.casefold() == "nan":
+            continue
+        try:
+            value = float(raw)
+        except ValueError:
+            value = -1.0
+        if value < 0 or value != int(value):
+            raise InputError(f"'{raw}' is not a whole number of meetings >= 0", row=row, field=column)
+        out[d.id] = int(value)
+    return out
+
+
+def _exclusions(files: list[Path], rule_specs: list[str]) -> tuple[set, list, list]:
+    from matcher.conference.assign import PairListRule
+    from matcher.conference.rules import parse_rule, split_rules
 
     pairs: set[tuple[str, str]] = set()
     contracts: set[tuple[str, str]] = set()
@@ -219,12 +290,14 @@ def _exclusions(files: list[Path], rule_specs: list[str]) -> tuple[set, list]:
         target = pairs if cols[0] == "demand_id" else contracts
         target.update((v[cols[0]], v["partner_id"]) for _, v in rows)
     rules: list = [PairListRule(frozenset(contracts))] if contracts else []
+    parsed = []
     for spec in rule_specs:
-        left, sep, right = spec.partition("=")
-        if not sep or not left.strip() or not right.strip():
-            raise InputError(f"bad rule '{spec}', expected DEMAND_FIELD=PARTNER_FIELD", field="exclude-rule")
-        rules.append(SameValueRule(left.strip(), right.strip()))
-    return pairs, rules
+        try:
+            parsed.append(parse_rule(spec))
+        except InputError as exc:
+            raise InputError(exc.reason, field="exclude-rule") from None
+    same, group = split_rules(parsed)
+    return pairs, rules + same, group
 
 
 def _availability(path: Path | None) -> tuple[dict, dict]:
@@ -250,6 +323,16 @@ def _default_lang() -> str:
     import os
 
     return "zh" if (os.environ.get("LC_ALL") or os.environ.get("LANG") or "").startswith("zh") else "en"
+
+
+def floor_line(result) -> str:
+    from matcher.conference.assign import floor_report
+
+    return floor_report(result)
+
+
+def _best(x: float) -> str:
+    return f"{x:.4f}" if x != float("-inf") else "none"
 
 
 def _print_summary(stream: TextIO, result, schedule, n_demands: int, written: list[Path], out_dir: Path) -> None:
@@ -280,7 +363,7 @@ def _print_summary(stream: TextIO, result, schedule, n_demands: int, written: li
         ),
         (
             "meetings scheduled",
-            f"{len(schedule.meetings)} in {len(schedule.slots)} slots x "
+            f"{len(schedule.meetings)} of at most {schedule.bound} in {len(schedule.slots)} slots x "
             f"{schedule.tables} tables; {schedule.total_blocks} partner blocks"
             f" ({schedule.method}{', optimal' if schedule.optimal else ''})",
         ),
@@ -290,6 +373,24 @@ def _print_summary(stream: TextIO, result, schedule, n_demands: int, written: li
         ),
         ("files written", f"{len(written)} under {out_dir}"),
     ]
+    extra = []
+    if result.partner_min_required:
+        extra.append(("partner minimum filled", f"{result.partner_min_filled}/{result.partner_min_required}"))
+    if result.wishes_wanted:
+        extra.append(("local/foreign wishes met", f"{result.wishes_met}/{result.wishes_wanted}"))
+    if result.worst_best is not None:
+        fair = "" if result.fair_threshold is None else "  (max-min first: --fair)"
+        greedy = "" if result.greedy_worst_best is None else f"  (greedy {_best(result.greedy_worst_best)})"
+        lost = result.worst_best == float("-inf")
+        none = "  (none: a demand with eligible candidates has no meeting)" if lost else ""
+        extra.append(("worst-off best score", f"{_best(result.worst_best)}{greedy}{fair}{none}"))
+    if result.min_score is not None:
+        extra.append(("quality floor", floor_line(result)))
+    rows[6:6] = extra
+    for k, fix in enumerate(result.suggestions[:10]):
+        rows.append(("to meet every minimum" if k == 0 else "", fix.en))
+    if len(result.suggestions) > 10:
+        rows.append(("", f"... {len(result.suggestions) - 10} more in unmet.csv"))
     fewer = result.min_slots_filled - result.greedy_min_slots_filled
     if fewer > 0:
         rows.insert(5, ("", f"greedy fills {fewer} fewer minimum slots, so its affinity is not comparable"))

@@ -1,7 +1,8 @@
 """Matchmaking conferences: who meets whom, when, and the papers for the day.
 
-Owns the assignment of demands to partners under capacities, minimums, exclusions and pins
-(:mod:`.assign`: pure solvers of arrays plus a records-level front), the meeting schedule
+Owns the assignment of demands to partners under capacities, minimums, quotas, exclusions,
+group rules and pins (:mod:`.assign`, the records-level front; :mod:`.solve`, the exact flow and
+MILP solvers on plain arrays; :mod:`.rules`, rule lines as staff write them), the meeting schedule
 (:mod:`.schedule`), resumable ranking of every demand (:mod:`.run`) and the files organisers
 use: CSV, XLSX and printable agendas (:mod:`.outputs`), and the plan told in a clerk's words
 in Chinese or English (:mod:`.summary`).
@@ -13,7 +14,10 @@ May import: the top-level base modules and :mod:`matcher.retrieval`'s result typ
 from matcher.conference.assign import (
     Assignment,
     AssignmentConstraints,
+    GroupPartnerCap,
     InfeasibleError,
+    LocalWish,
+    OrganisationCap,
     PairListRule,
     SameValueRule,
     assign,
@@ -24,6 +28,7 @@ from matcher.conference.outputs import (
     render_agendas,
     write_outputs,
 )
+from matcher.conference.rules import parse_rule, parse_rules
 from matcher.conference.run import (
     candidate_table,
     rank_batch,
@@ -40,7 +45,10 @@ __all__ = [
     "Assignment",
     "AssignmentConstraints",
     "ConferenceView",
+    "GroupPartnerCap",
     "InfeasibleError",
+    "LocalWish",
+    "OrganisationCap",
     "PairListRule",
     "SameValueRule",
     "Schedule",
@@ -48,6 +56,8 @@ __all__ = [
     "candidate_table",
     "greedy_assign",
     "make_slots",
+    "parse_rule",
+    "parse_rules",
     "parse_windows",
     "rank_batch",
     "render_agendas",

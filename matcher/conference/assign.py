@@ -43,8 +43,18 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 
 import numpy as np
-from numpy.typing import NDArray
 
+from matcher.conference.solve import (
+    BoolArray,
+    Extras,
+    FloatArray,
+    IntArray,
+    solve_flow,
+    solve_greedy,
+    solve_milp,
+    solve_milp_full,
+    solve_min_cost_flow,
+)
 from matcher.errors import InputError, MatcherError, NotFoundError, UnknownNameError
 from matcher.records import Demand, Partner
 
@@ -63,10 +73,16 @@ SHORTFALL_REASONS: dict[str, str] = {
 class InfeasibleError(MatcherError):
     """Pinned pairs that cannot all be kept. ``conflicts`` lists every offending pin."""
 
-    def __init__(self, conflicts: Sequence[PinConflict]) -> None:
+    def __init__(self, conflicts: Sequence[PinConflict], suggestions: Sequence[Suggestion] = ()) -> None:
         self.conflicts = tuple(conflicts)
+        self.suggestions = tuple(suggestions)
         lines = [f"({c.demand_id}, {c.partner_id}) {c.constraint}: {c.detail}" for c in conflicts]
-        super().__init__(f"{len(self.conflicts)} pinned pair(s) break hard constraints: " + "; ".join(lines))
+        fix = [s.en for s in self.suggestions]
+        super().__init__(
+            f"{len(self.conflicts)} pinned pair(s) break hard constraints: "
+            + "; ".join(lines)
+            + (". To fix: " + "; ".join(fix) if fix else "")
+        )
 
 
 # ---------------------------------------------------------------------------- rules
@@ -129,6 +145,51 @@ def rule_name(rule: ExclusionRule) -> str:
     return str(getattr(rule, "name", "") or getattr(rule, "__name__", "") or type(rule).__name__)
 
 
+@dataclass(frozen=True)
+class OrganisationCap:
+    """At most ``limit`` meetings for all partners sharing ``partner_field`` (an organisation's
+    teams: a university's institutes), e.g. ``OrganisationCap("organisation", 6)``. Partners
+    with an empty value are not grouped."""
+
+    partner_field: str
+    limit: int
+
+    @property
+    def name(self) -> str:
+        return f"at most {self.limit} per partner {self.partner_field}"
+
+
+@dataclass(frozen=True)
+class GroupPartnerCap:
+    """At most ``limit`` meetings between one partner and the demands sharing ``demand_field``
+    (a county's enterprises), e.g. ``GroupPartnerCap("county", 2)``."""
+
+    demand_field: str
+    limit: int
+
+    @property
+    def name(self) -> str:
+        return f"at most {self.limit} per demand {self.demand_field} and partner"
+
+
+@dataclass(frozen=True)
+class LocalWish:
+    """Each demand gets at least one ``kind`` partner where a candidate qualifies (soft, level 3
+    of the optimum). A partner is local when ``partner_field`` equals the demand's
+    ``demand_field`` and foreign when both are set and differ."""
+
+    kind: str  # "local" or "foreign"
+    demand_field: str
+    partner_field: str
+
+    @property
+    def name(self) -> str:
+        return f"at least 1 {self.kind} {self.demand_field}={self.partner_field}"
+
+
+GroupRule = OrganisationCap | GroupPartnerCap | LocalWish
+
+
 # ---------------------------------------------------------------------------- inputs
 
 
@@ -142,6 +203,12 @@ class AssignmentConstraints:
     exclusions: ``(demand_id, partner_id)`` pairs never proposed.
     exclusion_rules: predicates on ``(Demand, Partner)``; they need the records passed in.
     pins: ``(demand_id, partner_id)`` pairs that must be kept.
+    quotas: demand_id -> the meetings that demand wants (1, 3, 5 ...): its maximum, and its
+    minimum becomes ``min(min_per_demand, quota)``.
+    partner_min: soft minimum load per partner unless ``partner_min_overrides`` says otherwise.
+    group_rules: :class:`OrganisationCap`, :class:`GroupPartnerCap`, :class:`LocalWish`
+    (at most one of each kind); they need the records passed in.
+    fair: maximise the worst-off demand's best score first (max-min, level 1 of the optimum).
     """
 
     capacity: int = 3
@@ -152,9 +219,14 @@ class AssignmentConstraints:
     exclusions: frozenset[tuple[str, str]] = frozenset()
     exclusion_rules: tuple[ExclusionRule, ...] = ()
     pins: tuple[tuple[str, str], ...] = ()
+    quotas: Mapping[str, int] = field(default_factory=dict)
+    partner_min: int = 0
+    partner_min_overrides: Mapping[str, int] = field(default_factory=dict)
+    group_rules: tuple[GroupRule, ...] = ()
+    fair: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("capacity", "min_per_demand", "max_per_demand"):
+        for name in ("capacity", "min_per_demand", "max_per_demand", "partner_min"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise InputError(f"must be a whole number >= 0, got {value!r}", field=name)
@@ -169,15 +241,43 @@ class AssignmentConstraints:
                     f"capacity of partner '{pid}' must be >= 0, got {cap!r}",
                     field="capacity_overrides",
                 )
+        for name, table, what in (("quotas", self.quotas, "quota of demand"),
+                                  ("partner_min_overrides", self.partner_min_overrides, "minimum of partner")):
+            for key, value in table.items():
+                if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                    raise InputError(f"{what} '{key}' must be a whole number >= 0, got {value!r}", field=name)
+        kinds = Counter(type(r).__name__ + (r.kind if isinstance(r, LocalWish) else "") for r in self.group_rules)
+        if twice := [k for k, n in kinds.items() if n > 1]:
+            raise InputError(f"at most one rule of each kind, got {twice[0]} twice", field="group_rules")
+        for r in self.group_rules:
+            if isinstance(r, OrganisationCap | GroupPartnerCap) and (not isinstance(r.limit, int) or r.limit < 0):
+                raise InputError(f"limit must be a whole number >= 0 in '{r.name}'", field="group_rules")
+            if isinstance(r, LocalWish) and r.kind not in ("local", "foreign"):
+                raise InputError(f"kind must be local or foreign, got {r.kind!r}", field="group_rules")
         if self.min_score is not None and not math.isfinite(self.min_score):
             raise InputError(f"must be finite, got {self.min_score!r}", field="min_score")
         object.__setattr__(self, "capacity_overrides", dict(self.capacity_overrides))
+        object.__setattr__(self, "quotas", dict(self.quotas))
+        object.__setattr__(self, "partner_min_overrides", dict(self.partner_min_overrides))
+        object.__setattr__(self, "group_rules", tuple(self.group_rules))
         object.__setattr__(self, "exclusions", frozenset(tuple(x) for x in self.exclusions))
         object.__setattr__(self, "exclusion_rules", tuple(self.exclusion_rules))
         object.__setattr__(self, "pins", tuple(dict.fromkeys(tuple(x) for x in self.pins)))
 
     def capacity_of(self, partner_id: str) -> int:
         return self.capacity_overrides.get(partner_id, self.capacity)
+
+    def max_of(self, demand_id: str) -> int:
+        return self.quotas.get(demand_id, self.max_per_demand)
+
+    def min_of(self, demand_id: str) -> int:
+        return min(self.min_per_demand, self.max_of(demand_id))
+
+    def partner_min_of(self, partner_id: str) -> int:
+        return self.partner_min_overrides.get(partner_id, self.partner_min)
+
+    def rule(self, kind: type, wish: str = "") -> GroupRule | None:
+        return next((r for r in self.group_rules if isinstance(r, kind) and (not wish or r.kind == wish)), None)
 
 
 # ---------------------------------------------------------------------------- results
@@ -216,6 +316,32 @@ class Shortfall:
 
 
 @dataclass(frozen=True)
+class PartnerShortfall:
+    """A partner left below its soft minimum load."""
+
+    partner_id: str
+    assigned: int
+    required: int
+    detail: str
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """One change that, with the others of its kind, makes every minimum feasible.
+
+    kind: "capacity" (raise a partner's capacity), "organisation_cap", "group_cap",
+    "quota" (lower a demand's minimum: it lacks eligible candidates), "pin" (a pin conflict).
+    target: the partner, organisation or demand id; current / proposed: the numbers."""
+
+    kind: str
+    target: str
+    current: int
+    proposed: int
+    en: str
+    zh: str
+
+
+@dataclass(frozen=True)
 class BindingPartner:
     """A partner at capacity that other demands wanted (unassigned eligible pairs whose demand
     was below its maximum or scored it above one of its assigned partners). ``blocks_minimum``
@@ -232,7 +358,13 @@ class Assignment:
     """The chosen meetings and why the rest did not happen.
 
     pairs: sorted by demand (input order) then score, best first. objective: sum of their
-    scores. min_slots_filled / min_slots_required: the soft minimum, summed over demands.
+    scores (total affinity). worst_best: the max-min objective, the lowest best-meeting score
+    over demands that wanted a meeting and had a candidate (None when there is none);
+    fair_threshold: the level the ``fair`` option guaranteed. partner_min_*: the soft partner
+    minimum, summed. wishes_*: local / foreign wishes met of those a candidate could meet.
+    alternates: per assigned pair, the next best partners of that demand who still have
+    capacity. suggestions: what to change so that every minimum can be met (zh and en).
+    min_slots_filled / min_slots_required: the soft minimum, summed over demands.
     greedy_*: the greedy baseline on the same inputs (equal to the result when method is
     "greedy"). The exact result is lexicographically better: it never fills fewer minimum
     slots, and with as many it never has less affinity; when greedy fills fewer, greedy's
@@ -253,6 +385,17 @@ class Assignment:
     demands_at_max: tuple[str, ...]
     dropped: Mapping[str, int]
     seconds: float
+    partner_min_filled: int = 0
+    partner_min_required: int = 0
+    partner_shortfalls: tuple[PartnerShortfall, ...] = ()
+    wishes_met: int = 0
+    wishes_wanted: int = 0
+    fair_threshold: float | None = None
+    worst_best: float | None = None
+    greedy_worst_best: float | None = None
+    alternates: Mapping[tuple[str, str], tuple[tuple[str, float], ...]] = field(default_factory=dict)
+    suggestions: tuple[Suggestion, ...] = ()
+    min_score: float | None = None
 
     @property
     def gap(self) -> float:
@@ -283,6 +426,17 @@ class Assignment:
                 f"greedy leaves {self.min_slots_filled - self.greedy_min_slots_filled} more "
                 "minimum slots empty, so its affinity is not comparable (the gap may be < 0)"
             )
+        if self.partner_min_required:
+            lines.append(f"partner minimum slots filled {self.partner_min_filled}/{self.partner_min_required}")
+        if self.wishes_wanted:
+            lines.append(f"local/foreign wishes met {self.wishes_met}/{self.wishes_wanted}")
+        if self.worst_best is not None:
+            fair = "" if self.fair_threshold is None else f", guaranteed by the fair option {self.fair_threshold:.4f}"
+            greedy = "" if self.greedy_worst_best is None else f" (greedy {self.greedy_worst_best:.4f})"
+            lines.append(f"worst-off demand's best score {self.worst_best:.4f}{greedy}{fair}"
+                         + (" (a demand with candidates has no meeting)" if self.worst_best == -math.inf else ""))
+        if self.min_score is not None:
+            lines.append("quality floor " + floor_report(self))
         if self.shortfalls:
             reasons = Counter(s.reason for s in self.shortfalls)
             lines.append(
@@ -299,138 +453,27 @@ class Assignment:
             lines.append(f"{len(self.demands_at_max)} demands at max_per_demand with free eligible partners left")
         if any(self.dropped.values()):
             lines.append("candidate pairs dropped: " + ", ".join(f"{k} {v}" for k, v in self.dropped.items() if v))
+        lines.extend(x.en for x in self.suggestions[:limit])
         return lines
 
 
-# ---------------------------------------------------------------------------- solvers
-
-IntArray = NDArray[np.int64]
-FloatArray = NDArray[np.float64]
-BoolArray = NDArray[np.bool_]
-
-
-def solve_min_cost_flow(
-    d: IntArray, p: IntArray, s: FloatArray, dmin: IntArray, dmax: IntArray, pcap: IntArray
-) -> BoolArray:
-    """Exact lexicographic optimum by network flow.
-
-    d, p: (m,) demand and partner index of each candidate arc; s: (m,) scores;
-    dmin, dmax: (n_demands,) soft minimum and maximum; pcap: (n_partners,) capacity.
-    Returns a (m,) bool mask of chosen arcs.
-    """
-    from ortools.graph.python import max_flow, min_cost_flow
-
-    d, p, s, dmin, dmax, pcap = _arrays(d, p, s, dmin, dmax, pcap)
-    m, nd, npart = len(d), len(dmin), len(pcap)
-    if m == 0:
-        return np.zeros(0, dtype=bool)
-    dmin = np.minimum(dmin, dmax)
-    src, hub, sink = 0, 1, 2
-    dnode = 3 + np.arange(nd, dtype=np.int64)
-    pnode = 3 + nd + np.arange(npart, dtype=np.int64)
-
-    # Stage 1: the largest number of minimum slots that can be filled.
-    mf = max_flow.SimpleMaxFlow()
-    mf.add_arcs_with_capacity(
-        np.concatenate([np.full(nd, src), dnode[d], pnode]),
-        np.concatenate([dnode, pnode[p], np.full(npart, sink)]),
-        np.concatenate([dmin, np.ones(m, dtype=np.int64), pcap]),
+def floor_report(result: Assignment) -> str:
+    """How the quality floor (``min_score``) bears on the demands left short, and why."""
+    below = sum(s.reason == "below_min_score" for s in result.shortfalls)
+    full = sum(s.reason == "at_capacity" for s in result.shortfalls)
+    return (
+        f"{result.min_score:g}: {result.dropped.get('below_min_score', 0)} candidate pairs below it dropped; "
+        f"{below} demands short for lack of candidates above it, {full} more because the partners above it are full"
     )
-    if mf.solve(src, sink) != mf.OPTIMAL:
-        raise MatcherError("max-flow stage of the assignment failed")
-    filled = int(mf.optimal_flow())
-
-    # Stage 2: exactly `filled` units through minimum slots, best affinity overall.
-    extra = dmax - dmin
-    n_extra = int(extra.sum())
-    tails = np.concatenate([np.full(nd, hub), np.full(nd, src), dnode[d], pnode, [src]])
-    heads = np.concatenate([dnode, dnode, pnode[p], np.full(npart, sink), [sink]])
-    caps = np.concatenate([dmin, extra, np.ones(m, dtype=np.int64), pcap, [n_extra]])
-    top = float(np.abs(s).max()) or 1.0
-    for resolution in (1e7, 1e5, 1e3):
-        costs = np.zeros(len(tails), dtype=np.int64)
-        costs[2 * nd : 2 * nd + m] = -np.rint(s / top * resolution).astype(np.int64)
-        mcf = min_cost_flow.SimpleMinCostFlow()
-        arcs = mcf.add_arcs_with_capacity_and_unit_cost(tails, heads, caps, costs)
-        mcf.set_nodes_supplies(np.array([src, hub, sink]), np.array([n_extra, filled, -(n_extra + filled)]))
-        status = mcf.solve()
-        if status == mcf.OPTIMAL:
-            return mcf.flows(arcs[2 * nd : 2 * nd + m]) > 0
-        if status != mcf.BAD_COST_RANGE:
-            break
-    raise MatcherError(f"min-cost-flow stage of the assignment failed: {status}")
 
 
-def solve_milp(d: IntArray, p: IntArray, s: FloatArray, dmin: IntArray, dmax: IntArray, pcap: IntArray) -> BoolArray:
-    """The same lexicographic optimum with scipy's MILP (HiGHS), in two stages. Same shapes
-    as :func:`solve_min_cost_flow`."""
-    from scipy.optimize import Bounds, LinearConstraint, milp
-    from scipy.sparse import csr_matrix, hstack, identity, vstack
-
-    d, p, s, dmin, dmax, pcap = _arrays(d, p, s, dmin, dmax, pcap)
-    m, nd, npart = len(d), len(dmin), len(pcap)
-    if m == 0:
-        return np.zeros(0, dtype=bool)
-    dmin = np.minimum(dmin, dmax)
-    cols = np.arange(m)
-    a_d = csr_matrix((np.ones(m), (d, cols)), shape=(nd, m))
-    a_p = csr_matrix((np.ones(m), (p, cols)), shape=(npart, m))
-    # variables: x (m,) in {0,1}, y (nd,) in [0, dmin] = filled minimum slots of each demand
-    a = vstack(
-        [
-            hstack([a_d, csr_matrix((nd, nd))]),
-            hstack([a_p, csr_matrix((npart, nd))]),
-            hstack([-a_d, identity(nd)]),
-        ]
-    ).tocsr()
-    cons = [LinearConstraint(a, -np.inf, np.concatenate([dmax, pcap, np.zeros(nd)]))]
-    bounds = Bounds(np.zeros(m + nd), np.concatenate([np.ones(m), dmin]))
-    integrality = np.concatenate([np.ones(m), np.zeros(nd)])
-
-    c1 = np.concatenate([np.zeros(m), -np.ones(nd)])
-    res = milp(c1, constraints=cons, bounds=bounds, integrality=integrality)
-    if not res.success:
-        raise MatcherError(f"MILP stage 1 failed: {res.message}")
-    filled = round(-res.fun)
-    cons.append(LinearConstraint(np.concatenate([np.zeros(m), np.ones(nd)]), filled - 0.5))
-    res = milp(np.concatenate([-s, np.zeros(nd)]), constraints=cons, bounds=bounds, integrality=integrality)
-    if not res.success:
-        raise MatcherError(f"MILP stage 2 failed: {res.message}")
-    return res.x[:m] > 0.5
-
-
-def solve_greedy(d: IntArray, p: IntArray, s: FloatArray, dmin: IntArray, dmax: IntArray, pcap: IntArray) -> BoolArray:
-    """Baseline: pairs by descending score (ties by demand, partner index); pass 1 fills up
-    to each minimum, pass 2 up to each maximum with non-negative scores. Same shapes as
-    :func:`solve_min_cost_flow`."""
-    d, p, s, dmin, dmax, pcap = _arrays(d, p, s, dmin, dmax, pcap)
-    chosen = np.zeros(len(d), dtype=bool)
-    count = np.zeros(len(dmin), dtype=np.int64)
-    left = pcap.copy()
-    order = np.lexsort((p, d, -s)).tolist()
-    dl, pl, sl = d.tolist(), p.tolist(), s.tolist()
-    for need, allow_negative in ((np.minimum(dmin, dmax).tolist(), True), (dmax.tolist(), False)):
-        for a in order:
-            i, j = dl[a], pl[a]
-            if not chosen[a] and count[i] < need[i] and left[j] > 0 and (allow_negative or sl[a] >= 0):
-                chosen[a] = True
-                count[i] += 1
-                left[j] -= 1
-    return chosen
-
+# ---------------------------------------------------------------------------- solvers
 
 SOLVERS: dict[str, Callable[..., BoolArray]] = {
     "min_cost_flow": solve_min_cost_flow,
     "milp": solve_milp,
     "greedy": solve_greedy,
 }
-
-
-def _arrays(*arrays: Sequence[float] | np.ndarray) -> list[np.ndarray]:
-    d, p, s, dmin, dmax, pcap = arrays
-    ints = [np.asarray(x, dtype=np.int64).reshape(-1) for x in (d, p, dmin, dmax, pcap)]
-    return [ints[0], ints[1], np.asarray(s, dtype=np.float64).reshape(-1), *ints[2:]]
-
 
 # ---------------------------------------------------------------------------- driver
 
@@ -446,13 +489,20 @@ class _Problem:
     d: IntArray
     p: IntArray
     s: FloatArray
-    dmin: IntArray
-    dmax: IntArray
+    dmin: IntArray  # minimum left after pins
+    dmax: IntArray  # maximum left after pins
+    need: IntArray  # full minimum per demand
+    top: IntArray  # full maximum per demand
     pcap: IntArray  # capacity left after pins
     cap: IntArray  # full capacity
+    pmin: IntArray  # full partner minimum
     n_total: IntArray  # candidate pairs per demand, pinned ones excluded
     n_score: IntArray  # ... reaching min_score
     dropped: dict[str, int]
+    extras: Extras
+    org_names: list[str]
+    org_limit: int
+    group_names: list[str]
 
 
 def assign(
@@ -462,23 +512,38 @@ def assign(
     demands: Iterable[Demand] | None = None,
     partners: Iterable[Partner] | None = None,
     method: str = "min_cost_flow",
+    alternates: int = 3,
+    milp_seconds: float | None = None,
 ) -> Assignment:
     """Choose meetings maximising affinity under ``constraints`` (see the module docstring).
 
     candidates: rows ``(demand_id, partner_id, score)``; a repeated pair keeps its best score.
-    demands / partners: the records; needed for exclusion rules. When ``demands`` is given
-    it is the full list of demands (those without candidates appear as shortfalls).
-    method: one of SOLVERS. Raises InfeasibleError when pins conflict with hard constraints.
+    demands / partners: the records; needed for exclusion and group rules. When ``demands`` is
+    given it is the full list of demands (those without candidates appear as shortfalls).
+    method: one of SOLVERS. alternates: next best partners listed per assigned pair.
+    milp_seconds: time limit of each MILP level (a level that does not finish raises MatcherError).
+    Raises InfeasibleError when pins conflict with hard constraints.
     """
     if method not in SOLVERS:
         raise UnknownNameError("assignment method", method, list(SOLVERS))
     pb = _prepare(candidates, constraints or AssignmentConstraints(), demands, partners)
     args = (pb.d, pb.p, pb.s, pb.dmin, pb.dmax, pb.pcap)
     t0 = time.perf_counter()
-    chosen = SOLVERS[method](*args)
+    threshold = None
+    if method == "min_cost_flow":
+        sol = solve_flow(*args, pb.extras)
+        chosen, threshold = sol.chosen, sol.fair_threshold
+    elif method == "milp":
+        sol = solve_milp_full(*args, pb.extras, time_limit=milp_seconds) if len(pb.d) else None
+        chosen = sol.chosen if sol else np.zeros(0, dtype=bool)
+        threshold = sol.fair_threshold if sol else None
+    else:
+        chosen = solve_greedy(*args, pb.extras)
     seconds = time.perf_counter() - t0
-    greedy = chosen if method == "greedy" else solve_greedy(*args)
-    return _result(pb, chosen, greedy, method, seconds)
+    greedy = chosen if method == "greedy" else solve_greedy(*args, pb.extras)
+    if method == "min_cost_flow" and pb.extras.needs_milp():
+        method = "milp (rules outside the network)"
+    return _result(pb, chosen, greedy, method, seconds, threshold, alternates)
 
 
 def greedy_assign(
@@ -514,6 +579,8 @@ def _prepare(
     pmap = _by_id(partners, "partner")
     if c.exclusion_rules and (dmap is None or pmap is None):
         raise InputError("exclusion rules need the records: pass demands= and partners=", field="exclusion_rules")
+    if c.group_rules and (dmap is None or pmap is None):
+        raise InputError("group rules need the records: pass demands= and partners=", field="group_rules")
     seen_d = [d for d, _ in best] + [d for d, _ in c.pins]
     seen_p = [p for _, p in best] + [p for _, p in c.pins]
     demand_ids = list(dmap) if dmap is not None else list(dict.fromkeys(seen_d))
@@ -523,6 +590,8 @@ def _prepare(
             raise NotFoundError(f"unknown {kind} id(s) in candidates or pins: {_few(missing)}")
     di = {d: i for i, d in enumerate(demand_ids)}
     pi = {p: j for j, p in enumerate(partner_ids)}
+    if unknown := sorted(set(c.quotas) - set(di)):
+        raise NotFoundError(f"unknown demand id(s) in quotas: {_few(unknown)}")
 
     def excluded_by(did: str, pid: str) -> str | None:
         if (did, pid) in c.exclusions:
@@ -532,13 +601,17 @@ def _prepare(
                 return rule_name(rule)
         return None
 
+    nd, npart = len(demand_ids), len(partner_ids)
     cap = np.array([c.capacity_of(p) for p in partner_ids], dtype=np.int64)
+    top = np.array([c.max_of(d) for d in demand_ids], dtype=np.int64)
+    need = np.array([c.min_of(d) for d in demand_ids], dtype=np.int64)
+    pmin = np.array([c.partner_min_of(p) for p in partner_ids], dtype=np.int64)
+    groups = _groups(c, demand_ids, partner_ids, dmap, pmap)
     pins = [AssignedPair(d, p, best.get((d, p), 0.0), True) for d, p in c.pins]
-    _check_pins(pins, c, cap, pi, excluded_by)
+    _check_pins(pins, c, cap, top, di, pi, excluded_by, groups)
 
-    nd = len(demand_ids)
     pins_d = np.bincount([di[x.demand_id] for x in pins], minlength=nd).astype(np.int64)
-    pins_p = np.bincount([pi[x.partner_id] for x in pins], minlength=len(pi)).astype(np.int64)
+    pins_p = np.bincount([pi[x.partner_id] for x in pins], minlength=npart).astype(np.int64)
     n_total = np.zeros(nd, dtype=np.int64)
     n_score = np.zeros(nd, dtype=np.int64)
     dropped: dict[str, int] = {"below_min_score": 0}
@@ -559,22 +632,81 @@ def _prepare(
             continue
         arcs.append((i, pi[pid], score))
     arr = np.array(arcs, dtype=np.float64).reshape(-1, 3)
+    d = arr[:, 0].astype(np.int64)
+    p = arr[:, 1].astype(np.int64)
+    s = arr[:, 2].copy()
+    extras = _extras(c, groups, d, p, s, pins, di, pi, pmin - pins_p, nd)
     return _Problem(
-        c=c,
-        demand_ids=demand_ids,
-        partner_ids=partner_ids,
-        pins=pins,
-        d=arr[:, 0].astype(np.int64),
-        p=arr[:, 1].astype(np.int64),
-        s=arr[:, 2].copy(),
-        dmin=np.maximum(c.min_per_demand - pins_d, 0),
-        dmax=c.max_per_demand - pins_d,
-        pcap=cap - pins_p,
-        cap=cap,
-        n_total=n_total,
-        n_score=n_score,
-        dropped=dropped,
+        c=c, demand_ids=demand_ids, partner_ids=partner_ids, pins=pins, d=d, p=p, s=s,
+        dmin=np.maximum(need - pins_d, 0), dmax=top - pins_d, need=need, top=top, pcap=cap - pins_p, cap=cap,
+        pmin=pmin, n_total=n_total, n_score=n_score, dropped=dropped, extras=extras,
+        org_names=groups["org_names"], org_limit=groups["org_limit"], group_names=groups["group_names"],
     )
+
+
+def _groups(c: AssignmentConstraints, demand_ids, partner_ids, dmap, pmap) -> dict:
+    """Group indexes from the records: organisation per partner, group per demand, and the
+    local / foreign relation as values to compare."""
+    out: dict = {"org": None, "org_names": [], "org_limit": 0, "group": None, "group_names": [], "group_cap": None,
+                 "wishes": []}
+    if (rule := c.rule(OrganisationCap)) is not None:
+        vals = [_norm(record_value(pmap[p], rule.partner_field)) for p in partner_ids]
+        names = sorted({v for v in vals if v})
+        idx = {v: k for k, v in enumerate(names)}
+        out.update(org=np.array([idx.get(v, -1) for v in vals], dtype=np.int64), org_names=names,
+                   org_limit=rule.limit)
+    if (rule := c.rule(GroupPartnerCap)) is not None:
+        vals = [_norm(record_value(dmap[d], rule.demand_field)) for d in demand_ids]
+        names = sorted({v for v in vals if v})
+        idx = {v: k for k, v in enumerate(names)}
+        out.update(group=np.array([idx.get(v, -1) for v in vals], dtype=np.int64), group_names=names,
+                   group_cap=rule.limit)
+    for kind in ("local", "foreign"):
+        if (rule := c.rule(LocalWish, kind)) is not None:
+            dv = [_norm(record_value(dmap[d], rule.demand_field)) for d in demand_ids]
+            pv = [_norm(record_value(pmap[p], rule.partner_field)) for p in partner_ids]
+            out["wishes"].append((kind, dv, pv))
+    return out
+
+
+def _qualifies(kind: str, dv: str, pv: str) -> bool:
+    if not dv or not pv:
+        return False
+    return dv == pv if kind == "local" else dv != pv
+
+
+def _extras(c, groups, d, p, s, pins, di, pi, pmin_left, nd) -> Extras:
+    ex = Extras(fair=c.fair)
+    if np.any(pmin_left > 0):
+        ex.pmin = np.maximum(pmin_left, 0)
+    if groups["org"] is not None:
+        ex.org = groups["org"]
+        used = np.bincount([int(ex.org[pi[x.partner_id]]) for x in pins if ex.org[pi[x.partner_id]] >= 0],
+                           minlength=len(groups["org_names"]))
+        ex.org_cap = np.maximum(groups["org_limit"] - used, 0).astype(np.int64)
+    if groups["group"] is not None:
+        ex.group, ex.group_cap = groups["group"], groups["group_cap"]
+        ex.group_used = dict(Counter((int(ex.group[di[x.demand_id]]), pi[x.partner_id]) for x in pins
+                                     if ex.group[di[x.demand_id]] >= 0))
+    dl, pl = d.tolist(), p.tolist()
+    for kind, dv, pv in groups["wishes"]:
+        pvals = list(pv)
+        ok = np.array([_qualifies(kind, dv[i], pvals[j]) for i, j in zip(dl, pl, strict=True)], dtype=bool)
+        done = np.zeros(nd, dtype=bool)
+        for x in pins:
+            if _qualifies(kind, dv[di[x.demand_id]], pvals[pi[x.partner_id]]):
+                done[di[x.demand_id]] = True
+        want = (np.bincount(d[ok], minlength=nd) > 0) & ~done
+        if kind == "local":
+            ex.local, ex.want_local = ok, want
+        else:
+            ex.foreign, ex.want_foreign = ok, want
+    if c.fair:
+        best = np.full(nd, -np.inf)
+        for x in pins:
+            best[di[x.demand_id]] = max(best[di[x.demand_id]], x.score)
+        ex.pinned_best = best
+    return ex
 
 
 def _few(items: Sequence[str], n: int = 10) -> str:
@@ -596,42 +728,67 @@ def _check_pins(
     pins: list[AssignedPair],
     c: AssignmentConstraints,
     cap: IntArray,
+    top: IntArray,
+    di: dict[str, int],
     pi: dict[str, int],
     excluded_by: Callable[[str, str], str | None],
+    groups: dict,
 ) -> None:
     conflicts: list[PinConflict] = []
+    fixes: list[Suggestion] = []
     for x in pins:
         if (why := excluded_by(x.demand_id, x.partner_id)) is not None:
             what = "excluded pair list" if why == "pair" else f"rule '{why}'"
             conflicts.append(
                 PinConflict(x.demand_id, x.partner_id, "excluded", f"pinned pair is excluded by the {what}")
             )
-    for key, limit_of, constraint in (
-        ("partner_id", lambda k: int(cap[pi[k]]), "partner_capacity"),
-        ("demand_id", lambda k: c.max_per_demand, "max_per_demand"),
-    ):
-        counts = Counter(getattr(x, key) for x in pins)
+            fixes.append(Suggestion(
+                "pin", f"{x.demand_id}/{x.partner_id}", 1, 0,
+                f"unpin {x.demand_id} with {x.partner_id}, or lift the {what}",
+                f"取消 {x.demand_id} 与 {x.partner_id} 的确认对接，或取消{'排除名单' if why == 'pair' else '排除规则'}",
+            ))
+    org, gr = groups["org"], groups["group"]
+    checks = [
+        ("partner_id", lambda x: x.partner_id, lambda k: int(cap[pi[k]]), "partner_capacity",
+         "partner", "raise the capacity of partner {k} from {lim} to {n}", "把伙伴 {k} 的接待名额从 {lim} 提高到 {n}"),
+        ("demand_id", lambda x: x.demand_id, lambda k: int(top[di[k]]), "max_per_demand",
+         "demand", "raise the maximum of demand {k} from {lim} to {n}", "把需求 {k} 的对接上限从 {lim} 提高到 {n}"),
+    ]
+    if org is not None:
+        names = groups["org_names"]
+        checks.append(("organisation", lambda x: names[org[pi[x.partner_id]]] if org[pi[x.partner_id]] >= 0 else None,
+                       lambda k: groups["org_limit"], "organisation_cap", "organisation",
+                       "raise the cap of organisation {k} from {lim} to {n}",
+                       "把单位 {k} 的对接上限从 {lim} 提高到 {n}"))
+    if gr is not None:
+        gnames = groups["group_names"]
+        checks.append(("group", lambda x: (f"{gnames[gr[di[x.demand_id]]]}/{x.partner_id}"
+                                           if gr[di[x.demand_id]] >= 0 else None),
+                       lambda k: groups["group_cap"], "group_cap", "group",
+                       "raise the per-partner cap of {k} from {lim} to {n}",
+                       "把 {k} 的同一伙伴对接上限从 {lim} 提高到 {n}"))
+    for _label, key_of, limit_of, constraint, noun, en, zh in checks:
+        counts = Counter(k for x in pins if (k := key_of(x)) is not None)
         for k, n in counts.items():
-            if n > (limit := limit_of(k)):
+            if n > (lim := limit_of(k)):
                 conflicts.extend(
-                    PinConflict(
-                        x.demand_id,
-                        x.partner_id,
-                        constraint,
-                        f"{n} pins on {key.split('_')[0]} {k}, limit {limit}",
-                    )
+                    PinConflict(x.demand_id, x.partner_id, constraint, f"{n} pins on {noun} {k}, limit {lim}")
                     for x in pins
-                    if getattr(x, key) == k
+                    if key_of(x) == k
                 )
+                fixes.append(Suggestion(constraint, str(k), lim, n,
+                                        en.format(k=k, lim=lim, n=n) + f", or unpin {n - lim} of its meetings",
+                                        zh.format(k=k, lim=lim, n=n) + f"，或取消其中 {n - lim} 个确认对接"))
     if conflicts:
-        raise InfeasibleError(conflicts)
+        raise InfeasibleError(conflicts, fixes)
 
 
-def _result(pb: _Problem, chosen: BoolArray, greedy: BoolArray, method: str, seconds: float) -> Assignment:
+def _result(pb: _Problem, chosen: BoolArray, greedy: BoolArray, method: str, seconds: float,
+            threshold: float | None, n_alternates: int) -> Assignment:
     c, nd = pb.c, len(pb.demand_ids)
-    need = min(c.min_per_demand, c.max_per_demand)
+    need, top = np.minimum(pb.need, pb.top), pb.top
     pin_score = sum(x.score for x in pb.pins)
-    pins_d = c.max_per_demand - pb.dmax  # pins per demand
+    pins_d = pb.top - pb.dmax  # pins per demand
     count = pins_d + np.bincount(pb.d[chosen], minlength=nd)
     g_count = pins_d + np.bincount(pb.d[greedy], minlength=nd)
     load = pb.cap - pb.pcap + np.bincount(pb.p[chosen], minlength=len(pb.partner_ids))
@@ -654,52 +811,60 @@ def _result(pb: _Problem, chosen: BoolArray, greedy: BoolArray, method: str, sec
     for a in open_arcs[np.argsort(-pb.s[open_arcs], kind="stable")]:
         i, j = int(pb.d[a]), int(pb.p[a])
         if not full[j]:
-            if count[i] >= c.max_per_demand:
+            if count[i] >= top[i]:
                 at_max.add(i)
             continue
-        if count[i] < c.max_per_demand or pb.s[a] > worst[i]:
+        if count[i] < top[i] or pb.s[a] > worst[i]:
             wanted.setdefault(j, []).append((float(pb.s[a]), i))
-        if count[i] < need:
+        if count[i] < need[i]:
             full_of.setdefault(i, []).append(pb.partner_ids[j])
 
     shortfalls = []
     for i in np.flatnonzero(count < need):
-        have = int(pins_d[i])
+        have, want = int(pins_d[i]), int(need[i])
         reason = (
             "no_candidates"
-            if have + pb.n_total[i] < need
+            if have + pb.n_total[i] < want
             else "below_min_score"
-            if have + pb.n_score[i] < need
+            if have + pb.n_score[i] < want
             else "excluded"
-            if have + n_elig[i] < need
+            if have + n_elig[i] < want
             else "at_capacity"
         )
         ms = "" if c.min_score is None else f" >= min_score {c.min_score:g}"
         detail = (
             f"{pb.n_total[i] + have} candidates, {pb.n_score[i] + have}{ms}, "
-            f"{n_elig[i] + have} not excluded, {int(count[i])} assigned of {need}"
+            f"{n_elig[i] + have} not excluded, {int(count[i])} assigned of {want}"
         )
         fulls = tuple(dict.fromkeys(full_of.get(int(i), [])))
         if fulls:
             detail += f"; full partners: {_few(fulls, 5)}"
-        shortfalls.append(Shortfall(pb.demand_ids[i], int(count[i]), need, reason, detail, fulls))
+        shortfalls.append(Shortfall(pb.demand_ids[i], int(count[i]), want, reason, detail, fulls))
     binding = [
         BindingPartner(
             pb.partner_ids[j],
             int(pb.cap[j]),
             tuple(dict.fromkeys(pb.demand_ids[i] for _, i in ws)),
-            tuple(dict.fromkeys(pb.demand_ids[i] for _, i in ws if count[i] < need)),
+            tuple(dict.fromkeys(pb.demand_ids[i] for _, i in ws if count[i] < need[i])),
         )
         for j, ws in wanted.items()
     ]
     binding.sort(key=lambda b: (-len(b.blocks_minimum), -len(b.wanted_by), b.partner_id))
+    pmin = np.minimum(pb.pmin, pb.cap)
+    partner_short = tuple(
+        PartnerShortfall(pb.partner_ids[j], int(load[j]), int(pmin[j]),
+                         f"{int(np.sum(pb.p == j))} eligible candidate pairs, "
+                         f"{int(load[j])} assigned of {int(pmin[j])}")
+        for j in np.flatnonzero(load < pmin)
+    )
+    met, wanted_n = _wishes(pb, chosen)
     return Assignment(
         method=method,
         demand_ids=tuple(pb.demand_ids),
         pairs=tuple(pairs),
         objective=float(pin_score + pb.s[chosen].sum()),
         min_slots_filled=int(np.minimum(count, need).sum()),
-        min_slots_required=need * nd,
+        min_slots_required=int(need.sum()),
         greedy_objective=float(pin_score + pb.s[greedy].sum()),
         greedy_min_slots_filled=int(np.minimum(g_count, need).sum()),
         shortfalls=tuple(shortfalls),
@@ -707,4 +872,195 @@ def _result(pb: _Problem, chosen: BoolArray, greedy: BoolArray, method: str, sec
         demands_at_max=tuple(pb.demand_ids[i] for i in sorted(at_max)),
         dropped=dict(pb.dropped),
         seconds=seconds,
+        partner_min_filled=int(np.minimum(load, pmin).sum()),
+        partner_min_required=int(pmin.sum()),
+        partner_shortfalls=partner_short,
+        wishes_met=met,
+        wishes_wanted=wanted_n,
+        fair_threshold=threshold,
+        worst_best=_worst_best(pb, chosen),
+        greedy_worst_best=_worst_best(pb, greedy),
+        alternates=_alternates(pb, chosen, load, n_alternates),
+        suggestions=tuple(diagnose(pb, chosen)) if shortfalls else (),
+        min_score=c.min_score,
     )
+
+
+def _worst_best(pb: _Problem, chosen: BoolArray) -> float | None:
+    """The max-min objective: over demands that want a meeting and have an eligible candidate
+    or a pin, the lowest best score (-inf counts a demand left with nothing)."""
+    nd = len(pb.demand_ids)
+    best = np.full(nd, -np.inf)
+    np.maximum.at(best, pb.d[chosen], pb.s[chosen])
+    for x in pb.pins:
+        i = pb.demand_ids.index(x.demand_id)
+        best[i] = max(best[i], x.score)
+    has = (np.bincount(pb.d, minlength=nd) > 0) | (pb.top > pb.dmax)
+    mask = has & (pb.top > 0)
+    return float(best[mask].min()) if mask.any() else None
+
+
+def _wishes(pb: _Problem, chosen: BoolArray) -> tuple[int, int]:
+    met = wanted = 0
+    ex = pb.extras
+    for ok, want in ((ex.local, ex.want_local), (ex.foreign, ex.want_foreign)):
+        if ok is None or want is None:
+            continue
+        got = np.bincount(pb.d[chosen & ok], minlength=len(pb.demand_ids)) > 0
+        met += int((got & want).sum())
+        wanted += int(want.sum())
+    return met, wanted
+
+
+def _alternates(pb: _Problem, chosen: BoolArray, load: IntArray, n: int) -> dict:
+    """Per assigned pair, up to n other eligible partners of the demand, best first, that still
+    have capacity (and room under the organisation and group caps)."""
+    if n <= 0:
+        return {}
+    ex = pb.extras
+    org_left = None
+    if ex.org is not None and ex.org_cap is not None:
+        used = np.bincount(ex.org[pb.p[chosen]][ex.org[pb.p[chosen]] >= 0], minlength=len(ex.org_cap))
+        org_left = ex.org_cap - used
+    group_used = Counter(ex.group_used)
+    if ex.group is not None:
+        for a in np.flatnonzero(chosen):
+            g = int(ex.group[pb.d[a]])
+            if g >= 0:
+                group_used[(g, int(pb.p[a]))] += 1
+    options: dict[int, list[tuple[str, float]]] = {}
+    for a in np.flatnonzero(~chosen)[np.argsort(-pb.s[~chosen], kind="stable")]:
+        i, j = int(pb.d[a]), int(pb.p[a])
+        if load[j] >= pb.cap[j]:
+            continue
+        if org_left is not None and ex.org is not None and ex.org[j] >= 0 and org_left[ex.org[j]] <= 0:
+            continue
+        if ex.group is not None and ex.group[i] >= 0 and group_used[(int(ex.group[i]), j)] >= (ex.group_cap or 0):
+            continue
+        got = options.setdefault(i, [])
+        if len(got) < n:
+            got.append((pb.partner_ids[j], float(pb.s[a])))
+    out: dict[tuple[str, str], tuple[tuple[str, float], ...]] = {}
+    chosen_pairs = [(int(i), int(j)) for i, j in zip(pb.d[chosen], pb.p[chosen], strict=True)]
+    di = {d: i for i, d in enumerate(pb.demand_ids)}
+    for i, j in chosen_pairs + [(di[x.demand_id], -1) for x in pb.pins]:
+        did = pb.demand_ids[i]
+        pid = pb.partner_ids[j] if j >= 0 else None
+        for x in pb.pins if pid is None else ():
+            if x.demand_id == did:
+                out[(did, x.partner_id)] = tuple(options.get(i, ()))
+        if pid is not None:
+            out[(did, pid)] = tuple(options.get(i, ()))
+    return out
+
+
+def diagnose(pb: _Problem, chosen: BoolArray) -> list[Suggestion]:
+    """What to change so every demand minimum can be met, computed exactly.
+
+    Quotas: a demand with fewer eligible candidates than its minimum cannot be helped by
+    capacity; its minimum is lowered to what it has (or it needs more candidates). Capacity:
+    the smallest total increase of partner capacities (and organisation / group caps) that lets
+    every other minimum be filled at once, by a min-cost flow where each extra unit costs 1."""
+    from ortools.graph.python import min_cost_flow
+
+    nd, npart = len(pb.demand_ids), len(pb.partner_ids)
+    elig = np.bincount(pb.d, minlength=nd)
+    want = np.minimum(pb.dmin, elig)
+    out: list[Suggestion] = []
+    for i in np.flatnonzero(elig < pb.dmin):
+        did, have = pb.demand_ids[i], int(pb.need[i] - pb.dmin[i] + elig[i])
+        out.append(Suggestion(
+            "quota", did, int(pb.need[i]), have,
+            f"demand {did} has only {have} eligible partners for a minimum of {int(pb.need[i])}: lower its "
+            f"minimum to {have}, or give it more candidates (larger k, lower min_score, fewer exclusions)",
+            f"需求 {did} 只有 {have} 个合格伙伴，达不到最少 {int(pb.need[i])} 场：把它的最少对接数降到 {have}，"
+            f"或增加候选伙伴（加大 k、降低最低分、减少排除）",
+        ))
+    total = int(want.sum())
+    if total == 0 or len(pb.d) == 0:
+        return out
+    ex = pb.extras
+    big = total
+    src, sink = 0, 1
+    dn = 2 + np.arange(nd)
+    pn = 2 + nd + np.arange(npart)
+    nxt = 2 + nd + npart
+    tails, heads, caps, costs, kinds = [], [], [], [], []
+
+    def arcs(t, h, c, w, kind=None):
+        t, h, c = np.broadcast_arrays(np.asarray(t), np.asarray(h), np.asarray(c))
+        tails.append(t.ravel()), heads.append(h.ravel()), caps.append(c.ravel())
+        costs.append(np.full(t.size, w)), kinds.append((kind, t.size))
+
+    arcs(src, dn, want, 0)
+    target = pn[pb.p]
+    group_keys: list[tuple[int, int]] = []
+    if ex.group is not None and ex.group_cap is not None:
+        grouped = ex.group[pb.d] >= 0
+        keys = ex.group[pb.d][grouped] * npart + pb.p[grouped]
+        uniq, inv = np.unique(keys, return_inverse=True)
+        gn = nxt + np.arange(len(uniq))
+        nxt += len(uniq)
+        target = target.copy()
+        target[grouped] = gn[inv]
+        left = [max(ex.group_cap - ex.group_used.get((int(k // npart), int(k % npart)), 0), 0) for k in uniq]
+        group_keys = [(int(k // npart), int(k % npart)) for k in uniq]
+        arcs(dn[pb.d], target, 1, 0)
+        arcs(gn, pn[uniq % npart], left, 0)
+        arcs(gn, pn[uniq % npart], big, 1, "group")
+    else:
+        arcs(dn[pb.d], target, 1, 0)
+    if ex.org is not None and ex.org_cap is not None:
+        on = nxt + np.arange(len(ex.org_cap))
+        has = ex.org >= 0
+        arcs(pn[has], on[ex.org[has]], pb.pcap[has], 0)
+        arcs(pn[has], on[ex.org[has]], big, 1, "capacity_org")
+        arcs(on, sink, ex.org_cap, 0)
+        arcs(on, sink, big, 1, "organisation_cap")
+        arcs(pn[~has], sink, pb.pcap[~has], 0)
+        arcs(pn[~has], sink, big, 1, "capacity")
+        partner_of_cap = {"capacity_org": np.flatnonzero(has), "capacity": np.flatnonzero(~has)}
+    else:
+        arcs(pn, sink, pb.pcap, 0)
+        arcs(pn, sink, big, 1, "capacity")
+        partner_of_cap = {"capacity": np.arange(npart)}
+    mcf = min_cost_flow.SimpleMinCostFlow()
+    ids = mcf.add_arcs_with_capacity_and_unit_cost(
+        np.concatenate(tails).astype(np.int64), np.concatenate(heads).astype(np.int64),
+        np.concatenate(caps).astype(np.int64), np.concatenate(costs).astype(np.int64))
+    mcf.set_node_supply(src, total)
+    mcf.set_node_supply(sink, -total)
+    if mcf.solve() != mcf.OPTIMAL:
+        return out
+    flows = mcf.flows(ids)
+    at = 0
+    for kind, size in kinds:
+        part = flows[at: at + size]
+        at += size
+        if kind is None:
+            continue
+        for k in np.flatnonzero(part):
+            n = int(part[k])
+            if kind in partner_of_cap:
+                j = int(partner_of_cap[kind][k])
+                pid, cur = pb.partner_ids[j], int(pb.cap[j])
+                out.append(Suggestion(
+                    "capacity", pid, cur, cur + n,
+                    f"raise the capacity of partner {pid} from {cur} to {cur + n} (+{n} meetings)",
+                    f"把伙伴 {pid} 的接待名额从 {cur} 场增加到 {cur + n} 场（+{n}）"))
+            elif kind == "organisation_cap":
+                name, cur = pb.org_names[k], pb.org_limit
+                out.append(Suggestion(
+                    "organisation_cap", name, cur, cur + n,
+                    f"allow organisation {name} {cur + n} meetings instead of {cur} (+{n})",
+                    f"允许单位 {name} 对接 {cur + n} 场（原上限 {cur}，+{n}）"))
+            else:
+                g, j = group_keys[k]
+                name, cur = f"{pb.group_names[g]}/{pb.partner_ids[j]}", int(ex.group_cap or 0)
+                out.append(Suggestion(
+                    "group_cap", name, cur, cur + n,
+                    f"allow {cur + n} meetings between {pb.group_names[g]} and partner {pb.partner_ids[j]} "
+                    f"instead of {cur} (+{n})",
+                    f"允许 {pb.group_names[g]} 的企业与伙伴 {pb.partner_ids[j]} 对接 {cur + n} 场"
+                    f"（原上限 {cur}，+{n}）"))
+    return out

@@ -2,7 +2,8 @@
 
 ``write_outputs`` writes the assignment, the schedule and the unmet demands as CSV (UTF-8 with
 BOM, so Excel shows Chinese correctly) and as one XLSX workbook, plus printable A4 agendas in
-HTML. Every file is written to a temporary name and moved into place.
+HTML and, with ``pdf=True`` (WeasyPrint, the ``pdf`` extra), as PDF. Every file is written to
+a temporary name and moved into place.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from matcher.conference.assign import Assignment
 from matcher.conference.schedule import Schedule
+from matcher.errors import MatcherError
 from matcher.fsutil import atomic_bytes, atomic_text
 from matcher.records import Demand, Partner
 from matcher.retrieval.results import PartnerMatch
@@ -36,6 +38,7 @@ ASSIGNMENT_COLUMNS = [
     "table",
     "shared_terms",
     "best_capabilities",
+    "alternates",
 ]
 SCHEDULE_COLUMNS = [
     "slot",
@@ -71,8 +74,12 @@ def write_outputs(
     candidates: Mapping[str, Sequence[PartnerMatch]],
     *,
     title: str = "Technology matchmaking conference",
+    pdf: bool = False,
 ) -> list[Path]:
     """Write every output file under ``out_dir``; returns the paths written.
+
+    pdf: also write A4 PDF agendas (agendas/*.pdf, one per enterprise and per partner, and
+    agendas/all.pdf with every agenda), Chinese fonts embedded; needs techmatch[pdf].
 
     conference.xlsx (sheets assignment, schedule, unmet), assignment.csv, schedule.csv,
     unmet.csv, agendas/enterprise-<id>.html, agendas/partner-<id>.html, agendas/index.html.
@@ -93,10 +100,37 @@ def write_outputs(
     path = out_dir / "conference.xlsx"
     atomic_bytes(path, _xlsx_bytes(tables))
     written.append(path)
-    for rel, html in render_agendas(view, title=title).items():
+    pages = render_agendas(view, title=title)
+    pdfs = render_pdfs(pages) if pdf else {}  # rendered before anything else is replaced
+    for rel, html in pages.items():
         atomic_text(out_dir / "agendas" / rel, html)
         written.append(out_dir / "agendas" / rel)
+    for rel, data in pdfs.items():
+        atomic_bytes(out_dir / "agendas" / rel, data)
+        written.append(out_dir / "agendas" / rel)
     return written
+
+
+def render_pdfs(pages: Mapping[str, str]) -> dict[str, bytes]:
+    """A4 PDFs of the agenda pages (not the index): name.pdf per page and all.pdf, every
+    agenda in one file, enterprises first. WeasyPrint embeds the (subset) CJK fonts."""
+    try:
+        from weasyprint import HTML
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise MatcherError(
+            "PDF agendas need WeasyPrint: install techmatch[pdf] (pip install 'techmatch[pdf]') "
+            "/ 生成 PDF 日程需要 WeasyPrint：请安装 techmatch[pdf]"
+        ) from exc
+
+    out: dict[str, bytes] = {}
+    docs = []
+    for rel in sorted((r for r in pages if r != "index.html"), key=lambda r: (not r.startswith("enterprise-"), r)):
+        doc = HTML(string=pages[rel]).render()
+        docs.append(doc)
+        out[rel.removesuffix(".html") + ".pdf"] = doc.write_pdf()
+    if docs:
+        out["all.pdf"] = docs[0].copy([page for doc in docs for page in doc.pages]).write_pdf()
+    return out
 
 
 def _csv_bytes(cols: list[str], rows: list[list[Any]]) -> bytes:
@@ -200,6 +234,10 @@ class ConferenceView:
                     table,
                     "; ".join(terms),
                     " | ".join(caps),
+                    "; ".join(
+                        f"{self.partner_name(pid)} ({pid}) {sc:.4f}"
+                        for pid, sc in self.assignment.alternates.get((a.demand_id, a.partner_id), ())
+                    ),
                 ]
             )
         return rows
@@ -240,6 +278,20 @@ class ConferenceView:
                     s.reason,
                     s.detail,
                 ]
+            )
+        for ps in self.assignment.partner_shortfalls:
+            rows.append(
+                ["partner_minimum", "", "", "", ps.partner_id, self.partner_name(ps.partner_id), ps.assigned,
+                 ps.required, "below_partner_minimum", ps.detail]
+            )
+        for x in self.assignment.suggestions:
+            is_demand = x.kind == "quota"
+            rows.append(
+                ["suggestion", x.target if is_demand else "", self.demand_title(x.target) if is_demand else "",
+                 self.enterprise(x.target) if is_demand else "",
+                 x.target if x.kind == "capacity" else "",
+                 self.partner_name(x.target) if x.kind == "capacity" else "",
+                 x.current, x.proposed, x.kind, f"{x.zh} / {x.en}"]
             )
         for u in self.schedule.unplaced:
             rows.append(

@@ -13,7 +13,10 @@ when it proves optimality, as it does on small cases), ``heuristic`` (partners w
 meetings first, each laid out as a compact run from its best start slot), and ``auto``
 (CP-SAT when the model is small enough, else the heuristic; the better result is kept).
 A heuristic result that places every meeting with one block per partner is optimal as it
-stands, and no solver runs.
+stands, and no solver runs. Every run also computes a max-flow bound on the meetings any
+schedule can place (:func:`placement_bound`); ``auto`` stops when the heuristic reaches it
+(the placement is then optimal; only blocks could still improve, and CP-SAT polishes them
+only on small models, ``AUTO_BLOCKS_MAX_VARIABLES``), and the result reports placed vs bound.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from matcher.errors import InputError, UnknownNameError
 
 METHODS = ("auto", "cp-sat", "heuristic")
@@ -31,6 +36,7 @@ UNPLACED_REASONS = {
     "no_free_slot": "every common slot has the partner, the enterprise or all tables busy",
 }
 AUTO_MAX_VARIABLES = 150_000
+AUTO_BLOCKS_MAX_VARIABLES = 5_000  # auto still polishes blocks with CP-SAT below this size
 Window = tuple[str, str]
 
 
@@ -71,7 +77,9 @@ class Unplaced:
 @dataclass(frozen=True)
 class Schedule:
     """meetings sorted by (slot, table); blocks: per partner with a meeting, its number of
-    blocks; optimal: CP-SAT proved no schedule places more or has fewer blocks."""
+    blocks; optimal: no schedule places more or has fewer blocks (proved by CP-SAT, or by the
+    heuristic reaching both bounds); bound: the most meetings any schedule can place (a
+    max-flow bound, see :func:`placement_bound`)."""
 
     slots: tuple[Slot, ...]
     tables: int
@@ -80,6 +88,12 @@ class Schedule:
     blocks: Mapping[str, int]
     method: str
     optimal: bool
+    bound: int = -1
+
+    @property
+    def placed_optimal(self) -> bool:
+        """True when as many meetings are placed as the max-flow bound allows."""
+        return len(self.meetings) == self.bound
 
     @property
     def total_blocks(self) -> int:
@@ -194,18 +208,57 @@ def schedule_meetings(
         partner_windows or {},
     )
     slot_of = _heuristic(inst)
+    bound = placement_bound(inst)
     # everything placed with one block per partner cannot be beaten: no solver needed
-    optimal = _quality(inst, slot_of) == (len(inst.pairs), -len(inst.by_partner))
+    optimal = _quality(inst, slot_of) == (bound, -len(inst.by_partner))
+    reached = _quality(inst, slot_of)[0] >= bound
     used = "heuristic"
     n_vars = sum(len(a) for a in inst.allowed)
-    if not optimal and (method == "cp-sat" or (method == "auto" and n_vars <= AUTO_MAX_VARIABLES)):
-        found, proved = _cp_sat(inst, slot_of, time_limit, workers)
+    # auto stops when the heuristic reaches the bound: the placement is optimal and only blocks
+    # could improve, which is worth a solver run on small models only
+    limit = AUTO_BLOCKS_MAX_VARIABLES if reached else AUTO_MAX_VARIABLES
+    run_solver = method == "cp-sat" or (method == "auto" and n_vars <= limit)
+    if not optimal and run_solver:
+        found, proved = _cp_sat(inst, slot_of, time_limit, workers, bound)
         if found is not None and (
             _quality(inst, found) > _quality(inst, slot_of)
             or (proved and _quality(inst, found) == _quality(inst, slot_of))
         ):
             slot_of, used, optimal = found, "cp-sat", proved
-    return _build(inst, slot_of, used, optimal)
+    return _build(inst, slot_of, used, optimal, bound)
+
+
+def placement_bound(inst: _Inst) -> int:
+    """An upper bound on the meetings any schedule places: the smaller of two max-flows, one
+    keeping tables per slot and each partner in one meeting per slot, the other the same for
+    enterprises (either relaxation drops only the other side's rule)."""
+    from ortools.graph.python import max_flow
+
+    if not inst.pairs:
+        return 0
+    n_slots, n_m = len(inst.slots), len(inst.pairs)
+    best = n_m
+    for side in ([p for _, p in inst.pairs], inst.ent):
+        names = {x: k for k, x in enumerate(dict.fromkeys(side))}
+        tails, heads, caps = [], [], []
+        src, sink = 0, 1
+        slot0 = 2
+        m0 = slot0 + n_slots
+        w0 = m0 + n_m
+        for m, who in enumerate(side):
+            tails.append(src), heads.append(m0 + m), caps.append(1)
+            for t in inst.allowed[m]:
+                tails.append(m0 + m), heads.append(w0 + names[who] * n_slots + t), caps.append(1)
+        used = {names[who] * n_slots + t for m, who in enumerate(side) for t in inst.allowed[m]}
+        for key in used:
+            tails.append(w0 + key), heads.append(slot0 + key % n_slots), caps.append(1)
+        for t in range(n_slots):
+            tails.append(slot0 + t), heads.append(sink), caps.append(inst.tables)
+        mf = max_flow.SimpleMaxFlow()
+        mf.add_arcs_with_capacity(np.array(tails), np.array(heads), np.array(caps))
+        if mf.solve(src, sink) == mf.OPTIMAL:
+            best = min(best, int(mf.optimal_flow()))
+    return best
 
 
 def _instance(
@@ -294,7 +347,7 @@ def _heuristic(inst: _Inst) -> list[int | None]:
 
 
 def _cp_sat(
-    inst: _Inst, hint: list[int | None], time_limit: float, workers: int
+    inst: _Inst, hint: list[int | None], time_limit: float, workers: int, bound: int | None = None
 ) -> tuple[list[int | None] | None, bool]:
     from ortools.sat.python import cp_model
 
@@ -326,6 +379,8 @@ def _cp_sat(
                 prev = busy if vs else None
     # a partner with one meeting has one block exactly when that meeting is placed
     singles = [x[m, t] for ms in inst.by_partner.values() if len(ms) == 1 for m in ms for t in inst.allowed[m]]
+    if bound is not None:
+        model.add(sum(x.values()) <= bound)  # redundant, it helps the proof
     weight = len(inst.pairs) + 1
     model.maximize(weight * sum(x.values()) - sum(starts) - sum(singles))
     solver = cp_model.CpSolver()
@@ -341,7 +396,7 @@ def _cp_sat(
     return slot_of, status == cp_model.OPTIMAL
 
 
-def _build(inst: _Inst, slot_of: list[int | None], method: str, optimal: bool) -> Schedule:
+def _build(inst: _Inst, slot_of: list[int | None], method: str, optimal: bool, bound: int = -1) -> Schedule:
     """Number tables slot by slot: a partner continuing a block keeps its table, then its
     first table, then the lowest free one."""
     table_of: dict[int, int] = {}
@@ -387,6 +442,7 @@ def _build(inst: _Inst, slot_of: list[int | None], method: str, optimal: bool) -
         {p: b for p, b in blocks.items() if b},
         method,
         optimal,
+        bound,
     )
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import os
 import queue
 import socket
@@ -41,6 +42,7 @@ from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from matcher.conference.assign import AssignmentConstraints, InfeasibleError, PairListRule, SameValueRule
+from matcher.conference.rules import parse_rule
 from matcher.conference.run import default_floor
 from matcher.errors import InputError, MatcherError
 from matcher.records import Demand, Partner
@@ -57,7 +59,7 @@ STATUSES = ("queued", "running", "done", "failed", "interrupted")
 RESUMABLE = frozenset({"failed", "interrupted"})
 DEFAULT_TITLE = "技术需求对接会 Technology matchmaking conference"
 MEDIA_TYPES = {".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-               ".csv": "text/csv; charset=utf-8", ".html": "text/html; charset=utf-8"}
+               ".csv": "text/csv; charset=utf-8", ".html": "text/html; charset=utf-8", ".pdf": "application/pdf"}
 
 
 # -- request and response schemas ----------------------------------------------------------
@@ -82,7 +84,7 @@ class AvailabilityIn(Strict):
     windows: Annotated[str, StringConstraints(min_length=1, max_length=500)]
 
 
-Rule = Annotated[str, StringConstraints(pattern=r"^\s*[\w.-]+\s*=\s*[\w.-]+\s*$", max_length=200)]
+Rule = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 
 class ConferenceJobCreate(Strict):
@@ -101,8 +103,17 @@ class ConferenceJobCreate(Strict):
                                      description="pairs never proposed")
     contracts: list[ContractIn] = Field(default_factory=list, max_length=100_000,
                                         description="enterprise-partner pairs with a contract: excluded")
-    exclusion_rules: list[Rule] = Field(default_factory=list, max_length=20,
-                                        description="DEMAND_FIELD=PARTNER_FIELD, e.g. enterprise=owner")
+    exclusion_rules: list[Rule] = Field(
+        default_factory=list, max_length=20,
+        description="rules: DEMAND_FIELD=PARTNER_FIELD excludes (enterprise=owner); 'at most N per partner FIELD'; "
+                    "'at most N per demand FIELD and partner'; 'at least 1 local|foreign DEMAND_FIELD=PARTNER_FIELD'")
+    quotas: dict[IdStr, Annotated[int, Field(ge=0, le=1000)]] = Field(
+        default_factory=dict, max_length=100_000, description="demand_id -> meetings that demand wants (1, 3, 5 ...)")
+    partner_min: int = Field(0, ge=0, le=10_000, description="soft minimum meetings per partner")
+    fair: bool = Field(False, description="maximise the worst-off demand's best score first (max-min)")
+    method: Literal["min_cost_flow", "milp", "greedy"] = "min_cost_flow"
+    alternates: int = Field(3, ge=0, le=20, description="alternate partners listed per meeting")
+    pdf: bool = Field(False, description="also write A4 PDF agendas (needs WeasyPrint on the server)")
     pins: list[PairIn] = Field(default_factory=list, max_length=100_000, description="pairs that must be kept")
     slots: Annotated[str, StringConstraints(max_length=500)] = "09:00-12:00,14:00-17:00"
     slot_minutes: int = Field(20, ge=1, le=24 * 60)
@@ -238,17 +249,29 @@ def plan(conn: Connection, p: ConferenceJobCreate, *, max_k: int, demand_ids: Se
             continue
         (ent_windows if a.side == "enterprise" else partner_windows).setdefault(a.id, []).extend(windows)
     rules: list = []
+    group_rules: list = []
     if p.contracts:
         rules.append(PairListRule(frozenset((c.enterprise, c.partner_id) for c in p.contracts)))
-    for spec in p.exclusion_rules:
-        left, _, right = spec.partition("=")
-        rules.append(SameValueRule(left.strip(), right.strip()))
+    for n, spec in enumerate(p.exclusion_rules):
+        try:
+            rule = parse_rule(spec)
+        except InputError as exc:
+            problems.append(_problem(["exclusion_rules", n], exc.reason))
+            continue
+        (rules if isinstance(rule, SameValueRule) else group_rules).append(rule)
+    for did in p.quotas:
+        if did not in selected:
+            problems.append(_problem(["quotas", did], f"demand '{did}' is not among the selected demands",
+                                     "unknown_id"))
     constraints = None
     try:
         constraints = AssignmentConstraints(
             capacity=p.capacity, min_per_demand=p.min_per_demand, max_per_demand=p.max_per_demand,
-            min_score=default_floor() if p.min_score is None else p.min_score, exclusions=frozenset((x.demand_id, x.partner_id) for x in p.exclusions),
-            exclusion_rules=tuple(rules), pins=tuple((x.demand_id, x.partner_id) for x in p.pins))
+            min_score=default_floor() if p.min_score is None else p.min_score,
+            exclusions=frozenset((x.demand_id, x.partner_id) for x in p.exclusions),
+            exclusion_rules=tuple(rules), pins=tuple((x.demand_id, x.partner_id) for x in p.pins),
+            quotas={k: v for k, v in p.quotas.items() if k in selected}, partner_min=p.partner_min,
+            group_rules=tuple(group_rules), fair=p.fair)
     except InputError as exc:
         problems.append(_problem([exc.field or "constraints"], exc.reason))
     if problems:
@@ -500,8 +523,10 @@ class ConferenceJobs:
                           "detail": c.detail} for c in exc.conflicts]
             self._set(job_id, status="failed", finished_at=utcnow(), error=str(exc),
                       summary={"conflicts": conflicts,
+                               "suggestions": [_suggestion(x) for x in exc.suggestions],
                                "explain": [f"pin ({c['demand_id']}, {c['partner_id']}) breaks {c['constraint']}: "
-                                           f"{c['detail']}" for c in conflicts]})
+                                           f"{c['detail']}" for c in conflicts]
+                               + [x.en for x in exc.suggestions]})
         except (MatcherError, ApiError) as exc:
             self._set(job_id, status="failed", finished_at=utcnow(), error=str(exc))
         except Exception as exc:
@@ -560,7 +585,8 @@ class ConferenceJobs:
                             chunk_size=params.chunk_size)
         self._check_stop()
         self._set(job_id, stage="assigning")
-        result = assign(candidate_table(ranked), p.constraints, demands=dems, partners=part)
+        result = assign(candidate_table(ranked), p.constraints, demands=dems, partners=part, method=params.method,
+                        alternates=params.alternates)
         self._check_stop()
         self._set(job_id, stage="scheduling")
         schedule = schedule_meetings(
@@ -569,7 +595,8 @@ class ConferenceJobs:
             partner_windows=p.partner_windows, time_limit=params.schedule_seconds)
         self._check_stop()
         self._set(job_id, stage="writing")
-        written = write_outputs(folder, result, schedule, dems, part, ranked, title=params.title or DEFAULT_TITLE)
+        written = write_outputs(folder, result, schedule, dems, part, ranked, title=params.title or DEFAULT_TITLE,
+                                pdf=params.pdf)
         files = sorted({_rel(path, folder) for path in written}, key=lambda n: ("/" in n, n))
         return {
             "demands": len(dems), "missing_demands": missing, "ranked_from_checkpoint": start.get("done", 0),
@@ -585,8 +612,23 @@ class ConferenceJobs:
             "scheduled": len(schedule.meetings), "unscheduled": dict(Counter(u.reason for u in schedule.unplaced)),
             "schedule_method": schedule.method, "schedule_optimal": schedule.optimal,
             "slots": len(schedule.slots), "tables": schedule.tables, "partner_blocks": schedule.total_blocks,
+            "schedule_bound": schedule.bound,
+            "partner_min_filled": result.partner_min_filled, "partner_min_required": result.partner_min_required,
+            "wishes_met": result.wishes_met, "wishes_wanted": result.wishes_wanted,
+            "fair_threshold": result.fair_threshold, "worst_best": _finite(result.worst_best),
+            "greedy_worst_best": _finite(result.greedy_worst_best),
+            "suggestions": [_suggestion(x) for x in result.suggestions],
             "files": files,
         }
+
+
+def _finite(x: float | None) -> float | None:
+    """JSON has no infinities: a worst-off demand with no meeting at all is reported as null."""
+    return x if x is not None and math.isfinite(x) else None
+
+
+def _suggestion(x: Any) -> dict[str, Any]:
+    return {"kind": x.kind, "target": x.target, "current": x.current, "proposed": x.proposed, "en": x.en, "zh": x.zh}
 
 
 def _rel(path: Path, folder: Path) -> str:

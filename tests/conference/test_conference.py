@@ -141,7 +141,10 @@ def test_write_outputs_files_sheets_and_csv(conference):
     unmet = list(csv.DictReader(io.StringIO((out / "unmet.csv").read_text("utf-8-sig"))))
     d8 = [r for r in unmet if r["demand_id"] == "d8"]
     assert d8 and d8[0]["reason"] == "no_candidates" and d8[0]["stage"] == "assignment"
-    assert len(unmet) == len(result.shortfalls) + len(sched.unplaced)
+    assert len(unmet) == (len(result.shortfalls) + len(result.partner_shortfalls) + len(result.suggestions)
+                          + len(sched.unplaced))
+    (fix,) = [r for r in unmet if r["stage"] == "suggestion"]
+    assert fix["demand_id"] == "d8" and fix["reason"] == "quota" and "最少对接数" in fix["detail"]
 
 
 def test_formula_cells_are_neutralised(conference):
@@ -320,3 +323,56 @@ def test_the_command_prints_the_plain_summary_before_the_details(tmp_path):
     text = stream.getvalue()
     assert text.startswith("共安排 ")
     assert text.index("先到先得") < text.index("详细数据：") < text.index("files written")
+
+
+def test_pdf_agendas_embed_chinese_fonts_and_extract_back(tmp_path):
+    pypdf = pytest.importorskip("pypdf")
+    pytest.importorskip("weasyprint")
+    ds = demands(4)
+    ranked = rank_batch(FakeRanker(), ds, k=3)
+    result = assign(candidate_table(ranked), AssignmentConstraints(capacity=2, max_per_demand=2),
+                    demands=ds, partners=PARTNERS)
+    sched = schedule_meetings([(a.demand_id, a.partner_id) for a in result.pairs], make_slots("09:00-10:00", 20), 2,
+                              enterprise_of={d.id: d.enterprise for d in ds})
+    out = tmp_path / "out"
+    written = write_outputs(out, result, sched, ds, PARTNERS, ranked, title="技术需求对接会", pdf=True)
+    pdfs = sorted(p.name for p in written if p.suffix == ".pdf")
+    ents = {d.enterprise for d in ds if any(a.demand_id == d.id for a in result.pairs)}
+    partners = {a.partner_id for a in result.pairs}
+    assert "all.pdf" in pdfs
+    assert sum(n.startswith("enterprise-") for n in pdfs) == len(ents)
+    assert sum(n.startswith("partner-") for n in pdfs) == len(partners)
+    combined = pypdf.PdfReader(out / "agendas" / "all.pdf")
+    assert len(combined.pages) >= len(ents) + len(partners)
+    first = pypdf.PdfReader(next(p for p in written if p.name.startswith("partner-") and p.suffix == ".pdf"))
+    box = first.pages[0].mediabox
+    assert (round(float(box.width) / 72 * 25.4), round(float(box.height) / 72 * 25.4)) == (210, 297)  # A4
+    text = "".join(page.extract_text() for page in combined.pages)
+    assert "技术需求对接会" in text and "专家/院所日程" in text and "企业日程" in text
+    fonts = set()
+    for page in combined.pages:
+        for f in (page["/Resources"].get("/Font") or {}).values():
+            obj = f.get_object()
+            desc = obj.get("/FontDescriptor") or obj["/DescendantFonts"][0].get_object().get("/FontDescriptor")
+            desc = desc.get_object()
+            assert any(k in desc for k in ("/FontFile", "/FontFile2", "/FontFile3"))  # embedded, not referenced
+            fonts.add(str(obj.get("/BaseFont")))
+    assert any("CJK" in f for f in fonts), fonts
+
+
+def test_pin_file_keeps_only_confirmed_rows_and_quotas_come_from_a_column(tmp_path):
+    from matcher.cli.conference import _pairs, _quotas
+
+    prev = tmp_path / "assignment.csv"
+    prev.write_text("demand_id,partner_id,score,confirmed\nd1,p1,0.9,是\nd2,p2,0.8,\nd3,p3,0.7,yes\n",
+                    encoding="utf-8-sig")
+    assert _pairs(prev) == [("d1", "p1"), ("d3", "p3")]
+    plain = tmp_path / "pins.csv"
+    plain.write_text("demand_id,partner_id\nd1,p1\nd2,p2\n", encoding="utf-8")
+    assert _pairs(plain) == [("d1", "p1"), ("d2", "p2")]
+    ds = [Demand("d1", "a", "", extra={"meetings": "3"}), Demand("d2", "b", ""),
+          Demand("d3", "c", "", extra={"meetings": "1.0"})]
+    assert _quotas(ds, "meetings") == {"d1": 3, "d3": 1}
+    with pytest.raises(InputError, match="whole number") as info:
+        _quotas([Demand("d1", "a", "", extra={"meetings": "two"})], "meetings")
+    assert info.value.row == 1 and info.value.field == "meetings"

@@ -157,6 +157,7 @@ def test_cp_sat_is_exact_on_small_random_cases(seed):
         assert validate_schedule(s, pairs, enterprise_of=ent) == []
         independent_check(s, pairs, ent)
         got = (len(s.meetings), -s.total_blocks)
+        assert s.bound >= want[0]  # the max-flow bound never cuts a feasible schedule
         if method == "cp-sat":
             assert got == want and s.optimal
         else:
@@ -212,3 +213,24 @@ def test_cp_sat_beats_the_heuristic_where_it_can():
     assert (len(s.meetings), s.total_blocks, s.method, s.optimal) == (7, 3, "cp-sat", True)
     assert validate_schedule(s, pairs, enterprise_of=ent) == []
     independent_check(s, pairs, ent)
+
+
+def test_auto_stops_when_the_heuristic_reaches_the_bound():
+    # 600 meetings, no windows: the heuristic places all of them; CP-SAT must not run
+    rng = random.Random(3)
+    slots = make_slots("09:00-12:00,14:00-17:00", 20)
+    pairs = list(dict.fromkeys((f"d{rng.randint(0, 400)}", f"p{rng.randint(0, 150)}") for _ in range(600)))
+    ent = {f"d{i}": f"e{i}" for i in range(401)}
+    s = schedule_meetings(pairs, slots, 40, enterprise_of=ent, method="auto", time_limit=30)
+    assert s.bound == len(pairs) == len(s.meetings)
+    assert s.placed_optimal and s.method == "heuristic"
+
+
+def test_bound_is_tight_where_tables_bind():
+    # 3 slots x 1 table: at most 3 of 5 meetings fit, whatever the heuristic does
+    pairs = [(f"d{i}", f"p{i}") for i in range(5)]
+    s = schedule_meetings(pairs, MORNING, 1)
+    assert s.bound == 3 and len(s.meetings) == 3 and s.placed_optimal
+    # one partner in 5 meetings but only 3 slots: the partner side bounds it
+    s2 = schedule_meetings([(f"d{i}", "p") for i in range(5)], MORNING, 5)
+    assert s2.bound == 3 and len(s2.meetings) == 3

@@ -128,6 +128,8 @@ def test_bad_parameters_are_rejected_before_anything_is_queued(world):
     assert problems({"industry": ["无此行业"]}) == {("demand_ids", "value_error")}  # nothing selected
     r = world.client.post(JOBS, json={**BODY, "exclusion_rules": ["enterprise owner"]}, headers=world.h("staff"))
     assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error"
+    assert problems({"exclusion_rules": ["at most many per partner type"]}) == {("exclusion_rules.0", "value_error")}
+    assert problems({"quotas": {"D9": 2}}) == {("quotas.D9", "unknown_id")}
     assert world.client.get(JOBS, headers=world.h("staff")).json()["total"] == 0
 
 
@@ -281,3 +283,21 @@ def test_page_shows_resume_for_failed_jobs_and_resumes(world):
     r = world.client.post(f"/conference/jobs/{job_id}/resume", headers=staff, follow_redirects=False)
     assert r.status_code == 303
     assert wait_job(world, job_id)["runs"] == 2
+
+
+def test_job_with_quotas_group_rules_fairness_and_alternates(world):
+    body = {**BODY, "quotas": {"D1": 1, "D2": 2}, "partner_min": 1, "fair": True, "alternates": 2,
+            "exclusion_rules": ["at most 3 per partner type", "at most 2 per demand region and partner"]}
+    r = world.client.post(JOBS, json=body, headers=world.h("staff"))
+    assert r.status_code == 202, r.text
+    done = wait_job(world, r.json()["id"])
+    assert done["status"] == "done", done["error"]
+    s = done["summary"]
+    assert s["partner_min_required"] >= s["partner_min_filled"] >= 0
+    assert s["schedule_bound"] >= s["scheduled"]
+    assert s["fair_threshold"] is None or s["worst_best"] >= s["fair_threshold"] - 1e-12
+    csv_text = world.client.get(f"{JOBS}/{done['id']}/files/assignment.csv", headers=world.h("staff")).text
+    header = csv_text.lstrip("\ufeff").splitlines()[0].split(",")
+    assert "alternates" in header
+    rows = [line for line in csv_text.splitlines()[1:] if line.startswith("D1,")]
+    assert len(rows) <= 1  # D1 wants one meeting
