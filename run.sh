@@ -22,7 +22,8 @@ setup() {
     echo ">> installing dependencies (first run takes a few minutes)"
     "$VENV/bin/python" -m pip install -q --upgrade pip
     "$VENV/bin/python" -m pip install -q "torch==2.13.0"
-    "$VENV/bin/python" -m pip install -q -e ".[test]"
+    # the ray extra too: tests/distributed run the --ray path on a local cluster
+    "$VENV/bin/python" -m pip install -q -e ".[test,ray]"
     touch "$stamp"
   fi
 }

@@ -31,7 +31,7 @@ LAYERS = {
         "matcher.settings": 1, "matcher.records": 1,
         "matcher.io": 2, "matcher.retrieval": 2,
         "matcher.conference": 3, "matcher.landscape": 3,
-        "matcher.evaluate": 4, "matcher.batch": 4, "matcher.workspace": 4,
+        "matcher.evaluate": 4, "matcher.batch": 4, "matcher.workspace": 4, "matcher.distributed": 4,
         "matcher.cli": 5,
     },
     "service": {
