@@ -49,21 +49,40 @@ class EmbedStats:
     encode_seconds: float = 0.0
     batches: list[int] = field(default_factory=list)
 
+    def add(self, batch: dict[str, np.ndarray]) -> None:
+        """Counts one finished batch (its ``id``, ``encoded`` and ``seconds`` columns)."""
+        self.encoded += int(batch["encoded"].sum())
+        self.encode_seconds += float(batch["seconds"].sum())
+        self.batches.append(len(batch["id"]))
+
 
 class _Counting:
-    """Passes calls to an encoder and counts the texts that reached it (the cache's misses)."""
+    """Passes calls to an encoder; counts the texts that reached it (the cache's misses) and the
+    seconds it took."""
 
     def __init__(self, inner) -> None:
         self.inner, self.name, self.dim = inner, inner.name, inner.dim
-        self.encoded = 0
+        self.encoded, self.seconds = 0, 0.0
 
     def encode_queries(self, texts: Sequence[str], progress: Progress | None = None) -> NDArray[np.float32]:
-        self.encoded += len(texts)
-        return self.inner.encode_queries(texts, progress)
+        return self._timed(self.inner.encode_queries, texts, progress)
 
     def encode_documents(self, texts: Sequence[str], progress: Progress | None = None) -> NDArray[np.float32]:
-        self.encoded += len(texts)
-        return self.inner.encode_documents(texts, progress)
+        return self._timed(self.inner.encode_documents, texts, progress)
+
+    def _timed(self, encode, texts, progress) -> NDArray[np.float32]:
+        start = time.perf_counter()
+        try:
+            return encode(texts, progress)
+        finally:
+            self.encoded += len(texts)
+            self.seconds += time.perf_counter() - start
+
+    def drain(self) -> tuple[int, float]:
+        """Texts encoded and seconds spent since the last call."""
+        out = (self.encoded, self.seconds)
+        self.encoded, self.seconds = 0, 0.0
+        return out
 
     def load(self) -> None:
         load = getattr(self.inner, "load", None)
@@ -101,14 +120,17 @@ class EmbedWorker:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         pos = np.asarray(batch["id"], dtype=np.int64)
-        before, start = self.counting.encoded, time.perf_counter()
+        self.counting.drain()
         vecs = encode(self.encoder, [self.texts[int(p)] for p in pos], self.kind)
-        n = len(vecs)
-        encoded, seconds = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.float64)
-        if n:
-            encoded[0] = self.counting.encoded - before
-            seconds[0] = time.perf_counter() - start if encoded[0] else 0.0
-        return {"id": pos, "vec": vecs, "encoded": encoded, "seconds": seconds}
+        return {"id": pos, "vec": vecs, **encode_columns(len(pos), self.counting)}
+
+
+def encode_columns(n: int, counting: _Counting) -> dict[str, np.ndarray]:
+    """A batch's encoding work as two columns, all in row 0 (so summing a column adds it up)."""
+    encoded, seconds = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.float64)
+    if n:
+        encoded[0], seconds[0] = counting.drain()
+    return {"encoded": encoded, "seconds": seconds}
 
 
 def map_positions(ray, n: int, worker: type, kwargs: dict, config: RayConfig):
@@ -151,10 +173,10 @@ def embed_on_ray(
     if not len(texts):
         return out, stats
     ray = connect(config)
-    first: dict[str, int] = {}
-    for i, t in enumerate(texts):
-        first.setdefault(t, i)
-    unique = list(first)
+    slot: dict[str, int] = {}  # each distinct text -> its row among the distinct ones
+    for t in texts:
+        slot.setdefault(t, len(slot))
+    unique = list(slot)
     kwargs = {"refs": [ray.put(unique)], "make_encoder": make_encoder, "cache_folder": config.cache_folder}
     kwargs["kind"] = kind
     vecs = np.empty((len(unique), dim), dtype=np.float32)
@@ -162,12 +184,10 @@ def embed_on_ray(
         batch_format="numpy", batch_size=None
     ):
         vecs[batch["id"]] = batch["vec"]
-        stats.encoded += int(batch["encoded"].sum())
-        stats.encode_seconds += float(batch["seconds"].sum())
-        stats.batches.append(len(batch["id"]))
+        stats.add(batch)
         if progress:
             progress(len(batch["id"]))
-    index = np.fromiter((first[t] for t in texts), dtype=np.int64, count=len(texts))
+    index = np.fromiter((slot[t] for t in texts), dtype=np.int64, count=len(texts))
     out[:] = vecs[index]
     return out, stats
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from matcher.conference.run import _append, _open_checkpoint, match_from_json, match_to_json
 from matcher.distributed.cluster import RayConfig, connect
-from matcher.distributed.embed import cached_worker_encoder, map_positions
+from matcher.distributed.embed import RayEncoder, cached_worker_encoder, encode_columns, map_positions
 from matcher.errors import InputError
 from matcher.records import Demand
 from matcher.retrieval.engine import MatchEngine
@@ -81,19 +81,20 @@ class RankWorker:
         import ray
 
         engine_bytes, self.demands = ray.get(refs[0]), ray.get(refs[1])
-        encoder, _ = cached_worker_encoder(make_encoder, cache_folder)
+        encoder, self.counting = cached_worker_encoder(make_encoder, cache_folder)
         self.engine = unpack_engine(engine_bytes, encoder)
         self.level, self.k = level, k
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         pos = np.asarray(batch["id"], dtype=np.int64)
         chunk = [self.demands[int(p)] for p in pos]
+        self.counting.drain()
         ranked = rank_chunk(self.engine, chunk, self.level, self.k)
         if self.level == "matches":
             texts = [json.dumps([match_to_json(m) for m in ms], ensure_ascii=False) for ms in ranked]
         else:
             texts = [json.dumps(r, ensure_ascii=False) for r in ranked]
-        return {"id": pos, "ranked": np.asarray(texts, dtype=object)}
+        return {"id": pos, "ranked": np.asarray(texts, dtype=object), **encode_columns(len(pos), self.counting)}
 
 
 def _stream(
@@ -106,7 +107,8 @@ def _stream(
     *,
     worker: type = RankWorker,
 ):
-    """Yields ``(positions, json texts)`` per finished batch, in the order they finish."""
+    """Yields ``(positions, json texts)`` per finished batch, in the order they finish. The
+    queries the workers encode count in the engine's ``RayEncoder.stats`` when it has one."""
     if level not in LEVELS:
         raise InputError(f"level must be one of {', '.join(LEVELS)}, got '{level}'", field="level")
     if not demands:
@@ -117,7 +119,10 @@ def _stream(
     if level == "matches":  # reasons cost more: smaller batches reach the checkpoint sooner
         config = replace(config, batch_size=min(config.batch_size, 64))
     ds = map_positions(ray, len(demands), worker, kwargs, config)
+    stats = engine.encoder.stats if isinstance(engine.encoder, RayEncoder) else None
     for batch in ds.iter_batches(batch_format="numpy", batch_size=None):
+        if stats is not None:
+            stats.add(batch)
         yield batch["id"], batch["ranked"]
 
 

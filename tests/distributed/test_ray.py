@@ -118,12 +118,13 @@ def test_second_run_on_the_cluster_encodes_nothing_new(corpus, tmp_path):
     log, config = tmp_path / "encoded.log", _config(tmp_path)
     first, stats = embed_on_ray(texts[:200], "passage", CountingFake(log), 64, config)
     assert _counted(log) == stats.encoded == len(set(texts[:200]))
-    # the second run asks for 97 new texts and 200 old ones: only the new ones are encoded
-    second, stats = embed_on_ray(texts, "passage", CountingFake(log), 64, config)
+    # the second run asks for 97 new texts and 200 old ones (some twice): only the new are encoded
+    asked = texts + texts[10:40]
+    second, stats = embed_on_ray(asked, "passage", CountingFake(log), 64, config)
     assert stats.encoded == len(set(texts) - set(texts[:200]))
     assert _counted(log) == len(set(texts))
     np.testing.assert_array_equal(second[:200], first)
-    np.testing.assert_array_equal(second, FakeEncoder().encode_documents(texts))
+    np.testing.assert_array_equal(second, FakeEncoder().encode_documents(asked))
     assert any(config.cache_folder.rglob("*.npz"))
 
 

@@ -22,8 +22,19 @@ def no_ray(monkeypatch):
 
 def _rank_args(tmp_path):
     task = demo_corpus_path()
-    return ["rank", "--demands", str(task / "demands.jsonl"), "--capabilities", str(task / "capabilities.jsonl"),
-            "--model", "fake", "--k", "3", "--out", str(tmp_path / "run.tsv")]
+    return [
+        "rank",
+        "--demands",
+        str(task / "demands.jsonl"),
+        "--capabilities",
+        str(task / "capabilities.jsonl"),
+        "--model",
+        "fake",
+        "--k",
+        "3",
+        "--out",
+        str(tmp_path / "run.tsv"),
+    ]
 
 
 @pytest.mark.parametrize("command", ["rank", "index", "landscape", "conference"])
