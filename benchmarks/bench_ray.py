@@ -163,7 +163,7 @@ def main() -> int:
         title=f"bench_ray: {args.model}, {len(demands)} demands, 2-core machine (load {info['load_average_1m']})",
     )
     report = {"machine": info, "args": {**vars(args), "data": str(args.data)}, "ray_start_s": started, "runs": report}
-    common.write_json("bench_ray.json", report)
+    common.write_json(f"bench_ray_{args.model}.json", report)
     ray.shutdown()
     return 0
 
