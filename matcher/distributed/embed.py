@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
@@ -18,7 +19,7 @@ from numpy.typing import NDArray
 from matcher.distributed.cluster import RayConfig, connect, worker_count
 from matcher.distributed.store import FolderEmbeddingCache, default_cache_folder
 from matcher.retrieval.cache import EmbeddingCache
-from matcher.retrieval.encoders import CachedEncoder, load_encoder
+from matcher.retrieval.encoders import CachedEncoder, load_encoder, text_key
 from matcher.settings import techmatch_home
 
 Progress = Callable[[int], None]
@@ -194,7 +195,12 @@ def embed_on_ray(
 
 class RayEncoder:
     """The encoder interface, with big calls encoded on Ray and small ones (a query, a handful of
-    records) in this process over the local cache. ``stats`` adds up every Ray run."""
+    records) in this process over the local cache. ``stats`` adds up every Ray run.
+
+    Before going to the cluster it looks the texts up itself: queries it already encoded in
+    this process (the landscape asks for the same demands several times), then the shared
+    cache folder when this machine sees it (not from a Ray Client laptop). Only the rest is
+    sent, so a rerun over cached texts starts no Ray job at all."""
 
     def __init__(self, recipe: ModelRecipe, config: RayConfig, *, min_remote: int | None = None) -> None:
         self.recipe, self.config = recipe, config
@@ -202,6 +208,9 @@ class RayEncoder:
         self.name, self.dim = self.local.name, self.local.dim
         self.min_remote = config.batch_size if min_remote is None else min_remote
         self.stats = EmbedStats()
+        self._queries: dict[bytes, NDArray[np.float32]] = {}
+        folder = config.cache_folder or (None if config.address.startswith("ray://") else default_cache_folder())
+        self._shared = FolderEmbeddingCache(folder) if folder is not None and Path(folder).is_dir() else None
 
     def encode_queries(self, texts: Sequence[str], progress: Progress | None = None) -> NDArray[np.float32]:
         return self._encode(texts, "query", progress)
@@ -216,9 +225,30 @@ class RayEncoder:
         if len(texts) < self.min_remote:
             local = self.local.encode_queries if kind == "query" else self.local.encode_documents
             return local(texts, progress)
-        vecs, stats = embed_on_ray(texts, kind, self.recipe, self.dim, self.config, progress)
-        self.stats.texts += stats.texts
-        self.stats.encoded += stats.encoded
-        self.stats.encode_seconds += stats.encode_seconds
-        self.stats.batches += stats.batches
-        return vecs
+        keys = [text_key(t) for t in texts]
+        have = {k: self._queries[k] for k in keys if k in self._queries} if kind == "query" else {}
+        if self._shared is not None and len(have) < len(keys):
+            have.update(self._shared.get_many(self.name, kind, [k for k in keys if k not in have]))
+        todo = [i for i, k in enumerate(keys) if k not in have]
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        if progress and len(texts) > len(todo):
+            progress(len(texts) - len(todo))
+        if todo:
+            rest = [texts[i] for i in todo]
+            if len(todo) < self.min_remote:
+                local = self.local.encode_queries if kind == "query" else self.local.encode_documents
+                out[todo] = local(rest, progress)
+            else:
+                vecs, stats = embed_on_ray(rest, kind, self.recipe, self.dim, self.config, progress)
+                out[todo] = vecs
+                self.stats.texts += stats.texts
+                self.stats.encoded += stats.encoded
+                self.stats.encode_seconds += stats.encode_seconds
+                self.stats.batches += stats.batches
+        for i, k in enumerate(keys):
+            vec = have.get(k)
+            if vec is not None:
+                out[i] = vec
+        if kind == "query":
+            self._queries.update(zip(keys, out))
+        return out

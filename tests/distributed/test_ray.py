@@ -126,6 +126,10 @@ def test_second_run_on_the_cluster_encodes_nothing_new(corpus, tmp_path):
     np.testing.assert_array_equal(second[:200], first)
     np.testing.assert_array_equal(second, FakeEncoder().encode_documents(asked))
     assert any(config.cache_folder.rglob("*.npz"))
+    # a driver that sees the shared folder sends nothing to the cluster at all
+    enc = RayEncoder(CountingFake(log), config, min_remote=0)
+    np.testing.assert_array_equal(enc.encode_documents(asked), second)
+    assert enc.stats.texts == 0 and _counted(log) == len(set(texts))
 
 
 class DiesOnce(EmbedWorker):
