@@ -61,7 +61,8 @@ setup() {
     echo ">> installing dependencies (first run takes a few minutes)"
     "$VENV/bin/python" -m pip install -q --upgrade pip
     install_torch
-    "$VENV/bin/python" -m pip install -q -e ".[test]"
+    # the ray extra too: tests/distributed run the --ray path on a local cluster
+    "$VENV/bin/python" -m pip install -q -e ".[test,ray]"
     touch "$stamp"
   fi
 }

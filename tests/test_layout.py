@@ -33,6 +33,7 @@ LAYERS = {
         "matcher.io": 2, "matcher.retrieval": 2,
         "matcher.conference": 3, "matcher.landscape": 3, "matcher.learning": 3,
         "matcher.evaluate": 4, "matcher.batch": 4, "matcher.workspace": 4, "matcher.calibrate": 4,
+        "matcher.distributed": 4,
         "matcher.filling_eval": 5,
         "matcher.cli": 6,
     },
@@ -168,10 +169,11 @@ def test_the_checks_catch_a_cycle_and_a_wrong_direction():
 
 
 @pytest.mark.parametrize("package", ["matcher", "matcher.io", "matcher.retrieval", "matcher.conference",
-                                     "matcher.landscape", "matcher.cli", "matcher.evaluate", "matcher.batch"])
+                                     "matcher.landscape", "matcher.cli", "matcher.evaluate", "matcher.batch",
+                                     "matcher.distributed"])
 def test_importing_the_engine_loads_no_heavy_library(package):
-    code = (f"import sys, {package}; "
-            "print(','.join(m for m in ('torch', 'faiss', 'fastapi', 'sentence_transformers') if m in sys.modules))")
+    heavy = ("torch", "faiss", "fastapi", "sentence_transformers", "ray")
+    code = f"import sys, {package}; print(','.join(m for m in {heavy!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
 

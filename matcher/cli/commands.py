@@ -11,6 +11,8 @@ import os
 import sys
 from pathlib import Path
 
+from matcher.cli.ray_option import add_ray_arguments, encoder_for, ranker_for
+
 DEFAULT_WORKSPACE = "techmatch-data"
 
 
@@ -79,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("index", "embed the workspace's records and build the search index", cmd_index)
     sp.add_argument("--index", choices=("exact", "hnsw", "ivf"), default="exact", help="vector index kind")
+    add_ray_arguments(sp)
 
     sp = add("match", "ranked partners (or capabilities) for a demand id or a free text, with reasons", cmd_match)
     sp.add_argument("query", help="a demand id from the workspace, or any text")
@@ -103,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", type=Path, required=True, help="output TSV: demand_id, target_id, score, fit, label, rank")
     sp.add_argument("--max-text-chars", type=_positive_int, metavar="N",
                     help="longest accepted cell (default 20,000, the upload limit; raise it for long call texts)")
+    add_ray_arguments(sp)
 
     sp = add("evaluate", "lexical, dense and fused quality on a canonical task folder", cmd_evaluate, workspace=False)
     sp.add_argument("task", type=Path, help="folder with demands.jsonl, capabilities.jsonl, qrels.tsv, task.json")
@@ -148,13 +152,13 @@ def build_parser() -> argparse.ArgumentParser:
     except ImportError:  # pragma: no cover - the module ships with the package
         pass
     else:
-        add_conference_parser(sub, build_engine=_conference_engine)
+        add_ray_arguments(add_conference_parser(sub, build_engine=_conference_engine))
     try:
         from matcher.cli.landscape import add_landscape_parser
     except ImportError:  # pragma: no cover - the module ships with the package
         pass
     else:
-        add_landscape_parser(sub)
+        add_ray_arguments(add_landscape_parser(sub))
     try:
         from matcher.cli.learn import add_learn_parser
     except ImportError:  # pragma: no cover - the module ships with the package
@@ -246,12 +250,11 @@ def _use_deployed_ranker(engine, folder: Path) -> None:
 
 
 def cmd_index(args) -> int:
-    from matcher.retrieval.encoders import open_encoder
     from matcher.retrieval.index import IndexParams
     from matcher.workspace import Workspace
 
     ws = Workspace(args.workspace)
-    engine = ws.build_index(open_encoder(args.model), IndexParams(kind=args.index), progress=_progress)
+    engine = ws.build_index(encoder_for(args, args.model), IndexParams(kind=args.index), progress=_progress)
     print(
         f"indexed {len(engine.capabilities)} capabilities, {len(engine.demands)} demands, "
         f"{len(engine.partners)} partners with {engine.encoder.name} ({args.index}) -> {ws.index_path}"
@@ -354,6 +357,7 @@ def cmd_rank(args) -> int:
         n = rank_files(
             args.demands, args.capabilities, args.out, model=args.model, level=args.level, k=args.k,
             progress=_progress, max_text_chars=limit,
+            encoder=encoder_for(args, args.model), ranker=ranker_for(args, args.model),
         )
     except InputErrors as exc:
         if any("; the limit is" in e.reason for e in exc.errors):
@@ -580,7 +584,6 @@ class _ConferenceEngine:
 def _conference_engine(args) -> _ConferenceEngine:
     from matcher.errors import InputError
     from matcher.io import load_capabilities, load_partners, load_task
-    from matcher.retrieval.encoders import open_encoder
     from matcher.retrieval.engine import MatchEngine
 
     partners = []
@@ -592,7 +595,7 @@ def _conference_engine(args) -> _ConferenceEngine:
         capabilities = load_capabilities(args.capabilities)
     else:
         raise InputError("give --capabilities FILE or --task DIR", field="capabilities")
-    engine = MatchEngine(open_encoder(args.model))
+    engine = MatchEngine(encoder_for(args, args.model))
     bar = _progress("embedding capabilities", len(capabilities))
     engine.fit(capabilities, (), partners, progress=bar.update)
     bar.close()

@@ -136,9 +136,10 @@ def run_conference_command(
     """Run the whole pipeline for parsed ``args``; prints a summary; returns the exit code."""
     from tqdm import tqdm
 
+    from matcher.cli.ray_option import conference_ranking
     from matcher.conference.assign import AssignmentConstraints, assign
     from matcher.conference.outputs import write_outputs
-    from matcher.conference.run import candidate_table, default_floor, rank_batch
+    from matcher.conference.run import candidate_table, default_floor
     from matcher.conference.schedule import make_slots, schedule_meetings
 
     stream = stream or sys.stdout
@@ -180,14 +181,7 @@ def run_conference_command(
             bar.total = total
             bar.update(done - bar.n)
 
-        ranked = rank_batch(
-            engine.rank_batch_fn(),
-            demands,
-            args.k,
-            checkpoint,
-            progress,
-            chunk_size=args.chunk_size,
-        )
+        ranked = conference_ranking(args, engine, demands, checkpoint, progress)
 
     result = assign(candidate_table(ranked), constraints, demands=demands, partners=partners, method=args.method,
                     alternates=args.alternates)

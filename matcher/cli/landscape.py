@@ -63,6 +63,7 @@ def add_landscape_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run_landscape_command(args: argparse.Namespace, *, stream: TextIO | None = None) -> int:
     """Run the whole landscape for parsed ``args``; prints a summary; returns the exit code."""
+    from matcher.cli.ray_option import encoder_for
     from matcher.landscape.build import (
         CALIBRATED_THRESHOLDS,
         SCORE_KINDS,
@@ -71,7 +72,6 @@ def run_landscape_command(args: argparse.Namespace, *, stream: TextIO | None = N
         default_threshold,
     )
     from matcher.landscape.report import findings, write_report
-    from matcher.retrieval.encoders import open_encoder
     from matcher.retrieval.engine import MatchEngine
 
     stream = stream or sys.stdout
@@ -81,7 +81,7 @@ def run_landscape_command(args: argparse.Namespace, *, stream: TextIO | None = N
     demands, capabilities, partners, qrels = _load(args)
     if not capabilities:
         raise InputError("no capabilities to measure coverage against", field="capabilities")
-    encoder = open_encoder(args.model)
+    encoder = encoder_for(args, args.model)
     engine = MatchEngine(encoder)
     bar = _progress("embedding", len(capabilities) + len(demands))
     engine.fit(capabilities, demands, partners, progress=bar.update)
