@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+DATA = Path(os.environ.get("TECHMATCH_SHARED_DATA") or ROOT.parent / "shared" / "data")  # a clone elsewhere sets it
 RESULTS = ROOT / "benchmarks" / "results"
 SBIR_FIRMS = DATA / "sbir-firms"
 SBIR_TOPICS = DATA / "sbir-topics"

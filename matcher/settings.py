@@ -43,3 +43,17 @@ def cpu_has_native_bfloat16() -> bool:
     except OSError:
         pass
     return False
+
+
+BACKENDS = ("torch", "onnx", "onnx-fp32")
+
+
+def encoder_backend() -> str | None:
+    """$TECHMATCH_BACKEND: torch, onnx (int8 ONNX Runtime), onnx-fp32, or auto (the default,
+    returned as None: each model's measured default, see encoders.DEFAULT_BACKENDS)."""
+    value = os.environ.get("TECHMATCH_BACKEND", "auto").strip().lower()
+    if value in ("", "auto"):
+        return None
+    if value not in BACKENDS:
+        raise MatcherError(f"TECHMATCH_BACKEND must be auto, {', '.join(BACKENDS)}, not {value!r}")
+    return value

@@ -19,9 +19,9 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
-from matcher.errors import ModelUnavailableError, UnknownNameError
+from matcher.errors import MatcherError, ModelUnavailableError, UnknownNameError
 from matcher.retrieval.cache import EmbeddingCache
-from matcher.settings import techmatch_home, use_bfloat16
+from matcher.settings import BACKENDS, encoder_backend, techmatch_home, use_bfloat16
 
 DEFAULT_MODEL = "e5-multilingual-small"
 
@@ -352,34 +352,105 @@ def prepare_model(name: str, *, force: bool = False) -> Path:
     return path
 
 
+# The backend a registered model runs on when none is asked for (--backend, TECHMATCH_BACKEND):
+# one that won on both speed and quality in docs/performance.md, "Encoder backends".
+DEFAULT_BACKENDS: dict[str, str] = {"minilm": "torch", "e5-multilingual-small": "torch"}
+BACKEND_TAGS = {"torch": "", "onnx": "+onnx-int8", "onnx-fp32": "+onnx-fp32"}  # in the encoder's name
+VARIANT_SUFFIXES = {"-int8": "onnx", "-onnx-fp32": "onnx-fp32"}  # "minilm-int8" = minilm on onnx
+
+
+def split_variant(name: str) -> tuple[str, str | None]:
+    """A model variant name ("minilm-int8") as (registered model, backend); others unchanged."""
+    for suffix, backend in VARIANT_SUFFIXES.items():
+        if name.endswith(suffix) and name[: -len(suffix)] in REGISTRY:
+            return name[: -len(suffix)], backend
+    return name, None
+
+
+def choose_backend(name: str, backend: str | None = None) -> str:
+    """The backend a model will run on: the one asked for (argument, variant name, then
+    TECHMATCH_BACKEND), else the model's measured default when its runtime is installed."""
+    base, variant = split_variant(name)
+    asked = backend or variant or encoder_backend()
+    if asked is not None:
+        if asked not in BACKENDS:
+            raise UnknownNameError("backend", asked, list(BACKENDS))
+        if variant is not None and backend is not None and backend != variant:
+            raise MatcherError(f"model '{name}' runs on the {variant} backend, not {backend}")
+        return asked
+    preferred = DEFAULT_BACKENDS.get(base, "torch")
+    if preferred != "torch":
+        from matcher.retrieval.onnx_backend import onnxruntime_available
+
+        if not onnxruntime_available():
+            return "torch"
+    return preferred
+
+
+def onnx_model_path(name: str, backend: str) -> Path:
+    """Where a registered model's ONNX build for `backend` lives (it may not exist yet)."""
+    return techmatch_home() / "models" / f"{name}{BACKEND_TAGS[backend].replace('+', '-')}"
+
+
+def prepare_onnx_model(name: str, backend: str = "onnx", *, force: bool = False) -> Path:
+    """Export a registered model to ONNX once (int8 for `onnx`), rebuilding a stale build."""
+    from matcher.retrieval.onnx_backend import build_onnx_folder
+
+    precision = "float32" if backend == "onnx-fp32" else "int8"
+    return build_onnx_folder(prepare_model(name), onnx_model_path(name, backend), precision=precision, force=force)
+
+
 def load_encoder(
     name: str = DEFAULT_MODEL,
     *,
     batch_size: int = 32,
     max_seq_length: int | None = None,
     bfloat16: bool | None = None,
+    backend: str | None = None,
 ) -> BatchEncoder:
-    """A registered model name, a local sentence-transformers folder, or a model id in the
-    local Hugging Face cache. Never downloads.
+    """A registered model name (or variant, "minilm-int8"), a local sentence-transformers
+    folder, or a model id in the local Hugging Face cache. Never downloads.
 
     max_seq_length overrides the model's token limit (texts are truncated beyond it); the
     encoder's name then carries it ("minilm@128"), so cached embeddings never mix.
-    bfloat16: matrix products in bfloat16 (default: `use_bfloat16()`, from TECHMATCH_BF16)."""
+    bfloat16: matrix products in bfloat16 (default: `use_bfloat16()`, from TECHMATCH_BF16).
+    backend: torch, onnx (int8 ONNX Runtime) or onnx-fp32, for registered models; default
+    `choose_backend`. A non-torch backend is in the encoder's name ("minilm+onnx-int8"), so
+    its embeddings are cached and indexed apart from the float32 ones."""
     if name == "fake":
         return FakeEncoder()
-    spec = REGISTRY.get(name)
+    base, _ = split_variant(name)
+    spec = REGISTRY.get(base)
     if spec is not None:
-        path = prepare_model(name)
+        chosen = choose_backend(name, backend)
         limit = max_seq_length or spec.max_seq_length
+        tagged = base + BACKEND_TAGS[chosen] + ("" if limit == spec.max_seq_length else f"@{limit}")
+        if chosen != "torch":
+            from matcher.retrieval.onnx_backend import OnnxEncoder, onnx_folder_dimension
+
+            folder = prepare_onnx_model(base, chosen)
+            return OnnxEncoder(
+                folder,
+                name=tagged,
+                dim=onnx_folder_dimension(model_path(base)),
+                query_prefix=spec.query_prefix,
+                passage_prefix=spec.passage_prefix,
+                max_seq_length=limit or 512,
+                batch_size=batch_size,
+            )
+        path = prepare_model(base)
         return SentenceTransformerEncoder(
             path,
-            name=name if limit == spec.max_seq_length else f"{name}@{limit}",
+            name=tagged,
             query_prefix=spec.query_prefix,
             passage_prefix=spec.passage_prefix,
             max_seq_length=limit,
             batch_size=batch_size,
             bfloat16=bfloat16,
         )
+    if backend not in (None, "torch"):
+        raise ModelUnavailableError(f"the {backend} backend is for registered models ({', '.join(REGISTRY)}), "
+                                    f"not {name}")
     suffix = f"@{max_seq_length}" if max_seq_length else ""
     if Path(name).expanduser().exists():
         path = Path(name).expanduser().resolve()
@@ -406,9 +477,10 @@ def open_encoder(
     cache: EmbeddingCache | None = None,
     batch_size: int = 32,
     max_seq_length: int | None = None,
+    backend: str | None = None,
 ):
     """`load_encoder` wrapped in the on-disk embedding cache (the default for real models)."""
-    enc = load_encoder(name, batch_size=batch_size, max_seq_length=max_seq_length)
+    enc = load_encoder(name, batch_size=batch_size, max_seq_length=max_seq_length, backend=backend)
     if isinstance(enc, FakeEncoder) and cache is None:
         return enc
     return CachedEncoder(enc, cache or EmbeddingCache(techmatch_home() / "embeddings.sqlite"))
