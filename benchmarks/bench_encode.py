@@ -1,14 +1,21 @@
-"""Encoding speed and agreement: float32 against bfloat16 matrix products (TECHMATCH_BF16).
+"""Encoding speed and agreement of the encoder backends, side by side in one process.
 
-For each model and precision: the latency of one query (a typed paragraph of 300 characters,
-600 characters, and a text that fills the 256-token window), the throughput of batched
-documents (sbir-firms abstracts, the engine's batch size 32), and how far the bfloat16
-embeddings are from the float32 ones (cosine per text, and whether each query's nearest
-document changes). Three precisions: float32; bfloat16 for every call; and the default with
-bfloat16 on (bfloat16 for batches and for single texts of at least BFLOAT16_MIN_TOKENS).
+Backends per model: torch float32; torch with bfloat16 matrix products (today's default on a
+CPU with native bfloat16: batches and texts of BFLOAT16_MIN_TOKENS+ in bfloat16); ONNX Runtime
+int8 (`--backend onnx`) and ONNX Runtime float32 (`--backend onnx-fp32`).
 
-    python benchmarks/bench_encode.py                      # minilm and e5-multilingual-small
-    python benchmarks/bench_encode.py --models minilm --docs 256
+Texts: short (sbir-topics titles, a few words), paragraph (the first 300 characters of a
+topic) and 256-token (sbir-firms abstracts, which fill the 256-token window: abstract length).
+For each, texts per second one text a call (batch 1, as a request encodes a free text; the
+p50 latency too) and in batches of 64 (as `techmatch index` encodes). The measurements are
+interleaved: every repeat runs each backend on each measure in turn, so load from other
+processes falls on all of them alike; the table gives medians over repeats.
+
+Agreement: cosine of each backend's embeddings to torch float32 on the same texts (lowest
+and median), and whether each query's nearest abstract changes.
+
+    python benchmarks/bench_encode.py                        # minilm and e5-multilingual-small
+    python benchmarks/bench_encode.py --models minilm --repeats 5
 
 Skips cleanly without ../shared/data.
 """
@@ -29,105 +36,139 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import common  # noqa: E402
-from common import med, pct, print_table  # noqa: E402
+from common import med, print_table  # noqa: E402
 
-PRECISIONS = ("float32", "bfloat16", "default")
+BACKENDS = ("torch-fp32", "torch-bf16", "onnx-int8", "onnx-fp32")
+BATCH = 64
 
 
-def first_texts(path: Path, n: int) -> list[str]:
+def read_records(path: Path, n: int) -> list[dict]:
     out = []
     with gzip.open(path, "rt", encoding="utf-8") as fh:
         for line in fh:
-            rec = json.loads(line)
-            out.append(f"{rec.get('title', '')}\n{rec['text']}".strip())
+            out.append(json.loads(line))
             if len(out) == n:
                 break
     return out
 
 
-def query_latency_ms(encoder, texts: list[str], repeats: int) -> list[float]:
-    """One text per call, as a request encodes a free text; warm-up call first."""
-    encoder.encode_queries(texts[:1])
+def open_backends(model: str, only: list[str]) -> dict:
+    from matcher.retrieval.encoders import load_encoder
+
+    encoders = {}
+    for backend in only:
+        if backend.startswith("torch"):
+            enc = load_encoder(model, backend="torch", bfloat16=backend == "torch-bf16", batch_size=BATCH)
+        else:
+            enc = load_encoder(model, backend="onnx" if backend == "onnx-int8" else "onnx-fp32", batch_size=BATCH)
+        enc.load()
+        encoders[backend] = enc
+    return encoders
+
+
+def one_at_a_time_ms(enc, texts: list[str]) -> list[float]:
     times = []
-    for _ in range(repeats):
-        for text in texts:
-            t0 = time.perf_counter()
-            encoder.encode_queries([text])
-            times.append((time.perf_counter() - t0) * 1e3)
+    for text in texts:
+        t0 = time.perf_counter()
+        enc.encode_queries([text])
+        times.append((time.perf_counter() - t0) * 1e3)
     return times
 
 
-def docs_per_second(encoder, docs: list[str]) -> float:
-    encoder.encode_documents(docs[:32])
+def batched_per_s(enc, texts: list[str]) -> float:
     t0 = time.perf_counter()
-    encoder.encode_documents(docs)
-    return len(docs) / (time.perf_counter() - t0)
+    enc.encode_documents(texts)
+    return len(texts) / (time.perf_counter() - t0)
+
+
+def measure(encoders: dict, sets: dict[str, list[str]], singles: int, repeats: int) -> dict:
+    """{backend: {set: {"b1_per_s", "b1_p50_ms", "b64_per_s"}}}, medians over interleaved repeats."""
+    for enc in encoders.values():  # warm-up: first calls allocate and, for torch, pick kernels
+        for texts in sets.values():
+            enc.encode_queries(texts[:2])
+            enc.encode_documents(texts[:BATCH])
+    raw: dict = {b: {s: {"b1": [], "b64": []} for s in sets} for b in encoders}
+    for _ in range(repeats):
+        for label, texts in sets.items():
+            for backend, enc in encoders.items():
+                raw[backend][label]["b1"].extend(one_at_a_time_ms(enc, texts[:singles]))
+                raw[backend][label]["b64"].append(batched_per_s(enc, texts))
+    out: dict = {}
+    for backend, per_set in raw.items():
+        out[backend] = {}
+        for label, r in per_set.items():
+            p50 = med(r["b1"])
+            out[backend][label] = {"b1_p50_ms": p50, "b1_per_s": 1e3 / float(np.mean(r["b1"])),
+                                   "b64_per_s": med(r["b64"]), "b64_runs": r["b64"]}
+    return out
+
+
+def agreement(encoders: dict, queries: list[str], docs: list[str]) -> dict:
+    ref = encoders["torch-fp32"]
+    ref_q, ref_d = ref.encode_queries(queries), ref.encode_documents(docs)
+    out = {}
+    for backend, enc in encoders.items():
+        if backend == "torch-fp32":
+            continue
+        q, d = enc.encode_queries(queries), enc.encode_documents(docs)
+        cos = np.concatenate([(q * ref_q).sum(1), (d * ref_d).sum(1)])
+        same = float(np.mean((q @ d.T).argmax(1) == (ref_q @ ref_d.T).argmax(1)))
+        out[backend] = {"cosine_min": float(cos.min()), "cosine_median": float(np.median(cos)),
+                        "same_nearest_document": same}
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", nargs="+", default=["minilm", "e5-multilingual-small"])
-    ap.add_argument("--queries", type=int, default=30, help="distinct query texts per length")
+    ap.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
+    ap.add_argument("--texts", type=int, default=128, help="texts per set for batches of 64 (default %(default)s)")
+    ap.add_argument("--singles", type=int, default=20, help="texts per set encoded one a call (default %(default)s)")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--docs", type=int, default=512, help="abstracts for the batch throughput")
     ap.add_argument("--out", type=Path, help="JSON output (default: benchmarks/results/bench_encode.json)")
     args = ap.parse_args(argv)
     if common.missing_data(common.SBIR_FIRMS, common.SBIR_TOPICS):
         return 0
+    if "torch-fp32" not in args.backends:
+        args.backends.insert(0, "torch-fp32")  # the reference of the agreement columns
     common.setup_env()
-    from matcher.retrieval.encoders import load_encoder
     from matcher.settings import cpu_has_native_bfloat16
 
     info = common.machine()
-    topics = first_texts(common.SBIR_TOPICS / "demands.jsonl.gz", args.queries)
-    queries = {f"{n} chars": [t[:n] for t in topics] for n in (300, 600, 2000)}
-    docs = first_texts(common.SBIR_FIRMS / "capabilities.jsonl.gz", args.docs)
+    topics = read_records(common.SBIR_TOPICS / "demands.jsonl.gz", args.texts)
+    abstracts = read_records(common.SBIR_FIRMS / "capabilities.jsonl.gz", args.texts)
+    sets = {
+        "short": [r.get("title") or r["text"][:60] for r in topics],
+        "paragraph": [r["text"][:300] for r in topics],
+        "256-token": [f"{r.get('title', '')}\n{r['text']}".strip() for r in abstracts],
+    }
     print(common.describe_machine(info))
-    print(f"native bfloat16 on this CPU: {cpu_has_native_bfloat16()}; {args.queries} queries x {args.repeats}, "
-          f"{len(docs)} sbir-firms abstracts in batches of 32", flush=True)
-    rows, report = [], {"benchmark": "encode", "machine": info, "models": {}}
+    print(f"native bfloat16: {cpu_has_native_bfloat16()}; {args.texts} texts a set in batches of {BATCH}, "
+          f"{args.singles} one a call, {args.repeats} interleaved repeats", flush=True)
+    rows, report = [], {"benchmark": "encode", "machine": info, "args": vars(args) | {"out": str(args.out)},
+                        "models": {}}
     for model in args.models:
-        encoders = {}
-        for precision in PRECISIONS:
-            enc = load_encoder(model, bfloat16=precision != "float32")
-            if precision == "bfloat16":
-                enc.bfloat16_min_tokens = 0
-            enc.load()
-            encoders[precision] = enc
-        result = {}
-        for precision, enc in encoders.items():
-            cell = {"docs_per_s": docs_per_second(enc, docs)}
-            for label, texts in queries.items():
-                times = query_latency_ms(enc, texts, args.repeats)
-                cell[label] = {"p50_ms": med(times), "p99_ms": pct(times, 99)}
-            result[precision] = cell
-            print(f"{model} {precision}: {cell['docs_per_s']:.1f} docs/s, one query "
-                  + ", ".join(f"{k} p50 {cell[k]['p50_ms']:.1f} ms" for k in queries), flush=True)
-        # Agreement: the same texts both ways; nearest document of each query both ways.
-        a_docs = encoders["float32"].encode_documents(docs)
-        b_docs = encoders["bfloat16"].encode_documents(docs)
-        a_q = encoders["float32"].encode_queries(queries["2000 chars"])
-        b_q = encoders["bfloat16"].encode_queries(queries["2000 chars"])
-        cos = np.concatenate([(a_docs * b_docs).sum(1), (a_q * b_q).sum(1)])
-        same_top = float(np.mean((a_q @ a_docs.T).argmax(1) == (b_q @ b_docs.T).argmax(1)))
-        result["agreement"] = {"cosine_min": float(cos.min()), "cosine_median": float(np.median(cos)),
-                               "same_nearest_document": same_top}
-        report["models"][model] = result
-        f32, b16, auto = (result[p] for p in PRECISIONS)
-        for label in ("docs/s (batch 32)", *queries):
-            if label in queries:
-                x, y, z = (r[label]["p50_ms"] for r in (f32, b16, auto))
-                rows.append([model, f"one query, {label}, p50 ms", x, y, z, x / z])
-            else:
-                x, y, z = (r["docs_per_s"] for r in (f32, b16, auto))
-                rows.append([model, label, x, y, z, z / x])
-        rows.append([model, "cosine to float32, lowest", 1.0, float(cos.min()), "-", "-"])
-        rows.append([model, "same nearest document as float32", 1.0, same_top, "-", "-"])
+        encoders = open_backends(model, args.backends)
+        speed = measure(encoders, sets, args.singles, args.repeats)
+        agree = agreement(encoders, sets["paragraph"][:32], sets["256-token"][:64])
+        report["models"][model] = {"speed": speed, "agreement": agree}
+        ref = speed["torch-bf16"] if "torch-bf16" in speed else speed["torch-fp32"]
+        for label in sets:
+            for kind, key in (("batch 1", "b1_per_s"), (f"batch {BATCH}", "b64_per_s")):
+                vals = [speed[b][label][key] for b in encoders]
+                best = max(encoders, key=lambda b: speed[b][label][key])
+                rows.append([model, f"{label}, {kind}, texts/s", *vals,
+                             f"{best} {speed[best][label][key] / ref[label][key]:.2f}x"])
+            rows.append([model, f"{label}, batch 1, p50 ms", *(speed[b][label]["b1_p50_ms"] for b in encoders), ""])
+        rows.append([model, "cosine to torch-fp32, lowest", 1.0,
+                     *(agree[b]["cosine_min"] for b in list(encoders)[1:]), ""])
+        rows.append([model, "same nearest abstract as torch-fp32", 1.0,
+                     *(agree[b]["same_nearest_document"] for b in list(encoders)[1:]), ""])
+        print(f"{model} done", flush=True)
     report["table"] = print_table(
-        ["model", "measure", "float32", "bfloat16", "default", "default speed-up"],
+        ["model", "measure", *encoders, "best vs torch-bf16"],
         rows,
-        title="Encoding: float32 against bfloat16 matrix products (autocast); default = bfloat16 for batches "
-        "and texts of 128+ tokens; one process, medians",
+        title="Encoding speed by backend (interleaved repeats, medians; torch-bf16 = today's default path)",
     )
     common.write_json("bench_encode.json", report, args.out)
     return 0

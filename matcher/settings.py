@@ -55,3 +55,17 @@ def xlsx_timeout_seconds() -> float:
     if not seconds > 0:
         raise MatcherError(f"TECHMATCH_XLSX_TIMEOUT must be positive, not {value!r}")
     return seconds
+
+
+BACKENDS = ("torch", "onnx", "onnx-fp32")
+
+
+def encoder_backend() -> str | None:
+    """$TECHMATCH_BACKEND: torch, onnx (int8 ONNX Runtime), onnx-fp32, or auto (the default,
+    returned as None: each model's measured default, see encoders.DEFAULT_BACKENDS)."""
+    value = os.environ.get("TECHMATCH_BACKEND", "auto").strip().lower()
+    if value in ("", "auto"):
+        return None
+    if value not in BACKENDS:
+        raise MatcherError(f"TECHMATCH_BACKEND must be auto, {', '.join(BACKENDS)}, not {value!r}")
+    return value

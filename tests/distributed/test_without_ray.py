@@ -54,7 +54,8 @@ def test_ray_option_without_ray_names_the_extra(no_ray, tmp_path, capsys, comman
 
 def test_plain_run_needs_no_ray(no_ray, tmp_path):
     assert main(_rank_args(tmp_path)) == 0
-    assert (tmp_path / "run.tsv").read_text(encoding="utf-8").startswith("demand_id\ttarget_id\tscore\tfit\tlabel\trank\n")
+    header = "demand_id\ttarget_id\tscore\tfit\tlabel\trank\n"
+    assert (tmp_path / "run.tsv").read_text(encoding="utf-8").startswith(header)
 
 
 def test_bad_address_is_refused_before_any_work(tmp_path, capsys):
