@@ -453,7 +453,8 @@ def cmd_evaluate(args) -> int:
     if reverse:
         graded = max((g for j in task.qrels.values() for g in j.values()), default=1) > 1
         n_targets = len({t for j in task.qrels.values() for t in j})
-        print(f"reverse: each of {n_targets} judged {task.level}s ranks the {n_judged} demands")
+        targets = {"partner": "partners", "capability": "capabilities"}.get(task.level, task.level)
+        print(f"reverse: each of {n_targets} judged {targets} ranks the {n_judged} demands")
         print(f"{'method':<10}" + "".join(f"{m:>12}" for m in columns) + (f"{'wrong':>12}" if graded else ""))
         for r in reverse:
             wrong = f"{r.metrics['wrong_order']:>12.4f}" if graded else ""

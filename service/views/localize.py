@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from matcher import taxonomy
+
 _PREFERENCES = {"zh": (), "en": ("en",), "ru": ("ru", "en")}
 
 
@@ -40,16 +42,21 @@ def shown_language(obj: Any, lang: str) -> str | None:
 
 def terms(kind: str, stored: Iterable[str], lang: str) -> list[tuple[str, str]]:
     """The industries (`kind` "industry") or regions ("region") the page offers and names, as
-    (value, label in `lang`) pairs, from the values stored in the database.
-
-    This is where the city's taxonomy plugs in: with `matcher.taxonomy`, the choices become its
-    canonical list (``INDUSTRIES`` / ``REGIONS``) and each label
-    ``taxonomy.label(kind, taxonomy.canonical_<kind>(value), lang)``. Until then a value is its
-    own label.
+    (value, label in `lang`) pairs: the city's taxonomy (`matcher.taxonomy`: ``INDUSTRIES`` /
+    ``REGIONS`` in their order, named in `lang`), then any value stored in the database that
+    the taxonomy does not know even as an alias (a record from before it), as its own label.
     """
-    return [(value, value) for value in dict.fromkeys(v for v in stored if v)]
+    known = taxonomy.known_values(kind)
+    pairs = [(value, taxonomy.label(kind, value, lang)) for value in known]
+    extra = [v for v in dict.fromkeys(v for v in stored if v) if not taxonomy.canonical(kind, v)]
+    return pairs + [(value, _stored_label(kind, value, lang)) for value in extra]
+
+
+def _stored_label(kind: str, value: str, lang: str) -> str:
+    canon = taxonomy.canonical(kind, value)
+    return taxonomy.label(kind, canon, lang) if canon else value
 
 
 def term_label(kind: str, value: str, lang: str) -> str:
     """The name of one industry or region in `lang` (see :func:`terms`)."""
-    return dict(terms(kind, [value], lang)).get(value, value)
+    return _stored_label(kind, value, lang) if value else value
