@@ -27,11 +27,9 @@ def _main() -> None:
     signal.alarm(int(timeout) + 2)
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     try:
-        result = ("ok", _read(data, sheet))
-    except _SheetError as e:
+        result = ("ok", read_sheet(data, sheet))
+    except SheetError as e:
         result = ("error", str(e))
-    except Exception as e:  # openpyxl raises many types on malformed parts
-        result = ("error", f"cannot read the workbook ({type(e).__name__}: {e})")
     sys.stdout.buffer.write(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
     sys.stdout.buffer.flush()
 
@@ -42,8 +40,19 @@ def _watch_parent(parent: int) -> None:
     os._exit(3)
 
 
-class _SheetError(Exception):
-    pass
+class SheetError(Exception):
+    """A workbook that cannot be read, with the message for the user."""
+
+
+def read_sheet(data: bytes, sheet: str | int | None) -> tuple[list[list[str]], list[int], str]:
+    """(rows of cell strings, 1-based row numbers, title) of one worksheet; every failure is a
+    SheetError with a message for the user."""
+    try:
+        return _read(data, sheet)
+    except SheetError:
+        raise
+    except Exception as e:  # openpyxl raises many types on malformed parts
+        raise SheetError(f"cannot read the workbook ({type(e).__name__}: {e})") from None
 
 
 def _read(data: bytes, sheet: str | int | None) -> tuple[list[list[str]], list[int], str]:
@@ -54,21 +63,21 @@ def _read(data: bytes, sheet: str | int | None) -> tuple[list[list[str]], list[i
     try:
         wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as e:  # a damaged zip raises zlib.error, EOFError, NotImplementedError ... too
-        raise _SheetError(f"not a valid .xlsx file ({type(e).__name__}: {e})") from None
+        raise SheetError(f"not a valid .xlsx file ({type(e).__name__}: {e})") from None
     try:
         names = wb.sheetnames
         if sheet is None:
             if not wb.worksheets:
-                raise _SheetError("the workbook has no worksheet")
+                raise SheetError("the workbook has no worksheet")
             ws = wb.worksheets[0]
         elif isinstance(sheet, int):
             if not 0 <= sheet < len(wb.worksheets):
-                raise _SheetError(f"no sheet number {sheet} (0-based); sheets: {', '.join(names)}")
+                raise SheetError(f"no sheet number {sheet} (0-based); sheets: {', '.join(names)}")
             ws = wb.worksheets[sheet]
         elif sheet in names:
             ws = wb[sheet]
         else:
-            raise _SheetError(f"no sheet named '{sheet}'; sheets: {', '.join(names)}")
+            raise SheetError(f"no sheet named '{sheet}'; sheets: {', '.join(names)}")
         if hasattr(ws, "reset_dimensions"):
             ws.reset_dimensions()  # some writers store a wrong <dimension>
         rows: list[list[str]] = []
