@@ -33,7 +33,7 @@ def unpacked_size(data: bytes) -> int | None:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as z:
             return sum(info.file_size for info in z.infolist())
-    except (zipfile.BadZipFile, EOFError, ValueError, OSError):
+    except Exception:  # a damaged directory raises BadZipFile, NotImplementedError, EOFError ... too
         return None
 
 
