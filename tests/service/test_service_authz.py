@@ -161,8 +161,8 @@ DEMAND_FORM = {"title": "齿轮渗碳变形", "text": "目前采用气体渗碳�
 def pending_demand(w: World) -> str:
     """A fresh unpublished demand of E1 (the 'enterprise' role's)."""
     did = uid("DP")
-    r = w.client.post("/api/demands", json={"id": did, "title": "待审需求", "owner": E1, "enterprise": E1,
-                                            "published": False}, headers=w.h("admin"))
+    r = w.client.post("/api/demands", json={"id": did, "title": "待审需求", "text": "齿轮渗碳后变形超差。", "owner": E1,
+                                            "enterprise": E1, "published": False}, headers=w.h("admin"))
     assert r.status_code == 201
     return did
 
