@@ -71,7 +71,7 @@ def read_rows(data: bytes, source: str, sheet: str | int | None,
 
 
 def _read_here(data: bytes, source: str, sheet: str | int | None) -> tuple[list[list[str]], list[int], str]:
-    from matcher.io import xlsx_child
+    import matcher.io.xlsx_child as xlsx_child
 
     try:
         return xlsx_child.read_sheet(data, sheet)
