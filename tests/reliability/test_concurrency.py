@@ -111,15 +111,17 @@ class Client(threading.Thread):
         body = {"id": did, "title": title, "text": self.words(10)}
         if self.role == "enterprise":
             body["enterprise"] = self.partner  # the enterprise name rides in `partner` for this role
+            del body["id"]  # enterprises never choose ids (a 409 would reveal hidden demands)
         r, _ = self.call("POST", "/api/demands", (201,), json=body)
         if r is not None:
+            did = r.json()["id"]
             with self.ledger.lock:
                 self.ledger.demands[did] = title
             self.mine_d.append(did)
 
     def duplicate_demand(self) -> None:
         if self.mine_d:
-            self.call("POST", "/api/demands", (), by_design=(409,),
+            self.call("POST", "/api/demands", (), by_design=(403,) if self.role == "enterprise" else (409,),
                       json={"id": self.rnd.choice(self.mine_d), "title": "duplicate", "text": "x"})
 
     def edit_demand(self) -> None:
