@@ -51,8 +51,8 @@ def _marked(db: Path | str, prefix: str, marker: str) -> tuple[int, int]:
     """(rows whose id starts with `prefix`, BASE rows whose title carries `marker`)."""
     with db_connect(db) as conn:
         new = conn.execute("SELECT COUNT(*) FROM demands WHERE id LIKE ?", (prefix + "%",)).fetchone()[0]
-        upd = conn.execute("SELECT COUNT(*) FROM demands WHERE id LIKE 'BASE-%' AND title LIKE ?",
-                           (marker + " %",)).fetchone()[0]
+        upd = conn.execute("SELECT COUNT(*) FROM demands WHERE id LIKE ? AND title LIKE ?",
+                           ("BASE-%", marker + " %")).fetchone()[0]  # a literal % is not portable
     return new, upd
 
 
