@@ -240,17 +240,24 @@ class LiveIndex:
     @contextmanager
     def read(self) -> Iterator[MatchEngine]:
         """The engine, current with the database, held still while the caller reads it."""
+        self.bring_forward()
+        with self._lock.read():
+            assert self.engine is not None
+            yield self.engine
+
+    def bring_forward(self) -> int:
+        """Catch the engine up with every write committed so far, by any process; returns the
+        database revision it is now at least as new as. NotReady while there is no engine."""
         if self.engine is None:
             raise NotReady(f"the index could not be built: {self.error}" if self.error
                            else "the index is still loading; try again shortly")
-        if self.db_revision() != self.revision:
+        seen = self.db_revision()
+        if seen != self.revision:
             with self._lock.write():
                 rev = self.db_revision()
                 if rev != self.revision:
                     self._catch_up(rev)
-        with self._lock.read():
-            assert self.engine is not None
-            yield self.engine
+        return seen
 
     def prewarm(self, texts: list[str]) -> None:
         """Embed `texts` into the embedding cache before a big write, so the write lock is then

@@ -20,17 +20,20 @@ def healthz() -> Health:
 
 @router.get("/readyz", response_model=Ready, responses={503: {"description": "not ready"}})
 def readyz(ctx: CtxDep) -> Ready:
-    """Ready when the database answers and the index is loaded and in step with it."""
-    try:
-        with ctx.db.connect() as conn:
-            counts = store.counts(conn)
-        db_rev = ctx.live.db_revision()
-    except Exception as exc:
-        raise NotReady(f"database unreachable: {type(exc).__name__}") from None
+    """Ready when the database answers and the index is loaded and, once brought forward, holds
+    every write committed before the check (another process's included)."""
     if ctx.live.engine is None:
         raise NotReady(f"the index could not be built: {ctx.live.error}" if ctx.live.error
                        else "the index is still loading")
-    if db_rev != ctx.live.revision:
+    try:
+        db_rev = ctx.live.bring_forward()
+        with ctx.db.connect() as conn:
+            counts = store.counts(conn)
+    except NotReady:
+        raise
+    except Exception as exc:
+        raise NotReady(f"database unreachable: {type(exc).__name__}") from None
+    if ctx.live.revision < db_rev:
         raise NotReady(f"the index (revision {ctx.live.revision}) is behind the database (revision {db_rev})")
     return Ready(status="ready", revision=db_rev, index_revision=ctx.live.revision, model=ctx.live.encoder.name,
                  **counts)
