@@ -64,7 +64,7 @@ def add_landscape_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run_landscape_command(args: argparse.Namespace, *, stream: TextIO | None = None) -> int:
     """Run the whole landscape for parsed ``args``; prints a summary; returns the exit code."""
     from matcher.cli.ray_option import encoder_for
-    from matcher.landscape.build import (
+    from matcher.landscape import (
         CALIBRATED_THRESHOLDS,
         SCORE_KINDS,
         build_landscape,

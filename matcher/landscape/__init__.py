@@ -10,42 +10,33 @@ May import: the top-level base modules and :mod:`matcher.retrieval`. Not :mod:`m
 :mod:`matcher.conference`.
 """
 
-from matcher.landscape.build import (
+from matcher.landscape.build import Landscape, build_landscape, demand_ids, demand_tokens, demand_vectors
+from matcher.landscape.clusters import CLUSTER_METHODS, Clustering, ClusterScore, cluster_demands, crosstab
+from matcher.landscape.coverage import (
     CALIBRATED_THRESHOLDS,
-    CLUSTER_METHODS,
-    NAME_STOP,
     SCORE_KINDS,
     Calibration,
     ClusterCoverage,
-    Clustering,
-    ClusterName,
-    ClusterScore,
     DemandCoverage,
+    KindCalibration,
+    PartnerScores,
+    calibrate_threshold,
+    coverage,
+    coverage_from_scores,
+    default_threshold,
+    partner_scores,
+    weak_clusters,
+)
+from matcher.landscape.duplicates import (
     DemandLink,
     DemandLinks,
     DuplicateGroup,
     DuplicatePair,
     DuplicateParams,
-    KindCalibration,
-    Landscape,
     MergedDemand,
-    PartnerScores,
-    build_landscape,
-    calibrate_threshold,
-    cluster_demands,
-    coverage,
-    coverage_from_scores,
-    crosstab,
-    default_threshold,
-    demand_ids,
-    demand_tokens,
-    demand_vectors,
-    name_clusters,
     near_duplicates,
-    partner_scores,
-    surface_forms,
-    weak_clusters,
 )
+from matcher.landscape.names import NAME_STOP, ClusterName, name_clusters, surface_forms
 
 __all__ = [
     "CALIBRATED_THRESHOLDS",

@@ -15,7 +15,7 @@ Staff decisions on duplicates (merge, link) live in :class:`DemandLinks`, saved 
 This module reads the engine's demands and builds the whole :class:`Landscape`; the parts
 live in `clusters` (clustering), `names` (naming), `coverage`
 (partner scores, calibration, coverage) and `duplicates` (near-duplicates, merges
-and links), and every name is importable from here as well.
+and links); the package :mod:`matcher.landscape` re-exports every part's names.
 """
 
 from __future__ import annotations
@@ -28,71 +28,21 @@ import numpy as np
 from numpy.typing import NDArray
 
 from matcher.errors import MatcherError, NotFoundError
-from matcher.landscape.clusters import CLUSTER_METHODS, Clustering, ClusterScore, cluster_demands, crosstab
+from matcher.landscape.clusters import CLUSTER_METHODS, Clustering, cluster_demands
 from matcher.landscape.coverage import (
-    CALIBRATED_THRESHOLDS,
-    SCORE_KINDS,
     Calibration,
     ClusterCoverage,
     DemandCoverage,
-    KindCalibration,
-    PartnerScores,
-    calibrate_threshold,
     coverage,
-    coverage_from_scores,
     default_threshold,
-    partner_scores,
     weak_clusters,
 )
-from matcher.landscape.duplicates import (
-    DemandLink,
-    DemandLinks,
-    DuplicateGroup,
-    DuplicatePair,
-    DuplicateParams,
-    MergedDemand,
-    near_duplicates,
-)
-from matcher.landscape.names import NAME_STOP, ClusterName, name_clusters, surface_forms
+from matcher.landscape.duplicates import DuplicateGroup, DuplicateParams, near_duplicates
+from matcher.landscape.names import ClusterName, name_clusters, surface_forms
 from matcher.records import Demand
 from matcher.retrieval.text import Tokenizer, guess_language
 
-__all__ = [
-    "CALIBRATED_THRESHOLDS",
-    "CLUSTER_METHODS",
-    "NAME_STOP",
-    "SCORE_KINDS",
-    "Calibration",
-    "ClusterCoverage",
-    "ClusterName",
-    "ClusterScore",
-    "Clustering",
-    "DemandCoverage",
-    "DemandLink",
-    "DemandLinks",
-    "DuplicateGroup",
-    "DuplicatePair",
-    "DuplicateParams",
-    "KindCalibration",
-    "Landscape",
-    "MergedDemand",
-    "PartnerScores",
-    "build_landscape",
-    "calibrate_threshold",
-    "cluster_demands",
-    "coverage",
-    "coverage_from_scores",
-    "crosstab",
-    "default_threshold",
-    "demand_ids",
-    "demand_tokens",
-    "demand_vectors",
-    "name_clusters",
-    "near_duplicates",
-    "partner_scores",
-    "surface_forms",
-    "weak_clusters",
-]
+__all__ = ["Landscape", "build_landscape", "demand_ids", "demand_tokens", "demand_vectors"]
 
 
 # -- engine accessors -----------------------------------------------------------------------

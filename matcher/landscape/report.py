@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 
 from matcher.fsutil import atomic_bytes, atomic_text
-from matcher.landscape.build import Landscape, crosstab
+from matcher.landscape.build import Landscape
+from matcher.landscape.clusters import crosstab
 from matcher.sheets import safe_cell
 
 Table = tuple[list[str], list[list[Any]]]

@@ -30,7 +30,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from matcher.errors import MatcherError
-from matcher.landscape.build import DemandLinks, Landscape
+from matcher.landscape import DemandLinks, Landscape
 from service.errors import ApiError, Conflict, Invalid, NotFound
 from service.jobs.live import LiveIndex
 from service.schemas import DemandLinkInfo, IdStr, MergePublic, Strict, UtcDateTime
@@ -176,7 +176,7 @@ def snapshot(live: LiveIndex, folder: Path):
 def default_build(engine) -> Landscape:
     """`build_landscape` with the score kind and threshold calibrated for the engine's model
     (as `techmatch landscape` does without judgements); an error names the known models."""
-    from matcher.landscape.build import CALIBRATED_THRESHOLDS, build_landscape, default_threshold
+    from matcher.landscape import CALIBRATED_THRESHOLDS, build_landscape, default_threshold
 
     name = engine.encoder.name
     kind = next((k for m, k in CALIBRATED_THRESHOLDS if m == name), "fit")

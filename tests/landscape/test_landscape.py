@@ -10,7 +10,7 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from matcher.errors import MatcherError, NotFoundError, UnknownNameError
-from matcher.landscape.build import (
+from matcher.landscape import (
     DemandLinks,
     DuplicateParams,
     build_landscape,
@@ -252,7 +252,7 @@ def test_uncovered_cluster_is_flagged(engine):
 
 
 def test_weak_cluster_rule_needs_several_uncovered():
-    from matcher.landscape.build import DemandCoverage
+    from matcher.landscape import DemandCoverage
 
     cov = [DemandCoverage(f"d{i}", 0.1, 0, ()) for i in range(3)] + [DemandCoverage("d3", 0.9, 2, ())]
     labels = np.array([0, 0, 1, 2])
