@@ -229,8 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="cold 50 x 300, 1 warm run, no full-size runs")
     ap.add_argument("--merge-cache", action="store_true", help="copy the cold run's embeddings into $TECHMATCH_HOME")
     ap.add_argument("--workdir", type=Path, help="where the cold cache and outputs go (default: a temp folder)")
-    ap.add_argument("--smoke", action="store_true",
-                    help="a few seconds on a tiny synthetic corpus with the fake encoder (CI): the numbers mean nothing")
+    ap.add_argument("--smoke", action="store_true", help=common.SMOKE_HELP)
     ap.add_argument("--out", type=Path, help="JSON output (default: benchmarks/results/bench_batch_<model>.json)")
     args = ap.parse_args(argv)
     if args.quick:

@@ -58,8 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--capabilities", type=int, default=42461)
     ap.add_argument("--stored", type=int, default=100)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--smoke", action="store_true",
-                    help="a few seconds on a tiny synthetic corpus with the fake encoder (CI): the numbers mean nothing")
+    ap.add_argument("--smoke", action="store_true", help=common.SMOKE_HELP)
     ap.add_argument("--out", type=Path, help="JSON output (default: benchmarks/results/bench_engine_<model>.json)")
     args = ap.parse_args(argv)
     if args.smoke:

@@ -212,8 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nlist", type=int, nargs="+", help="IVF lists (default: the engine's 4*sqrt(n))")
     ap.add_argument("--nprobe", type=int, nargs="+", default=[8, 16, 32, 64])
     ap.add_argument("--quick", action="store_true", help="10k and 50k, M=32 only, 2 repeats")
-    ap.add_argument("--smoke", action="store_true",
-                    help="a few seconds on a tiny synthetic corpus with the fake encoder (CI): the numbers mean nothing")
+    ap.add_argument("--smoke", action="store_true", help=common.SMOKE_HELP)
     ap.add_argument("--out", type=Path, help="JSON output (default: benchmarks/results/bench_index_<model>.json)")
     args = ap.parse_args(argv)
     if args.quick:

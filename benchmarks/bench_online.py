@@ -423,8 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--naive-repeats", type=int, default=2)
     ap.add_argument("--no-naive", dest="naive", action="store_false")
     ap.add_argument("--quick", action="store_true", help="1k and 2k, 20 requests, 2 repeats")
-    ap.add_argument("--smoke", action="store_true",
-                    help="a few seconds on a tiny synthetic corpus with the fake encoder (CI): the numbers mean nothing")
+    ap.add_argument("--smoke", action="store_true", help=common.SMOKE_HELP)
     ap.add_argument("--ready-timeout", type=float, default=1800)
     ap.add_argument("--workdir", type=Path, help="where databases and server logs go (default: a temp folder)")
     ap.add_argument("--out", type=Path, help="JSON output (default: benchmarks/results/bench_online_<model>.json)")

@@ -112,8 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tasks", nargs="+", default=["scifact", "sbir-firms"])
     ap.add_argument("--max-seq-length", type=int, help="the model's token limit (default: the registry's)")
     ap.add_argument("--cached-only", action="store_true", help="restrict tasks to capabilities already cached")
-    ap.add_argument("--smoke", action="store_true",
-                    help="a few seconds on a tiny synthetic corpus with the fake encoder (CI): the numbers mean nothing")
+    ap.add_argument("--smoke", action="store_true", help=common.SMOKE_HELP)
     ap.add_argument("--out", type=Path, help="JSON output (default: benchmarks/results/bench_quality_<model>.json)")
     args = ap.parse_args(argv)
     if args.smoke:
