@@ -158,9 +158,7 @@ def write_json(name: str, report: dict, out: Path | None = None) -> Path:
     path = out or RESULTS / name
     if SMOKE:
         path = out or smoke_json(name)
-        if path.resolve().is_relative_to(RESULTS.resolve()):
-            raise SystemExit(f"a smoke run does not write under {RESULTS}: its numbers mean nothing ({path})")
-        report = {"smoke": SMOKE_NOTE, **report}
+        report = smoke_report(report, path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -314,6 +312,13 @@ def start_smoke(name: str, model: str | None = "fake") -> Path:
 
 def smoke_json(name: str) -> Path:
     return Path(tempfile.gettempdir()) / "techmatch-smoke" / name
+
+
+def smoke_report(report: dict, path: Path) -> dict:
+    """The report marked as a smoke run; refuses a path under benchmarks/results/."""
+    if path.resolve().is_relative_to(RESULTS.resolve()):
+        raise SystemExit(f"a smoke run does not write under {RESULTS}: its numbers mean nothing ({path})")
+    return {"smoke": SMOKE_NOTE, **report}
 
 
 def write_smoke_data(data: Path, seed: int = 13) -> Path:
