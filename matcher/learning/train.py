@@ -1,15 +1,16 @@
 """Training with a deployment gate, and cross-validation over demands.
 
 `train_ranker` splits the training demands into a few gate folds; each candidate configuration is
-fitted on all but one fold and scored on that one, so every demand is held out once. The best
-configuration (by mean per-demand gain over the default order) is kept only if its gain is
-positive with margin: the mean minus `confidence` standard errors (2: the best of several
-configurations is picked, so one standard error would let chance through) must exceed `min_gain`.
-Otherwise it returns no model and the default stays. A single held-out share picked the best of
-four configurations on a few dozen demands and let chance winners through (scifact: two of five
-cross-validation folds deployed a model that then lost on the fold's test demands). The winner
-is refitted on all the training demands. `cross_validate` runs that whole procedure inside each
-of k folds over demands, so the fold's test demands are never seen by training or by the gate.
+fitted on all but one fold and scored on that one, so every demand is held out once. The
+configuration with the surest gain over the default order is kept only if that gain is positive
+with margin: its mean per-demand gain minus `confidence` standard errors must exceed `min_gain`
+(2 standard errors: the best of several configurations is picked, and one would let chance
+through). Otherwise it returns no model and the default stays. A single held-out share, the
+previous gate, picked the best of four configurations on a few dozen demands and let chance
+winners through (scifact: two of five cross-validation folds deployed a model that then lost on
+the fold's test demands). The winner is refitted on all the training demands. `cross_validate`
+runs that whole procedure inside each of k folds over demands, so the fold's test demands are
+never seen by training or by the gate.
 """
 
 from __future__ import annotations
@@ -111,7 +112,8 @@ def train_ranker(table: CandidateTable, y: NDArray, qrels: Qrels, *, weight: NDA
     validation = {name: {m: float(np.mean(v)) if v else 0.0 for m, v in values.items()}
                   for name, values in held_values.items()}
     result = TrainResult(None, None, validation, gate_metric)
-    best = max(configs, key=lambda cfg: np.mean(gains[cfg]) if gains[cfg] else -np.inf)
+    bounds = {cfg: _lower_bound(gains[cfg], confidence) for cfg in configs}
+    best = max(configs, key=lambda cfg: bounds[cfg])  # the surest gain, not the largest mean
     g = np.asarray(gains[best])
     mean, se = float(g.mean()), float(g.std(ddof=1) / np.sqrt(len(g))) if len(g) > 1 else float("inf")
     n_held = len(g)
@@ -125,6 +127,14 @@ def train_ranker(table: CandidateTable, y: NDArray, qrels: Qrels, *, weight: NDA
     result.model = fit_on(table, y, best, sorted(usable), weight, seed)
     result.reason = f"{_name(best)} beat the default: {summary}"
     return result
+
+
+def _lower_bound(gains: Sequence[float], confidence: float) -> float:
+    """Mean per-demand gain minus `confidence` standard errors (-inf with fewer than two)."""
+    if len(gains) < 2:
+        return -np.inf
+    g = np.asarray(gains, np.float64)
+    return float(g.mean() - confidence * g.std(ddof=1) / np.sqrt(len(g)))
 
 
 def _per_query(table: CandidateTable, qrels: Qrels, scores: NDArray | None = None) -> dict[str, dict[str, float]]:
