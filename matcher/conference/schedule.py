@@ -109,7 +109,8 @@ def parse_time(text: str) -> int:
     """ "09:20" -> 560 (minutes after midnight)."""
     m = _TIME.match(text)
     if not m or int(m[1]) > 24 or int(m[2]) > 59:
-        raise InputError(f"bad time '{text}', expected HH:MM", field="time")
+        raise InputError(f"bad time '{text}', expected HH:MM", field="time", code="bad_time",
+                         params={"value": text.strip()})
     return int(m[1]) * 60 + int(m[2])
 
 
@@ -127,7 +128,7 @@ def parse_windows(spec: str) -> list[Window]:
         if not sep or parse_time(start) >= parse_time(end):
             raise InputError(
                 f"bad window '{part.strip()}', expected HH:MM-HH:MM with start < end",
-                field="windows",
+                field="windows", code="bad_window", params={"value": part.strip()},
             )
         out.append((start.strip(), end.strip()))
     return out
@@ -149,7 +150,8 @@ def make_slots(windows: str | Sequence[Window], minutes: int) -> list[Slot]:
     slots.sort()
     for a, b in zip(slots, slots[1:], strict=False):
         if b.start < a.end:
-            raise InputError(f"slots {a.label} and {b.label} overlap", field="slots")
+            raise InputError(f"slots {a.label} and {b.label} overlap", field="slots", code="slots_overlap",
+                             params={"a": a.label, "b": b.label})
     return slots
 
 

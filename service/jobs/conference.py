@@ -190,8 +190,15 @@ class Plan:
     partner_windows: dict[str, list]
 
 
-def _problem(loc: Sequence[Any], message: str, kind: str = "value_error") -> dict:
-    return {"loc": ["body", *loc], "message": message, "type": kind}
+def _problem(loc: Sequence[Any], message: str, kind: str = "value_error", *, code: str = "",
+             params: dict[str, Any] | None = None) -> dict:
+    """One problem of the parameters; `code` and `params` let a page say it in its language
+    (catalog key ``err_<code>``)."""
+    return {"loc": ["body", *loc], "message": message, "type": kind, "code": code, "params": params or {}}
+
+
+def _input_problem(loc: Sequence[Any], exc: InputError) -> dict:
+    return _problem(loc, exc.reason, code=exc.code or "", params=exc.params)
 
 
 def plan(conn: Connection, p: ConferenceJobCreate, *, max_k: int, demand_ids: Sequence[str] | None = None,
@@ -202,21 +209,23 @@ def plan(conn: Connection, p: ConferenceJobCreate, *, max_k: int, demand_ids: Se
 
     problems: list[dict] = []
     if p.k > max_k:
-        problems.append(_problem(["k"], f"k is at most {max_k} in this service"))
+        problems.append(_problem(["k"], f"k is at most {max_k} in this service", code="conf_k_max",
+                                 params={"limit": max_k}))
     slots: list = []
     try:
         slots = make_slots(p.slots, p.slot_minutes)
         if not slots:
-            problems.append(_problem(["slots"], f"no {p.slot_minutes}-minute slot fits in '{p.slots}'"))
+            problems.append(_problem(["slots"], f"no {p.slot_minutes}-minute slot fits in '{p.slots}'",
+                                     code="conf_no_slot", params={"minutes": p.slot_minutes, "slots": p.slots}))
     except InputError as exc:
-        problems.append(_problem(["slots"], exc.reason))
+        problems.append(_input_problem(["slots"], exc))
 
     if demand_ids is None:
         demand_ids = _select_demands(conn, p, problems)
     rows = store.get_demands(conn, list(demand_ids))
     chosen = [i for i in demand_ids if i in rows]
     if not chosen and not problems:
-        problems.append(_problem(["demand_ids"], "no demands selected"))
+        problems.append(_problem(["demand_ids"], "no demands selected", code="conf_no_demands"))
     selected = set(chosen)
     enterprises = {rows[i]["enterprise"] or i for i in chosen}
     known_partners = _partner_ids(conn, {x.partner_id for x in (*p.pins, *p.exclusions, *p.contracts)}
@@ -226,26 +235,30 @@ def plan(conn: Connection, p: ConferenceJobCreate, *, max_k: int, demand_ids: Se
             if pair.demand_id not in selected:
                 known = pair.demand_id in rows or store.get_demand(conn, pair.demand_id) is not None
                 why = "is not among the selected demands" if known else "does not exist"
-                problems.append(_problem([field, n, "demand_id"], f"demand '{pair.demand_id}' {why}", "unknown_id"))
+                problems.append(_problem([field, n, "demand_id"], f"demand '{pair.demand_id}' {why}", "unknown_id",
+                                         code="conf_not_selected" if known else "conf_unknown_demand",
+                                         params={"id": pair.demand_id}))
             if pair.partner_id not in known_partners:
                 problems.append(_problem([field, n, "partner_id"], f"partner '{pair.partner_id}' does not exist",
-                                         "unknown_id"))
+                                         "unknown_id", code="conf_unknown_partner", params={"id": pair.partner_id}))
     for n, c in enumerate(p.contracts):
         if c.partner_id not in known_partners:
             problems.append(_problem(["contracts", n, "partner_id"], f"partner '{c.partner_id}' does not exist",
-                                     "unknown_id"))
+                                     "unknown_id", code="conf_unknown_partner", params={"id": c.partner_id}))
     ent_windows: dict[str, list] = {}
     partner_windows: dict[str, list] = {}
     for n, a in enumerate(p.availability):
         if a.side == "partner" and a.id not in known_partners:
-            problems.append(_problem(["availability", n, "id"], f"partner '{a.id}' does not exist", "unknown_id"))
+            problems.append(_problem(["availability", n, "id"], f"partner '{a.id}' does not exist", "unknown_id",
+                                     code="conf_unknown_partner", params={"id": a.id}))
         if a.side == "enterprise" and a.id not in enterprises:
             problems.append(_problem(["availability", n, "id"],
-                                     f"no selected demand comes from the enterprise '{a.id}'", "unknown_id"))
+                                     f"no selected demand comes from the enterprise '{a.id}'", "unknown_id",
+                                     code="conf_unknown_enterprise", params={"name": a.id}))
         try:
             windows = parse_windows(a.windows)
         except InputError as exc:
-            problems.append(_problem(["availability", n, "windows"], exc.reason))
+            problems.append(_input_problem(["availability", n, "windows"], exc))
             continue
         (ent_windows if a.side == "enterprise" else partner_windows).setdefault(a.id, []).extend(windows)
     rules: list = []
@@ -256,13 +269,16 @@ def plan(conn: Connection, p: ConferenceJobCreate, *, max_k: int, demand_ids: Se
         try:
             rule = parse_rule(spec)
         except InputError as exc:
-            problems.append(_problem(["exclusion_rules", n], exc.reason))
+            problems.append(_input_problem(["exclusion_rules", n], exc))
             continue
         (rules if isinstance(rule, SameValueRule) else group_rules).append(rule)
     for did in p.quotas:
         if did not in selected:
-            problems.append(_problem(["quotas", did], f"demand '{did}' is not among the selected demands",
-                                     "unknown_id"))
+            known = store.get_demand(conn, did) is not None
+            problems.append(_problem(["quotas", did], f"demand '{did}' "
+                                     + ("is not among the selected demands" if known else "does not exist"),
+                                     "unknown_id", code="conf_not_selected" if known else "conf_unknown_demand",
+                                     params={"id": did}))
     constraints = None
     try:
         constraints = AssignmentConstraints(
@@ -273,7 +289,7 @@ def plan(conn: Connection, p: ConferenceJobCreate, *, max_k: int, demand_ids: Se
             quotas={k: v for k, v in p.quotas.items() if k in selected}, partner_min=p.partner_min,
             group_rules=tuple(group_rules), fair=p.fair)
     except InputError as exc:
-        problems.append(_problem([exc.field or "constraints"], exc.reason))
+        problems.append(_input_problem([exc.field or "constraints"], exc))
     if problems:
         raise Invalid(f"{len(problems)} problem(s) in the conference parameters: "
                       + "; ".join(f"{'.'.join(str(x) for x in d['loc'][1:])}: {d['message']}" for d in problems[:5]),
@@ -288,7 +304,8 @@ def _select_demands(conn: Connection, p: ConferenceJobCreate, problems: list[dic
         found = store.get_demands(conn, ids)
         for n, did in enumerate(p.demand_ids):
             if did not in found:
-                problems.append(_problem(["demand_ids", n], f"demand '{did}' does not exist", "unknown_id"))
+                problems.append(_problem(["demand_ids", n], f"demand '{did}' does not exist", "unknown_id",
+                                         code="conf_unknown_demand", params={"id": did}))
         return ids
     stmt = select(demands.c.id).order_by(demands.c.id)
     if p.industry:

@@ -266,9 +266,11 @@ def test_conference_page_starts_a_job_and_lists_it_with_its_files(world):
 
     bad = world.client.post("/conference", data={**form, "slots": "9-10", "pins": "DX,P1"}, headers=staff)
     assert bad.status_code == 422 and 'data-testid="conf-error-row"' in bad.text
-    assert "bad time" in bad.text and "DX" in bad.text and 'value="9-10"' in bad.text
+    # in the page's language (Chinese by default), naming the field and the line
+    assert "时段 · " not in bad.text and "时间“9”无效" in bad.text and "bad time" not in bad.text and 'value="9-10"' in bad.text
+    assert "需求 DX 不存在" in bad.text and "第 1 行" in bad.text
     bad = world.client.post("/conference", data={**form, "k": "many"}, headers=staff)
-    assert bad.status_code == 422 and "k" in bad.text
+    assert bad.status_code == 422 and "应为整数（填写了“many”）" in bad.text and 'data-field="k"' in bad.text
     assert world.client.get(JOBS, headers=world.h("staff")).json()["total"] == 1
 
 
@@ -301,3 +303,109 @@ def test_job_with_quotas_group_rules_fairness_and_alternates(world):
     assert "alternates" in header
     rows = [line for line in csv_text.splitlines()[1:] if line.startswith("D1,")]
     assert len(rows) <= 1  # D1 wants one meeting
+
+
+def test_page_form_sets_quotas_rules_fairness_floor_and_pdf_and_shows_the_result(world):
+    """Everything the API takes, from the page: per-demand quotas, a partner minimum, group
+    rules, max-min fairness, the quality floor as a fit label, alternates and PDF agendas; the
+    result page shows both objectives, the meetings with their alternates and the PDF link."""
+    staff = world.cookie("staff")
+    page = world.client.get("/conference?lang=en", headers=staff)
+    assert 'data-testid="conf-quotas"' in page.text and 'data-testid="conf-rules"' in page.text
+    assert 'name="partner_min"' in page.text and 'data-testid="conf-fair"' in page.text
+    assert 'data-testid="conf-pdf"' in page.text and 'name="alternates"' in page.text
+    assert '<option value="possible" selected>' in page.text  # the default floor, named by its fit label
+    form = {"k": "3", "capacity": "2", "min_per_demand": "1", "max_per_demand": "3", "slots": "09:00-10:00",
+            "slot_minutes": "20", "tables": "2", "include_unpublished": "1", "floor": "none",
+            "quotas": "D1,1\nD3 2\n", "partner_min": "1", "fair": "1", "alternates": "1", "pdf": "1",
+            "exclusion_rules": "enterprise=owner\nat most 3 per partner type\nat most 2 per demand region and partner"}
+    r = world.client.post("/conference", data=form, headers=staff, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    job = world.client.get(JOBS, headers=world.h("staff")).json()["items"][0]
+    p = job["params"]
+    assert p["quotas"] == {"D1": 1, "D3": 2} and p["partner_min"] == 1 and p["fair"] and p["pdf"]
+    assert p["min_score"] == 0 and p["alternates"] == 1
+    assert p["exclusion_rules"] == ["enterprise=owner", "at most 3 per partner type",
+                                    "at most 2 per demand region and partner"]
+    done = wait_job(world, job["id"], timeout=120)
+    assert done["status"] == "done", done["error"]
+    assert "agendas/all.pdf" in done["files"]
+
+    listing = world.client.get("/conference?lang=en", headers=staff).text
+    assert f'href="/conference/jobs/{job["id"]}/files/agendas/all.pdf"' in listing and "All agendas (PDF)" in listing
+    result = world.client.get(f"/conference/jobs/{job['id']}?lang=en", headers=staff)
+    assert result.status_code == 200
+    text = result.text
+    assert 'data-testid="conf-result-pdf"' in text and "Worst-off demand&#39;s best fit" in text
+    assert "Total fit (expected relevant meetings)" in text and "D1=1, D3=2" in text
+    assert "at most 3 per partner type" in text and "no floor" in text
+    meetings = world.client.get(f"{JOBS}/{job['id']}/files/assignment.csv", headers=world.h("staff")).text
+    rows = meetings.lstrip("\ufeff").splitlines()[1:]
+    assert text.count('data-testid="conf-meeting"') == len(rows) == done["summary"]["meetings"] > 0
+    assert sum(1 for line in rows if line.startswith("D1,")) <= 1  # D1 wants one meeting
+    pdf = world.client.get(f"/conference/jobs/{job['id']}/files/agendas/all.pdf", headers=staff)
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF") and pdf.headers["content-type"] == "application/pdf"
+    zh = world.client.get(f"/conference/jobs/{job['id']}?lang=zh", headers=staff).text
+    assert "全部日程 PDF" in zh and "最差需求的最佳匹配度" in zh
+
+
+def test_result_page_explains_shortfalls_and_says_what_would_fix_them(world):
+    body = {**BODY, "capacity": 1, "min_per_demand": 2, "max_per_demand": 2, "demand_ids": ["D1", "D3", "D4"]}
+    job_id = world.client.post(JOBS, json=body, headers=world.h("staff")).json()["id"]
+    done = wait_job(world, job_id)
+    assert done["status"] == "done" and done["summary"]["suggestions"], done
+    staff = world.cookie("staff")
+    en = world.client.get(f"/conference/jobs/{job_id}?lang=en", headers=staff).text
+    assert 'data-testid="conf-shortfall"' in en and "What would meet every minimum" in en
+    assert done["summary"]["suggestions"][0]["en"] in en.replace("&#39;", "'")
+    zh = world.client.get(f"/conference/jobs/{job_id}", headers=staff).text
+    assert done["summary"]["suggestions"][0]["zh"] in zh and "缺额" in zh
+    assert "No PDFs in this run" in en  # pdf not asked for: the page says how to get them
+
+
+@pytest.mark.parametrize(("lang", "expected"), [
+    ("zh", ["各需求洽谈数 · D1", "应为整数（填写了“many”）", "不能小于 0", "每个合作方至少洽谈",
+            "规则（每行一条） · 第 1 行", "无法识别规则“at most 2 per partner nonsense words”"]),
+    ("en", ["Meetings per demand · D1", "must be a whole number (got &#39;many&#39;)", "must be at least 0",
+            "Meetings per partner, at least", "Rules (one per line) · line 1",
+            "bad rule &#39;at most 2 per partner nonsense words&#39;"]),
+    ("ru", ["Встреч на запрос · D1", "нужно целое число (введено «many»)", "не меньше 0", "Встреч на партнёра, не меньше",
+            "Правила (по одному в строке) · строка 1", "непонятное правило «at most 2 per partner nonsense words»"]),
+])
+def test_form_errors_are_in_the_page_language_and_name_the_field(world, lang, expected):
+    staff = world.cookie("staff")
+    form = {"k": "3", "slots": "09:00-10:00", "include_unpublished": "1", "quotas": "D1,many",
+            "partner_min": "-1"}
+    bad = world.client.post(f"/conference?lang={lang}", data=form, headers=staff)
+    assert bad.status_code == 422
+    for text in expected[:4]:
+        assert text in bad.text, (lang, text)
+    # problems found against the database, also translated: unknown ids, a bad rule, min > max
+    form = {"k": "3", "slots": "09:00-10:00", "include_unpublished": "1", "quotas": "D9,2",
+            "min_per_demand": "3", "max_per_demand": "2", "exclusion_rules": "at most 2 per partner nonsense words"}
+    bad = world.client.post(f"/conference?lang={lang}", data=form, headers=staff)
+    assert bad.status_code == 422 and 'data-field="quotas"' in bad.text and 'data-field="min_per_demand"' in bad.text
+    for text in expected[4:]:
+        assert text in bad.text, (lang, text)
+    assert {"zh": "需求 D9 不存在", "en": "demand D9 does not exist", "ru": "запроса D9 нет"}[lang] in bad.text
+    assert {"zh": "每个需求最少 3 场，超过了最多 2 场", "en": "the minimum per demand (3) exceeds the maximum (2)",
+            "ru": "минимум на запрос (3) больше максимума (2)"}[lang] in bad.text
+    assert world.client.get(JOBS, headers=world.h("staff")).json()["total"] == 0
+
+
+def test_form_parsing_of_rules_quotas_and_the_floor():
+    from service.routers.conference import fit_thresholds, floor_label, form_params, quota_lines, rule_lines
+
+    assert rule_lines("enterprise=owner region = region\nat most 2 per partner organisation; 至少1个本地 region=region") \
+        == ["enterprise=owner", "region=region", "at most 2 per partner organisation", "至少1个本地 region=region"]
+    assert rule_lines("enterprise=owner,region=region") == ["enterprise=owner", "region=region"]
+    assert quota_lines("D1,1\nD2 3\nD3=5\nD4：2\n\n") == {"D1": "1", "D2": "3", "D3": "5", "D4": "2"}
+    th = fit_thresholds()
+    assert form_params({"floor": "strong"})["min_score"] == th["strong"]
+    assert form_params({"floor": "none"})["min_score"] == 0.0
+    assert "min_score" not in form_params({"floor": "possible"})  # the service's default floor
+    assert form_params({"floor": "strong", "min_score": "0.5"})["min_score"] == "0.5"  # a number wins
+    assert floor_label(None) == {"label": "possible", "value": th["possible"]}
+    assert floor_label(th["strong"])["label"] == "strong" and floor_label(0)["label"] == "none"
+    assert floor_label(0.5)["label"] == "custom"
+    assert 0 < th["possible"] < th["strong"] < 1
