@@ -409,3 +409,56 @@ def test_form_parsing_of_rules_quotas_and_the_floor():
     assert floor_label(th["strong"])["label"] == "strong" and floor_label(0)["label"] == "none"
     assert floor_label(0.5)["label"] == "custom"
     assert 0 < th["possible"] < th["strong"] < 1
+
+
+def test_a_merge_group_is_matched_and_scheduled_as_one_demand(world):
+    """Staff merge D3 (enterprise E2) into D1 (E1): a conference over the database treats the
+    group as D1, whose meetings both enterprises attend: D3 gets no meetings of its own, a pin or
+    quota given for D3 applies to D1, both enterprises' agendas list D1's meetings, and E2 is
+    never booked twice in a slot (its own demand D5 and the joint meetings share its timetable)."""
+    from service_testkit import E2
+
+    admin = world.h("admin")
+    d5 = {"id": "D5", "title": "乳品包装低温脆裂", "text": "乳品包装膜在零下三十度运输时脆裂，需要耐寒包装材料。",
+          "industry": "乳业", "region": "克东县", "enterprise": E2, "date": "2025-05-01", "language": "zh"}
+    assert world.client.post("/api/demands", json=d5, headers=admin).status_code == 201
+    staff = world.cookie("staff")
+    r = world.client.post("/demands/D3/review", data={"action": "merge", "target": "D1", "note": "同一问题"},
+                          headers=staff, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    body = {**BODY, "capacity": 4, "max_per_demand": 2, "slots": "09:00-11:00", "tables": 4,
+            "pins": [{"demand_id": "D3", "partner_id": "P2"}], "quotas": {"D3": 2}}
+    r = world.client.post(JOBS, json=body, headers=world.h("staff"))
+    assert r.status_code == 202, r.text
+    assert r.json()["demand_ids"] == ["D1", "D2", "D4", "D5"]  # D3 is folded into D1
+    done = wait_job(world, r.json()["id"])
+    assert done["status"] == "done", done["error"]
+    assert done["summary"]["merged"] == {"D1": {"demands": ["D3"], "enterprises": [E1, E2]}}
+
+    def table(name):
+        text = world.client.get(f"{JOBS}/{done['id']}/files/{name}", headers=world.h("staff")).text
+        import csv
+
+        return list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))
+
+    meetings = table("assignment.csv")
+    assert not [m for m in meetings if m["demand_id"] == "D3"]
+    d1 = [m for m in meetings if m["demand_id"] == "D1"]
+    assert ("D1", "P2") in {(m["demand_id"], m["partner_id"]) for m in d1}  # the pin given for D3
+    assert len(d1) == 2  # the quota given for D3
+    assert all(m["enterprise"] == f"{E1}; {E2}" for m in d1)
+    # D1 is matched with D3's words too (the fake encoder's shared terms show it)
+    assert any("冷链" in m["shared_terms"] for m in d1)
+    schedule = table("schedule.csv")
+    assert len(schedule) == len(meetings)  # everything placed
+    e2_slots = [m["slot"] for m in schedule if E2 in m["enterprise"]]
+    assert len(e2_slots) == len(set(e2_slots)) >= 3  # D1's two joint meetings and D5's, never two at once
+    e1_slots = [m["slot"] for m in schedule if E1 in m["enterprise"]]
+    assert len(e1_slots) == len(set(e1_slots))
+    agendas = [n for n in done["files"] if n.startswith("agendas/enterprise-") and n.endswith(".html")]
+    texts = {n: world.client.get(f"{JOBS}/{done['id']}/files/{n}", headers=world.h("staff")).text for n in agendas}
+    e2_agenda = next(t for t in texts.values() if f"<h1>{E2}</h1>" in t)
+    assert e2_agenda.count('<span class="id">D1</span>') == 2 and "联合洽谈 Joint meeting" in e2_agenda
+    assert "D3" in e2_agenda  # says which of its demands was merged
+    page = world.client.get(f"/conference/jobs/{done['id']}?lang=en", headers=staff).text
+    assert 'data-testid="conf-result-merged"' in page and "D3" in page.split('data-testid="conf-result-merged"')[1]
