@@ -312,7 +312,7 @@ class ConferenceView:
                     "schedule",
                     u.demand_id,
                     self.demand_title(u.demand_id),
-                    u.enterprise,
+                    self.attendees(u.demand_id),
                     u.partner_id,
                     self.partner_name(u.partner_id),
                     "",

@@ -350,7 +350,8 @@ def test_page_form_sets_quotas_rules_fairness_floor_and_pdf_and_shows_the_result
 
 
 def test_result_page_explains_shortfalls_and_says_what_would_fix_them(world):
-    body = {**BODY, "capacity": 1, "min_per_demand": 2, "max_per_demand": 2, "demand_ids": ["D1", "D3", "D4"]}
+    body = {**BODY, "capacity": 1, "min_per_demand": 2, "max_per_demand": 2, "demand_ids": ["D1", "D3", "D4"],
+            "slots": "09:00-09:20", "tables": 1}  # one table in one slot: a second meeting gets no time
     job_id = world.client.post(JOBS, json=body, headers=world.h("staff")).json()["id"]
     done = wait_job(world, job_id)
     assert done["status"] == "done" and done["summary"]["suggestions"], done
@@ -361,6 +362,8 @@ def test_result_page_explains_shortfalls_and_says_what_would_fix_them(world):
     zh = world.client.get(f"/conference/jobs/{job_id}", headers=staff).text
     assert done["summary"]["suggestions"][0]["zh"] in zh and "缺额" in zh
     assert "No PDFs in this run" in en  # pdf not asked for: the page says how to get them
+    assert done["summary"]["meetings"] == 2 and done["summary"]["scheduled"] == 1
+    assert en.count('data-testid="conf-unscheduled"') == 1 and "every common slot is taken or has no free table" in en
 
 
 @pytest.mark.parametrize(("lang", "expected"), [
