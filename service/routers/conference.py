@@ -126,8 +126,8 @@ def _start(request: Request, ctx: Context, principal, values: dict[str, str]) ->
         body = ConferenceJobCreate.model_validate(form_params(values))
         jobs_of(ctx).submit(body, created_by=principal.name)
     except ValidationError as exc:
-        errors = [page_error(t, e["loc"], code=_PYDANTIC_CODES.get(e["type"], "conf_invalid"),
-                             params=_pydantic_params(e), message=e["msg"]) for e in exc.errors()]
+        errors = [page_error(t, e["loc"], code=_pydantic_code(e), params=_pydantic_params(e), message=e["msg"])
+                  for e in exc.errors()]
         return _page(request, ctx, principal, form=values, errors=errors, status=422)
     except ApiError as exc:
         errors = [page_error(t, d.get("loc", [])[1:], code=d.get("code") or "", params=d.get("params") or {},
@@ -161,6 +161,20 @@ _PYDANTIC_CODES = {
 }
 
 
+_ID_PARTS = {"demand_id", "partner_id", "id", "demand_ids", "quotas", "[key]"}
+# a list field's column -> its label's catalog key (other columns are not named)
+COLUMN_LABELS = {"demand_id": "conf_demand", "partner_id": "conf_partner", "enterprise": "enterprise", "id": "id"}
+
+
+def _pydantic_code(e: dict) -> str:
+    if e["type"] in _PYDANTIC_CODES:
+        return _PYDANTIC_CODES[e["type"]]
+    if e.get("input") == "":
+        return "conf_empty"
+    leaf = str(e["loc"][-1]) if e["loc"] else ""
+    return "conf_bad_id" if leaf in _ID_PARTS or str(e["loc"][0]) in ("demand_ids", "quotas") else "conf_invalid"
+
+
 def _pydantic_params(e: dict) -> dict:
     ctx = e.get("ctx") or {}
     limit = next((ctx[k] for k in ("ge", "le", "gt", "lt", "max_length", "min_length") if k in ctx), "")
@@ -178,7 +192,9 @@ def page_error(t, loc, *, code: str, params: dict, message: str) -> dict:
     for part in parts[1:]:
         if part.isdigit():
             where.append(t("conf_line", n=int(part) + 1))
-        elif part not in ("demand_id", "partner_id", "enterprise", "id", "windows", "side"):
+        elif part in COLUMN_LABELS:
+            where.append(t(COLUMN_LABELS[part]))
+        elif part not in ("windows", "side", "[key]"):
             where.append(part)  # a quota's demand id
     key = f"err_{code}" if code else ""
     text = t(key, **params) if key and key != t(key) else message

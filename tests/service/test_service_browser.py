@@ -156,7 +156,8 @@ def test_staff_open_the_landscape_and_run_a_conference(browser, server):
 def test_staff_plan_a_conference_with_quotas_and_a_group_rule_and_download_the_pdf(browser, server):
     """The form's constraints from the page: per-demand quotas, a group rule, no quality floor and
     PDF agendas; the run's result page shows them with the meetings and their alternates, and the
-    combined PDF downloads with its Chinese text (test-artifacts/conference-result.png)."""
+    combined PDF downloads with its Chinese text (test-artifacts/conference-form.png and
+    conference-result.png)."""
     from playwright.sync_api import expect
     from pypdf import PdfReader
 
@@ -171,6 +172,8 @@ def test_staff_plan_a_conference_with_quotas_and_a_group_rule_and_download_the_p
     page.get_by_test_id("conf-rules").fill("at most 2 per demand region and partner")
     page.get_by_test_id("conf-floor-select").select_option("none")
     page.get_by_test_id("conf-pdf").check()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "conference-form.png"), full_page=True)
     page.get_by_test_id("conf-submit").click()
     expect(page.get_by_test_id("conf-started")).to_be_visible()
     job = page.get_by_test_id("conf-job").first

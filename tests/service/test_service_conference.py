@@ -465,3 +465,14 @@ def test_a_merge_group_is_matched_and_scheduled_as_one_demand(world):
     assert "D3" in e2_agenda  # says which of its demands was merged
     page = world.client.get(f"/conference/jobs/{done['id']}?lang=en", headers=staff).text
     assert 'data-testid="conf-result-merged"' in page and "D3" in page.split('data-testid="conf-result-merged"')[1]
+
+
+def test_form_errors_name_the_line_and_column_of_list_fields(world):
+    staff = world.cookie("staff")
+    form = {"k": "3", "slots": "09:00-10:00", "include_unpublished": "1", "pins": "D1,P1\nD3\n",
+            "demand_ids": "D1 D3 ../x", "quotas": "bad/id,2"}
+    bad = world.client.post("/conference?lang=en", data=form, headers=staff)
+    assert bad.status_code == 422
+    rows = bad.text.split('data-testid="conf-errors"')[1]
+    assert "Pinned pairs (one per line: demand_id,partner_id) · line 2 · Partner</td><td>must not be empty" in rows
+    assert "&#39;../x&#39; is not a valid id" in rows and "&#39;bad/id&#39; is not a valid id" in rows
