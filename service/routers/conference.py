@@ -212,13 +212,17 @@ def conference_job_page(request: Request, ctx: CtxDep, principal: StaffPage, job
     meetings = _csv_rows(jobs, row, "assignment.csv")
     unmet = _csv_rows(jobs, row, "unmet.csv")
     return render(request, "conference_job.html", {
-        "j": job, "files": files, "meetings": meetings, "file_names": {n for n, _ in files},
+        "j": job, "files": files, "meetings": meetings[:MEETINGS_SHOWN], "n_meetings": len(meetings),
+        "file_names": {n for n, _ in files},
         "single": [(n, h) for n, h in files if n.endswith(".pdf") and n != "agendas/all.pdf"],
         "shortfalls": [u for u in unmet if u.get("stage") == "assignment"],
         "partner_shortfalls": [u for u in unmet if u.get("stage") == "partner_minimum"],
         "unscheduled": [u for u in unmet if u.get("stage") not in ("assignment", "partner_minimum", "suggestion")],
         "floor": floor_label(job.params.get("min_score")), "active": job.status in ("queued", "running"),
     }, principal=principal)
+
+
+MEETINGS_SHOWN = 2000  # a page stays light; every meeting is in assignment.csv
 
 
 def _csv_rows(jobs: ConferenceJobs, row: dict, name: str) -> list[dict[str, str]]:

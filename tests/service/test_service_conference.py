@@ -349,7 +349,7 @@ def test_page_form_sets_quotas_rules_fairness_floor_and_pdf_and_shows_the_result
     assert "全部日程 PDF" in zh and "最差需求的最佳匹配度" in zh
 
 
-def test_result_page_explains_shortfalls_and_says_what_would_fix_them(world):
+def test_result_page_explains_shortfalls_and_says_what_would_fix_them(world, monkeypatch):
     body = {**BODY, "capacity": 1, "min_per_demand": 2, "max_per_demand": 2, "demand_ids": ["D1", "D3", "D4"],
             "slots": "09:00-09:20", "tables": 1}  # one table in one slot: a second meeting gets no time
     job_id = world.client.post(JOBS, json=body, headers=world.h("staff")).json()["id"]
@@ -364,6 +364,9 @@ def test_result_page_explains_shortfalls_and_says_what_would_fix_them(world):
     assert "No PDFs in this run" in en  # pdf not asked for: the page says how to get them
     assert done["summary"]["meetings"] == 2 and done["summary"]["scheduled"] == 1
     assert en.count('data-testid="conf-unscheduled"') == 1 and "every common slot is taken or has no free table" in en
+    monkeypatch.setattr("service.routers.conference.MEETINGS_SHOWN", 1)  # a long list is cut, and says so
+    short = world.client.get(f"/conference/jobs/{job_id}?lang=en", headers=staff).text
+    assert short.count('data-testid="conf-meeting"') == 1 and "The first 1 of 2 meetings are shown" in short
 
 
 @pytest.mark.parametrize(("lang", "expected"), [
