@@ -222,6 +222,36 @@ def conference_job_page(request: Request, ctx: CtxDep, principal: StaffPage, job
     }, principal=principal)
 
 
+@router.post("/conference/jobs/{job_id}/replan", include_in_schema=False, dependencies=[Depends(same_origin)])
+async def conference_replan(request: Request, ctx: CtxDep, principal: StaffPage, job_id: str) -> Response:
+    """A new run with this run's demands and settings that keeps the meetings ticked on its
+    result page (pins) and re-plans the rest: after a cancellation, or once some are confirmed."""
+    form = await request.form()
+    keep = [str(v) for v in form.getlist("keep")]
+    return await run_in_threadpool(_replan, request, ctx, principal, job_id, keep)
+
+
+def _replan(request: Request, ctx: Context, principal, job_id: str, keep: list[str]) -> Response:
+    row = jobs_of(ctx).get(job_id)
+    params = dict(row["params"] or {})
+    pins = [dict(zip(("demand_id", "partner_id"), pair.split(",", 1), strict=True)) for pair in keep if "," in pair]
+    params.update(pins=pins, demand_ids=list(row["demand_ids"] or []))
+    values = {"title": str(params.get("title") or ""), "demand_ids": " ".join(params["demand_ids"]),
+              "pins": "\n".join(f"{p['demand_id']},{p['partner_id']}" for p in pins)}
+    t = translator(page_lang(request))
+    try:
+        jobs_of(ctx).submit(ConferenceJobCreate.model_validate(params), created_by=principal.name)
+    except ValidationError as exc:
+        errors = [page_error(t, e["loc"], code=_pydantic_code(e), params=_pydantic_params(e), message=e["msg"])
+                  for e in exc.errors()]
+        return _page(request, ctx, principal, form=values, errors=errors, status=422)
+    except ApiError as exc:
+        errors = [page_error(t, d.get("loc", [])[1:], code=d.get("code") or "", params=d.get("params") or {},
+                             message=d.get("message", "")) for d in exc.details] or [{"field": "", "message": exc.message}]
+        return _page(request, ctx, principal, form=values, errors=errors, status=exc.status)
+    return RedirectResponse("/conference?started=1", status_code=303)
+
+
 MEETINGS_SHOWN = 2000  # a page stays light; every meeting is in assignment.csv
 
 

@@ -479,3 +479,26 @@ def test_form_errors_name_the_line_and_column_of_list_fields(world):
     rows = bad.text.split('data-testid="conf-errors"')[1]
     assert "Pinned pairs (one per line: demand_id,partner_id) · line 2 · Partner</td><td>must not be empty" in rows
     assert "&#39;../x&#39; is not a valid id" in rows and "&#39;bad/id&#39; is not a valid id" in rows
+
+
+def test_replan_from_the_result_page_keeps_the_ticked_meetings(world):
+    """A partner cancels: staff untick its meeting, keep the others, and run again with the same
+    demands and settings; the kept meetings are pins of the new run."""
+    body = {**BODY, "demand_ids": ["D1", "D3"], "industry": [], "quotas": {"D1": 2}}
+    first = wait_job(world, world.client.post(JOBS, json=body, headers=world.h("staff")).json()["id"])
+    staff = world.cookie("staff")
+    page = world.client.get(f"/conference/jobs/{first['id']}?lang=en", headers=staff).text
+    assert 'data-testid="conf-replan-form"' in page and page.count('data-testid="conf-keep"') == first["summary"]["meetings"]
+    csv_text = world.client.get(f"{JOBS}/{first['id']}/files/assignment.csv", headers=world.h("staff")).text
+    pairs = [tuple(line.split(",")[i] for i in (0, 3)) for line in csv_text.lstrip("\ufeff").splitlines()[1:]]
+    keep = [f"{d},{p}" for d, p in pairs[:1]]
+    r = world.client.post(f"/conference/jobs/{first['id']}/replan", data={"keep": keep}, headers=staff,
+                          follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/conference?started=1"
+    second = world.client.get(JOBS, headers=world.h("staff")).json()["items"][0]
+    assert second["id"] != first["id"] and second["demand_ids"] == ["D1", "D3"]
+    assert second["params"]["pins"] == [{"demand_id": pairs[0][0], "partner_id": pairs[0][1]}]
+    assert second["params"]["quotas"] == {"D1": 2} and second["params"]["min_score"] == 0
+    done = wait_job(world, second["id"])
+    again = world.client.get(f"/conference/jobs/{done['id']}?lang=en", headers=staff).text
+    assert f'value="{keep[0]}" data-testid="conf-keep" checked' in again  # the kept meeting, pinned and ticked
