@@ -121,10 +121,15 @@ async def conference_start(request: Request, ctx: CtxDep, principal: StaffPage) 
 
 
 def _start(request: Request, ctx: Context, principal, values: dict[str, str]) -> Response:
+    return _submit(request, ctx, principal, form_params(values), values)
+
+
+def _submit(request: Request, ctx: Context, principal, params: dict, values: dict[str, str]) -> Response:
+    """Queue a run; on a problem, the form again with `values` and every problem listed in the
+    page's language (nothing queued)."""
     t = translator(page_lang(request))
     try:
-        body = ConferenceJobCreate.model_validate(form_params(values))
-        jobs_of(ctx).submit(body, created_by=principal.name)
+        jobs_of(ctx).submit(ConferenceJobCreate.model_validate(params), created_by=principal.name)
     except ValidationError as exc:
         errors = [page_error(t, e["loc"], code=_pydantic_code(e), params=_pydantic_params(e), message=e["msg"])
                   for e in exc.errors()]
@@ -238,18 +243,7 @@ def _replan(request: Request, ctx: Context, principal, job_id: str, keep: list[s
     params.update(pins=pins, demand_ids=list(row["demand_ids"] or []))
     values = {"title": str(params.get("title") or ""), "demand_ids": " ".join(params["demand_ids"]),
               "pins": "\n".join(f"{p['demand_id']},{p['partner_id']}" for p in pins)}
-    t = translator(page_lang(request))
-    try:
-        jobs_of(ctx).submit(ConferenceJobCreate.model_validate(params), created_by=principal.name)
-    except ValidationError as exc:
-        errors = [page_error(t, e["loc"], code=_pydantic_code(e), params=_pydantic_params(e), message=e["msg"])
-                  for e in exc.errors()]
-        return _page(request, ctx, principal, form=values, errors=errors, status=422)
-    except ApiError as exc:
-        errors = [page_error(t, d.get("loc", [])[1:], code=d.get("code") or "", params=d.get("params") or {},
-                             message=d.get("message", "")) for d in exc.details] or [{"field": "", "message": exc.message}]
-        return _page(request, ctx, principal, form=values, errors=errors, status=exc.status)
-    return RedirectResponse("/conference?started=1", status_code=303)
+    return _submit(request, ctx, principal, params, values)
 
 
 MEETINGS_SHOWN = 2000  # a page stays light; every meeting is in assignment.csv

@@ -10,7 +10,7 @@ import pytest
 from matcher.conference.assign import AssignmentConstraints, PairListRule, SameValueRule, assign
 from matcher.conference.merged import JointRule, attendees, enterprises_of, joint_demand, merged_ids
 from matcher.conference.outputs import write_outputs
-from matcher.conference.schedule import make_slots, placement_bound, schedule_meetings, _instance
+from matcher.conference.schedule import _instance, make_slots, placement_bound, schedule_meetings
 from matcher.records import Demand, Partner
 
 D1 = Demand("D1", "涂层剥落", "货车涂层低温剥落。", region="铁锋区", enterprise="E1")

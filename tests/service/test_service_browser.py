@@ -155,8 +155,9 @@ def test_staff_open_the_landscape_and_run_a_conference(browser, server):
 
 def test_staff_plan_a_conference_with_quotas_and_a_group_rule_and_download_the_pdf(browser, server):
     """The form's constraints from the page: per-demand quotas, a group rule, no quality floor and
-    PDF agendas; the run's result page shows them with the meetings and their alternates, and the
-    combined PDF downloads with its Chinese text (test-artifacts/conference-form.png and
+    PDF agendas; the run's result page shows them with the meetings and their alternates, the
+    combined PDF downloads with its Chinese text, and a re-plan keeps all but one meeting
+    (test-artifacts/conference-form.png and
     conference-result.png)."""
     from playwright.sync_api import expect
     from pypdf import PdfReader
@@ -195,3 +196,14 @@ def test_staff_plan_a_conference_with_quotas_and_a_group_rule_and_download_the_p
     assert Path(path).read_bytes().startswith(b"%PDF")
     text = "".join(p.extract_text() or "" for p in PdfReader(path).pages)
     assert "技术需求对接会" in text and "D001" in text
+    # a partner cancels: keep every other meeting and re-plan the rest
+    n = meetings.count()
+    boxes = page.get_by_test_id("conf-keep")
+    for k in range(1, n):  # nothing is pinned yet, so nothing is ticked: tick all but the cancelled one
+        boxes.nth(k).check()
+    page.get_by_test_id("conf-replan").click()
+    expect(page.get_by_test_id("conf-started")).to_be_visible()
+    rerun = page.get_by_test_id("conf-job").first
+    expect(rerun).to_have_attribute("data-status", "done", timeout=180_000)
+    rerun.get_by_test_id("conf-job-open").click()
+    expect(page.locator("[data-testid=conf-keep]:checked")).to_have_count(n - 1)
