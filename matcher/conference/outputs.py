@@ -394,7 +394,7 @@ _TEMPLATES = {
 {% for l in lines %}<tr><td class="time">{{ l.time or "待定 TBA" }}</td><td>{{ l.table }}</td>
 <td>{{ l[other_key] }}</td><td>{{ l.demand_title }} <span class="id">{{ l.demand_id }}</span>
 {% if l.merged_from %}<br><span class="id">联合洽谈 Joint meeting: {{ l.enterprise }}
-· 已并入 merged {{ l.merged_from }}</span>{% endif %}</td>
+{{- " · 已并入 merged " ~ l.merged_from }}</span>{% endif %}</td>
 <td class="why">{% if l.terms %}共同术语 Shared terms: {{ l.terms|join("、") }}{% endif %}
 {% if l.capabilities %}<br>相关成果 Capabilities: {{ l.capabilities|join("；") }}{% endif %}
 </td></tr>
