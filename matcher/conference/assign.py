@@ -233,7 +233,8 @@ class AssignmentConstraints:
         if self.min_per_demand > self.max_per_demand:
             raise InputError(
                 f"min_per_demand {self.min_per_demand} exceeds max_per_demand {self.max_per_demand}",
-                field="min_per_demand",
+                field="min_per_demand", code="min_above_max",
+                params={"min": self.min_per_demand, "max": self.max_per_demand},
             )
         for pid, cap in self.capacity_overrides.items():
             if not isinstance(cap, int) or cap < 0:
@@ -248,7 +249,8 @@ class AssignmentConstraints:
                     raise InputError(f"{what} '{key}' must be a whole number >= 0, got {value!r}", field=name)
         kinds = Counter(type(r).__name__ + (r.kind if isinstance(r, LocalWish) else "") for r in self.group_rules)
         if twice := [k for k, n in kinds.items() if n > 1]:
-            raise InputError(f"at most one rule of each kind, got {twice[0]} twice", field="group_rules")
+            raise InputError(f"at most one rule of each kind, got {twice[0]} twice", field="group_rules",
+                             code="rule_twice", params={"kind": twice[0]})
         for r in self.group_rules:
             if isinstance(r, OrganisationCap | GroupPartnerCap) and (not isinstance(r.limit, int) or r.limit < 0):
                 raise InputError(f"limit must be a whole number >= 0 in '{r.name}'", field="group_rules")

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from matcher.conference.assign import Assignment
+from matcher.conference.merged import enterprises_of, merged_ids
 from matcher.conference.schedule import Schedule
 from matcher.errors import MatcherError
 from matcher.fsutil import atomic_bytes, atomic_text
@@ -195,6 +196,18 @@ class ConferenceView:
         d = self.demands.get(demand_id)
         return (d.enterprise if d else "") or demand_id
 
+    def enterprises(self, demand_id: str) -> list[str]:
+        """Everyone at the demand's meetings: for a merged demand, every member's enterprise."""
+        d = self.demands.get(demand_id)
+        return (enterprises_of(d) if d else []) or [self.enterprise(demand_id)]
+
+    def attendees(self, demand_id: str) -> str:
+        return "; ".join(self.enterprises(demand_id))
+
+    def merged_from(self, demand_id: str) -> str:
+        d = self.demands.get(demand_id)
+        return ", ".join(merged_ids(d)) if d else ""
+
     def demand_title(self, demand_id: str) -> str:
         d = self.demands.get(demand_id)
         return d.title if d else ""
@@ -224,7 +237,7 @@ class ConferenceView:
                 [
                     a.demand_id,
                     self.demand_title(a.demand_id),
-                    self.enterprise(a.demand_id),
+                    self.attendees(a.demand_id),
                     a.partner_id,
                     self.partner_name(a.partner_id),
                     round(a.score, 6),
@@ -257,7 +270,7 @@ class ConferenceView:
                     self.partner_name(x.partner_id),
                     x.demand_id,
                     self.demand_title(x.demand_id),
-                    x.enterprise,
+                    self.attendees(x.demand_id),
                 ]
             )
         return rows
@@ -270,7 +283,7 @@ class ConferenceView:
                     "assignment",
                     s.demand_id,
                     self.demand_title(s.demand_id),
-                    self.enterprise(s.demand_id),
+                    self.attendees(s.demand_id),
                     "",
                     "",
                     s.assigned,
@@ -288,7 +301,7 @@ class ConferenceView:
             is_demand = x.kind == "quota"
             rows.append(
                 ["suggestion", x.target if is_demand else "", self.demand_title(x.target) if is_demand else "",
-                 self.enterprise(x.target) if is_demand else "",
+                 self.attendees(x.target) if is_demand else "",
                  x.target if x.kind == "capacity" else "",
                  self.partner_name(x.target) if x.kind == "capacity" else "",
                  x.current, x.proposed, x.kind, f"{x.zh} / {x.en}"]
@@ -299,7 +312,7 @@ class ConferenceView:
                     "schedule",
                     u.demand_id,
                     self.demand_title(u.demand_id),
-                    u.enterprise,
+                    self.attendees(u.demand_id),
                     u.partner_id,
                     self.partner_name(u.partner_id),
                     "",
@@ -328,14 +341,16 @@ class ConferenceView:
                 "table": table,
                 "demand_id": a.demand_id,
                 "demand_title": self.demand_title(a.demand_id),
-                "enterprise": self.enterprise(a.demand_id),
+                "enterprise": "、".join(self.enterprises(a.demand_id)),
+                "merged_from": self.merged_from(a.demand_id),
                 "partner_id": a.partner_id,
                 "partner_name": self.partner_name(a.partner_id),
                 "score": a.score,
                 "terms": terms,
                 "capabilities": caps,
             }
-            by_ent[line["enterprise"]].append(line)
+            for ent in self.enterprises(a.demand_id):  # a merged demand's meeting is on every member's agenda
+                by_ent[ent].append(line)
             by_partner[a.partner_id].append(line)
         return dict(by_ent), dict(by_partner)
 
@@ -377,7 +392,9 @@ _TEMPLATES = {
 {% if lines %}<table><thead><tr><th>时间 Time</th><th>桌号 Table</th><th>{{ other_label }}</th>
 <th>需求 Demand</th><th>匹配理由 Why</th></tr></thead><tbody>
 {% for l in lines %}<tr><td class="time">{{ l.time or "待定 TBA" }}</td><td>{{ l.table }}</td>
-<td>{{ l[other_key] }}</td><td>{{ l.demand_title }} <span class="id">{{ l.demand_id }}</span></td>
+<td>{{ l[other_key] }}</td><td>{{ l.demand_title }} <span class="id">{{ l.demand_id }}</span>
+{% if l.merged_from %}<br><span class="id">联合洽谈 Joint meeting: {{ l.enterprise }}
+{{- " · 已并入 merged " ~ l.merged_from }}</span>{% endif %}</td>
 <td class="why">{% if l.terms %}共同术语 Shared terms: {{ l.terms|join("、") }}{% endif %}
 {% if l.capabilities %}<br>相关成果 Capabilities: {{ l.capabilities|join("；") }}{% endif %}
 </td></tr>
@@ -408,14 +425,15 @@ def render_agendas(view: ConferenceView, *, title: str) -> dict[str, str]:
     by_ent, by_partner = view.agenda_lines()
     unmet: dict[str, list[dict]] = defaultdict(list)
     for s in view.assignment.shortfalls:
-        unmet[view.enterprise(s.demand_id)].append(
-            {
-                "demand_id": s.demand_id,
-                "title": view.demand_title(s.demand_id),
-                "reason": s.reason,
-                "detail": s.detail,
-            }
-        )
+        for ent in view.enterprises(s.demand_id):
+            unmet[ent].append(
+                {
+                    "demand_id": s.demand_id,
+                    "title": view.demand_title(s.demand_id),
+                    "reason": s.reason,
+                    "detail": s.detail,
+                }
+            )
     pages: dict[str, str] = {}
     ent_entries, partner_entries = [], []
     for ent in sorted(set(by_ent) | set(unmet)):

@@ -50,7 +50,8 @@ def parse_rule(spec: str):
         if not m[1].isdigit():
             break
         return OrganisationCap(m[2], int(m[1])) if kind == "org" else GroupPartnerCap(m[2], int(m[1]))
-    raise InputError(f"bad rule '{spec}', expected {SYNTAX}", field="rules")
+    raise InputError(f"bad rule '{spec}', expected {SYNTAX}", field="rules", code="bad_rule",
+                     params={"rule": text})
 
 
 def parse_rules(specs: Iterable[str]) -> list:

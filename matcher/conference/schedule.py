@@ -109,7 +109,8 @@ def parse_time(text: str) -> int:
     """ "09:20" -> 560 (minutes after midnight)."""
     m = _TIME.match(text)
     if not m or int(m[1]) > 24 or int(m[2]) > 59:
-        raise InputError(f"bad time '{text}', expected HH:MM", field="time")
+        raise InputError(f"bad time '{text}', expected HH:MM", field="time", code="bad_time",
+                         params={"value": text.strip()})
     return int(m[1]) * 60 + int(m[2])
 
 
@@ -127,7 +128,7 @@ def parse_windows(spec: str) -> list[Window]:
         if not sep or parse_time(start) >= parse_time(end):
             raise InputError(
                 f"bad window '{part.strip()}', expected HH:MM-HH:MM with start < end",
-                field="windows",
+                field="windows", code="bad_window", params={"value": part.strip()},
             )
         out.append((start.strip(), end.strip()))
     return out
@@ -149,7 +150,8 @@ def make_slots(windows: str | Sequence[Window], minutes: int) -> list[Slot]:
     slots.sort()
     for a, b in zip(slots, slots[1:], strict=False):
         if b.start < a.end:
-            raise InputError(f"slots {a.label} and {b.label} overlap", field="slots")
+            raise InputError(f"slots {a.label} and {b.label} overlap", field="slots", code="slots_overlap",
+                             params={"a": a.label, "b": b.label})
     return slots
 
 
@@ -174,6 +176,11 @@ class _Inst:
     by_partner: dict[str, list[int]]
     by_ent: dict[str, list[int]]
     follows: list[bool]  # follows[t]: slot t starts when slot t-1 ends
+    ents: list[tuple[str, ...]] = ()  # ents[m]: every enterprise at meeting m (ent[m] first)
+
+    def __post_init__(self) -> None:
+        if not self.ents:
+            self.ents = [(e,) for e in self.ent]
 
 
 def schedule_meetings(
@@ -184,6 +191,7 @@ def schedule_meetings(
     enterprise_of: Mapping[str, str] | None = None,
     enterprise_windows: Mapping[str, Sequence[Window]] | None = None,
     partner_windows: Mapping[str, Sequence[Window]] | None = None,
+    attendees: Mapping[str, Sequence[str]] | None = None,
     method: str = "auto",
     time_limit: float = 10.0,
     workers: int = 2,
@@ -192,7 +200,9 @@ def schedule_meetings(
 
     pairs: ``(demand_id, partner_id)``, each at most once. enterprise_of: demand_id ->
     enterprise (default: each demand is its own enterprise). *_windows: id -> list of
-    ``("HH:MM", "HH:MM")``; ids without an entry are available in every slot.
+    ``("HH:MM", "HH:MM")``; ids without an entry are available in every slot. attendees:
+    demand_id -> further enterprises at its meetings (a merged demand's other members): none of
+    them is booked twice in a slot and their windows apply too.
     time_limit: seconds for CP-SAT; workers: its threads.
     """
     if method not in METHODS:
@@ -206,6 +216,7 @@ def schedule_meetings(
         enterprise_of or {},
         enterprise_windows or {},
         partner_windows or {},
+        attendees or {},
     )
     slot_of = _heuristic(inst)
     bound = placement_bound(inst)
@@ -268,6 +279,7 @@ def _instance(
     enterprise_of: Mapping[str, str],
     ewin: Mapping[str, Sequence[Window]],
     pwin: Mapping[str, Sequence[Window]],
+    attendees: Mapping[str, Sequence[str]] | None = None,
 ) -> _Inst:
     seen: set[tuple[str, str]] = set()
     for row, pair in enumerate(pairs, start=1):
@@ -275,17 +287,21 @@ def _instance(
             raise InputError(f"meeting ({pair[0]}, {pair[1]}) listed twice", row=row)
         seen.add(pair)
     ent = [enterprise_of.get(d) or d for d, _ in pairs]
+    ents = [tuple(dict.fromkeys([e, *(x for x in (attendees or {}).get(d, ()) if x)]))
+            for (d, _), e in zip(pairs, ent, strict=True)]
     allowed = [
-        [t for t, s in enumerate(slots) if _available(s, ewin.get(e)) and _available(s, pwin.get(p))]
-        for (_, p), e in zip(pairs, ent, strict=True)
+        [t for t, s in enumerate(slots)
+         if all(_available(s, ewin.get(e)) for e in es) and _available(s, pwin.get(p))]
+        for (_, p), es in zip(pairs, ents, strict=True)
     ]
     by_partner: dict[str, list[int]] = defaultdict(list)
     by_ent: dict[str, list[int]] = defaultdict(list)
-    for m, ((_, p), e) in enumerate(zip(pairs, ent, strict=True)):
+    for m, ((_, p), es) in enumerate(zip(pairs, ents, strict=True)):
         by_partner[p].append(m)
-        by_ent[e].append(m)
+        for e in es:
+            by_ent[e].append(m)
     follows = [t > 0 and slots[t - 1].end == s.start for t, s in enumerate(slots)]
-    return _Inst(slots, tables, pairs, ent, allowed, dict(by_partner), dict(by_ent), follows)
+    return _Inst(slots, tables, pairs, ent, allowed, dict(by_partner), dict(by_ent), follows, ents)
 
 
 def _blocks(inst: _Inst, used: Iterable[int]) -> int:
@@ -309,7 +325,10 @@ def _heuristic(inst: _Inst) -> list[int | None]:
     ent_busy: dict[str, set[int]] = defaultdict(set)
 
     def opts(m: int) -> int:
-        return sum(1 for t in inst.allowed[m] if load[t] < inst.tables and t not in ent_busy[inst.ent[m]])
+        return sum(1 for t in inst.allowed[m] if load[t] < inst.tables and free(m, t))
+
+    def free(m: int, t: int) -> bool:
+        return all(t not in ent_busy[e] for e in inst.ents[m])
 
     order = sorted(
         inst.by_partner,
@@ -330,7 +349,7 @@ def _heuristic(inst: _Inst) -> list[int | None]:
                 if load[t] >= inst.tables:
                     continue
                 for m in todo:
-                    if t in inst.allowed[m] and t not in ent_busy[inst.ent[m]]:
+                    if t in inst.allowed[m] and free(m, t):
                         got[m] = t
                         todo.remove(m)
                         break
@@ -342,7 +361,8 @@ def _heuristic(inst: _Inst) -> list[int | None]:
         for m, t in (best[1] if best else {}).items():
             slot_of[m] = t
             load[t] += 1
-            ent_busy[inst.ent[m]].add(t)
+            for e in inst.ents[m]:
+                ent_busy[e].add(t)
     return slot_of
 
 
@@ -459,7 +479,7 @@ def _why_unplaced(inst: _Inst, slot_of: list[int | None], m: int, full: set[int]
             f"partner {p} and enterprise {e} share no available slot",
         )
     p_busy = {slot_of[k] for k in inst.by_partner[p]}
-    e_busy = {slot_of[k] for k in inst.by_ent[e]}
+    e_busy = {slot_of[k] for x in inst.ents[m] for k in inst.by_ent[x] if k != m}
     return Unplaced(
         d,
         p,

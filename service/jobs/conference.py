@@ -42,6 +42,7 @@ from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from matcher.conference.assign import AssignmentConstraints, InfeasibleError, PairListRule, SameValueRule
+from matcher.conference.merged import JointRule, attendees, enterprises_of, joint_demand, merged_ids
 from matcher.conference.rules import parse_rule
 from matcher.conference.run import default_floor
 from matcher.errors import InputError, MatcherError
@@ -188,10 +189,18 @@ class Plan:
     slots: list
     enterprise_windows: dict[str, list]
     partner_windows: dict[str, list]
+    merged: dict[str, list[str]]  # surviving demand -> the demands merged into it
 
 
-def _problem(loc: Sequence[Any], message: str, kind: str = "value_error") -> dict:
-    return {"loc": ["body", *loc], "message": message, "type": kind}
+def _problem(loc: Sequence[Any], message: str, kind: str = "value_error", *, code: str = "",
+             params: dict[str, Any] | None = None) -> dict:
+    """One problem of the parameters; `code` and `params` let a page say it in its language
+    (catalog key ``err_<code>``)."""
+    return {"loc": ["body", *loc], "message": message, "type": kind, "code": code, "params": params or {}}
+
+
+def _input_problem(loc: Sequence[Any], exc: InputError) -> dict:
+    return _problem(loc, exc.reason, code=exc.code or "", params=exc.params)
 
 
 def plan(conn: Connection, p: ConferenceJobCreate, *, max_k: int, demand_ids: Sequence[str] | None = None,
@@ -202,84 +211,120 @@ def plan(conn: Connection, p: ConferenceJobCreate, *, max_k: int, demand_ids: Se
 
     problems: list[dict] = []
     if p.k > max_k:
-        problems.append(_problem(["k"], f"k is at most {max_k} in this service"))
+        problems.append(_problem(["k"], f"k is at most {max_k} in this service", code="conf_k_max",
+                                 params={"limit": max_k}))
     slots: list = []
     try:
         slots = make_slots(p.slots, p.slot_minutes)
         if not slots:
-            problems.append(_problem(["slots"], f"no {p.slot_minutes}-minute slot fits in '{p.slots}'"))
+            problems.append(_problem(["slots"], f"no {p.slot_minutes}-minute slot fits in '{p.slots}'",
+                                     code="conf_no_slot", params={"minutes": p.slot_minutes, "slots": p.slots}))
     except InputError as exc:
-        problems.append(_problem(["slots"], exc.reason))
+        problems.append(_input_problem(["slots"], exc))
 
     if demand_ids is None:
         demand_ids = _select_demands(conn, p, problems)
-    rows = store.get_demands(conn, list(demand_ids))
+    demand_ids, merged = fold_merges(conn, demand_ids)
+    alias = {m: primary for primary, members in merged.items() for m in members}
+    rows = store.get_demands(conn, list(demand_ids) + list(alias))
     chosen = [i for i in demand_ids if i in rows]
     if not chosen and not problems:
-        problems.append(_problem(["demand_ids"], "no demands selected"))
+        problems.append(_problem(["demand_ids"], "no demands selected", code="conf_no_demands"))
     selected = set(chosen)
-    enterprises = {rows[i]["enterprise"] or i for i in chosen}
+    enterprises = {rows[i]["enterprise"] or i for i in (*chosen, *alias)}
     known_partners = _partner_ids(conn, {x.partner_id for x in (*p.pins, *p.exclusions, *p.contracts)}
                                   | {a.id for a in p.availability if a.side == "partner"})
     for field, pairs in (("pins", p.pins), ("exclusions", p.exclusions)):
         for n, pair in enumerate(pairs):
-            if pair.demand_id not in selected:
+            if alias.get(pair.demand_id, pair.demand_id) not in selected:
                 known = pair.demand_id in rows or store.get_demand(conn, pair.demand_id) is not None
                 why = "is not among the selected demands" if known else "does not exist"
-                problems.append(_problem([field, n, "demand_id"], f"demand '{pair.demand_id}' {why}", "unknown_id"))
+                problems.append(_problem([field, n, "demand_id"], f"demand '{pair.demand_id}' {why}", "unknown_id",
+                                         code="conf_not_selected" if known else "conf_unknown_demand",
+                                         params={"id": pair.demand_id}))
             if pair.partner_id not in known_partners:
                 problems.append(_problem([field, n, "partner_id"], f"partner '{pair.partner_id}' does not exist",
-                                         "unknown_id"))
+                                         "unknown_id", code="conf_unknown_partner", params={"id": pair.partner_id}))
     for n, c in enumerate(p.contracts):
         if c.partner_id not in known_partners:
             problems.append(_problem(["contracts", n, "partner_id"], f"partner '{c.partner_id}' does not exist",
-                                     "unknown_id"))
+                                     "unknown_id", code="conf_unknown_partner", params={"id": c.partner_id}))
     ent_windows: dict[str, list] = {}
     partner_windows: dict[str, list] = {}
     for n, a in enumerate(p.availability):
         if a.side == "partner" and a.id not in known_partners:
-            problems.append(_problem(["availability", n, "id"], f"partner '{a.id}' does not exist", "unknown_id"))
+            problems.append(_problem(["availability", n, "id"], f"partner '{a.id}' does not exist", "unknown_id",
+                                     code="conf_unknown_partner", params={"id": a.id}))
         if a.side == "enterprise" and a.id not in enterprises:
             problems.append(_problem(["availability", n, "id"],
-                                     f"no selected demand comes from the enterprise '{a.id}'", "unknown_id"))
+                                     f"no selected demand comes from the enterprise '{a.id}'", "unknown_id",
+                                     code="conf_unknown_enterprise", params={"name": a.id}))
         try:
             windows = parse_windows(a.windows)
         except InputError as exc:
-            problems.append(_problem(["availability", n, "windows"], exc.reason))
+            problems.append(_input_problem(["availability", n, "windows"], exc))
             continue
         (ent_windows if a.side == "enterprise" else partner_windows).setdefault(a.id, []).extend(windows)
     rules: list = []
     group_rules: list = []
     if p.contracts:
         rules.append(PairListRule(frozenset((c.enterprise, c.partner_id) for c in p.contracts)))
+    quotas: dict[str, int] = {}
+    for did, n in p.quotas.items():  # a merged demand's quota counts for its group (the largest wins)
+        target = alias.get(did, did)
+        quotas[target] = max(n, quotas.get(target, 0))
     for n, spec in enumerate(p.exclusion_rules):
         try:
             rule = parse_rule(spec)
         except InputError as exc:
-            problems.append(_problem(["exclusion_rules", n], exc.reason))
+            problems.append(_input_problem(["exclusion_rules", n], exc))
             continue
         (rules if isinstance(rule, SameValueRule) else group_rules).append(rule)
     for did in p.quotas:
-        if did not in selected:
-            problems.append(_problem(["quotas", did], f"demand '{did}' is not among the selected demands",
-                                     "unknown_id"))
+        if alias.get(did, did) not in selected:
+            known = store.get_demand(conn, did) is not None
+            problems.append(_problem(["quotas", did], f"demand '{did}' "
+                                     + ("is not among the selected demands" if known else "does not exist"),
+                                     "unknown_id", code="conf_not_selected" if known else "conf_unknown_demand",
+                                     params={"id": did}))
     constraints = None
     try:
         constraints = AssignmentConstraints(
             capacity=p.capacity, min_per_demand=p.min_per_demand, max_per_demand=p.max_per_demand,
             min_score=default_floor() if p.min_score is None else p.min_score,
-            exclusions=frozenset((x.demand_id, x.partner_id) for x in p.exclusions),
-            exclusion_rules=tuple(rules), pins=tuple((x.demand_id, x.partner_id) for x in p.pins),
-            quotas={k: v for k, v in p.quotas.items() if k in selected}, partner_min=p.partner_min,
+            exclusions=frozenset((alias.get(x.demand_id, x.demand_id), x.partner_id) for x in p.exclusions),
+            exclusion_rules=tuple(JointRule(r) for r in rules) if merged else tuple(rules),
+            pins=tuple(dict.fromkeys((alias.get(x.demand_id, x.demand_id), x.partner_id) for x in p.pins)),
+            quotas={k: v for k, v in quotas.items() if k in selected}, partner_min=p.partner_min,
             group_rules=tuple(group_rules), fair=p.fair)
     except InputError as exc:
-        problems.append(_problem([exc.field or "constraints"], exc.reason))
+        problems.append(_input_problem([exc.field or "constraints"], exc))
     if problems:
         raise Invalid(f"{len(problems)} problem(s) in the conference parameters: "
                       + "; ".join(f"{'.'.join(str(x) for x in d['loc'][1:])}: {d['message']}" for d in problems[:5]),
                       details=problems)
     assert constraints is not None
-    return Plan(chosen, constraints, slots, ent_windows, partner_windows)
+    return Plan(chosen, constraints, slots, ent_windows, partner_windows,
+                {k: v for k, v in merged.items() if k in selected})
+
+
+def fold_merges(conn: Connection, ids: Sequence[str]) -> tuple[list[str], dict[str, list[str]]]:
+    """The demands of a conference with staff merges applied: every merged demand is replaced
+    by its group's surviving (primary) demand, in the first position any member had, so a group
+    is matched and scheduled once. Returns the ids and, per surviving demand in them, the other
+    members that still exist. A merge whose primary was deleted is ignored (its members stand
+    alone again)."""
+    from service.jobs.landscape import load_links
+
+    links, _ = load_links(conn)
+    groups = {m.primary_id: [x for x in m.member_ids if x != m.primary_id] for m in links.merges.values()}
+    if not groups:
+        return list(dict.fromkeys(ids)), {}
+    exists = store.get_demands(conn, sorted(set(groups) | {x for ms in groups.values() for x in ms}))
+    groups = {k: [x for x in v if x in exists] for k, v in groups.items() if k in exists}
+    alias = {m: primary for primary, members in groups.items() for m in members}
+    folded = list(dict.fromkeys(alias.get(i, i) for i in ids))
+    return folded, {i: groups[i] for i in folded if groups.get(i)}
 
 
 def _select_demands(conn: Connection, p: ConferenceJobCreate, problems: list[dict]) -> list[str]:
@@ -288,7 +333,8 @@ def _select_demands(conn: Connection, p: ConferenceJobCreate, problems: list[dic
         found = store.get_demands(conn, ids)
         for n, did in enumerate(p.demand_ids):
             if did not in found:
-                problems.append(_problem(["demand_ids", n], f"demand '{did}' does not exist", "unknown_id"))
+                problems.append(_problem(["demand_ids", n], f"demand '{did}' does not exist", "unknown_id",
+                                         code="conf_unknown_demand", params={"id": did}))
         return ids
     stmt = select(demands.c.id).order_by(demands.c.id)
     if p.industry:
@@ -549,9 +595,11 @@ class ConferenceJobs:
         params = ConferenceJobCreate.model_validate(row["params"])
         with self.db.connect() as conn:
             p = plan(conn, params, max_k=max(self.max_k, params.k), demand_ids=row["demand_ids"])
-            dem_rows = store.get_demands(conn, p.demand_ids)
+            dem_rows = store.get_demands(conn, p.demand_ids + [m for ms in p.merged.values() for m in ms])
             part = partner_records(conn)
-        dems: list[Demand] = [store.demand_record(dem_rows[i]) for i in p.demand_ids]
+        dems: list[Demand] = [joint_demand(store.demand_record(dem_rows[i]),
+                                           [store.demand_record(dem_rows[m]) for m in p.merged.get(i, ())])
+                              for i in p.demand_ids]
         missing = [i for i in row["demand_ids"] if i not in dem_rows]
         folder = self.job_dir(job_id)
         folder.mkdir(parents=True, exist_ok=True)
@@ -592,6 +640,7 @@ class ConferenceJobs:
         schedule = schedule_meetings(
             [(a.demand_id, a.partner_id) for a in result.pairs], p.slots, params.tables,
             enterprise_of={d.id: d.enterprise or d.id for d in dems}, enterprise_windows=p.enterprise_windows,
+            attendees=attendees(dems),
             partner_windows=p.partner_windows, time_limit=params.schedule_seconds)
         self._check_stop()
         self._set(job_id, stage="writing")
@@ -618,6 +667,8 @@ class ConferenceJobs:
             "fair_threshold": result.fair_threshold, "worst_best": _finite(result.worst_best),
             "greedy_worst_best": _finite(result.greedy_worst_best),
             "suggestions": [_suggestion(x) for x in result.suggestions],
+            "merged": {d.id: {"demands": merged_ids(d), "enterprises": enterprises_of(d)}
+                       for d in dems if merged_ids(d)},
             "files": files,
         }
 

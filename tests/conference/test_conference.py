@@ -376,3 +376,21 @@ def test_pin_file_keeps_only_confirmed_rows_and_quotas_come_from_a_column(tmp_pa
     with pytest.raises(InputError, match="whole number") as info:
         _quotas([Demand("d1", "a", "", extra={"meetings": "two"})], "meetings")
     assert info.value.row == 1 and info.value.field == "meetings"
+
+
+def test_docs_counts_a_runs_meetings_by_judgement(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "docs" / "conference_judged.py"
+    spec = importlib.util.spec_from_file_location("conference_judged", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    (tmp_path / "a.csv").write_text("\ufeffdemand_id,partner_id,score\nD1,P1,0.9\nD1,P2,0.4\nD2,P1,0.5\nD2,P3,0.2\n",
+                                    encoding="utf-8")
+    (tmp_path / "q.tsv").write_text("demand_id\ttarget_id\trelevance\nD1\tP1\t3\nD1\tP2\t1\nD2\tP1\t0\n",
+                                    encoding="utf-8")
+    assert module.main([str(tmp_path / "a.csv"), str(tmp_path / "q.tsv"), "D1"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "meetings 4: relevant 1, near miss 1, irrelevant 1, unjudged 1",
+        "D1: P1 fit 0.90 grade 3; P2 fit 0.40 grade 1"]

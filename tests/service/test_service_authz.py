@@ -288,6 +288,11 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("POST", "/conference/jobs/{job_id}/resume"): Case(
         lambda w: (f"/conference/jobs/{interrupted_job(w)}/resume", {}),
         statuses(303, STAFF, unauth=PAGE_ANON), page=True),
+    ("GET", "/conference/jobs/{job_id}"): Case(lambda w: (f"/conference/jobs/{finished_job(w)}", {}),
+                                               statuses(200, STAFF, unauth=PAGE_ANON), page=True),
+    ("POST", "/conference/jobs/{job_id}/replan"): Case(
+        lambda w: (f"/conference/jobs/{finished_job(w)}/replan", {"data": {"keep": []}}),
+        statuses(303, STAFF, unauth=PAGE_ANON), page=True),
     ("GET", "/conference/jobs/{job_id}/files/{name:path}"): Case(
         lambda w: (f"/conference/jobs/{finished_job(w)}/files/agendas/index.html", {}),
         statuses(200, STAFF, unauth=PAGE_ANON), page=True),

@@ -151,3 +151,59 @@ def test_staff_open_the_landscape_and_run_a_conference(browser, server):
     expect(page).to_have_url(re.compile(r"/files/agendas/index\.html$"))
     expect(page.locator("h1")).to_contain_text("技术需求对接会")
     assert offsite == [] and blocked == []
+
+
+def test_staff_plan_a_conference_with_quotas_and_a_group_rule_and_download_the_pdf(browser, server):
+    """The form's constraints from the page: per-demand quotas, a group rule, no quality floor and
+    PDF agendas; the run's result page shows them with the meetings and their alternates, the
+    combined PDF downloads with its Chinese text, and a re-plan keeps all but one meeting
+    (test-artifacts/conference-form.png and
+    conference-result.png)."""
+    from playwright.sync_api import expect
+    from pypdf import PdfReader
+
+    page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+    page.goto(server.url + "/login?next=/conference")
+    page.get_by_test_id("login-token").fill(server.tokens()["staff"])
+    page.get_by_test_id("login-submit").click()
+    expect(page.get_by_test_id("conf-form")).to_be_visible()
+    page.get_by_test_id("conf-demand_ids").fill("D001 D002 D003 D004 D005 D006")
+    page.get_by_test_id("conf-k").fill("5")
+    page.get_by_test_id("conf-quotas").fill("D001,1\nD002,2")
+    page.get_by_test_id("conf-rules").fill("at most 2 per demand region and partner")
+    page.get_by_test_id("conf-floor-select").select_option("none")
+    page.get_by_test_id("conf-pdf").check()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "conference-form.png"), full_page=True)
+    page.get_by_test_id("conf-submit").click()
+    expect(page.get_by_test_id("conf-started")).to_be_visible()
+    job = page.get_by_test_id("conf-job").first
+    expect(job).to_have_attribute("data-status", "done", timeout=180_000)
+    job.get_by_test_id("conf-job-open").click()
+    expect(page.get_by_test_id("conf-result-quotas")).to_have_text("D001=1, D002=2")
+    expect(page.get_by_test_id("conf-result-rules")).to_contain_text("at most 2 per demand region and partner")
+    expect(page.get_by_test_id("conf-result-floor")).to_have_text("不设下限")
+    meetings = page.get_by_test_id("conf-meeting")
+    assert meetings.count() > 0
+    assert page.get_by_test_id("conf-meeting").filter(has_text="D001").count() <= 1
+    alternates = page.get_by_test_id("conf-meeting-alternates").all_inner_texts()
+    assert any(re.search(r"\(P\d{3}\) 0\.\d{4}", a) for a in alternates), alternates  # swaps for cancellations
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "conference-result.png"), full_page=True)
+    with page.expect_download() as info:
+        page.get_by_test_id("conf-result-pdf").click()
+    path = info.value.path()
+    assert Path(path).read_bytes().startswith(b"%PDF")
+    text = "".join(p.extract_text() or "" for p in PdfReader(path).pages)
+    assert "技术需求对接会" in text and "D001" in text
+    # a partner cancels: keep every other meeting and re-plan the rest
+    n = meetings.count()
+    boxes = page.get_by_test_id("conf-keep")
+    for k in range(1, n):  # nothing is pinned yet, so nothing is ticked: tick all but the cancelled one
+        boxes.nth(k).check()
+    page.get_by_test_id("conf-replan").click()
+    expect(page.get_by_test_id("conf-started")).to_be_visible()
+    rerun = page.get_by_test_id("conf-job").first
+    expect(rerun).to_have_attribute("data-status", "done", timeout=180_000)
+    rerun.get_by_test_id("conf-job-open").click()
+    expect(page.locator("[data-testid=conf-keep]:checked")).to_have_count(n - 1)

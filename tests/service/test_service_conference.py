@@ -266,9 +266,11 @@ def test_conference_page_starts_a_job_and_lists_it_with_its_files(world):
 
     bad = world.client.post("/conference", data={**form, "slots": "9-10", "pins": "DX,P1"}, headers=staff)
     assert bad.status_code == 422 and 'data-testid="conf-error-row"' in bad.text
-    assert "bad time" in bad.text and "DX" in bad.text and 'value="9-10"' in bad.text
+    # in the page's language (Chinese by default), naming the field and the line
+    assert "时间“9”无效" in bad.text and "bad time" not in bad.text and 'value="9-10"' in bad.text
+    assert "需求 DX 不存在" in bad.text and "第 1 行" in bad.text
     bad = world.client.post("/conference", data={**form, "k": "many"}, headers=staff)
-    assert bad.status_code == 422 and "k" in bad.text
+    assert bad.status_code == 422 and "应为整数（填写了“many”）" in bad.text and 'data-field="k"' in bad.text
     assert world.client.get(JOBS, headers=world.h("staff")).json()["total"] == 1
 
 
@@ -301,3 +303,206 @@ def test_job_with_quotas_group_rules_fairness_and_alternates(world):
     assert "alternates" in header
     rows = [line for line in csv_text.splitlines()[1:] if line.startswith("D1,")]
     assert len(rows) <= 1  # D1 wants one meeting
+
+
+def test_page_form_sets_quotas_rules_fairness_floor_and_pdf_and_shows_the_result(world):
+    """Everything the API takes, from the page: per-demand quotas, a partner minimum, group
+    rules, max-min fairness, the quality floor as a fit label, alternates and PDF agendas; the
+    result page shows both objectives, the meetings with their alternates and the PDF link."""
+    staff = world.cookie("staff")
+    page = world.client.get("/conference?lang=en", headers=staff)
+    assert 'data-testid="conf-quotas"' in page.text and 'data-testid="conf-rules"' in page.text
+    assert 'name="partner_min"' in page.text and 'data-testid="conf-fair"' in page.text
+    assert 'data-testid="conf-pdf"' in page.text and 'name="alternates"' in page.text
+    assert '<option value="possible" selected>' in page.text  # the default floor, named by its fit label
+    form = {"k": "3", "capacity": "2", "min_per_demand": "1", "max_per_demand": "3", "slots": "09:00-10:00",
+            "slot_minutes": "20", "tables": "2", "include_unpublished": "1", "floor": "none",
+            "quotas": "D1,1\nD3 2\n", "partner_min": "1", "fair": "1", "alternates": "1", "pdf": "1",
+            "exclusion_rules": "enterprise=owner\nat most 3 per partner type\nat most 2 per demand region and partner"}
+    r = world.client.post("/conference", data=form, headers=staff, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    job = world.client.get(JOBS, headers=world.h("staff")).json()["items"][0]
+    p = job["params"]
+    assert p["quotas"] == {"D1": 1, "D3": 2} and p["partner_min"] == 1 and p["fair"] and p["pdf"]
+    assert p["min_score"] == 0 and p["alternates"] == 1
+    assert p["exclusion_rules"] == ["enterprise=owner", "at most 3 per partner type",
+                                    "at most 2 per demand region and partner"]
+    done = wait_job(world, job["id"], timeout=120)
+    assert done["status"] == "done", done["error"]
+    assert "agendas/all.pdf" in done["files"]
+
+    listing = world.client.get("/conference?lang=en", headers=staff).text
+    assert f'href="/conference/jobs/{job["id"]}/files/agendas/all.pdf"' in listing and "All agendas (PDF)" in listing
+    result = world.client.get(f"/conference/jobs/{job['id']}?lang=en", headers=staff)
+    assert result.status_code == 200
+    text = result.text
+    assert 'data-testid="conf-result-pdf"' in text and "Worst-off demand&#39;s best fit" in text
+    assert "Total fit (expected relevant meetings)" in text and "D1=1, D3=2" in text
+    assert "at most 3 per partner type" in text and "no floor" in text
+    meetings = world.client.get(f"{JOBS}/{job['id']}/files/assignment.csv", headers=world.h("staff")).text
+    rows = meetings.lstrip("\ufeff").splitlines()[1:]
+    assert text.count('data-testid="conf-meeting"') == len(rows) == done["summary"]["meetings"] > 0
+    assert sum(1 for line in rows if line.startswith("D1,")) <= 1  # D1 wants one meeting
+    pdf = world.client.get(f"/conference/jobs/{job['id']}/files/agendas/all.pdf", headers=staff)
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    assert pdf.headers["content-type"] == "application/pdf"
+    zh = world.client.get(f"/conference/jobs/{job['id']}?lang=zh", headers=staff).text
+    assert "全部日程 PDF" in zh and "最差需求的最佳匹配度" in zh
+
+
+def test_result_page_explains_shortfalls_and_says_what_would_fix_them(world, monkeypatch):
+    body = {**BODY, "capacity": 1, "min_per_demand": 2, "max_per_demand": 2, "demand_ids": ["D1", "D3", "D4"],
+            "slots": "09:00-09:20", "tables": 1}  # one table in one slot: a second meeting gets no time
+    job_id = world.client.post(JOBS, json=body, headers=world.h("staff")).json()["id"]
+    done = wait_job(world, job_id)
+    assert done["status"] == "done" and done["summary"]["suggestions"], done
+    staff = world.cookie("staff")
+    en = world.client.get(f"/conference/jobs/{job_id}?lang=en", headers=staff).text
+    assert 'data-testid="conf-shortfall"' in en and "What would meet every minimum" in en
+    assert done["summary"]["suggestions"][0]["en"] in en.replace("&#39;", "'")
+    zh = world.client.get(f"/conference/jobs/{job_id}", headers=staff).text
+    assert done["summary"]["suggestions"][0]["zh"] in zh and "缺额" in zh
+    assert "No PDFs in this run" in en  # pdf not asked for: the page says how to get them
+    assert done["summary"]["meetings"] == 2 and done["summary"]["scheduled"] == 1
+    assert en.count('data-testid="conf-unscheduled"') == 1 and "every common slot is taken or has no free table" in en
+    monkeypatch.setattr("service.routers.conference.MEETINGS_SHOWN", 1)  # a long list is cut, and says so
+    short = world.client.get(f"/conference/jobs/{job_id}?lang=en", headers=staff).text
+    assert short.count('data-testid="conf-meeting"') == 1 and "The first 1 of 2 meetings are shown" in short
+
+
+@pytest.mark.parametrize(("lang", "expected"), [
+    ("zh", ["各需求洽谈数 · D1", "应为整数（填写了“many”）", "不能小于 0", "每个合作方至少洽谈",
+            "规则（每行一条） · 第 1 行", "无法识别规则“at most 2 per partner nonsense words”"]),
+    ("en", ["Meetings per demand · D1", "must be a whole number (got &#39;many&#39;)", "must be at least 0",
+            "Meetings per partner, at least", "Rules (one per line) · line 1",
+            "bad rule &#39;at most 2 per partner nonsense words&#39;"]),
+    ("ru", ["Встреч на запрос · D1", "нужно целое число (введено «many»)", "не меньше 0",
+            "Встреч на партнёра, не меньше",
+            "Правила (по одному в строке) · строка 1", "непонятное правило «at most 2 per partner nonsense words»"]),
+])
+def test_form_errors_are_in_the_page_language_and_name_the_field(world, lang, expected):
+    staff = world.cookie("staff")
+    form = {"k": "3", "slots": "09:00-10:00", "include_unpublished": "1", "quotas": "D1,many",
+            "partner_min": "-1"}
+    bad = world.client.post(f"/conference?lang={lang}", data=form, headers=staff)
+    assert bad.status_code == 422
+    for text in expected[:4]:
+        assert text in bad.text, (lang, text)
+    # problems found against the database, also translated: unknown ids, a bad rule, min > max
+    form = {"k": "3", "slots": "09:00-10:00", "include_unpublished": "1", "quotas": "D9,2",
+            "min_per_demand": "3", "max_per_demand": "2", "exclusion_rules": "at most 2 per partner nonsense words"}
+    bad = world.client.post(f"/conference?lang={lang}", data=form, headers=staff)
+    assert bad.status_code == 422 and 'data-field="quotas"' in bad.text and 'data-field="min_per_demand"' in bad.text
+    for text in expected[4:]:
+        assert text in bad.text, (lang, text)
+    assert {"zh": "需求 D9 不存在", "en": "demand D9 does not exist", "ru": "запроса D9 нет"}[lang] in bad.text
+    assert {"zh": "每个需求最少 3 场，超过了最多 2 场", "en": "the minimum per demand (3) exceeds the maximum (2)",
+            "ru": "минимум на запрос (3) больше максимума (2)"}[lang] in bad.text
+    assert world.client.get(JOBS, headers=world.h("staff")).json()["total"] == 0
+
+
+def test_form_parsing_of_rules_quotas_and_the_floor():
+    from service.routers.conference import fit_thresholds, floor_label, form_params, quota_lines, rule_lines
+
+    lines = "enterprise=owner region = region\nat most 2 per partner organisation; 至少1个本地 region=region"
+    assert rule_lines(lines) == ["enterprise=owner", "region=region", "at most 2 per partner organisation",
+                                 "至少1个本地 region=region"]
+    assert rule_lines("enterprise=owner,region=region") == ["enterprise=owner", "region=region"]
+    assert quota_lines("D1,1\nD2 3\nD3=5\nD4：2\n\n") == {"D1": "1", "D2": "3", "D3": "5", "D4": "2"}
+    th = fit_thresholds()
+    assert form_params({"floor": "strong"})["min_score"] == th["strong"]
+    assert form_params({"floor": "none"})["min_score"] == 0.0
+    assert "min_score" not in form_params({"floor": "possible"})  # the service's default floor
+    assert form_params({"floor": "strong", "min_score": "0.5"})["min_score"] == "0.5"  # a number wins
+    assert floor_label(None) == {"label": "possible", "value": th["possible"]}
+    assert floor_label(th["strong"])["label"] == "strong" and floor_label(0)["label"] == "none"
+    assert floor_label(0.5)["label"] == "custom"
+    assert 0 < th["possible"] < th["strong"] < 1
+
+
+def test_a_merge_group_is_matched_and_scheduled_as_one_demand(world):
+    """Staff merge D3 (enterprise E2) into D1 (E1): a conference over the database treats the
+    group as D1, whose meetings both enterprises attend: D3 gets no meetings of its own, a pin or
+    quota given for D3 applies to D1, both enterprises' agendas list D1's meetings, and E2 is
+    never booked twice in a slot (its own demand D5 and the joint meetings share its timetable)."""
+    from service_testkit import E2
+
+    admin = world.h("admin")
+    d5 = {"id": "D5", "title": "乳品包装低温脆裂", "text": "乳品包装膜在零下三十度运输时脆裂，需要耐寒包装材料。",
+          "industry": "乳业", "region": "克东县", "enterprise": E2, "date": "2025-05-01", "language": "zh"}
+    assert world.client.post("/api/demands", json=d5, headers=admin).status_code == 201
+    staff = world.cookie("staff")
+    r = world.client.post("/demands/D3/review", data={"action": "merge", "target": "D1", "note": "同一问题"},
+                          headers=staff, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    body = {**BODY, "capacity": 4, "max_per_demand": 2, "slots": "09:00-11:00", "tables": 4,
+            "pins": [{"demand_id": "D3", "partner_id": "P2"}], "quotas": {"D3": 2}}
+    r = world.client.post(JOBS, json=body, headers=world.h("staff"))
+    assert r.status_code == 202, r.text
+    assert r.json()["demand_ids"] == ["D1", "D2", "D4", "D5"]  # D3 is folded into D1
+    done = wait_job(world, r.json()["id"])
+    assert done["status"] == "done", done["error"]
+    assert done["summary"]["merged"] == {"D1": {"demands": ["D3"], "enterprises": [E1, E2]}}
+
+    def table(name):
+        text = world.client.get(f"{JOBS}/{done['id']}/files/{name}", headers=world.h("staff")).text
+        import csv
+
+        return list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))
+
+    meetings = table("assignment.csv")
+    assert not [m for m in meetings if m["demand_id"] == "D3"]
+    d1 = [m for m in meetings if m["demand_id"] == "D1"]
+    assert ("D1", "P2") in {(m["demand_id"], m["partner_id"]) for m in d1}  # the pin given for D3
+    assert len(d1) == 2  # the quota given for D3
+    assert all(m["enterprise"] == f"{E1}; {E2}" for m in d1)
+    # D1 is matched with D3's words too (the fake encoder's shared terms show it)
+    assert any("冷链" in m["shared_terms"] for m in d1)
+    schedule = table("schedule.csv")
+    assert len(schedule) == len(meetings)  # everything placed
+    e2_slots = [m["slot"] for m in schedule if E2 in m["enterprise"]]
+    assert len(e2_slots) == len(set(e2_slots)) >= 3  # D1's two joint meetings and D5's, never two at once
+    e1_slots = [m["slot"] for m in schedule if E1 in m["enterprise"]]
+    assert len(e1_slots) == len(set(e1_slots))
+    agendas = [n for n in done["files"] if n.startswith("agendas/enterprise-") and n.endswith(".html")]
+    texts = {n: world.client.get(f"{JOBS}/{done['id']}/files/{n}", headers=world.h("staff")).text for n in agendas}
+    e2_agenda = next(t for t in texts.values() if f"<h1>{E2}</h1>" in t)
+    assert e2_agenda.count('<span class="id">D1</span>') == 2 and "联合洽谈 Joint meeting" in e2_agenda
+    assert "D3" in e2_agenda  # says which of its demands was merged
+    page = world.client.get(f"/conference/jobs/{done['id']}?lang=en", headers=staff).text
+    assert 'data-testid="conf-result-merged"' in page and "D3" in page.split('data-testid="conf-result-merged"')[1]
+
+
+def test_form_errors_name_the_line_and_column_of_list_fields(world):
+    staff = world.cookie("staff")
+    form = {"k": "3", "slots": "09:00-10:00", "include_unpublished": "1", "pins": "D1,P1\nD3\n",
+            "demand_ids": "D1 D3 ../x", "quotas": "bad/id,2"}
+    bad = world.client.post("/conference?lang=en", data=form, headers=staff)
+    assert bad.status_code == 422
+    rows = bad.text.split('data-testid="conf-errors"')[1]
+    assert "Pinned pairs (one per line: demand_id,partner_id) · line 2 · Partner</td><td>must not be empty" in rows
+    assert "&#39;../x&#39; is not a valid id" in rows and "&#39;bad/id&#39; is not a valid id" in rows
+
+
+def test_replan_from_the_result_page_keeps_the_ticked_meetings(world):
+    """A partner cancels: staff untick its meeting, keep the others, and run again with the same
+    demands and settings; the kept meetings are pins of the new run."""
+    body = {**BODY, "demand_ids": ["D1", "D3"], "industry": [], "quotas": {"D1": 2}}
+    first = wait_job(world, world.client.post(JOBS, json=body, headers=world.h("staff")).json()["id"])
+    staff = world.cookie("staff")
+    page = world.client.get(f"/conference/jobs/{first['id']}?lang=en", headers=staff).text
+    assert 'data-testid="conf-replan-form"' in page
+    assert page.count('data-testid="conf-keep"') == first["summary"]["meetings"]
+    csv_text = world.client.get(f"{JOBS}/{first['id']}/files/assignment.csv", headers=world.h("staff")).text
+    pairs = [tuple(line.split(",")[i] for i in (0, 3)) for line in csv_text.lstrip("\ufeff").splitlines()[1:]]
+    keep = [f"{d},{p}" for d, p in pairs[:1]]
+    r = world.client.post(f"/conference/jobs/{first['id']}/replan", data={"keep": keep}, headers=staff,
+                          follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/conference?started=1"
+    second = world.client.get(JOBS, headers=world.h("staff")).json()["items"][0]
+    assert second["id"] != first["id"] and second["demand_ids"] == ["D1", "D3"]
+    assert second["params"]["pins"] == [{"demand_id": pairs[0][0], "partner_id": pairs[0][1]}]
+    assert second["params"]["quotas"] == {"D1": 2} and second["params"]["min_score"] == 0
+    done = wait_job(world, second["id"])
+    again = world.client.get(f"/conference/jobs/{done['id']}?lang=en", headers=staff).text
+    assert f'value="{keep[0]}" data-testid="conf-keep" checked' in again  # the kept meeting, pinned and ticked
