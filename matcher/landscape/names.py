@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 
 from matcher.errors import MatcherError
 from matcher.retrieval.text import REASON_STOP, UNIT_STOP, Tokenizer, guess_language
+from matcher.retrieval.vocabulary import is_generic, is_place
 
 # Words of the demand form itself (how to cooperate, what is wanted), never a topic's name.
 NAME_STOP = frozenset(
@@ -117,8 +118,9 @@ def _promote(term: str, cdf: Counter) -> str:
 
 
 def _is_name_term(t: str) -> bool:
+    # is_generic: function words by jieba's tags and common adjectives/verbs (均匀, 偶有), as in reasons.
     return (len(t) > 1 and not t.replace(".", "").isdigit() and t not in NAME_STOP and t not in REASON_STOP
-            and t not in UNIT_STOP)
+            and t not in UNIT_STOP and not is_generic(t) and not is_place(t))
 
 
 def _in_script(term: str, lang: str) -> bool:
