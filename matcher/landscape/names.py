@@ -100,6 +100,8 @@ def name_clusters(
         native = [t for t in ranked if _in_script(t, lang)]
         chosen: list[str] = []
         for t in native + [t for t in ranked if t not in native]:
+            if _piece_of_excluded(t, cdf, exclude):
+                continue
             t = _promote(t, cdf)
             if any(t in u or u in t for u in chosen):
                 continue
@@ -115,6 +117,13 @@ def _promote(term: str, cdf: Counter) -> str:
     (jieba's search mode also emits sub-words: "化剂" inside "催化剂")."""
     best = max((u for u in cdf if term in u and u != term and _is_name_term(u)), key=lambda u: cdf[u], default=None)
     return best if best is not None and cdf[best] >= 0.6 * cdf[term] else term
+
+
+def _piece_of_excluded(term: str, cdf: Counter, exclude: Collection[str]) -> bool:
+    """Whether most occurrences of `term` sit inside a longer word that may not name a
+    cluster ("加值" of "高附加值"): the piece would name the cluster by a stop word's part."""
+    return any(term in u and u != term and cdf[u] >= 0.6 * cdf[term] and (not _is_name_term(u) or u in exclude)
+               for u in cdf)
 
 
 def _is_name_term(t: str) -> bool:

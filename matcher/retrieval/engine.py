@@ -428,19 +428,22 @@ class MatchEngine:
         if not str(query).strip():
             raise MatcherError("empty query text")
         text = str(query)
-        # Ordered as before (the text as a query over the demands, fused): a typed text's own
-        # words may be unknown to the capabilities' vocabulary, which the fit's lexical part
-        # uses, so the fit alone would miss a demand that shares only such words. Each hit
-        # shows its fit.
+        # Fused order (the text as a query over the demands): ordering these hits by the fit was
+        # measured worse (one typed line, demo corpus: nDCG@10 0.555 against 0.655; see
+        # docs/fit.md, "Typed-text search"). Each hit shows its fit.
         (tvec,), (ttok,) = self._encode_queries([text])
         (cand,) = self._dems.candidates(tvec[None, :], [ttok], depth=self.params.fusion.depth,
                                         allowed=self._demand_mask(filters))
         fused = fuse(cand, self.params.fusion)
         dids = [self._dems.ids[int(fused.rows[i])] for i in top_k(fused.score, k)]
         qvecs, qmat = self._demand_query_block(dids)
-        vector = np.asarray(self.encoder.encode_documents([text]), dtype=np.float32)[0]
         tokens = self.tokenizer(text)
-        ps = self._caps.external_pair_scores(qvecs, qmat, vector, tokens, guess_language(text))
+        same = self._capability_row_with_text(text)
+        if same is not None:  # a capability's own text, pasted: that capability's fits exactly
+            ps = self._caps.pair_scores(qvecs, qmat, np.array([same], dtype=np.int64))
+        else:
+            vector = np.asarray(self.encoder.encode_documents([text]), dtype=np.float32)[0]
+            ps = self._caps.external_pair_scores(qvecs, qmat, vector, tokens, guess_language(text))
         fits = self.calibrator.capability_fit(features_of(ps))[:, 0] if len(dids) else np.zeros(0)
         surface = self._surface_map(text, tokens)
         weights = self._term_weights(tokens, self._dems)
@@ -482,6 +485,13 @@ class MatchEngine:
                                         self.demands[did].full_text)
             out.append(self._demand_hit(did, rank, float(fits[i]), _pair_parts(ps, i, c), terms, self._caps.ids[row]))
         return out
+
+    def _capability_row_with_text(self, text: str) -> int | None:
+        """The live row of a stored capability whose text is exactly `text`, if any."""
+        for cid, row in self._caps.row_of.items():
+            if self.capabilities[cid].full_text == text:
+                return int(row)
+        return None
 
     def _demand_hit(self, did: str, rank: int, fit: float, parts: ScoreParts, terms, capability_id: str) -> DemandHit:
         label = self.calibrator.label(fit)
