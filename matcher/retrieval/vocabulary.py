@@ -116,38 +116,46 @@ def corpus_terms(texts: Iterable[str], *, min_df: int = MIN_DF, max_df_share: fl
     df: Counter[str] = Counter()
     left: dict[str, set] = defaultdict(set)
     right: dict[str, set] = defaultdict(set)
+    tags = _tags()
+    inner: dict[str, bool] = {}  # word -> may stand inside a term
     n = 0
     for text in texts:
         n += 1
         seen: set[str] = set()
         for run in _CJK_RUN.findall(normalize(text)):
             words = _segment(run)
+            ok = [inner[w] if w in inner else inner.setdefault(w, _inner_word(w, tags)) for w in words]
             for i in range(len(words)):
-                for j in range(i + 2, min(i + _MAX_PIECES, len(words)) + 1):
-                    piece = words[i:j]
-                    term = "".join(piece)
-                    if not 3 <= len(term) <= 10 or not _content_run(piece):
-                        continue
+                if not ok[i] or len(words[i]) < 2:  # a term starts on a content word
+                    continue
+                term = words[i]
+                for j in range(i + 1, min(i + _MAX_PIECES, len(words))):
+                    if not ok[j]:
+                        break
+                    term += words[j]
+                    if len(term) > 10:
+                        break
+                    last = words[j]
+                    if len(last) < 2 or tags.get(last, "") == "v":
+                        continue  # a term is named by what it is, not by a plain verb
                     seen.add(term)
                     left[term].add(words[i - 1] if i else ("^", n, i))
-                    right[term].add(words[j] if j < len(words) else ("$", n, j))
+                    right[term].add(words[j + 1] if j + 1 < len(words) else ("$", n, j))
         df.update(seen)
     # Below 50 texts a share means little (as for the reasons' idf floor): no upper bound.
     cap = max(min_df, int(max_df_share * n)) if n >= 50 else n
     kept = {t for t, c in df.items() if min_df <= c <= cap and len(left[t]) >= 2 and len(right[t]) >= 2}
     # A run inside a longer kept one that is just as frequent is that longer term's fragment.
-    return frozenset(t for t in kept if not any(t != u and t in u and df[u] >= df[t] for u in kept))
+    fragments = {u[a:b] for u in kept for a in range(len(u)) for b in range(a + 3, len(u) + (a > 0))
+                 if u[a:b] in kept and df[u] >= df[u[a:b]]}
+    return frozenset(kept - fragments)
 
 
-def _content_run(words: Sequence[str]) -> bool:
-    """No generic word, place or function character among the words, at least two of them
-    of two characters or more, and not ending on a plain verb ("制备玉米" is a phrase; a term
-    is named by what it is)."""
-    tags = _tags()
-    return (all(not is_place(w) and (not is_generic(w) if len(w) > 1 else tags.get(w, "x")[0] not in _FUNCTION_TAGS)
-                for w in words)
-            and len(words[0]) > 1 and len(words[-1]) > 1 and tags.get(words[-1], "") != "v"
-            and sum(len(w) > 1 for w in words) >= 2)
+def _inner_word(word: str, tags: dict[str, str]) -> bool:
+    """A word that may stand in a term: no place, no generic word, no function character."""
+    if is_place(word):
+        return False
+    return not is_generic(word) if len(word) > 1 else tags.get(word, "x")[0] not in _FUNCTION_TAGS
 
 
 class TermVocabulary:
