@@ -121,6 +121,7 @@ class MatchEngine:
         self._whole_cache: dict[str, frozenset[str]] = {}  # text -> its whole words (reasons)
         self._vocab: TermVocabulary | None = None  # what reasons may show; rebuilt as the corpus grows
         self._vocab_size = 0
+        self._row_by_text: tuple[tuple, dict[str, int]] = ((), {})  # capability text -> live row
         self.capabilities: dict[str, Capability] = {}
         self.demands: dict[str, Demand] = {}
         self.partners: dict[str, Partner] = {}
@@ -488,10 +489,11 @@ class MatchEngine:
 
     def _capability_row_with_text(self, text: str) -> int | None:
         """The live row of a stored capability whose text is exactly `text`, if any."""
-        for cid, row in self._caps.row_of.items():
-            if self.capabilities[cid].full_text == text:
-                return int(row)
-        return None
+        version = (len(self._caps.row_of), self._caps.bm25.n_docs_)
+        if self._row_by_text[0] != version:  # rebuilt after any upsert or removal
+            rows = {self.capabilities[cid].full_text: int(row) for cid, row in self._caps.row_of.items()}
+            self._row_by_text = (version, rows)
+        return self._row_by_text[1].get(text)
 
     def _demand_hit(self, did: str, rank: int, fit: float, parts: ScoreParts, terms, capability_id: str) -> DemandHit:
         label = self.calibrator.label(fit)
