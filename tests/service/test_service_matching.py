@@ -189,6 +189,14 @@ def test_a_pair_has_one_fit_in_the_api_whichever_way_and_whatever_the_filter(wor
         by_demand = {x["demand"]["id"]: x for x in found}
         assert abs(by_demand["D1"]["fit"] - fit) < 1e-9, pid
         assert by_demand["D1"]["capability_id"]
+    # institute search by typed text: pasting a capability's text gives that capability's fit
+    engine = world.ctx.live.engine
+    for m in body["results"][:3]:
+        ev = m["evidence"][0]
+        text = engine.capabilities[ev["capability_id"]].full_text
+        found = c.post("/api/demands/search", json={"text": text, "k": 50}, headers=h).json()["results"]
+        by_demand = {x["demand"]["id"]: x for x in found}
+        assert abs(by_demand["D1"]["fit"] - ev["fit"]) < 1e-9, ev["capability_id"]
 
 
 def test_no_suitable_partner_is_said_with_advice(world):
