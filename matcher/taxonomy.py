@@ -170,3 +170,34 @@ def unknown_message(kind: str, value: str) -> str:
     """The error for an unknown value, listing the known ones (zh and en)."""
     what = {"industry": "unknown industry (不在重点产业目录中)", "region": "unknown county or district (不是本市县区)"}
     return f"{what[kind]}: '{value}'; known: {'、'.join(known_values(kind))}"
+
+
+# Place names beyond the city's own counties and districts that the bureau's texts mention:
+# Heilongjiang's prefecture-level cities, the province's neighbours and China's large cities and
+# regions. Used to keep place names whole when segmenting reasons (no "哈尔" out of "齐齐哈尔" and
+# "哈尔滨") and to leave them out of shared terms (a place says where, not what).
+_PROVINCE = ("黑龙江", "黑龙江省", "哈尔滨", "齐齐哈尔", "大庆", "牡丹江", "佳木斯", "鸡西", "鹤岗", "双鸭山",
+             "伊春", "七台河", "黑河", "绥化", "大兴安岭", "加格达奇", "北大荒", "松嫩平原", "三江平原", "嫩江",
+             "松花江", "五大连池", "北安", "海伦", "肇东", "安达", "尚志", "五常", "绥芬河", "抚远", "漠河")
+_ELSEWHERE = ("北京", "上海", "天津", "重庆", "长春", "吉林", "沈阳", "大连", "呼和浩特", "呼伦贝尔", "满洲里",
+              "石家庄", "太原", "济南", "青岛", "郑州", "武汉", "长沙", "南京", "杭州", "合肥", "南昌", "福州",
+              "厦门", "广州", "深圳", "南宁", "海口", "成都", "贵阳", "昆明", "拉萨", "西安", "兰州", "西宁",
+              "银川", "乌鲁木齐", "辽宁", "吉林省", "内蒙古", "河北", "山东", "江苏", "浙江", "广东", "四川",
+              "东北", "华北", "华东", "华南", "华中", "西北", "西南", "东北地区", "东三省", "全国", "全省", "全市",
+              "俄罗斯", "远东")
+_PLACE_SUFFIX = ("省", "市", "县", "区")
+
+
+def place_names() -> frozenset[str]:
+    """Chinese place names: the city, its counties and districts with their aliases (and each
+    with its suffix 市/县/区 dropped), the province's cities and China's large cities and regions."""
+    names = {n for t in _REGIONS for n in (t.zh, *t.aliases) if not n.isascii()}
+    names |= {n[:-1] for n in names if n.endswith(_PLACE_SUFFIX) and len(n) > 2}
+    names |= set(_PROVINCE) | set(_ELSEWHERE)
+    names |= {n + s for n in _PROVINCE for s in ("市",) if not n.endswith(("省", "岭", "原", "江"))}
+    return frozenset(names)
+
+
+def industry_names() -> frozenset[str]:
+    """Chinese names of the key industries with their aliases."""
+    return frozenset(n for t in _INDUSTRIES for n in (t.zh, *t.aliases) if not n.isascii())

@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 
 from matcher.errors import MatcherError
 from matcher.retrieval.text import REASON_STOP, UNIT_STOP, Tokenizer, guess_language
+from matcher.retrieval.vocabulary import is_generic, is_place
 
 # Words of the demand form itself (how to cooperate, what is wanted), never a topic's name.
 NAME_STOP = frozenset(
@@ -99,6 +100,8 @@ def name_clusters(
         native = [t for t in ranked if _in_script(t, lang)]
         chosen: list[str] = []
         for t in native + [t for t in ranked if t not in native]:
+            if _piece_of_excluded(t, cdf, exclude):
+                continue
             t = _promote(t, cdf)
             if any(t in u or u in t for u in chosen):
                 continue
@@ -116,9 +119,17 @@ def _promote(term: str, cdf: Counter) -> str:
     return best if best is not None and cdf[best] >= 0.6 * cdf[term] else term
 
 
+def _piece_of_excluded(term: str, cdf: Counter, exclude: Collection[str]) -> bool:
+    """Whether most occurrences of `term` sit inside a longer word that may not name a
+    cluster ("加值" of "高附加值"): the piece would name the cluster by a stop word's part."""
+    return any(term in u and u != term and cdf[u] >= 0.6 * cdf[term] and (not _is_name_term(u) or u in exclude)
+               for u in cdf)
+
+
 def _is_name_term(t: str) -> bool:
+    # is_generic: function words by jieba's tags and common adjectives/verbs (均匀, 偶有), as in reasons.
     return (len(t) > 1 and not t.replace(".", "").isdigit() and t not in NAME_STOP and t not in REASON_STOP
-            and t not in UNIT_STOP)
+            and t not in UNIT_STOP and not is_generic(t) and not is_place(t))
 
 
 def _in_script(term: str, lang: str) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
@@ -59,7 +59,12 @@ REASON_STOP = frozenset(
     支持 替代 进口 收购 配套 标准 评价 改造 管理 质量 工程 人工 管理水平 成熟技术 偶有 均匀 我县
     我市 我厂 我们 企业 公司 单位 地区 当地 本地 目前 现在 经常 一直 比较 非常 严重 情况 过程
     条件 效果 水平 程度 方式 办法 措施 环节 部分 整体 全部 大量 少量 较大 较小 左右 以及 其他
-    原因 发现 并用 调整 两年 三年 分钟 内部 布置 批量 消费者 考核 注册 组合 增强 连续 环境""".split()
+    原因 发现 并用 调整 两年 三年 分钟 内部 布置 批量 消费者 考核 注册 组合 增强 连续 环境
+    缩短 适用 来源 状态 参数 记录 比例 品牌 工厂 风险 放大 策略 费用 传统 价格 优质 指标 技术支持
+    国产化 研发 回收期 资源 数据 示范 销售 基于 一家 两家 为主 依据 一次 外部 一物 国家 市场 客户
+    实验室 专家 团队 人员 经验 时候 低于 高于 不低于 不超过 至少 最多 左右 上下 范围 建议 指导
+    技术含量 附加值 高附加值 价值链 产业链 转型 升级 技术水平 一流 龙头 厂里 有没有 投诉 国产 怎么办
+    竞争力 产业 效益 经济效益 利润 附加 档次 产品结构 找能 科研 一带 乡镇 寻求 寻找 求助 咨询 对接 方向 领域 发展 行业 规划 思路 想法 打算""".split()
 )
 
 # Units and other tokens that are measurements, not content (mm, kg, MW, ...).
@@ -187,6 +192,8 @@ def shared_terms(
     limit: int = 8,
     min_idf: float = 0.0,
     whole_words: frozenset[str] | None = None,
+    compounds: dict[str, float] | None = None,
+    show: Callable[[str], bool] | None = None,
 ) -> tuple[str, ...]:
     """Terms present in both token lists, most informative first (by idf when given).
 
@@ -195,8 +202,13 @@ def shared_terms(
     shared term ("涂层" when "防腐涂层" is shared), so the reasons read as terms a person would
     underline. whole_words: when given, a Chinese term must be a whole word of one of the two
     texts (see `Tokenizer.whole_words`), not only a piece of longer words in both (哈尔 of
-    齐齐哈尔 and 哈尔滨).
+    齐齐哈尔 and 哈尔滨). compounds: dictionary terms both texts contain whole (see
+    `vocabulary.TermVocabulary`) with their weight, shown before their pieces; show: a last
+    test of a term (`TermVocabulary.shows`: technical content only).
     """
+    idf = dict(idf or {})
+    for term, weight in (compounds or {}).items():
+        idf[term] = max(idf.get(term, 0.0), weight)
     common = {
         t
         for t in set(query_tokens) & set(doc_tokens)
@@ -206,7 +218,8 @@ def shared_terms(
         and (whole_words is None or t in whole_words)
         and not (len(t) == 1 and _CJK_RUN.match(t))  # a lone 至 ("to") explains nothing
         and (idf or {}).get(t, min_idf) >= min_idf
-    }
+        and (show is None or show(t))
+    } | {t for t in (compounds or {}) if show is None or show(t)}
     if not common:
         return ()
     ordered = sorted(common, key=lambda t: (-(idf or {}).get(t, 0.0), -len(t), t))

@@ -170,3 +170,15 @@ def test_rank_and_conference_candidates_carry_the_same_fit(engine):
     assert len(table) == 10
     for did, pid, fit in table:
         assert fit == pytest.approx(engine.pair_fit(did, pid), abs=1e-9)
+
+
+def test_typed_text_search_gives_the_pairs_fit(engine):
+    # an institute typing a capability's own text sees the fit that capability has with each
+    # demand on the match page, in rank and in the conference (one pair, one fit)
+    for cid in ("c0_0", "c3_0", "c5_2"):
+        cap = engine.capabilities[cid]
+        hits = engine.search_demands(cap.full_text, k=len(engine.demands))
+        assert len(hits) == len(engine.demands)
+        for h in hits:
+            assert h.fit == pytest.approx(engine.pair_fit(h.demand_id, cid), abs=1e-6)
+        assert [h.rank for h in hits] == list(range(1, len(hits) + 1))

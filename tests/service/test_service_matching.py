@@ -21,7 +21,8 @@ def test_matches_for_a_stored_demand_have_reasons_and_components(world):
     top = body["results"][0]
     assert top["partner_id"] == "P1" and top["rank"] == 1 and top["partner_name"] == "寒地材料研究所"
     assert top["evidence"][0]["capability_id"] == "C1"
-    assert "涂层" in top["shared_terms"]
+    # the coating term is shown, whole when both texts say it whole (水性涂层 before its piece 涂层)
+    assert any("涂层" in t for t in top["shared_terms"]), top["shared_terms"]
     assert {"dense", "lexical", "lexical_weight", "partner", "best_capability"} <= top["components"].keys()
     assert {"dense", "lexical", "dense_norm", "lexical_norm", "lexical_weight", "fused"} <= \
         top["evidence"][0]["parts"].keys()
@@ -202,6 +203,14 @@ def test_a_pair_has_one_fit_in_the_api_whichever_way_and_whatever_the_filter(wor
         by_demand = {x["demand"]["id"]: x for x in found}
         assert abs(by_demand["D1"]["fit"] - fit) < 1e-9, pid
         assert by_demand["D1"]["capability_id"]
+    # institute search by typed text: pasting a capability's text gives that capability's fit
+    engine = world.ctx.live.engine
+    for m in body["results"][:3]:
+        ev = m["evidence"][0]
+        text = engine.capabilities[ev["capability_id"]].full_text
+        found = c.post("/api/demands/search", json={"text": text, "k": 50}, headers=h).json()["results"]
+        by_demand = {x["demand"]["id"]: x for x in found}
+        assert abs(by_demand["D1"]["fit"] - ev["fit"]) < 1e-9, ev["capability_id"]
 
 
 def test_no_suitable_partner_is_said_with_advice(world):
