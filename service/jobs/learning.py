@@ -17,7 +17,6 @@ import logging
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
 from sqlalchemy import Engine
 
 from service.jobs.live import LiveIndex
