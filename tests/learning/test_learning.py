@@ -179,6 +179,8 @@ def test_simulator_produces_a_learning_curve(demo):
     assert [p.outcomes >= 60 for p in res.curve] == [True, True]
     assert all(0.0 <= p.ndcg10 <= 1.0 and 0.0 <= p.mrr <= 1.0 for p in res.curve)
     assert res.curve[-1].eta_hat is not None
+    with pytest.raises(UnknownNameError):
+        simulate(table, task.qrels, SimParams(outcomes=10, estimator="clicks"))
 
 
 def test_table_run_puts_the_rest_behind_the_reranked_targets():
