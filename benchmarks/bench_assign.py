@@ -11,6 +11,7 @@ several runs, with the greedy baseline beside it.
     python benchmarks/bench_assign.py --large    # 5,000 demands x 3,000 partners, top 50,
                                                  # quotas and group constraints, MILP beside it
     python benchmarks/bench_assign.py --large --n 1000 --partners 1000 --k 20   # a smaller one
+    python benchmarks/bench_assign.py --smoke [--large]   # synthetic corpus, seconds (CI)
 
 ``--large`` keeps the real TF-IDF scores and adds seeded organiser data: each demand wants 1, 3
 or 5 meetings (quota) and comes from one of 20 counties; partners form organisations of 1-5
@@ -38,6 +39,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import common  # noqa: E402
 
 from matcher.conference.assign import (  # noqa: E402
     AssignmentConstraints,
@@ -142,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="5,000 demands x 3,000 partners, top 50, quotas and group constraints (see the docstring)")
     ap.add_argument("--partners", type=int, default=0, help="only the first N partners by id (0: all)")
     ap.add_argument("--milp-seconds", type=float, default=600.0, help="time limit per MILP level with --large")
+    ap.add_argument("--smoke", action="store_true",
+                    help="seconds on a tiny synthetic corpus (CI), MILP cross-check included: the numbers mean nothing")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bench_assign.json")
     args = ap.parse_args(argv)
     if args.large:
@@ -153,6 +159,13 @@ def main(argv: list[str] | None = None) -> int:
         args.max = max(args.max, 5)
         if args.out.name == "bench_assign.json":
             args.out = args.out.with_name(f"bench_assign_large_{args.n}x{args.partners}.json")
+    if args.smoke:
+        args.n, args.k, args.runs, args.partners, args.milp, args.milp_seconds = 40, 5, 1, 0, True, 30.0
+        smoke_out = common.start_smoke("bench_assign_large.json" if args.large else "bench_assign.json", model=None)
+        args.demands = common.SBIR_TOPICS / "demands.jsonl.gz"
+        args.capabilities = common.SBIR_FIRMS / "capabilities.jsonl.gz"
+        if args.out.resolve().is_relative_to(common.RESULTS.resolve()):
+            args.out = smoke_out
     for path in (args.demands, args.capabilities):
         if not path.exists():
             print(f"skipped: {path} not found (the evaluation data lives in ../shared/data)")
@@ -183,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
                   "demands": len(demands), "partners": n_partners, "candidate_pairs": len(rows), "k": args.k,
                   "capacity": args.capacity, "scenarios": results}
         print()
+        if args.smoke:
+            print("[SMOKE RUN: numbers mean nothing]")
         print("| scenario | meetings | min slots | partner min | flow s | flow objective | MILP s | MILP objective |")
         print("|---|---|---|---|---|---|---|---|")
         for e in results:
@@ -191,8 +206,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {e['scenario']} | {e['meetings']} | {e['min_slots']} | {e['partner_min']} | "
                   f"{e['flow_seconds']:.1f} | {e['flow_objective']:.4f} | {e.get('milp_seconds', 0):.1f} | "
                   f"{milp_obj} |")
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        write_report(args.out, report)
         return 0
 
     c = AssignmentConstraints(capacity=args.capacity, min_per_demand=args.min, max_per_demand=args.max)
@@ -263,12 +277,20 @@ def main(argv: list[str] | None = None) -> int:
             ("MILP cross-check", f"{milp['objective']:.4f}, {milp['min_slots_filled']} slots, {milp['seconds']:.1f} s")
         )
     width = max(len(a) for a, _ in table)
+    if args.smoke:
+        print("[SMOKE RUN: numbers mean nothing]")
     for a, b in table:
         print(f"{a:<{width}}  {b}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
+    write_report(args.out, report)
     return 0
+
+
+def write_report(out: Path, report: dict) -> None:
+    if common.SMOKE:
+        report = common.smoke_report(report, out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ the encoding floor, then again with the embedding cache warm.
     python benchmarks/bench_batch.py --quick                       # 200 topics x 2,000 abstracts
     python benchmarks/bench_batch.py --merge-cache                 # afterwards copy the new
                                                                    # embeddings into $TECHMATCH_HOME
+    python benchmarks/bench_batch.py --smoke                       # synthetic corpus, fake encoder (CI)
 
 Skips cleanly without ../shared/data.
 """
@@ -25,6 +26,7 @@ import argparse
 import functools
 import gzip
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -55,13 +57,14 @@ def subset_file(src: Path, n: int | None, dst: Path) -> Path:
 
 
 class EncodeClock:
-    """Wraps SentenceTransformerEncoder.embed_batch: seconds inside the model, texts encoded."""
+    """Wraps the model's embed_batch (SentenceTransformerEncoder's; FakeEncoder's for the fake
+    model): seconds inside the model, texts encoded."""
 
-    def __init__(self) -> None:
-        from matcher.retrieval.encoders import SentenceTransformerEncoder
+    def __init__(self, model: str) -> None:
+        from matcher.retrieval.encoders import FakeEncoder, SentenceTransformerEncoder
 
-        self.cls = SentenceTransformerEncoder
-        self.original = SentenceTransformerEncoder.embed_batch
+        self.cls = FakeEncoder if model == "fake" else SentenceTransformerEncoder
+        self.original = self.cls.embed_batch
         self.seconds = 0.0
         self.texts = 0
         self.calls = 0
@@ -76,7 +79,7 @@ class EncodeClock:
                 clock.texts += len(texts)
                 clock.calls += 1
 
-        SentenceTransformerEncoder.embed_batch = timed
+        self.cls.embed_batch = timed
 
     def restore(self) -> None:
         self.cls.embed_batch = self.original
@@ -194,6 +197,8 @@ def _encoder(model: str):
 def token_total(model: str, texts: list[str], prefix: str) -> int:
     """Sum over texts of min(tokens, the model's limit): what encoding cost grows with."""
     enc = _encoder(model)
+    if not hasattr(enc, "model"):  # the fake encoder has no tokenizer: words and CJK characters
+        return sum(len(re.findall(r"[\u4e00-\u9fff]|[^\W\u4e00-\u9fff]+", prefix + t)) for t in texts)
     limit = enc.model.max_seq_length
     total = 0
     for start in range(0, len(texts), 2000):
@@ -224,10 +229,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="cold 50 x 300, 1 warm run, no full-size runs")
     ap.add_argument("--merge-cache", action="store_true", help="copy the cold run's embeddings into $TECHMATCH_HOME")
     ap.add_argument("--workdir", type=Path, help="where the cold cache and outputs go (default: a temp folder)")
+    ap.add_argument("--smoke", action="store_true", help=common.SMOKE_HELP)
     ap.add_argument("--out", type=Path, help="JSON output (default: benchmarks/results/bench_batch_<model>.json)")
     args = ap.parse_args(argv)
     if args.quick:
         args.demands, args.capabilities, args.warm_runs, args.full, args.check_sample = 50, 300, 1, False, 32
+    if args.smoke:  # no floor check: it times a bare SentenceTransformer, a real model
+        args.model, args.demands, args.capabilities, args.warm_runs, args.full_runs = "fake", 20, 30, 1, 1
+        args.check_sample, args.merge_cache = 0, False
+        common.start_smoke(f"bench_batch_{args.model}.json")
     if common.missing_data(common.SBIR_FIRMS, common.SBIR_TOPICS):
         return 0
     common.setup_env()
@@ -262,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["TECHMATCH_HOME"] = str(home)
     from matcher import batch
 
-    clock = EncodeClock()
+    clock = EncodeClock(args.model)
     stages = Stages()
     t0 = time.perf_counter()
     try:
@@ -300,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{check['bare_sentence_transformers_s']:.1f} s, engine batches {check['engine_batches_s']:.1f} s",
             flush=True,
         )
+    elif args.smoke:
+        print("floor check skipped: it times a bare SentenceTransformer.encode, a real model", flush=True)
     warm_small = timed_runs(
         rank_cmd(args.model, dem_file, cap_file, workdir / "warm.tsv", max_chars),
         home,

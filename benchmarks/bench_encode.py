@@ -16,6 +16,8 @@ and median), and whether each query's nearest abstract changes.
 
     python benchmarks/bench_encode.py                        # minilm and e5-multilingual-small
     python benchmarks/bench_encode.py --models minilm --repeats 5
+    python benchmarks/bench_encode.py --smoke                # synthetic texts; every backend column is
+                                                             # the fake encoder, no model loaded (CI)
 
 Skips cleanly without ../shared/data.
 """
@@ -57,6 +59,11 @@ def open_backends(model: str, only: list[str]) -> dict:
 
     encoders = {}
     for backend in only:
+        if common.SMOKE:  # a smoke run loads no real model: each column is the fake encoder
+            from matcher.retrieval.encoders import FakeEncoder
+
+            encoders[backend] = FakeEncoder(name=f"fake as {backend}")
+            continue
         if backend.startswith("torch"):
             enc = load_encoder(model, backend="torch", bfloat16=backend == "torch-bf16", batch_size=BATCH)
         else:
@@ -125,8 +132,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--texts", type=int, default=128, help="texts per set for batches of 64 (default %(default)s)")
     ap.add_argument("--singles", type=int, default=20, help="texts per set encoded one a call (default %(default)s)")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--smoke", action="store_true", help=common.SMOKE_HELP)
     ap.add_argument("--out", type=Path, help="JSON output (default: benchmarks/results/bench_encode.json)")
     args = ap.parse_args(argv)
+    if args.smoke:
+        args.models, args.texts, args.singles, args.repeats = ["fake"], 16, 3, 1
+        common.start_smoke("bench_encode.json", model=None)
+        print("smoke: every backend column is the deterministic fake encoder; no torch or ONNX model is loaded")
     if common.missing_data(common.SBIR_FIRMS, common.SBIR_TOPICS):
         return 0
     if "torch-fp32" not in args.backends:
@@ -168,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     report["table"] = print_table(
         ["model", "measure", *encoders, "best vs torch-bf16"],
         rows,
-        title="Encoding speed by backend (interleaved repeats, medians; torch-bf16 = today's default path)",
+        title="Encoding speed by backend (interleaved repeats, medians; torch-bf16 = today's default path)"
+        + ("; smoke: every column is the fake encoder" if args.smoke else ""),
     )
     common.write_json("bench_encode.json", report, args.out)
     return 0

@@ -10,6 +10,7 @@ partners against the exact index shows what the approximation changes in the ans
 
     python benchmarks/bench_engine.py                  # 42,461 capabilities, minilm
     python benchmarks/bench_engine.py --capabilities 5000 --repeats 2
+    python benchmarks/bench_engine.py --smoke          # synthetic corpus, fake encoder (CI)
 
 Works in a surrogate cache (surrogate_cache.py) for timing; skips without ../shared/data.
 """
@@ -57,8 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--capabilities", type=int, default=42461)
     ap.add_argument("--stored", type=int, default=100)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--smoke", action="store_true", help=common.SMOKE_HELP)
     ap.add_argument("--out", type=Path, help="JSON output (default: benchmarks/results/bench_engine_<model>.json)")
     args = ap.parse_args(argv)
+    if args.smoke:
+        args.model, args.stored, args.repeats = "fake", 10, 1
+        common.start_smoke(f"bench_engine_{args.model}.json")
     if common.missing_data(common.SBIR_FIRMS, common.SBIR_TOPICS):
         return 0
     common.setup_env()

@@ -17,6 +17,7 @@ repeats, and recall@10 and recall@200 (the engine's candidate depth) against exa
 
     python benchmarks/bench_index.py                        # sizes 42,461 and 200,000
     python benchmarks/bench_index.py --quick                # 10k and 50k, fewer settings
+    python benchmarks/bench_index.py --smoke                # synthetic corpus, fake encoder (CI)
 """
 
 from __future__ import annotations
@@ -211,10 +212,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nlist", type=int, nargs="+", help="IVF lists (default: the engine's 4*sqrt(n))")
     ap.add_argument("--nprobe", type=int, nargs="+", default=[8, 16, 32, 64])
     ap.add_argument("--quick", action="store_true", help="10k and 50k, M=32 only, 2 repeats")
+    ap.add_argument("--smoke", action="store_true", help=common.SMOKE_HELP)
     ap.add_argument("--out", type=Path, help="JSON output (default: benchmarks/results/bench_index_<model>.json)")
     args = ap.parse_args(argv)
     if args.quick:
         args.sizes, args.hnsw_m, args.repeats, args.queries = [10000, 50000], [32], 2, 100
+    if args.smoke:
+        args.model, args.sizes, args.hnsw_m, args.ef_search, args.nprobe = "fake", [48, 1000], [16], [64], [8]
+        args.repeats, args.queries = 1, 20
+        common.start_smoke(f"bench_index_{args.model}.json")
     if common.missing_data(common.SBIR_FIRMS):
         return 0
     common.setup_env()

@@ -12,6 +12,7 @@ sbir-topics demands matched by id with k=10, p50/p99 over R repeats of Q demands
 
     python benchmarks/bench_learning.py                 # 42,461 capabilities
     python benchmarks/bench_learning.py --sizes 2000    # quick
+    python benchmarks/bench_learning.py --smoke         # synthetic corpus, seconds (CI)
 """
 
 from __future__ import annotations
@@ -54,7 +55,13 @@ def main(argv=None) -> int:
     ap.add_argument("--queries", type=int, default=50)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bench_learning.json")
+    ap.add_argument("--smoke", action="store_true", help=common.SMOKE_HELP)
     args = ap.parse_args(argv)
+    if args.smoke:
+        args.sizes, args.queries, args.repeats = [48], 4, 1
+        smoke_out = common.start_smoke("bench_learning.json", model=None)
+        if args.out.resolve().is_relative_to(common.RESULTS.resolve()):
+            args.out = smoke_out
     if common.missing_data(common.SBIR_FIRMS, common.SBIR_TOPICS):
         return 0
     from matcher.learning.features import FEATURES
@@ -90,6 +97,8 @@ def main(argv=None) -> int:
             row[backend] = timed(lambda d, m=match: m(d, k=10), stored, args.repeats)
             engine.reranker = None
         results.append(row)
+        if args.smoke:
+            print("[SMOKE RUN: numbers mean nothing]")
         print(f"{n} capabilities (index built in {build_s:.0f} s), stored demand, k=10, "
               f"{args.queries} demands x {args.repeats}:")
         print(f"  {'ranking':<10} {'p50 ms':>8} {'p99 ms':>8} {'added p50':>10} {'CPU p50 ms':>11} {'added CPU':>10}")
@@ -101,9 +110,12 @@ def main(argv=None) -> int:
     impressions = bench_impressions()
     print(f"impression log: record {impressions['record_us_p50']:.1f} us p50 per served list (10 partners); "
           f"flush of 100 lists {impressions['flush_ms_per_100']:.1f} ms (SQLite, background thread)")
+    report = {"machine": common.machine(), "sizes": results, "impressions": impressions}
+    if args.smoke:
+        report = common.smoke_report(report, args.out)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"machine": common.machine(), "sizes": results, "impressions": impressions},
-                                   indent=1), encoding="utf-8")
+    args.out.write_text(json.dumps(report, indent=1), encoding="utf-8")
+    print(f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
     return 0
 
 

@@ -28,6 +28,7 @@ size contains the smaller ones) this
     python benchmarks/bench_online.py                       # 1k, 10k, 42,461; minilm
     python benchmarks/bench_online.py --quick               # 1k and 2k, few requests
     python benchmarks/bench_online.py --model e5-multilingual-small --sizes 42461
+    python benchmarks/bench_online.py --smoke               # synthetic corpus, fake encoder (CI)
 
 Needs every capability's embedding in the cache (run bench_batch.py first); skips cleanly
 without ../shared/data.
@@ -422,12 +423,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--naive-repeats", type=int, default=2)
     ap.add_argument("--no-naive", dest="naive", action="store_false")
     ap.add_argument("--quick", action="store_true", help="1k and 2k, 20 requests, 2 repeats")
+    ap.add_argument("--smoke", action="store_true", help=common.SMOKE_HELP)
     ap.add_argument("--ready-timeout", type=float, default=1800)
     ap.add_argument("--workdir", type=Path, help="where databases and server logs go (default: a temp folder)")
     ap.add_argument("--out", type=Path, help="JSON output (default: benchmarks/results/bench_online_<model>.json)")
     args = ap.parse_args(argv)
     if args.quick:
         args.sizes, args.queries, args.repeats, args.stored, args.naive_queries = [1000, 2000], 20, 2, 20, 5
+    if args.smoke:
+        args.model, args.sizes, args.queries, args.repeats, args.clients = "fake", [48], 4, 1, [1, 2]
+        args.stored, args.naive_queries, args.naive_repeats, args.ready_timeout = 5, 2, 1, 120
+        common.start_smoke(f"bench_online_{args.model}.json")
     if common.missing_data(common.SBIR_FIRMS, common.SBIR_TOPICS):
         return 0
     common.setup_env()
@@ -447,7 +453,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"note: {missing} capability embeddings are not cached yet: the server start-up encodes them", flush=True)
 
     naive_model = None
-    if args.naive:
+    if args.naive and args.smoke:
+        naive_model = common.SmokeSentenceModel()
+    elif args.naive:
         from sentence_transformers import SentenceTransformer
 
         from matcher.retrieval.encoders import prepare_model

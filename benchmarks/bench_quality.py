@@ -11,6 +11,7 @@ implementation and tokens, fusion and partner aggregation:
     python benchmarks/bench_quality.py                          # scifact and sbir-firms, minilm
     python benchmarks/bench_quality.py --cached-only            # sbir-firms restricted to the
                                                                 # capabilities already in the cache
+    python benchmarks/bench_quality.py --smoke                  # synthetic tasks, fake encoder (CI)
 
 `--cached-only` keeps the longest prefix of sbir-firms capabilities (file order: whole firms)
 whose embeddings are cached and the held-out demands of the firms it contains entirely, so no
@@ -111,8 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tasks", nargs="+", default=["scifact", "sbir-firms"])
     ap.add_argument("--max-seq-length", type=int, help="the model's token limit (default: the registry's)")
     ap.add_argument("--cached-only", action="store_true", help="restrict tasks to capabilities already cached")
+    ap.add_argument("--smoke", action="store_true", help=common.SMOKE_HELP)
     ap.add_argument("--out", type=Path, help="JSON output (default: benchmarks/results/bench_quality_<model>.json)")
     args = ap.parse_args(argv)
+    if args.smoke:
+        args.model = "fake"
+        common.start_smoke(f"bench_quality_{args.model}.json")
     paths = [common.DATA / t for t in args.tasks]
     if common.missing_data(*paths):
         return 0

@@ -17,6 +17,7 @@ apart), as a running cluster (`--ray auto`) would be.
     python benchmarks/bench_ray.py                         # 5k, 20k, 42k capabilities, fake encoder
     python benchmarks/bench_ray.py --data /work/shared/data  # from a worktree without ../shared
     python benchmarks/bench_ray.py --model minilm --sizes 2000 --demands 200
+    python benchmarks/bench_ray.py --smoke                 # synthetic corpus, local Ray if installed (CI)
 
 Skips cleanly without ../shared/data or without Ray.
 """
@@ -95,14 +96,15 @@ def ray_run(caps, demands, model: str, k: int, workers: int, batch: int) -> dict
 def same(a, b) -> bool:
     import numpy as np
 
+    # each demand's [(target_id, score, fit), ...]: same targets in the same order, same numbers
     return all(
-        [i for i, _ in x] == [i for i, _ in y]
-        and np.allclose([s for _, s in x], [s for _, s in y], rtol=1e-6, atol=1e-7)
+        [r[0] for r in x] == [r[0] for r in y]
+        and np.allclose([r[1:] for r in x], [r[1:] for r in y], rtol=1e-6, atol=1e-7)
         for x, y in zip(a, b)
     ) and len(a) == len(b)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="fake", help="encoder (default: fake, the worst case for Ray's share)")
     ap.add_argument("--sizes", default="5000,20000,42461", help="capability counts")
@@ -111,7 +113,13 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=1024, help="texts per Ray batch")
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--data", type=Path, default=common.DATA, help="the shared data folder (%(default)s)")
-    args = ap.parse_args()
+    ap.add_argument("--smoke", action="store_true", help=common.SMOKE_HELP)
+    ap.add_argument("--out", type=Path, help="JSON output (default: benchmarks/results/bench_ray_<model>.json)")
+    args = ap.parse_args(argv)
+    if args.smoke:
+        args.model, args.sizes, args.demands, args.workers, args.batch = "fake", "48", 20, "1,2", 16
+        common.start_smoke(f"bench_ray_{args.model}.json", model=None)
+        args.data = common.DATA
     common.setup_env()
     firms, topics = args.data / "sbir-firms", args.data / "sbir-topics"
     if common.missing_data(firms, topics):
@@ -163,7 +171,8 @@ def main() -> int:
         title=f"bench_ray: {args.model}, {len(demands)} demands, 2-core machine (load {info['load_average_1m']})",
     )
     report = {"machine": info, "args": {**vars(args), "data": str(args.data)}, "ray_start_s": started, "runs": report}
-    common.write_json(f"bench_ray_{args.model}.json", report)
+    report["args"]["out"] = str(args.out) if args.out else None
+    common.write_json(f"bench_ray_{args.model}.json", report, args.out)
     ray.shutdown()
     return 0
 

@@ -14,6 +14,7 @@
     python benchmarks/bench_workers.py                          # 42,461 capabilities, fake model
     python benchmarks/bench_workers.py --capabilities 5000 --seconds 20
     python benchmarks/bench_workers.py --model minilm          # a real model: query embedding dominates
+    python benchmarks/bench_workers.py --smoke                  # 1 and 2 workers, a few requests (CI)
 
 Needs nothing from ../shared.
 """
@@ -37,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+import common  # noqa: E402
 import httpx  # noqa: E402
 from common import pct, print_table  # noqa: E402
 
@@ -150,7 +152,7 @@ def load(base: str, clients: int, seconds: float) -> dict:
     return {"wall": wall, "times": times, "misses": misses[0], "errors": errors[0]}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--capabilities", type=int, default=42_461)
     ap.add_argument("--demands", type=int, default=2_000)
@@ -159,7 +161,13 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=30)
     ap.add_argument("--model", default="fake")
     ap.add_argument("--db", help="a database URL to fill (default: a new SQLite file)")
-    args = ap.parse_args()
+    ap.add_argument("--smoke", action="store_true", help=common.SMOKE_HELP)
+    ap.add_argument("--out", type=Path, help="JSON output (default: benchmarks/results/bench_workers.json)")
+    args = ap.parse_args(argv)
+    if args.smoke:
+        args.capabilities, args.demands, args.workers, args.clients, args.seconds = 48, 40, "1,2", 2, 1.0
+        args.model, args.db = "fake", None
+        common.start_smoke("bench_workers.json", model=None)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     tmp = Path(tempfile.mkdtemp(prefix="bench-workers-"))
@@ -188,12 +196,20 @@ def main() -> None:
             rows.append([n, round(ready, 1), total / res["wall"], pct(s, 50) * 1000, pct(s, 99) * 1000,
                          pct(li, 50) * 1000, pct(li, 99) * 1000, pct(w, 50) * 1000, pct(w, 99) * 1000,
                          res["misses"], res["errors"]])
-        print_table(["workers", "ready s", "req/s", "search p50 ms", "search p99 ms", "list p50 ms", "list p99 ms",
-                     "write+read p50 ms", "write+read p99 ms", "misses", "errors"], rows,
-                    title="techmatch serve --workers N")
+        table = print_table(["workers", "ready s", "req/s", "search p50 ms", "search p99 ms", "list p50 ms",
+                             "list p99 ms", "write+read p50 ms", "write+read p99 ms", "misses", "errors"], rows,
+                            title="techmatch serve --workers N")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    report = {"benchmark": "workers", "machine": common.machine(), "database": "SQLite" if not args.db else "--db",
+              "settings": {k: v for k, v in vars(args).items() if k not in ("db", "out")},
+              "runs": [dict(zip(["workers", "ready_s", "requests_per_s", "search_p50_ms", "search_p99_ms",
+                                 "list_p50_ms", "list_p99_ms", "write_read_p50_ms", "write_read_p99_ms", "misses",
+                                 "errors"], r)) for r in rows],
+              "table": table}
+    common.write_json("bench_workers.json", report, args.out)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

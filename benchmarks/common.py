@@ -4,15 +4,25 @@ Every benchmark runs from the repository root as `python benchmarks/<name>.py`, 
 machine (cores), model and corpus size, reports medians over repeated runs, writes one JSON
 file under `benchmarks/results/`, and exits 0 with a "skipped" line when `../shared/data`
 is absent (a fresh clone has no evaluation data).
+
+`--smoke` (every script has it) runs the same code on a tiny synthetic corpus written to a
+temporary folder (`start_smoke`), with the fake encoder, in a temporary TECHMATCH_HOME: CI
+runs it to prove each benchmark works end to end. Its numbers mean nothing, every table and
+JSON says so, and its JSON never goes to `benchmarks/results/`.
 """
 
 from __future__ import annotations
 
+import atexit
+import gzip
 import json
 import os
 import platform
+import random
+import shutil
 import sqlite3
 import statistics
+import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -26,6 +36,12 @@ RESULTS = ROOT / "benchmarks" / "results"
 SBIR_FIRMS = DATA / "sbir-firms"
 SBIR_TOPICS = DATA / "sbir-topics"
 SCIFACT = DATA / "scifact"
+
+
+SMOKE = False  # set by start_smoke: a smoke run, its numbers mean nothing
+SMOKE_NOTE = ("SMOKE RUN: a tiny synthetic corpus and the fake encoder, to check that the benchmark runs end to "
+              "end; its numbers mean nothing")
+SMOKE_HELP = "a few seconds on a tiny synthetic corpus with the fake encoder (CI): the numbers mean nothing"
 
 
 def setup_env() -> None:
@@ -108,6 +124,8 @@ def med(values: Iterable[float]) -> float:
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence], title: str | None = None) -> str:
     """Print an aligned text table (numbers right-aligned) and return it."""
+    if SMOKE:
+        title = f"[SMOKE RUN: numbers mean nothing] {title or ''}".rstrip()
     cells = [[_fmt(v) for v in row] for row in rows]
     widths = [max(len(str(h)), *(len(r[i]) for r in cells)) if cells else len(str(h)) for i, h in enumerate(headers)]
     lines = []
@@ -138,6 +156,9 @@ def _fmt(v) -> str:
 
 def write_json(name: str, report: dict, out: Path | None = None) -> Path:
     path = out or RESULTS / name
+    if SMOKE:
+        path = out or smoke_json(name)
+        report = smoke_report(report, path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -252,3 +273,141 @@ def rank_ready_jsonl(src: Path, dst: Path, limit: int | None = None) -> tuple[Pa
             longest = max([longest, *(len(v) for v in rec.values() if isinstance(v, str))])
             out.write(line if line.endswith("\n") else line + "\n")
     return dst, longest
+
+
+# -- smoke runs: a tiny synthetic corpus, the fake encoder, nothing outside a temp folder -----
+SMOKE_PARTNERS = 12  # 6 Chinese institutes, 6 English-speaking labs
+SMOKE_FIELDS = [  # (Chinese words, English words) of one technical field
+    ("铁路 货车 车体 防腐 涂层 低温 附着力 剥落", "rail freight car anticorrosion coating low temperature adhesion"),
+    ("乳制品 冷链 杀菌 发酵 酸奶 保质期 菌种", "dairy cold chain sterilisation fermentation yogurt shelf life culture"),
+    ("玉米 深加工 淀粉 酶解 燃料 乙醇 秸秆", "corn processing starch enzymatic hydrolysis fuel ethanol straw"),
+    ("重型 机床 数控 主轴 热变形 误差 补偿", "heavy machine tool numerical control spindle thermal error compensation"),
+    ("风电 齿轮箱 轴承 寒区 润滑 故障 诊断", "wind turbine gearbox bearing cold region lubrication fault diagnosis"),
+    ("湿地 水质 监测 遥感 生态 修复 污染", "wetland water quality monitoring remote sensing ecological restoration"),
+]
+
+
+def start_smoke(name: str, model: str | None = "fake") -> Path:
+    """Turn this process into a smoke run and return the default JSON path (a temp folder).
+
+    DATA and the task paths point at a synthetic corpus written now (sbir-firms, sbir-topics
+    and scifact shaped: a few dozen Chinese and English demands, capabilities and partners);
+    TECHMATCH_HOME is a fresh temp folder whose embedding cache holds `model`'s vectors of every
+    text (as a real run's cache does after `bench_batch.py`). Both are removed at exit."""
+    global SMOKE, DATA, SBIR_FIRMS, SBIR_TOPICS, SCIFACT
+    SMOKE = True
+    print(SMOKE_NOTE, flush=True)
+    base = Path(tempfile.mkdtemp(prefix="tm-smoke-"))
+    atexit.register(shutil.rmtree, base, True)
+    DATA = write_smoke_data(base / "data")
+    SBIR_FIRMS, SBIR_TOPICS, SCIFACT = DATA / "sbir-firms", DATA / "sbir-topics", DATA / "scifact"
+    home = base / "home"
+    home.mkdir()
+    os.environ["TECHMATCH_HOME"] = str(home)
+    setup_env()
+    if model:
+        fill_smoke_cache(model)
+    return smoke_json(name)
+
+
+def smoke_json(name: str) -> Path:
+    return Path(tempfile.gettempdir()) / "techmatch-smoke" / name
+
+
+def smoke_report(report: dict, path: Path) -> dict:
+    """The report marked as a smoke run; refuses a path under benchmarks/results/."""
+    if path.resolve().is_relative_to(RESULTS.resolve()):
+        raise SystemExit(f"a smoke run does not write under {RESULTS}: its numbers mean nothing ({path})")
+    return {"smoke": SMOKE_NOTE, **report}
+
+
+def write_smoke_data(data: Path, seed: int = 13) -> Path:
+    """Three task folders in the shared data's layout, from SMOKE_FIELDS (deterministic)."""
+    rng = random.Random(seed)
+    partners, caps = [], []
+    for p in range(SMOKE_PARTNERS):
+        zh = p % 2 == 0
+        field = SMOKE_FIELDS[p % len(SMOKE_FIELDS)]
+        name = f"第{p + 1}研究所" if zh else f"Laboratory {p + 1}"
+        partners.append((f"firm-{p:03d}", name, zh, field))
+        for c in range(5):
+            caps.append({"id": f"cap-{p:03d}-{c}", "partner_id": f"firm-{p:03d}", "partner_name": name,
+                         "title": _smoke_text(rng, field, zh, 4), "text": _smoke_text(rng, field, zh, 40),
+                         "language": "zh" if zh else "en"})
+    held_out = [caps.pop(5 * p) for p in reversed(range(SMOKE_PARTNERS))][::-1]  # each partner's first
+    firm_demands = [{"id": f"award-{c['id']}", "title": c["title"], "text": c["text"], "language": c["language"]}
+                    for c in held_out]
+    topics = []
+    for t in range(64):
+        zh = t % 2 == 0
+        field = SMOKE_FIELDS[t % len(SMOKE_FIELDS)]
+        topics.append({"id": f"topic-{t}", "title": _smoke_text(rng, field, zh, 5),
+                       "text": _smoke_text(rng, field, zh, 60), "language": "zh" if zh else "en"})
+    firm_qrels = [(d["id"], c["partner_id"]) for d, c in zip(firm_demands, held_out)]
+    _write_task(data / "sbir-firms", {"name": "sbir-firms", "level": "partner"}, firm_demands, caps, firm_qrels)
+    _write_task(data / "sbir-topics", {"name": "sbir-topics", "level": None}, topics, None, None)
+    # scifact-shaped: capability level, each topic relevant to two capabilities of its field
+    scifact = topics[:24]
+    cap_qrels = []
+    for t, d in enumerate(scifact):
+        own = [c for c in caps if c["partner_id"] == f"firm-{t % len(SMOKE_FIELDS):03d}"]
+        cap_qrels += [(d["id"], c["id"]) for c in own[t % 2 : t % 2 + 2]]
+    _write_task(data / "scifact", {"name": "scifact", "level": "capability"}, scifact, caps, cap_qrels, gz=False)
+    return data
+
+
+def _smoke_text(rng: random.Random, field: tuple[str, str], zh: bool, words: int) -> str:
+    own = field[0 if zh else 1].split()
+    other = rng.choice(SMOKE_FIELDS)[0 if zh else 1].split()  # some overlap between fields
+    picked = [rng.choice(own if rng.random() < 0.8 else other) for _ in range(words)]
+    return ("".join(picked) + "。") if zh else (" ".join(picked).capitalize() + ".")
+
+
+def _write_task(folder: Path, meta: dict, demands: list[dict], caps: list[dict] | None, qrels, gz: bool = True):
+    folder.mkdir(parents=True)
+    (folder / "task.json").write_text(json.dumps({**meta, "note": SMOKE_NOTE}, ensure_ascii=False), encoding="utf-8")
+    suffix = ".jsonl.gz" if gz else ".jsonl"
+    for stem, rows in (("demands", demands), ("capabilities", caps)):
+        if rows is None:
+            continue
+        lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
+        (folder / (stem + suffix)).write_bytes(gzip.compress(lines, mtime=0) if gz else lines)
+    if qrels:
+        unique = list(dict.fromkeys(qrels))
+        (folder / "qrels.tsv").write_text("demand_id\ttarget_id\trelevance\n"
+                                          + "".join(f"{d}\t{t}\t1\n" for d, t in unique), encoding="utf-8")
+
+
+def fill_smoke_cache(model: str) -> None:
+    """Every smoke text's query and passage vectors in the temp home's embedding cache, written
+    by the engine's own cached encoder."""
+    from matcher.retrieval.cache import EmbeddingCache
+    from matcher.retrieval.encoders import CachedEncoder, load_encoder
+
+    texts = []
+    for folder in (SBIR_FIRMS, SBIR_TOPICS, SCIFACT):
+        task = load_task(folder)
+        texts += [r.full_text for r in (*task.demands, *task.capabilities)]
+    texts = list(dict.fromkeys(texts))
+    cache = EmbeddingCache(techmatch_home() / "embeddings.sqlite")
+    try:
+        enc = CachedEncoder(load_encoder(model), cache)
+        enc.encode_queries(texts)
+        enc.encode_documents(texts)
+    finally:
+        cache.close()
+
+
+class SmokeSentenceModel:
+    """What the naive stack calls on a SentenceTransformer (`encode`, `max_seq_length`), answered
+    by the fake encoder: smoke runs never load a real model."""
+
+    max_seq_length = 256
+
+    def __init__(self) -> None:
+        from matcher.retrieval.encoders import FakeEncoder
+
+        self.encoder = FakeEncoder()
+
+    def encode(self, texts, **_):
+        return self.encoder.embed_batch(list(texts))

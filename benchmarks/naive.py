@@ -65,9 +65,12 @@ class NaiveStack:
     ) -> None:
         """model: a sentence-transformers folder, or an already loaded SentenceTransformer."""
         from rank_bm25 import BM25Okapi
-        from sentence_transformers import SentenceTransformer
 
-        self.model = SentenceTransformer(str(model), device="cpu") if isinstance(model, (str, Path)) else model
+        if isinstance(model, (str, Path)):
+            from sentence_transformers import SentenceTransformer  # torch: seconds to import
+
+            model = SentenceTransformer(str(model), device="cpu")
+        self.model = model
         if max_seq_length:
             self.model.max_seq_length = max_seq_length  # the truncation the document embeddings had
         self.query_prefix = query_prefix

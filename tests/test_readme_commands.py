@@ -1,16 +1,19 @@
 """Every command the README shows runs here, in a quick form (issue 13.11).
 
-The command-line block runs end to end on the bundled demo corpus with the fake encoder. The
-benchmark commands need the shared evaluation data and real models, so here each one must
-import and parse its arguments, every third-party module the benchmarks import must be
-declared in pyproject.toml (a dependency or the ``bench`` extra), and the naive stack they
-compare against must build and answer on a tiny corpus.
+The command-line block runs end to end on the bundled demo corpus with the fake encoder. Every
+benchmark (each README benchmark line and every `benchmarks/bench_*.py`) runs end to end with
+`--smoke`: the same code that makes the real table and JSON, on a tiny synthetic corpus with
+the fake encoder, in a subprocess (tests never read ../shared). Besides, each must parse its
+arguments, every third-party module the benchmarks import must be declared in pyproject.toml
+(a dependency or an extra), and the naive stack they compare against must build and answer.
 """
 
 from __future__ import annotations
 
 import ast
 import importlib.metadata
+import json
+import os
 import re
 import shlex
 import subprocess
@@ -117,6 +120,59 @@ def test_every_readme_benchmark_command_is_a_script_that_parses_its_arguments():
         assert proc.returncode == 0 and "usage" in proc.stdout, f"{line}\n{proc.stderr[-2000:]}"
         assert "--quick" in proc.stdout or script.name in ("bench_quality.py", "bench_encode.py",
                                                            "bench_assign.py"), line
+        assert "--smoke" in proc.stdout, line
+
+
+# The benchmarks that start servers or a Ray cluster (the rest take a few seconds each).
+SERVERS = {"bench_online.py", "bench_workers.py", "bench_ray.py"}
+
+
+def smoke_runs() -> list:
+    """Every README benchmark line, then every other bench_*.py, each as argv after the script."""
+    runs = {}
+    for line in readme_commands("python benchmarks/"):
+        parts = shlex.split(line)
+        runs.setdefault(" ".join(parts[1:]), parts[1:])
+    listed = {argv[0] for argv in runs.values()}
+    for script in benchmark_scripts():
+        rel = f"benchmarks/{script.name}"
+        if rel not in listed:
+            runs[rel] = [rel]
+    return [pytest.param(argv, id=key, marks=[pytest.mark.e2e] if Path(argv[0]).name in SERVERS else [])
+            for key, argv in runs.items()]
+
+
+TABLE_ROW = re.compile(r"^[ \t]*\S[^\n]*?(?:[ \t]{2,}|[ \t]\|[ \t])\S", re.M)  # two or more aligned columns
+
+
+def test_every_benchmark_has_a_smoke_run():
+    covered = {argv[0] for p in smoke_runs() for argv in p.values[:1]}
+    assert covered == {f"benchmarks/{s.name}" for s in benchmark_scripts()}
+
+
+@pytest.mark.parametrize("argv", smoke_runs())
+def test_the_benchmark_runs_end_to_end_in_smoke_form(argv, tmp_path):
+    """Issue 13.11: the README's benchmark commands failed on a fresh set-up; `--smoke` runs each
+    one's real code path (corpus, engine or server, table, JSON) on synthetic data in seconds."""
+    results = REPO / "benchmarks" / "results"
+    before = {p.name: p.stat().st_mtime_ns for p in results.glob("*.json")}
+    out = tmp_path / "report.json"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "TOKENIZERS_PARALLELISM": "false", "TECHMATCH_HOME": str(tmp_path / "home"),
+           "TECHMATCH_SHARED_DATA": str(tmp_path / "no-shared-data")}
+    proc = subprocess.run([sys.executable, *argv, "--smoke", "--out", str(out)], capture_output=True, text=True,
+                          cwd=REPO, env=env, timeout=300)
+    shown = f"{' '.join(argv)} --smoke\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    assert proc.returncode == 0, shown
+    if "skipped: Ray is not installed" in proc.stdout:
+        pytest.importorskip("ray")  # then it is a failure: Ray is installed
+    assert "SMOKE RUN" in proc.stdout and "its numbers mean nothing" in proc.stdout, shown
+    table = proc.stdout.split("[SMOKE RUN: numbers mean nothing]", 1)
+    assert len(table) == 2, f"no table marked as a smoke run\n{shown}"
+    assert len(TABLE_ROW.findall(table[1])) >= 3, f"no table after the smoke mark\n{shown}"
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert "numbers mean nothing" in report["smoke"], report
+    assert {p.name: p.stat().st_mtime_ns for p in results.glob("*.json")} == before, "a smoke run wrote results/"
 
 
 def _declared() -> set[str]:

@@ -63,10 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
             )
             sp.add_argument(
                 "--backend",
-                choices=("auto", "torch", "onnx", "onnx-fp32"),
+                choices=("auto", "torch", "onnx", "onnx-fp32", "onnx-queries"),
                 default=None,
-                help="encoder runtime: torch, onnx (int8 ONNX Runtime), onnx-fp32, or auto, each model's "
-                "measured default (default: $TECHMATCH_BACKEND, else auto)",
+                help="encoder runtime: torch, onnx (int8 ONNX Runtime), onnx-fp32, onnx-queries (documents on "
+                "torch, queries on int8), or auto, each model's measured default (default: $TECHMATCH_BACKEND, "
+                "else auto)",
             )
         return sp
 
@@ -550,7 +551,8 @@ def cmd_models(args) -> int:
         rows.append((spec.name, ready, spec.languages, spec.description))
     print(_columns(rows))
     print("\nAny local sentence-transformers folder also works: --model /path/to/folder")
-    print("ONNX Runtime backends (techmatch[onnx]): --backend onnx (int8) or onnx-fp32, TECHMATCH_BACKEND, or a")
+    print("ONNX Runtime backends (techmatch[onnx]): --backend onnx (int8), onnx-fp32 or onnx-queries (int8")
+    print("queries, torch documents), TECHMATCH_BACKEND, or a")
     print("variant name: minilm-int8, e5-multilingual-small-int8 (exported once on first use or by `models prepare`)")
     return 0
 

@@ -1,10 +1,16 @@
 """Training with a deployment gate, and cross-validation over demands.
 
-`train_ranker` holds out a share of the training demands, fits each candidate configuration on
-the rest, and keeps the best only if it beats the default order on those held-out demands;
-otherwise it returns no model and the default stays. The winner is then refitted on all the
-training demands. `cross_validate` runs that whole procedure inside each of k folds over
-demands, so the fold's test demands are never seen by training or by the gate.
+`train_ranker` splits the training demands into a few gate folds; each candidate configuration is
+fitted on all but one fold and scored on that one, so every demand is held out once. The
+configuration with the surest gain over the default order is kept only if that gain is positive
+with margin: its mean per-demand gain minus `confidence` standard errors must exceed `min_gain`
+(2 standard errors: the best of several configurations is picked, and one would let chance
+through). Otherwise it returns no model and the default stays. A single held-out share, the
+previous gate, picked the best of four configurations on a few dozen demands and let chance
+winners through (scifact: two of five cross-validation folds deployed a model that then lost on
+the fold's test demands). The winner is refitted on all the training demands. `cross_validate`
+runs that whole procedure inside each of k folds over demands, so the fold's test demands are
+never seen by training or by the gate.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from matcher.learning.metrics import all_metrics
+from matcher.learning.metrics import all_metrics, per_query
 from matcher.learning.ranker import LearnedRanker, lightgbm_available
 from matcher.learning.table import CandidateTable
 
@@ -76,41 +82,69 @@ def fit_on(table: CandidateTable, y: NDArray, config: Config, queries: Sequence[
 
 
 def train_ranker(table: CandidateTable, y: NDArray, qrels: Qrels, *, weight: NDArray | None = None,
-                 configs: Sequence[Config] | None = None, holdout: float = 0.25, seed: int = 0,
-                 gate_metric: str = "ndcg@10", min_gain: float = 0.0) -> TrainResult:
-    """Fit on the table's queries, gated on held-out queries (see module docstring).
+                 configs: Sequence[Config] | None = None, gate_folds: int = 4, seed: int = 0,
+                 gate_metric: str = "ndcg@10", min_gain: float = 0.0, confidence: float = 2.0) -> TrainResult:
+    """Fit on the table's queries, gated by k-fold validation over them (see module docstring).
 
     y: (n_rows,) labels of the table rows (graded judgements, or outcomes); qrels: what the gate
     scores against (for outcomes: the outcomes themselves); weight: per-row sample weights."""
     configs = list(configs or default_configs())
-    usable = trainable(table, y)
+    usable = set(trainable(table, y))
     if len(usable) < 4:
         return TrainResult(None, None, reason=f"only {len(usable)} demands with both outcomes: too few to learn")
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(table.query_ids))
-    n_val = max(2, int(round(holdout * len(order))))
-    val = sorted(order[:n_val].tolist())
-    fit_q = [i for i in order[n_val:].tolist() if i in set(usable)]
-    if len(fit_q) < 2:
-        return TrainResult(None, None, reason="too few trainable demands outside the validation share")
-    vtable = table.subset(val)
-    result = TrainResult(None, None, {"default": metrics(vtable, qrels)}, gate_metric)
-    best, best_value = None, result.validation["default"][gate_metric] + min_gain
-    for cfg in configs:
-        model = fit_on(table, y, cfg, fit_q, weight, seed)
-        m = metrics(vtable, qrels, model.predict(vtable.X))
-        result.validation[_name(cfg)] = m
-        if m[gate_metric] > best_value:
-            best, best_value = cfg, m[gate_metric]
-    if best is None:
-        result.reason = (f"no configuration beat the default {gate_metric} "
-                         f"{result.validation['default'][gate_metric]:.4f} on {len(val)} held-out demands")
+    order = np.random.default_rng(seed).permutation(len(table.query_ids))
+    folds = [sorted(order[f::gate_folds].tolist()) for f in range(min(gate_folds, len(order)))]
+    held_values: dict[str, dict[str, list[float]]] = {}  # "default" / config -> metric -> per held-out demand
+    gains: dict[Config, list[float]] = {cfg: [] for cfg in configs}
+    for held in folds:
+        fit_q = [i for i in range(len(order)) if i in usable and i not in set(held)]
+        if len(fit_q) < 2:
+            continue
+        vtable = table.subset(held)
+        base = _per_query(vtable, qrels)
+        _extend(held_values.setdefault("default", {}), base)
+        for cfg in configs:
+            scored = _per_query(vtable, qrels, fit_on(table, y, cfg, fit_q, weight, seed).predict(vtable.X))
+            _extend(held_values.setdefault(_name(cfg), {}), scored)
+            gains[cfg] += [scored[gate_metric][q] - base[gate_metric][q] for q in base[gate_metric]]
+    if "default" not in held_values or not any(gains.values()):
+        return TrainResult(None, None, reason="too few trainable demands outside each validation fold")
+    validation = {name: {m: float(np.mean(v)) if v else 0.0 for m, v in values.items()}
+                  for name, values in held_values.items()}
+    result = TrainResult(None, None, validation, gate_metric)
+    bounds = {cfg: _lower_bound(gains[cfg], confidence) for cfg in configs}
+    best = max(configs, key=lambda cfg: bounds[cfg])  # the surest gain, not the largest mean
+    g = np.asarray(gains[best])
+    mean, se = float(g.mean()), float(g.std(ddof=1) / np.sqrt(len(g))) if len(g) > 1 else float("inf")
+    n_held = len(g)
+    summary = (f"{gate_metric} {validation[_name(best)][gate_metric]:.4f} against "
+               f"{validation['default'][gate_metric]:.4f} on {n_held} held-out demands in {len(folds)} folds "
+               f"(gain {mean:+.4f} ± {se:.4f})")
+    if not mean - confidence * se > min_gain:
+        result.reason = f"no configuration beat the default with margin; best {_name(best)}: {summary}"
         return result
     result.config = best
-    result.model = fit_on(table, y, best, [i for i in range(len(table.query_ids)) if i in set(usable)], weight, seed)
-    result.reason = (f"{_name(best)} beat the default on {len(val)} held-out demands: {gate_metric} "
-                     f"{best_value:.4f} against {result.validation['default'][gate_metric]:.4f}")
+    result.model = fit_on(table, y, best, sorted(usable), weight, seed)
+    result.reason = f"{_name(best)} beat the default: {summary}"
     return result
+
+
+def _lower_bound(gains: Sequence[float], confidence: float) -> float:
+    """Mean per-demand gain minus `confidence` standard errors (-inf with fewer than two)."""
+    if len(gains) < 2:
+        return -np.inf
+    g = np.asarray(gains, np.float64)
+    return float(g.mean() - confidence * g.std(ddof=1) / np.sqrt(len(g)))
+
+
+def _per_query(table: CandidateTable, qrels: Qrels, scores: NDArray | None = None) -> dict[str, dict[str, float]]:
+    judged = {q: qrels[q] for q in table.query_ids if q in qrels}
+    return per_query(table.run(scores), judged)
+
+
+def _extend(into: dict[str, list[float]], values: dict[str, dict[str, float]]) -> None:
+    for metric, per_demand in values.items():
+        into.setdefault(metric, []).extend(per_demand.values())
 
 
 @dataclass(frozen=True)

@@ -370,6 +370,32 @@ class CachedEncoder:
         return out
 
 
+class SplitEncoder:
+    """Queries through one encoder, documents through another of the same model and space.
+
+    For `onnx-queries`: the int8 export answers a typed text several times faster than torch,
+    while on long documents in batches it gains nothing and costs accuracy on both sides; one
+    int8 side moves tatoeba-zh-en accuracy@1 by less than half of what two do (docs/performance.md)."""
+
+    def __init__(self, queries, documents, *, name: str) -> None:
+        if queries.dim != documents.dim:
+            raise MatcherError(f"cannot pair a {queries.dim}-d query encoder with a {documents.dim}-d one")
+        self.queries, self.documents = queries, documents
+        self.name, self.dim = name, documents.dim
+
+    def load(self) -> None:
+        for side in (self.queries, self.documents):
+            load = getattr(side, "load", None)
+            if load is not None:
+                load()
+
+    def encode_queries(self, texts: Sequence[str], progress: Progress | None = None) -> NDArray[np.float32]:
+        return self.queries.encode_queries(texts, progress)
+
+    def encode_documents(self, texts: Sequence[str], progress: Progress | None = None) -> NDArray[np.float32]:
+        return self.documents.encode_documents(texts, progress)
+
+
 def text_key(text: str) -> bytes:
     return hashlib.sha256(text.encode("utf-8")).digest()[:16]
 
@@ -433,8 +459,11 @@ def prepare_model(name: str, *, force: bool = False) -> Path:
 # The backend a registered model runs on when none is asked for (--backend, TECHMATCH_BACKEND):
 # one that won on both speed and quality in docs/performance.md, "Encoder backends".
 DEFAULT_BACKENDS: dict[str, str] = {"minilm": "torch", "e5-multilingual-small": "torch"}
-BACKEND_TAGS = {"torch": "", "onnx": "+onnx-int8", "onnx-fp32": "+onnx-fp32"}  # in the encoder's name
-VARIANT_SUFFIXES = {"-int8": "onnx", "-onnx-fp32": "onnx-fp32"}  # "minilm-int8" = minilm on onnx
+# In the encoder's name. onnx-queries: documents on torch (their embeddings are torch's, cached
+# under the torch name), queries (demands, typed text) on int8 ONNX Runtime.
+BACKEND_TAGS = {"torch": "", "onnx": "+onnx-int8", "onnx-fp32": "+onnx-fp32", "onnx-queries": "+q-onnx-int8"}
+# "minilm-int8" = minilm on onnx; "minilm-q-int8" = int8 queries, torch documents
+VARIANT_SUFFIXES = {"-q-int8": "onnx-queries", "-int8": "onnx", "-onnx-fp32": "onnx-fp32"}
 
 
 def split_variant(name: str) -> tuple[str, str | None]:
@@ -503,6 +532,13 @@ def load_encoder(
         chosen = choose_backend(name, backend)
         limit = max_seq_length or spec.max_seq_length
         tagged = base + BACKEND_TAGS[chosen] + ("" if limit == spec.max_seq_length else f"@{limit}")
+        if chosen == "onnx-queries":
+            return SplitEncoder(
+                load_encoder(base, batch_size=batch_size, max_seq_length=max_seq_length, backend="onnx"),
+                load_encoder(base, batch_size=batch_size, max_seq_length=max_seq_length, bfloat16=bfloat16,
+                             backend="torch"),
+                name=tagged,
+            )
         if chosen != "torch":
             folder = prepare_onnx_model(base, chosen)
             dim = folder_dimension(model_path(base))
@@ -562,4 +598,7 @@ def open_encoder(
     enc = load_encoder(name, batch_size=batch_size, max_seq_length=max_seq_length, backend=backend)
     if isinstance(enc, FakeEncoder) and cache is None:
         return enc
-    return CachedEncoder(enc, cache or EmbeddingCache(techmatch_home() / "embeddings.sqlite"))
+    cache = cache or EmbeddingCache(techmatch_home() / "embeddings.sqlite")
+    if isinstance(enc, SplitEncoder):  # each side cached under its own encoder's name
+        return SplitEncoder(CachedEncoder(enc.queries, cache), CachedEncoder(enc.documents, cache), name=enc.name)
+    return CachedEncoder(enc, cache)

@@ -169,6 +169,24 @@ def test_backend_is_in_the_encoder_name_so_caches_never_mix(tiny_as_minilm):
     assert cache.count("minilm") == 0
 
 
+def test_onnx_queries_encodes_queries_on_int8_and_documents_on_torch_each_cached_under_its_own_name(
+        tiny_as_minilm):
+    from matcher.retrieval.cache import EmbeddingCache
+    from matcher.retrieval.encoders import open_encoder
+    from matcher.settings import techmatch_home
+
+    split = open_encoder("minilm", backend="onnx-queries")
+    assert split.name == open_encoder("minilm-q-int8").name == "minilm+q-onnx-int8"
+    queries, documents = split.encode_queries(TEXTS), split.encode_documents(TEXTS)
+    np.testing.assert_array_equal(queries, load_encoder("minilm", backend="onnx").encode_queries(TEXTS))
+    np.testing.assert_allclose(documents, load_encoder("minilm", backend="torch").encode_documents(TEXTS),
+                               atol=1e-6)
+    cache = EmbeddingCache(techmatch_home() / "embeddings.sqlite")
+    # documents share torch's cache (an index built on torch is not re-encoded), queries int8's
+    assert cache.count("minilm") == cache.count("minilm+onnx-int8") == len(TEXTS)
+    assert cache.count("minilm+q-onnx-int8") == 0
+
+
 def test_exported_embeddings_match_torch(tiny_as_minilm):
     ref = torch_reference(tiny_as_minilm, TEXTS)
     fp32 = load_encoder("minilm", backend="onnx-fp32")

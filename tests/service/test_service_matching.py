@@ -127,10 +127,23 @@ def test_a_write_by_another_process_is_picked_up(world):
                                             created_at=now, updated_at=now))
         bump_revision(conn)
     assert not world.ctx.live.in_sync()
-    assert world.client.get("/readyz").status_code == 503
     hits = c.post("/api/demands/search", json={"text": "风电叶片覆冰"}, headers=h).json()["results"]
     assert hits[0]["demand"]["id"] == "DX"
     assert world.ctx.live.in_sync() and world.client.get("/readyz").status_code == 200
+
+
+def test_readiness_brings_a_stale_index_forward_before_it_answers(world):
+    """A worker that did not make the last write is ready once it has caught up: /readyz
+    replays (or rebuilds) first, so it answers 200 with the index at the database's revision."""
+    now = utcnow()
+    with world.ctx.db.begin() as conn:
+        conn.execute(insert(demands).values(id="DY", title="风电叶片覆冰", text="叶片 覆冰 除冰", owner="",
+                                            created_at=now, updated_at=now))
+        rev = bump_revision(conn)
+    assert not world.ctx.live.in_sync()
+    ready = world.client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["index_revision"] == ready.json()["revision"] == rev
+    assert "DY" in world.ctx.live.engine.demands
 
 
 def test_concurrent_reads_during_writes_stay_consistent(world):
