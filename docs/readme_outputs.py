@@ -42,6 +42,16 @@ COMMANDS: dict[str, tuple[str, list[str], str | None]] = {
     "evaluate-qiqihar": ("techmatch evaluate corpora/qiqihar", ["evaluate", "corpora/qiqihar"], None),
     **{f"evaluate-{task}": (f"techmatch evaluate ../shared/data/{task}", ["evaluate", f"{{shared}}/{task}"], None)
        for task in ("scifact", "sbir-firms", "csl-disciplines", "tatoeba-zh-en")},
+    "learn-simulate-qiqihar": (
+        "techmatch learn simulate --task corpora/qiqihar --outcomes 1000 --retrain-every 100 --seeds 10 "
+        "--plot docs/img/learning-curve-qiqihar.png",
+        ["learn", "simulate", "--task", "corpora/qiqihar", "--outcomes", "1000", "--retrain-every", "100",
+         "--seeds", "10", "--plot", "docs/img/learning-curve-qiqihar.png"], None),
+    "learn-simulate-csl-disciplines": (
+        "techmatch learn simulate --task ../shared/data/csl-disciplines --outcomes 1000 --retrain-every 100 "
+        "--seeds 3 --plot docs/img/learning-curve-csl.png",
+        ["learn", "simulate", "--task", "{shared}/csl-disciplines", "--outcomes", "1000", "--retrain-every", "100",
+         "--seeds", "3", "--plot", "docs/img/learning-curve-csl.png"], None),
 }
 
 

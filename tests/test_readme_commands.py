@@ -77,7 +77,7 @@ CLI_RUNS = {
     "techmatch learn cv --task corpora/qiqihar": None,  # tests/learning/test_learning.py
     "techmatch learn models": None,  # tests/cli/test_cli_learn.py (train, models, rollback)
     "techmatch learn rollback": None,
-    "techmatch learn simulate --task corpora/qiqihar --plot curve.png": None,  # tests/learning
+    "techmatch learn simulate --task corpora/qiqihar --plot curve.png": None,  # tests/cli/test_cli_learn.py
     "techmatch learn train --task corpora/qiqihar": None,  # tests/cli/test_cli_learn.py
     "techmatch rank ... --ray local": None,  # tests/distributed/test_ray.py
     "techmatch serve --db tm.db --workers 4": None,  # tests/service/test_service_workers.py

@@ -47,6 +47,9 @@ def add_learn_parser(subparsers: Any, default_workspace: str) -> argparse.Argume
     p.add_argument("--retrain-every", type=int, default=100)
     p.add_argument("--seeds", type=int, default=3, help="independent simulated bureaus to average (%(default)s)")
     p.add_argument("--eta", type=float, default=1.0, help="true position bias exponent (%(default)s)")
+    p.add_argument("--correction", choices=("examined", "ipw"), default="examined",
+                   help="the corrected estimator compared with no correction: examined (learn from the "
+                        "contacted rows only) or ipw (click-model inverse propensity weighting) (%(default)s)")
     p.add_argument("--plot", type=Path, metavar="PNG", help="write the learning curves as a PNG")
     p = add("train", "train from the task's judgements; deploy only if it beats the default on held-out demands",
             cmd_train, True)
@@ -135,27 +138,33 @@ def cmd_simulate(args) -> int:
     if task.level != "partner":
         raise InputError("the simulator replays partner-level tasks", file=str(args.task))
     base = SimParams(outcomes=args.outcomes, retrain_every=args.retrain_every, eta=args.eta)
-    runs: dict[str, list] = {"ipw": [], "naive": []}
+    arms = (args.correction, "naive")
+    runs: dict[str, list] = {a: [] for a in arms}
     for seed in range(args.seeds):
-        for name, corr in (("ipw", True), ("naive", False)):
-            runs[name].append(simulate(table, task.qrels, replace(base, seed=seed, correction=corr)))
+        for name in arms:
+            runs[name].append(simulate(table, task.qrels, replace(base, seed=seed, estimator=name)))
             print(f"  seed {seed} {name}: done", file=sys.stderr)
-    steps = [p.outcomes for p in runs["ipw"][0].curve]
-    print(f"held-out nDCG@10 / MRR, mean of {args.seeds} simulated bureaus (eta {args.eta})")
-    d_ndcg = sum(r.default["ndcg@10"] for r in runs["ipw"]) / args.seeds
-    d_mrr = sum(r.default["mrr"] for r in runs["ipw"]) / args.seeds
-    print(f"{'outcomes':>8}  {'default':>15}  {'with correction':>15}  {'without':>15}")
-    for i, _ in enumerate(steps):
-        row = [f"{_mean(runs['ipw'], i, 'outcomes'):>8.0f}", f"{d_ndcg:.4f}/{d_mrr:.4f}"]
-        for name in ("ipw", "naive"):
-            row.append(f"{_mean(runs[name], i, 'ndcg10'):.4f}/{_mean(runs[name], i, 'mrr'):.4f}")
-        print("  ".join(row[:1] + [f"{c:>15}" for c in row[1:]]))
+    n = min(len(r.curve) for v in runs.values() for r in v)
+    print(f"held-out nDCG@10 / MRR, mean (± sd) of {args.seeds} simulated bureaus (eta {args.eta}); "
+          f"correction: {args.correction}")
+    d_ndcg = _stat([r.default["ndcg@10"] for r in runs[arms[0]]])[0]
+    d_mrr = _stat([r.default["mrr"] for r in runs[arms[0]]])[0]
+    print(f"{'outcomes':>8}  {'default':>13}  {'with correction':>22}  {'without':>22}  {'nDCG@10 gain':>13}")
+    for i in range(n):
+        row = [f"{_mean(runs[arms[0]], i, 'outcomes'):>8.0f}", f"{d_ndcg:.4f}/{d_mrr:.4f}"]
+        for name in arms:
+            m, sd = _stat([r.curve[i].ndcg10 for r in runs[name]])
+            row.append(f"{m:.4f}±{sd:.4f}/{_mean(runs[name], i, 'mrr'):.4f}")
+        gain, gsd = _stat([a.curve[i].ndcg10 - b.curve[i].ndcg10 for a, b in zip(runs[arms[0]], runs[arms[1]])])
+        row.append(f"{gain:+.4f}±{gsd:.4f}")
+        print(f"{row[0]}  {row[1]:>13}  {row[2]:>22}  {row[3]:>22}  {row[4]:>13}")
+    print("nDCG@10 gain: with correction minus without, same seed (mean ± sd over seeds)")
     if args.json:
         args.json.write_text(json.dumps({k: [{"default": r.default, "params": asdict(r.params),
                                               "curve": [asdict(p) for p in r.curve]} for r in v]
                                          for k, v in runs.items()}, indent=1), encoding="utf-8")
     if args.plot:
-        _plot(runs, d_ndcg, d_mrr, args.plot, task.name)
+        _plot(runs, arms, d_ndcg, d_mrr, args.plot, task.name)
     return 0
 
 
@@ -164,8 +173,16 @@ def _mean(results, i: int, attr: str) -> float:
     return sum(vals) / len(vals)
 
 
-def _plot(runs, d_ndcg, d_mrr, path: Path, name: str) -> None:
+def _stat(vals: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    m = sum(vals) / len(vals)
+    sd = (sum((v - m) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5 if len(vals) > 1 else 0.0
+    return m, sd
+
+
+def _plot(runs, arms, d_ndcg, d_mrr, path: Path, name: str) -> None:
     import matplotlib
+    import numpy as np
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -173,10 +190,12 @@ def _plot(runs, d_ndcg, d_mrr, path: Path, name: str) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     n = min(len(r.curve) for v in runs.values() for r in v)
     for ax, attr, base, label in ((axes[0], "ndcg10", d_ndcg, "held-out nDCG@10"), (axes[1], "mrr", d_mrr, "MRR")):
-        for key, style in (("ipw", "-o"), ("naive", "--s")):
+        for key, style in zip(arms, ("-o", "--s")):
             xs = [_mean(runs[key], i, "outcomes") for i in range(n)]
-            ax.plot(xs, [_mean(runs[key], i, attr) for i in range(n)], style,
-                    label="with position-bias correction" if key == "ipw" else "without")
+            ys = np.array([[r.curve[i].__dict__[attr] for i in range(n)] for r in runs[key]])
+            sd = ys.std(axis=0, ddof=1) if len(ys) > 1 else np.zeros(n)
+            ax.errorbar(xs, ys.mean(axis=0), yerr=sd, fmt=style, capsize=3,
+                        label=f"with correction ({key})" if key != "naive" else "without correction")
         ax.axhline(base, color="grey", linestyle=":", label="default (unlearned)")
         ax.set_xlabel("outcomes")
         ax.set_ylabel(label)

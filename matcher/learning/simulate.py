@@ -9,8 +9,10 @@ better) with probability `p_relevant` when judged relevant and `p_irrelevant` ot
 one outcome. Held-out demands (never shown to the simulated staff) measure the deployed ranking
 against the true judgements after every retraining.
 
-With `correction`, the propensity is estimated from the log (`propensity.estimate`) and each
-successful row is weighted by its inverse; without, every row weighs 1.
+`estimator` says how the log becomes training rows (`logged.ESTIMATORS`): "examined" (the
+correction: only followed-up rows, whose examination is logged, labelled by their outcome),
+"ipw" (click-model inverse propensity weighting of the successes among all shown rows) or
+"naive" (all shown rows, no correction).
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from matcher.errors import UnknownNameError
 from matcher.learning.features import History
-from matcher.learning.propensity import Propensity, estimate
+from matcher.learning.logged import ESTIMATORS, LoggedList, training_rows
 from matcher.learning.table import CandidateTable, with_history
 from matcher.learning.train import Config, metrics, train_ranker
 
@@ -35,7 +38,7 @@ class SimParams:
     p_relevant: float = 0.8  # a followed-up relevant pair succeeds with this probability
     p_irrelevant: float = 0.05  # ... and an irrelevant one (noise)
     holdout: float = 0.3  # share of judged demands kept out of the simulation, for measuring
-    correction: bool = True
+    estimator: str = "examined"  # see logged.ESTIMATORS; "naive" is no correction
     seed: int = 0
 
 
@@ -67,6 +70,8 @@ def simulate(table: CandidateTable, qrels: Mapping[str, Mapping[str, float]], pa
              configs: list[Config] | None = None) -> SimResult:
     """Run one simulated bureau (see module docstring). `table`: partner-level candidate table of
     every judged demand (features at the default ranking)."""
+    if params.estimator not in ESTIMATORS:
+        raise UnknownNameError("position-bias estimator", params.estimator, list(ESTIMATORS))
     rng = np.random.default_rng(params.seed)
     train_q, test_q = split_demands(table, qrels, params.holdout, params.seed)
     test = table.subset(test_q)
@@ -105,26 +110,12 @@ def simulate(table: CandidateTable, qrels: Mapping[str, Mapping[str, float]], pa
 
 
 def _retrain(table: CandidateTable, log, params: SimParams, configs, previous):
-    """Train on the logged lists: one group per list shown, label 1 where the follow-up succeeded."""
-    ranks = [r for _, shown, _, _ in log for r in range(1, len(shown) + 1)]
-    followed = [f for _, _, fol, _ in log for f in fol]
-    prop = estimate(ranks, followed) if params.correction else Propensity(eta=0.0)
-    X, y, w, group, ids, targets = [], [], [], [], [], []
-    for i, (q, shown, _, success) in enumerate(log):
-        X.append(table.X[shown])
-        y.extend(float(s) for s in success)
-        w.extend(prop.weights(np.arange(1, len(shown) + 1)) if params.correction else np.ones(len(shown)))
-        group.append(len(shown))
-        ids.append(f"{table.query_ids[q]}#{i}")
-        targets.append([f"{j}" for j in shown])
-    logged = CandidateTable(ids, targets, np.vstack(X), np.asarray(group), [[] for _ in ids], table.feature_names)
-    y_arr, w_arr = np.asarray(y), np.asarray(w)
-    w_arr = np.where(y_arr > 0, w_arr, 1.0)  # only the successes carry a propensity weight
-    # The gate scores on logged lists too; a success's gain (2^rel - 1) is its inverse propensity,
-    # the counterfactual (IPW) estimate of DCG, so a ranking is not judged by where it was shown.
-    gain = np.where(y_arr > 0, np.log2(1.0 + w_arr), 0.0)
-    outcome_qrels = {qid: {t: float(g) for t, g in zip(ts, gain[o:o + len(ts)])}
-                     for qid, ts, o in zip(ids, targets, logged.offsets[:-1])}
-    res = train_ranker(logged, y_arr, outcome_qrels, weight=w_arr, configs=configs, seed=params.seed)
-    eta_hat = prop.eta if params.correction else None
+    """Train on the logged lists (one group per list shown) with the run's estimator."""
+    lists = [LoggedList(table.query_ids[q], [str(j) for j in shown], table.X[shown], fol,
+                        [float(s) for s in success]) for q, shown, fol, success in log]
+    rows = training_rows(lists, table.feature_names, params.estimator)
+    if rows is None:
+        return previous, None
+    res = train_ranker(rows.table, rows.y, rows.gate_qrels, weight=rows.weight, configs=configs, seed=params.seed)
+    eta_hat = rows.propensity.eta if params.estimator != "naive" else None
     return (res.model if res.model is not None else previous), eta_hat

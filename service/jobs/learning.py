@@ -3,11 +3,12 @@ outcomes, deploy it only when it wins on held-out demands, roll it back.
 
 Training data. For each stored demand with a list served, the list that counts is the last one
 served before staff first contacted any of its partners (what they were looking at when they
-chose), else the latest. Each shown partner is a row with its current features; its label is the
-furthest stage its pair reached: 2 for a cooperation agreement, 1 for a meeting, 0 otherwise.
-Contacting is examination (see `matcher.learning.propensity`): the propensity per rank is
-estimated from which shown pairs were contacted, and each positive row weighs 1 / p(rank).
-The gate scores held-out demands with the same inverse-propensity gains.
+chose), else the latest. A pair's label is the furthest stage it reached: 2 for a cooperation
+agreement, 1 for a meeting, 0 otherwise. Contacting is examination and it is logged, so the
+default estimator ("examined", `matcher.learning.logged`) learns from the contacted pairs only
+and an uncontacted pair carries no label; the gate scores held-out demands on their contacted
+pairs against the default order of those pairs. "ipw" (the click-model correction) and "naive"
+can be chosen for comparison.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import logging
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
 from sqlalchemy import Engine
 
 from service.jobs.live import LiveIndex
@@ -72,11 +72,12 @@ def load_deployed(db: Engine, live: LiveIndex, folder: Path) -> str:
     return version
 
 
-def train(db: Engine, live: LiveIndex, folder: Path, *, who: str, deploy: bool = True) -> dict:
+def train(db: Engine, live: LiveIndex, folder: Path, *, who: str, deploy: bool = True,
+          estimator: str = "examined") -> dict:
     """Train from outcomes; deploy when the gate passes. Returns a summary for the API and page."""
-    from matcher.learning.propensity import estimate
+    from matcher.learning.logged import LoggedList, training_rows
     from matcher.learning.registry import ModelRegistry
-    from matcher.learning.table import CandidateTable, build_table
+    from matcher.learning.table import build_table
     from matcher.learning.train import train_ranker
 
     with db.connect() as conn:
@@ -103,38 +104,31 @@ def train(db: Engine, live: LiveIndex, folder: Path, *, who: str, deploy: bool =
                                                                              if s["stage"] > 0)}
     if table is None:
         return {**summary, "deployed": False, "version": None, "reason": "no served lists of stored demands yet"}
-    ranks, contacted = [], []
-    X, y, group, ids, targets = [], [], [], [], []
+    logged = []
     off = table.offsets
     for i, d in enumerate(table.query_ids):
         pos = {p: off[i] + j for j, p in enumerate(table.target_ids[i])}
-        rows = [(r, p) for r, p in chosen[d]["rows"] if p in pos]
-        if not rows:
+        shown = [(r, p) for r, p in sorted(chosen[d]["rows"]) if p in pos]
+        if not shown:
             continue
-        for r, p in rows:
-            st = states.get((d, p), {"stage": 0})
-            ranks.append(r)
-            contacted.append(st["stage"] > 0)
-            y.append(LABEL.get(st["stage"], 0.0))
-        X.append(table.X[[pos[p] for _, p in rows]])
-        group.append(len(rows))
-        ids.append(d)
-        targets.append([p for _, p in rows])
-    if not X:
-        return {**summary, "deployed": False, "version": None, "reason": "no shown partner is still a candidate"}
-    prop = estimate(ranks, contacted)
-    y_arr = np.asarray(y)
-    w = np.where(y_arr > 0, prop.weights(ranks), 1.0)
-    logged = CandidateTable(ids, targets, np.vstack(X), np.asarray(group), [[] for _ in ids], table.feature_names)
-    gains = np.where(y_arr > 0, np.log2(1.0 + w * (2.0 ** y_arr - 1.0)), 0.0)
-    qrels = {q: dict(zip(ts, gains[o:o + len(ts)].tolist())) for q, ts, o in zip(ids, targets, logged.offsets[:-1])}
-    res = train_ranker(logged, y_arr, qrels, weight=w)
-    summary.update({"propensity": {"p1": prop.p1, "eta": prop.eta}, "reason": res.reason,
+        stages = [states.get((d, p), {"stage": 0})["stage"] for _, p in shown]
+        logged.append(LoggedList(d, [p for _, p in shown], table.X[[pos[p] for _, p in shown]],
+                                 [st > 0 for st in stages], [LABEL.get(st, 0.0) for st in stages],
+                                 [r for r, _ in shown]))
+    rows = training_rows(logged, table.feature_names, estimator) if logged else None
+    if rows is None:
+        return {**summary, "deployed": False, "version": None,
+                "reason": "no contacted pair is still a candidate" if logged else
+                "no shown partner is still a candidate"}
+    prop = rows.propensity
+    res = train_ranker(rows.table, rows.y, rows.gate_qrels, weight=rows.weight)
+    summary.update({"estimator": estimator, "propensity": {"p1": prop.p1, "eta": prop.eta}, "reason": res.reason,
                     "validation": res.validation})
     if res.model is None:
         return {**summary, "deployed": False, "version": None}
     reg = ModelRegistry(folder)
-    version = reg.add(res.model, {"trained_on": "outcomes", "by": who, "demands": len(ids),
+    version = reg.add(res.model, {"trained_on": "outcomes", "by": who, "demands": len(logged),
+                                  "estimator": estimator,
                                   "validation": res.validation, "gate": res.reason,
                                   "propensity": summary["propensity"]})
     if deploy:

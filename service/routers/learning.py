@@ -64,6 +64,7 @@ class TrainResultPublic(BaseModel):
     lists: int
     demands: int
     outcomes: int
+    estimator: str | None = None  # how outcomes became training rows (matcher.learning.logged)
     propensity: dict[str, float] | None = None
     validation: dict[str, dict[str, float]] | None = None
     importances: dict[str, float] | None = None

@@ -46,3 +46,20 @@ def test_train_models_match_and_rollback(workspace, capsys):
     assert _match(workspace, capsys) == before
     assert main(["learn", "rollback", "-w", str(workspace)]) == 2
     assert "nothing to roll back" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("correction", ["examined", "ipw"])
+def test_simulate_prints_both_arms_with_their_spread_and_plots(tmp_path, capsys, correction):
+    png, out_json = tmp_path / "curve.png", tmp_path / "curve.json"
+    code = main(["learn", "simulate", "--task", str(demo_corpus_path()), "--model", "fake", "--depth", "20",
+                 "--outcomes", "60", "--retrain-every", "30", "--seeds", "2", "--correction", correction,
+                 "--plot", str(png), "--json", str(out_json)])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert f"correction: {correction}" in out and "mean (± sd) of 2 simulated bureaus" in out
+    rows = [line.split() for line in out.splitlines() if line.strip()[:1].isdigit()]
+    assert len(rows) == 2 and all("±" in row[2] and "±" in row[3] and "±" in row[4] for row in rows)
+    runs = json.loads(out_json.read_text())
+    assert sorted(runs) == sorted([correction, "naive"]) and all(len(v) == 2 for v in runs.values())
+    assert {r["params"]["estimator"] for r in runs[correction]} == {correction}
+    assert png.stat().st_size > 1000

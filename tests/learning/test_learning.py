@@ -204,6 +204,8 @@ def test_simulator_produces_a_learning_curve(demo):
     assert [p.outcomes >= 60 for p in res.curve] == [True, True]
     assert all(0.0 <= p.ndcg10 <= 1.0 and 0.0 <= p.mrr <= 1.0 for p in res.curve)
     assert res.curve[-1].eta_hat is not None
+    with pytest.raises(UnknownNameError):
+        simulate(table, task.qrels, SimParams(outcomes=10, estimator="clicks"))
 
 
 def test_table_run_puts_the_rest_behind_the_reranked_targets():
@@ -212,3 +214,77 @@ def test_table_run_puts_the_rest_behind_the_reranked_targets():
     run = t.run(np.array([0.0, 5.0]))["q"]
     assert sorted(run, key=run.get, reverse=True) == ["b", "a", "c", "d"]
     assert metrics(t, {"q": {"c": 1}})["mrr"] == pytest.approx(1 / 3)
+
+
+def _two_type_log(n_lists=40, uncontacted_label=0.0):
+    """Every list shows an "a" partner at rank 1 and a "b" partner at rank 2. Staff always
+    contact rank 1 and contact rank 2 in every other list (p(1) = 1, p(2) = 1/2). Contacted, both
+    types succeed exactly half the time, so neither is better; but "a" is contacted twice as
+    often. Deterministic: list i has a success for "a" when i % 4 in (0, 1), for "b" when i % 4 == 2."""
+    from matcher.learning.logged import LoggedList
+
+    a, b = [1.0, 1.0], [0.0, 0.5]  # features: is_a, default_rank_inv
+    lists = []
+    for i in range(n_lists):
+        contacted = [True, i % 2 == 0]
+        label = [float(i % 4 in (0, 1)), float(i % 4 == 2) if contacted[1] else uncontacted_label]
+        lists.append(LoggedList(f"D{i}", [f"A{i}", f"B{i}"], np.array([a, b]), contacted, label))
+    return lists
+
+
+def test_examined_estimator_is_unbiased_where_the_click_log_reading_is_not():
+    from matcher.learning.logged import training_rows
+
+    names = ("is_a", "default_rank_inv")
+    lists = _two_type_log()
+    rate = {}
+    for est in ("naive", "examined"):
+        rows = training_rows(lists, names, est)
+        is_a = rows.table.X[:, 0] > 0.5
+        rate[est] = (rows.y[is_a].mean(), rows.y[~is_a].mean())
+        model = LearnedRanker(names, "linear", l2=1.0).fit(rows.table.X, rows.y, rows.table.group, rows.weight)
+        rate[est + " score gap"] = float(np.diff(model.predict(np.array([[0.0, 0.5], [1.0, 1.0]])))[0])
+    # The naive reading counts b's uncontacted half as failures: b looks half as good as a.
+    assert rate["naive"] == pytest.approx((0.5, 0.25))
+    assert rate["naive score gap"] > 0.1
+    # Conditioning on the logged contact recovers the truth: both succeed half the time, no preference.
+    assert rate["examined"] == pytest.approx((0.5, 0.5))
+    assert rate["examined score gap"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_examined_estimator_ignores_what_uncontacted_pairs_are_labelled():
+    from matcher.learning.logged import training_rows
+
+    names = ("is_a", "default_rank_inv")
+    one = training_rows(_two_type_log(), names, "examined")
+    other = training_rows(_two_type_log(uncontacted_label=2.0), names, "examined")
+    np.testing.assert_array_equal(one.y, other.y)
+    np.testing.assert_array_equal(one.table.X, other.table.X)
+    assert one.table.target_ids == other.table.target_ids
+    assert len(one.y) == 40 + 20  # the contacted rows only
+    assert one.gate_qrels == other.gate_qrels
+    assert training_rows(_two_type_log(uncontacted_label=2.0), names, "naive").y.max() == 2.0
+
+
+def test_examined_rows_are_in_default_order_so_the_gate_compares_with_the_default():
+    from matcher.learning.logged import LoggedList, training_rows
+
+    names = ("x", "default_rank_inv")
+    # Shown by a learned model in the reverse of the default order; all three contacted.
+    X = np.array([[0.0, 1 / 3], [0.0, 1 / 2], [0.0, 1.0]])
+    rows = training_rows([LoggedList("D", ["p3", "p2", "p1"], X, [True] * 3, [0.0, 1.0, 2.0])], names)
+    assert rows.table.target_ids == [["p1", "p2", "p3"]]
+    assert rows.gate_qrels == {"D#0": {"p1": 2.0, "p2": 1.0, "p3": 0.0}}
+    assert metrics(rows.table, rows.gate_qrels)["ndcg@10"] == pytest.approx(1.0)  # the default order
+    with pytest.raises(UnknownNameError):
+        training_rows([], names, "clicks")
+
+
+def test_ipw_estimator_weights_the_successes_by_their_inverse_propensity():
+    from matcher.learning.logged import training_rows
+
+    rows = training_rows(_two_type_log(), ("is_a", "default_rank_inv"), "ipw")
+    assert rows.propensity.eta == pytest.approx(1.0, abs=1e-6)  # p(2) = 1/2, measured from the log
+    rank2 = rows.table.X[:, 0] < 0.5
+    np.testing.assert_allclose(rows.weight[rank2 & (rows.y > 0)], 2.0)
+    np.testing.assert_allclose(rows.weight[~(rank2 & (rows.y > 0))], 1.0)

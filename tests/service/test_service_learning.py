@@ -195,3 +195,4 @@ def test_training_reads_served_lists_and_contacts(world):
     r = c.post("/api/learning/train", headers=h).json()
     assert r["lists"] == 2 and r["demands"] == 2 and r["outcomes"] == 2
     assert r["deployed"] is False and "too few" in r["reason"]  # two demands cannot pass a held-out gate
+    assert r["estimator"] == "examined"  # learns from the contacted pairs only
