@@ -55,7 +55,7 @@ OPEN_POSITIVE_422 = {
     "industry": "unknown industry", "region": "unknown region", "needs_text": "needs a title or a text",
     "needs_description": "needs a description", "file_type": "unsupported file type",
     "rollback": "nothing to roll back", "two_ids": "needs two or more distinct demand_ids",
-    "enterprise_token": "an enterprise token needs an enterprise",
+    "enterprise_token": "an enterprise token needs an enterprise", "empty_text": "empty query text",
 }
 # * "negative" query strings: a number, null or nested value generated for a string query
 #   parameter reaches the server as text, which is a valid string; by design, not a defect.
