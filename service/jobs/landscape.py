@@ -1,8 +1,10 @@
 """The demand landscape in the service, and staff decisions on near-duplicate demands.
 
 `LandscapeCache` builds `matcher.landscape.build.build_landscape` for the current demands in a
-background thread and keeps the result (the HTML report too) keyed by the database revision,
-so a page view does not rebuild it. The build runs on a snapshot of the live engine (saved and
+background thread and stores the result (the HTML report too) in the `landscape_builds` table
+keyed by the database revision, so a page view does not rebuild it and every process on the
+database (`serve --workers N`, several servers) serves the one build; a build whose process
+died is taken over through its lease. The build runs on a snapshot of the live engine (saved and
 loaded under the read lock, ~0.1 s on the demo corpus), so writes never wait for the
 clustering, which takes seconds.
 
@@ -13,19 +15,25 @@ use optimistic concurrency (a version column), so two processes cannot lose an u
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import logging
 import math
+import os
+import pickle
+import socket
 import tempfile
 import threading
 import time
+import uuid
+import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -35,7 +43,7 @@ from service.errors import ApiError, Conflict, Invalid, NotFound
 from service.jobs.live import LiveIndex
 from service.schemas import DemandLinkInfo, IdStr, MergePublic, Strict, UtcDateTime
 from service.storage import store
-from service.storage.db import demand_links, utcnow
+from service.storage.db import demand_links, landscape_builds, utcnow
 
 log = logging.getLogger("techmatch.service.landscape")
 
@@ -59,6 +67,7 @@ class LandscapeResult:
     computed_at: UtcDateTime = field(default_factory=utcnow)
     seconds: float = 0.0
     xlsx: dict[str, bytes] = field(default_factory=dict, compare=False)  # filled on first download
+    key: int = -1  # the data revision this build was made for (`revision` is what its index had seen)
 
     @property
     def body(self) -> str:
@@ -78,33 +87,84 @@ class LandscapeState:
 
     @property
     def stale(self) -> bool:
-        return self.result is not None and self.result.revision != self.current_revision
+        return self.result is not None and self.result.key != self.current_revision
+
+
+LEASE_SECONDS = 30.0  # a build whose lease was not renewed this long is taken over
+RENEW_SECONDS = 5.0  # how often a running build renews its lease
+_LIVE_BUILDERS: set[str] = set()  # builders of this process (several apps in one process: the tests)
+
+
+def _builder_alive(worker: str, lease_until: dt.datetime, now: dt.datetime) -> bool:
+    """Whether the build held by `worker` ("host:pid:id") may still be running: its lease lies
+    ahead and, on this host, its process (or, in this process, its thread) is there."""
+    if lease_until <= now:
+        return False
+    host, _, rest = worker.partition(":")
+    pid_text, _, _ = rest.partition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return True
+    if int(pid_text) == os.getpid():
+        return worker in _LIVE_BUILDERS
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _pack(land: Landscape, html: str) -> bytes:
+    return zlib.compress(pickle.dumps((land, html), protocol=pickle.HIGHEST_PROTOCOL), 6)
+
+
+def _unpack(data: bytes) -> tuple[Landscape, str]:
+    land, html = pickle.loads(zlib.decompress(data))  # noqa: S301 - written by this service, in its own database
+    if not isinstance(land, Landscape) or not isinstance(html, str):
+        raise TypeError("not a stored landscape")
+    return land, html
 
 
 class LandscapeCache:
-    """Builds the landscape in a background thread when the database revision moved on."""
+    """The landscape of the current data revision, built once for all processes on a database.
+
+    The first process to see a revision without a build claims its `landscape_builds` row and
+    builds in a background thread, renewing its lease; the others answer "computing" (with the
+    previous result) until the row is done, then load the stored result. A row whose builder
+    died (or stopped renewing) is claimed by the next process that looks."""
 
     def __init__(self, live: LiveIndex, *, title: str = TITLE,
                  build: Callable[[Any], Landscape] | None = None) -> None:
         self.live, self.title = live, title
+        self.db = live.db
         self._build = build or default_build
         self._lock = threading.Lock()
         self._result: LandscapeResult | None = None
         self._thread: threading.Thread | None = None
         self._done = threading.Condition(self._lock)
-        self.builds = 0  # how many builds ran (tests check the cache)
+        self._stopping = threading.Event()
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.builds = 0  # how many builds this process ran (tests check the cache)
 
     def view(self) -> LandscapeState:
-        """The current state; starts a build when none is current or running."""
+        """The current state; claims and starts a build when none is stored or running."""
         rev = self.live.db_revision()
         with self._lock:
             res = self._result
-            if res is not None and res.revision == rev:
+            if res is not None and res.key == rev:
                 return LandscapeState("failed" if res.land is None else "ready", rev, res)
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="techmatch-landscape", daemon=True)
-                self._thread.start()
-            return LandscapeState("computing", rev, res)
+        with self.db.connect() as conn:
+            row = conn.execute(select(landscape_builds.c.status, landscape_builds.c.worker,
+                                      landscape_builds.c.lease_until)
+                               .where(landscape_builds.c.revision == rev)).first()
+        if row is not None and row.status != "building":
+            stored = self._load(rev)
+            if stored is not None:
+                return LandscapeState("failed" if stored.land is None else "ready", rev, stored)
+        elif row is None or not _builder_alive(row.worker, row.lease_until, utcnow()):
+            self._claim_and_start(rev, row)
+        return LandscapeState("computing", rev, self._previous(rev))
 
     @property
     def has_result(self) -> bool:
@@ -124,10 +184,19 @@ class LandscapeCache:
                 self._done.wait(min(left, 0.5))
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Wait a little for a build in progress (it cannot be cut short; the result is only a cache)."""
+        """Wait a little for a build in progress; one still running gives up its lease so that
+        another process takes it over at once (the thread cannot be cut short)."""
+        self._stopping.set()
         thread = self._thread
         if thread is not None:
             thread.join(timeout)
+        _LIVE_BUILDERS.discard(self.worker_id)
+        if thread is not None and thread.is_alive():
+            with self.db.begin() as conn:
+                conn.execute(update(landscape_builds)
+                             .where(landscape_builds.c.worker == self.worker_id,
+                                    landscape_builds.c.status == "building")
+                             .values(lease_until=utcnow()))
 
     def xlsx(self, result: LandscapeResult) -> bytes:
         from matcher.landscape.report import xlsx_bytes
@@ -137,28 +206,135 @@ class LandscapeCache:
             result.xlsx["data"] = xlsx_bytes(result.land)
         return result.xlsx["data"]
 
-    def _run(self) -> None:
+    # -- the stored builds
+    def _load(self, key: int, *, done_only: bool = False) -> LandscapeResult | None:
+        """The stored result of revision `key` (kept for later views), or None when it cannot
+        be read (a build of another release: it is then built again)."""
+        with self.db.connect() as conn:
+            row = conn.execute(select(landscape_builds).where(landscape_builds.c.revision == key)).first()
+        if row is None or row.status == "building" or (done_only and row.status != "done"):
+            return None
+        shown = row.built_revision if row.built_revision is not None else key
+        if row.status == "failed":
+            result = LandscapeResult(shown, None, error=row.error, seconds=row.seconds, key=key,
+                                     computed_at=row.finished_at or utcnow())
+        else:
+            try:
+                land, html = _unpack(row.data)
+            except Exception as exc:  # unreadable: build it again
+                log.warning("a stored landscape could not be read; building it again",
+                            extra={"revision": key, "error": f"{type(exc).__name__}: {exc}"})
+                with self.db.begin() as conn:
+                    conn.execute(delete(landscape_builds).where(landscape_builds.c.revision == key,
+                                                                landscape_builds.c.status == row.status))
+                return None
+            result = LandscapeResult(shown, land, html, seconds=row.seconds, key=key,
+                                     computed_at=row.finished_at or utcnow())
+        with self._lock:
+            if self._result is None or self._result.key <= key:
+                self._result = result
+        return result
+
+    def _previous(self, rev: int) -> LandscapeResult | None:
+        """The newest finished build before `rev` (what "computing" shows meanwhile)."""
+        with self._lock:
+            res = self._result
+        if res is not None and res.land is not None:
+            return res
+        with self.db.connect() as conn:
+            key = conn.execute(select(func.max(landscape_builds.c.revision))
+                               .where(landscape_builds.c.status == "done",
+                                      landscape_builds.c.revision < rev)).scalar()
+        return self._load(int(key), done_only=True) if key is not None else res
+
+    def _claim_and_start(self, rev: int, seen) -> None:
+        """Claim revision `rev`'s build (insert its row, or take over the dead builder's row `seen`)
+        and start building; nothing happens when another process was first."""
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                return  # this process is building already (an older revision: the next view claims)
+            now = utcnow()
+            lease = now + dt.timedelta(seconds=LEASE_SECONDS)
+            try:
+                with self.db.begin() as conn:
+                    if seen is None:
+                        conn.execute(insert(landscape_builds).values(
+                            revision=rev, status="building", worker=self.worker_id, lease_until=lease, builds=1,
+                            error="", seconds=0.0, started_at=now))
+                    else:
+                        taken = conn.execute(
+                            update(landscape_builds)
+                            .where(landscape_builds.c.revision == rev, landscape_builds.c.status == "building",
+                                   landscape_builds.c.worker == seen.worker,
+                                   landscape_builds.c.lease_until == seen.lease_until)
+                            .values(worker=self.worker_id, lease_until=lease, started_at=now,
+                                    builds=landscape_builds.c.builds + 1)).rowcount
+                        if taken != 1:
+                            return
+                        log.info("taking over a landscape build whose builder is gone",
+                                 extra={"revision": rev, "builder": seen.worker})
+            except IntegrityError:
+                return  # another process claimed it first
+            _LIVE_BUILDERS.add(self.worker_id)
+            self._thread = threading.Thread(target=self._run, args=(rev,), name="techmatch-landscape", daemon=True)
+            self._thread.start()
+
+    def _renew(self, rev: int, finished: threading.Event) -> None:
+        while not finished.wait(RENEW_SECONDS):
+            with self.db.begin() as conn:
+                conn.execute(update(landscape_builds)
+                             .where(landscape_builds.c.revision == rev, landscape_builds.c.worker == self.worker_id,
+                                    landscape_builds.c.status == "building")
+                             .values(lease_until=utcnow() + dt.timedelta(seconds=LEASE_SECONDS)))
+
+    def _run(self, rev: int) -> None:
         from matcher.landscape.report import render_html
 
+        finished = threading.Event()
+        renewer = threading.Thread(target=self._renew, args=(rev, finished), name="techmatch-landscape-lease",
+                                   daemon=True)
+        renewer.start()
         started = time.perf_counter()
-        rev = self.live.db_revision()
+        built = rev
         try:
             self.live.wait_ready()
             with tempfile.TemporaryDirectory(prefix="techmatch-landscape-") as tmp:
-                engine, rev = snapshot(self.live, Path(tmp) / "engine")
+                engine, built = snapshot(self.live, Path(tmp) / "engine")
                 land = self._build(engine)
             html = render_html(land, title=self.title)
-            result = LandscapeResult(rev, land, html, seconds=time.perf_counter() - started)
-            log.info("landscape built", extra={"revision": rev, "demands": len(land.demands),
-                                               "seconds": round(result.seconds, 2)})
+            result = LandscapeResult(built, land, html, seconds=time.perf_counter() - started, key=rev)
+            values = {"status": "done", "data": _pack(land, html)}
+            log.info("landscape built", extra={"revision": rev, "index_revision": built, "demands": len(land.demands),
+                                               "seconds": round(result.seconds, 2), "worker": self.worker_id})
         except Exception as exc:
             known = isinstance(exc, (MatcherError, ApiError))
             if not known:
                 log.exception("the landscape could not be built")
             message = str(exc) if known else f"internal error: {type(exc).__name__}"
-            result = LandscapeResult(rev, None, error=message, seconds=time.perf_counter() - started)
+            result = LandscapeResult(built, None, error=message, seconds=time.perf_counter() - started, key=rev)
+            values = {"status": "failed", "error": message}
+        finally:
+            finished.set()
+        renewer.join()
+        result = replace(result, computed_at=utcnow())  # as every process reads it back
+        try:
+            with self.db.begin() as conn:
+                mine = conn.execute(
+                    update(landscape_builds)
+                    .where(landscape_builds.c.revision == rev, landscape_builds.c.worker == self.worker_id,
+                           landscape_builds.c.status == "building")
+                    .values(built_revision=built, seconds=result.seconds, finished_at=result.computed_at, **values)).rowcount
+                if mine == 1 and values["status"] == "done":  # older builds are no longer shown anywhere
+                    conn.execute(delete(landscape_builds).where(landscape_builds.c.revision < rev))
+        except Exception:
+            log.exception("the landscape could not be stored")
+            mine = 0
+        if mine != 1:
+            log.warning("a landscape build was taken over by another process; its result is dropped",
+                        extra={"revision": rev, "worker": self.worker_id})
         with self._done:
-            self._result = result
+            if mine == 1 and (self._result is None or self._result.key <= rev):
+                self._result = result
             self.builds += 1
             self._done.notify_all()
 

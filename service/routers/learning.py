@@ -134,8 +134,8 @@ def ranker_rollback(ctx: CtxDep, principal: StaffDep) -> RankerState:
     return _state(ctx)
 
 
-# -- pages ----------------------------------------------------------------------------------
-@router.get("/funnel")
+# -- pages (web pages, not API operations: out of the OpenAPI schema like every other page) -
+@router.get("/funnel", include_in_schema=False)
 def funnel_page(request: Request, ctx: CtxDep, principal: StaffPage, by: str = "industry",
                 message: str = "", error: str = "") -> Response:
     by = by if by in funnel.DIMENSIONS else "industry"
@@ -144,19 +144,19 @@ def funnel_page(request: Request, ctx: CtxDep, principal: StaffPage, by: str = "
                   principal=principal)
 
 
-@router.get("/funnel.xlsx")
+@router.get("/funnel.xlsx", include_in_schema=False)
 def funnel_xlsx_page(ctx: CtxDep, principal: StaffPage) -> Response:
     return _xlsx(ctx)
 
 
-@router.post("/funnel/train", dependencies=[Depends(same_origin)])
+@router.post("/funnel/train", include_in_schema=False, dependencies=[Depends(same_origin)])
 def funnel_train(request: Request, ctx: CtxDep, principal: StaffPage) -> Response:
     res = _train(ctx, principal.name)
     return render(request, "funnel.html", {"f": _funnel(ctx, "industry"), "dims": funnel.DIMENSIONS,
                                            "ranker": _state(ctx), "train": res}, principal=principal)
 
 
-@router.post("/funnel/rollback", dependencies=[Depends(same_origin)])
+@router.post("/funnel/rollback", include_in_schema=False, dependencies=[Depends(same_origin)])
 def funnel_rollback(ctx: CtxDep, principal: StaffPage) -> Response:
     try:
         learning.rollback(ctx.db, ctx.live, ctx.settings.rankers_dir())
@@ -165,7 +165,7 @@ def funnel_rollback(ctx: CtxDep, principal: StaffPage) -> Response:
     return RedirectResponse("/funnel#ranker", status_code=303)
 
 
-@router.post("/funnel/import", dependencies=[Depends(same_origin)])
+@router.post("/funnel/import", include_in_schema=False, dependencies=[Depends(same_origin)])
 def funnel_import(request: Request, ctx: CtxDep, principal: StaffPage,
                   file: Annotated[UploadFile, File()]) -> Response:
     name = file.filename or "upload"

@@ -21,6 +21,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -212,6 +213,27 @@ demand_changes = Table(
     Column("at", DateTime, nullable=False),
     Column("changes", JSON, nullable=False, default=dict),
     Column("note", Text, nullable=False, default=""),
+)
+
+
+# The demand landscape, built once per data revision by whichever process claims the row first
+# (`service.jobs.landscape`); every process serves the stored result. `worker` ("host:pid:id")
+# holds the build while `lease_until` lies ahead (renewed while it runs); a row whose builder
+# died or whose lease ran out is taken over. `data`: the finished landscape and its report
+# (zlib-compressed pickle written by this service); `builds`: how many builds were started.
+landscape_builds = Table(
+    "landscape_builds", metadata,
+    Column("revision", Integer, primary_key=True, autoincrement=False),
+    Column("status", String(16), nullable=False),  # building done failed
+    Column("worker", String(200), nullable=False, default=""),
+    Column("lease_until", DateTime, nullable=False),
+    Column("builds", Integer, nullable=False, default=1),
+    Column("built_revision", Integer, nullable=True),  # the index revision the build saw (>= revision)
+    Column("data", LargeBinary, nullable=True),
+    Column("error", Text, nullable=False, default=""),
+    Column("seconds", Float, nullable=False, default=0.0),
+    Column("started_at", DateTime, nullable=False),
+    Column("finished_at", DateTime, nullable=True),
 )
 
 

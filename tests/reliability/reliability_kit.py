@@ -118,7 +118,9 @@ class ServerProcess:
         with open(self.log_path, "ab") as log:
             log.write(f"\n=== start {self.starts + 1} ===\n".encode())
             log.flush()
-            self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+            # its own process group: a kill takes the worker processes (`--workers N`) down too
+            self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
         self.starts += 1
         return self
 
@@ -143,18 +145,38 @@ class ServerProcess:
         """The index is built and at the database revision (/readyz is 200)."""
         self._poll("/readyz", timeout)
 
-    def rss_mb(self) -> float:
-        """The server's resident memory (Linux), for limits that protect it."""
+    def pids(self) -> list[int]:
+        """The server's processes: the main one and, with `--workers N`, its workers (its group)."""
         assert self.proc is not None
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return 0.0
+        out = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rpartition(")")[2].split()
+            except OSError:
+                continue
+            if int(fields[2]) == self.proc.pid:  # process group id
+                out.append(int(stat.parent.name))
+        return out or [self.proc.pid]
+
+    def rss_mb(self) -> float:
+        """The server's resident memory (Linux; all its processes), for limits that protect it."""
+        total = 0.0
+        for pid in self.pids():
+            try:
+                lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+            except OSError:
+                continue
+            total += sum(int(ln.split()[1]) / 1024 for ln in lines if ln.startswith("VmRSS:"))
+        return total
 
     def kill(self) -> None:
-        """SIGKILL: no shutdown handler, no final save, nothing flushed by the process."""
+        """SIGKILL to every process of the server (its group): no shutdown handler, no final
+        save, nothing flushed."""
         assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         self.proc.wait(30)
         self.kills += 1
 
@@ -167,7 +189,7 @@ class ServerProcess:
             try:
                 self.proc.wait(60)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
         return self.proc.returncode
 

@@ -9,8 +9,12 @@ institute, enterprise and whatever credentials schemathesis invented), and path 
 often swapped for ids that exist (a confidential demand, an unpublished one, a partner with
 capabilities), so the generated requests reach the code behind the 404s.
 
-Checked for every response: status < 500; an /api answer of 4xx has the one error body. After
-the run: the server log holds no unhandled error and /readyz says the index is in step.
+Checked for every response: status < 500; an /api answer of 4xx has the one error body; and
+every schemathesis check (`--checks all`: status codes, content types, headers and bodies as
+the schema declares them, negative data rejected, positive data accepted, auth not ignored,
+missing headers, unsupported methods, ...) through `case.validate_response`. A failed check is
+recorded and the run goes on (no shrinking: the CI run keeps its size); the test then lists them
+all. After the run: the server log holds no unhandled error and /readyz says the index is in step.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from reliability_kit import ServerProcess, bearer, seed_http, write_figures
 schemathesis = pytest.importorskip("schemathesis", minversion="4.0",
                                    reason="pip install 'schemathesis>=4' to fuzz the API")
 from schemathesis import GenerationMode  # noqa: E402
+from schemathesis.core import NotSet  # noqa: E402
+from schemathesis.core.failures import Failure, FailureGroup  # noqa: E402
 
 CI_EXAMPLES, SOAK_EXAMPLES = 20, 400
 ROLES = ["admin", "admin", "admin", "staff", "staff", "institute", "enterprise", "generated"]
@@ -37,6 +43,22 @@ KNOWN = {"demand_id": ["D1", "D2", "D4"], "partner_id": ["P1", "P2"], "capabilit
 # Answered 503 "not_ready" by design while a derived view is (re)built in the background.
 NOT_READY_BY_DESIGN = {"/readyz", "/api/landscape", "/api/landscape.xlsx"}
 FIGURES: collections.Counter = collections.Counter()
+CHECK_FAILURES: dict[tuple[str, str], list[str]] = {}  # (operation, check title) -> examples
+# Check failures not fixed yet (issue 15), by the rule behind them, so that any other failure
+# fails the test and these are counted in the figures (`check_failures_open_<rule>`):
+# * the schema does not state the service's semantic input rules, so schemathesis' "positive"
+#   data breaks them and gets a 422 with the rule's message (ids: pattern; text: no NUL;
+#   industries from the taxonomy; a demand needs a description; ...). Open: the rules that fit
+#   JSON Schema (id pattern, NUL) belong in the schema; the others cannot be expressed there.
+OPEN_POSITIVE_422 = {
+    "id_rule": "ids are 1-128 characters", "nul": "cannot contain the NUL character",
+    "industry": "unknown industry", "region": "unknown region", "needs_text": "needs a title or a text",
+    "needs_description": "needs a description", "file_type": "unsupported file type",
+    "rollback": "nothing to roll back", "two_ids": "needs two or more distinct demand_ids",
+    "enterprise_token": "an enterprise token needs an enterprise", "empty_text": "empty query text",
+}
+# * "negative" query strings: a number, null or nested value generated for a string query
+#   parameter reaches the server as text, which is a valid string; by design, not a defect.
 
 
 @pytest.fixture(scope="module")
@@ -86,8 +108,35 @@ def _runner(server: ServerProcess, session: requests.Session, op, mode: Generati
         if r.status_code >= 400 and op.path.startswith("/api"):
             err = r.json()["error"]
             assert err["status"] == r.status_code and err["code"] and err["message"], r.text[:300]
+        try:
+            case.validate_response(r, headers=headers, transport_kwargs={"base_url": server.url})
+        except (Failure, FailureGroup) as exc:
+            for failure in getattr(exc, "exceptions", None) or [exc]:
+                rule = _open_rule(failure.title, r, mode, case)
+                if rule:
+                    FIGURES[f"check_failures_open_{rule}"] += 1
+                    continue
+                FIGURES["check_failures"] += 1
+                examples = CHECK_FAILURES.setdefault((f"{op.method.upper()} {op.path}", failure.title), [])
+                if len(examples) < 2:
+                    sent = {k: v for k, v in (("path", case.path_parameters), ("query", case.query),
+                                              ("body", case.body)) if v}
+                    examples.append(f"as {role}: {r.status_code} {str(sent)[:200]} -> {r.text[:200]}")
 
     return run
+
+
+def _open_rule(title: str, r, mode: GenerationMode, case) -> str | None:
+    """The known rule behind a check failure (see OPEN_POSITIVE_422), or None."""
+    if title == "Schema-valid request rejected" and r.status_code == 422:
+        err = r.json()["error"]
+        known = next((rule for rule, text in OPEN_POSITIVE_422.items() if text in err["message"]), None)
+        # any other rule of the service's own validation (dates, mappings, reason codes, ...)
+        return known or ("other_rule" if err["code"] in ("validation_error", "invalid_input") else None)
+    if (title == "Schema-violating request accepted" and mode is GenerationMode.NEGATIVE
+            and case.method.upper() == "GET" and case.query and isinstance(case.body, NotSet)):
+        return "query_text"
+    return None
 
 
 def _fuzz(server: ServerProcess, mode: GenerationMode, examples: int) -> None:
@@ -106,6 +155,9 @@ def _fuzz(server: ServerProcess, mode: GenerationMode, examples: int) -> None:
         FIGURES["operations"] += 1
     FIGURES[f"seconds_{mode.value}"] += round(time.perf_counter() - started, 1)
     assert not failures, "server errors:\n" + "\n".join(failures)
+    found = [f"{op} - {title}:\n    " + "\n    ".join(ex) for (op, title), ex in sorted(CHECK_FAILURES.items())]
+    CHECK_FAILURES.clear()
+    assert not found, f"{len(found)} schemathesis check failures:\n" + "\n".join(found)
 
 
 @pytest.fixture(scope="module", autouse=True)
