@@ -19,7 +19,6 @@ needs a rebuild. `save`/`load` persist everything derived; the records stay the 
 
 from __future__ import annotations
 
-
 import json
 import re
 import shutil

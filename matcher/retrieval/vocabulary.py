@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from functools import lru_cache
 
 from matcher.retrieval.text import REASON_STOP, UNIT_STOP, ZH_STOP, normalize
@@ -110,9 +110,9 @@ def _segment(run: str) -> list[str]:
 def corpus_terms(texts: Iterable[str], *, min_df: int = MIN_DF, max_df_share: float = MAX_DF_SHARE) -> frozenset[str]:
     """Multi-word technical terms the corpus itself uses: runs of 2..4 jieba words (3..10
     characters, no generic word or place among them) found in at least `min_df` texts and at
-    most `max_df_share` of them (in a corpus of 50 texts or more), with at least two different neighbours on each side (so a
-    piece that only ever occurs inside one longer phrase is not a term of its own); a run
-    whose every text also has a longer kept run around it is dropped."""
+    most `max_df_share` of them (in a corpus of 50 texts or more), with at least two different
+    neighbours on each side (so a piece that only ever occurs inside one longer phrase is not a
+    term of its own); a run whose every text also has a longer kept run around it is dropped."""
     df: Counter[str] = Counter()
     left: dict[str, set] = defaultdict(set)
     right: dict[str, set] = defaultdict(set)

@@ -16,6 +16,7 @@ use optimistic concurrency (a version column), so two processes cannot lose an u
 from __future__ import annotations
 
 import datetime as dt
+import io
 import itertools
 import logging
 import math
@@ -119,8 +120,25 @@ def _pack(land: Landscape, html: str) -> bytes:
     return zlib.compress(pickle.dumps((land, html), protocol=pickle.HIGHEST_PROTOCOL), 6)
 
 
+class _LandscapeUnpickler(pickle.Unpickler):
+    """Loads only what a landscape is made of (its dataclasses, records and numpy arrays), so a
+    row someone slipped into the database cannot name any other callable to run."""
+
+    def find_class(self, module: str, name: str):
+        if (module.startswith("matcher.landscape.") or module == "matcher.records"
+                or (module, name) in _NUMPY_ALLOWED):
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"a stored landscape may not refer to {module}.{name}")
+
+
+_NUMPY_ALLOWED = {("numpy", "dtype"), ("numpy", "ndarray"), ("numpy._core.numeric", "_frombuffer"),
+                  ("numpy.core.numeric", "_frombuffer"), ("numpy._core.multiarray", "_reconstruct"),
+                  ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "scalar"),
+                  ("numpy.core.multiarray", "scalar")}
+
+
 def _unpack(data: bytes) -> tuple[Landscape, str]:
-    land, html = pickle.loads(zlib.decompress(data))  # noqa: S301 - written by this service, in its own database
+    land, html = _LandscapeUnpickler(io.BytesIO(zlib.decompress(data))).load()
     if not isinstance(land, Landscape) or not isinstance(html, str):
         raise TypeError("not a stored landscape")
     return land, html
@@ -323,7 +341,8 @@ class LandscapeCache:
                     update(landscape_builds)
                     .where(landscape_builds.c.revision == rev, landscape_builds.c.worker == self.worker_id,
                            landscape_builds.c.status == "building")
-                    .values(built_revision=built, seconds=result.seconds, finished_at=result.computed_at, **values)).rowcount
+                    .values(built_revision=built, seconds=result.seconds, finished_at=result.computed_at,
+                            **values)).rowcount
                 if mine == 1 and values["status"] == "done":  # older builds are no longer shown anywhere
                     conn.execute(delete(landscape_builds).where(landscape_builds.c.revision < rev))
         except Exception:

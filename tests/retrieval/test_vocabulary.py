@@ -61,8 +61,10 @@ def test_a_shared_compound_is_shown_before_its_pieces():
 
 
 def test_haer_is_never_shared_between_qiqihar_and_harbin():
-    caps = [Capability("c1", "p1", "哈尔滨冰雕", "哈尔滨冰雪大世界冰雕建筑施工", partner_name="哈尔滨某院", language="zh"),
-            Capability("c2", "p2", "齐齐哈尔涂层", "齐齐哈尔大学低温涂层研究", partner_name="齐齐哈尔大学", language="zh")]
+    caps = [Capability("c1", "p1", "哈尔滨冰雕", "哈尔滨冰雪大世界冰雕建筑施工", partner_name="哈尔滨某院",
+                       language="zh"),
+            Capability("c2", "p2", "齐齐哈尔涂层", "齐齐哈尔大学低温涂层研究", partner_name="齐齐哈尔大学",
+                       language="zh")]
     demand = Demand("d1", "冰雪", "齐齐哈尔市冰雪建筑需要哈尔滨的冰雕施工经验")
     engine = MatchEngine(FakeEncoder(dim=32)).fit(caps, [demand])
     for m in engine.match_partners(demand, k=2):

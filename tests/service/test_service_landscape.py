@@ -248,3 +248,18 @@ def test_landscape_lists_exactly_the_live_demands_after_edits_deletes_reimports_
     check(restarted)
     assert restarted.client.patch("/api/demands/D6", json={"title": "再改一次"}, headers=ADMIN).status_code == 200
     check(restarted)
+
+
+def test_a_stored_landscape_may_name_nothing_but_its_own_types():
+    """The stored build is read back with an unpickler that refuses any other callable."""
+    import pickle
+    import zlib
+
+    from service.jobs.landscape import _unpack
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("owned",))
+
+    with pytest.raises(pickle.UnpicklingError, match="builtins.print"):
+        _unpack(zlib.compress(pickle.dumps((Evil(), "x"))))

@@ -12,8 +12,8 @@ import time
 
 import httpx
 import pytest
-from sqlalchemy import select
 from service_testkit import Server, make_settings
+from sqlalchemy import select
 
 from matcher.retrieval.encoders import FakeEncoder
 from service.jobs.live import LiveIndex
