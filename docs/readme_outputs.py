@@ -52,6 +52,7 @@ COMMANDS: dict[str, tuple[str, list[str], str | None]] = {
         "--seeds 3 --plot docs/img/learning-curve-csl.png",
         ["learn", "simulate", "--task", "{shared}/csl-disciplines", "--outcomes", "1000", "--retrain-every", "100",
          "--seeds", "3", "--plot", "docs/img/learning-curve-csl.png"], None),
+    "check-demands": ("techmatch check-demands corpora/qiqihar", ["check-demands", "corpora/qiqihar"], None),
     "learn-cv-qiqihar": ("techmatch learn cv --task corpora/qiqihar", ["learn", "cv", "--task", "corpora/qiqihar"],
                          None),
     **{f"learn-cv-{task}": (f"techmatch learn cv --task ../shared/data/{task}",
