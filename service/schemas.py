@@ -6,7 +6,7 @@ import datetime as dt
 import re
 from typing import Annotated, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, model_validator
 
 from matcher import taxonomy
 from matcher.dates import DateError, normalise_date
@@ -52,11 +52,23 @@ def _no_nul(value: str) -> str:
     return value
 
 
+def _text_schema(max_length: int) -> WithJsonSchema:
+    """The OpenAPI form of a text field, its no-NUL rule included, so clients (and schema-driven
+    fuzzers) know the rule rather than learn it from a 422."""
+    return WithJsonSchema({"type": "string", "maxLength": max_length, "pattern": NO_NUL_PATTERN})
+
+
+# The id rule as the schema's pattern ('.' and '..' are refused by the validator only: a
+# look-ahead would keep schema-driven generators from using the pattern).
+ID_PATTERN = f"^{_ID_RE.pattern}$"
+NO_NUL_PATTERN = r"^[^\x00]*$"
 NO_NUL = AfterValidator(_no_nul)
-IdStr = Annotated[str, AfterValidator(_valid_id)]
-Short = Annotated[str, StringConstraints(max_length=500), AfterValidator(_no_nul)]
-Tag = Annotated[str, StringConstraints(max_length=200), AfterValidator(_no_nul)]  # industry, region: indexed columns
-LongText = Annotated[str, StringConstraints(max_length=20_000), AfterValidator(_no_nul)]
+IdStr = Annotated[str, AfterValidator(_valid_id),
+                  WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 128, "pattern": ID_PATTERN})]
+Short = Annotated[str, StringConstraints(max_length=500), AfterValidator(_no_nul), _text_schema(500)]
+# industry, region: indexed columns
+Tag = Annotated[str, StringConstraints(max_length=200), AfterValidator(_no_nul), _text_schema(200)]
+LongText = Annotated[str, StringConstraints(max_length=20_000), AfterValidator(_no_nul), _text_schema(20_000)]
 MAX_EXTRA_KEYS = 100
 MAX_EXTRA_CHARS = 100_000
 
