@@ -18,6 +18,8 @@ from matcher.conference.schedule import Schedule
 from matcher.conference.wording import LANGS, check_lang, fill
 from matcher.records import Demand, Partner
 
+__all__ = ["LANGS", "PHRASES", "plain_summary"]
+
 _SHORT = {
     "zh": {"no_candidates": "没有足够的候选合作方", "below_min_score": "候选合作方匹配分太低",
            "excluded": "合适的合作方因利益冲突或已有合同被排除", "at_capacity": "合适的合作方已约满",
