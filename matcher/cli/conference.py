@@ -114,8 +114,9 @@ def add_conference_parser(
     out.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     out.add_argument("--resume", action="store_true", help="continue an interrupted ranking")
     out.add_argument("--title", default="技术需求对接会 Technology matchmaking conference")
-    out.add_argument("--lang", choices=("zh", "en"), default=_default_lang(),
-                     help="language of the printed summary (default: zh when $LANG is Chinese, else en)")
+    out.add_argument("--lang", choices=("zh", "en", "ru"), default=_default_lang(),
+                     help="language of the printed summary and suggestions (default: zh or ru when $LANG is "
+                          "Chinese or Russian, else en)")
     out.add_argument("--pdf", action="store_true", help="also write A4 PDF agendas (needs techmatch[pdf])")
 
     def run(args: argparse.Namespace) -> int:
@@ -198,10 +199,11 @@ def run_conference_command(
     written = write_outputs(out_dir, result, schedule, demands, partners, ranked, title=args.title, pdf=args.pdf)
     from matcher.conference.summary import plain_summary
 
-    for line in plain_summary(result, schedule, demands, partners, lang=getattr(args, "lang", None) or "en"):
+    lang = getattr(args, "lang", None) or "en"
+    for line in plain_summary(result, schedule, demands, partners, lang=lang):
         print(line, file=stream)
-    print("\n" + ("详细数据：" if getattr(args, "lang", "en") == "zh" else "In detail:"), file=stream)
-    _print_summary(stream, result, schedule, len(demands), written, out_dir)
+    print("\n" + _IN_DETAIL[lang], file=stream)
+    _print_summary(stream, result, schedule, len(demands), written, out_dir, lang=lang)
     return 0
 
 
@@ -313,10 +315,14 @@ def _availability(path: Path | None) -> tuple[dict, dict]:
     return ent, partner
 
 
+_IN_DETAIL = {"zh": "详细数据：", "en": "In detail:", "ru": "Подробно:"}
+
+
 def _default_lang() -> str:
     import os
 
-    return "zh" if (os.environ.get("LC_ALL") or os.environ.get("LANG") or "").startswith("zh") else "en"
+    locale = os.environ.get("LC_ALL") or os.environ.get("LANG") or ""
+    return next((lang for lang in ("zh", "ru") if locale.startswith(lang)), "en")
 
 
 def floor_line(result) -> str:
@@ -329,7 +335,9 @@ def _best(x: float) -> str:
     return f"{x:.4f}" if x != float("-inf") else "none"
 
 
-def _print_summary(stream: TextIO, result, schedule, n_demands: int, written: list[Path], out_dir: Path) -> None:
+def _print_summary(stream: TextIO, result, schedule, n_demands: int, written: list[Path], out_dir: Path,
+                   lang: str = "en") -> None:
+    """The numbers behind the plain summary (labels in English); the suggestions in `lang`."""
     from collections import Counter
 
     reasons = Counter(s.reason for s in result.shortfalls)
@@ -382,7 +390,7 @@ def _print_summary(stream: TextIO, result, schedule, n_demands: int, written: li
         extra.append(("quality floor", floor_line(result)))
     rows[6:6] = extra
     for k, fix in enumerate(result.suggestions[:10]):
-        rows.append(("to meet every minimum" if k == 0 else "", fix.en))
+        rows.append(("to meet every minimum" if k == 0 else "", fix.text(lang)))
     if len(result.suggestions) > 10:
         rows.append(("", f"... {len(result.suggestions) - 10} more in unmet.csv"))
     fewer = result.min_slots_filled - result.greedy_min_slots_filled

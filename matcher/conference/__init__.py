@@ -5,7 +5,8 @@ group rules and pins (:mod:`.assign`, the records-level front; :mod:`.solve`, th
 MILP solvers on plain arrays; :mod:`.rules`, rule lines as staff write them), the meeting schedule
 (:mod:`.schedule`), resumable ranking of every demand (:mod:`.run`) and the files organisers
 use: CSV, XLSX and printable agendas (:mod:`.outputs`), and the plan told in a clerk's words
-in Chinese or English (:mod:`.summary`).
+in Chinese, English or Russian (:mod:`.summary`, with the diagnosis's wording and plural forms
+in :mod:`.wording`).
 
 May import: the top-level base modules and :mod:`matcher.retrieval`'s result types. Not
 :mod:`matcher.io` or :mod:`matcher.landscape`; ranking is handed in as a function.

@@ -55,6 +55,7 @@ from matcher.conference.solve import (
     solve_milp_full,
     solve_min_cost_flow,
 )
+from matcher.conference.wording import PIN_UNPIN, SUGGESTIONS, check_lang, fill, texts
 from matcher.errors import InputError, MatcherError, NotFoundError, UnknownNameError
 from matcher.records import Demand, Partner
 
@@ -333,7 +334,8 @@ class Suggestion:
 
     kind: "capacity" (raise a partner's capacity), "organisation_cap", "group_cap",
     "quota" (lower a demand's minimum: it lacks eligible candidates), "pin" (a pin conflict).
-    target: the partner, organisation or demand id; current / proposed: the numbers."""
+    target: the partner, organisation or demand id; current / proposed: the numbers; en, zh,
+    ru: the change in words (`text(lang)`), from the templates in :mod:`.wording`."""
 
     kind: str
     target: str
@@ -341,6 +343,20 @@ class Suggestion:
     proposed: int
     en: str
     zh: str
+    ru: str = ""
+
+    @classmethod
+    def worded(cls, kind: str, target: str, current: int, proposed: int, key: str,
+               tail: Mapping[str, str] | None = None, **params: object) -> Suggestion:
+        """A suggestion worded from ``wording.SUGGESTIONS[key]`` (plus ``tail``) in every language."""
+        words = texts(SUGGESTIONS, key, **params)
+        if tail is not None:
+            words = {lang: text + fill(lang, tail[lang], **params) for lang, text in words.items()}
+        return cls(kind, target, current, proposed, **words)
+
+    def text(self, lang: str) -> str:
+        """The change in `lang` (zh, en or ru)."""
+        return getattr(self, check_lang(lang)) or self.en
 
 
 @dataclass(frozen=True)
@@ -744,32 +760,26 @@ def _check_pins(
             conflicts.append(
                 PinConflict(x.demand_id, x.partner_id, "excluded", f"pinned pair is excluded by the {what}")
             )
-            fixes.append(Suggestion(
+            fixes.append(Suggestion.worded(
                 "pin", f"{x.demand_id}/{x.partner_id}", 1, 0,
-                f"unpin {x.demand_id} with {x.partner_id}, or lift the {what}",
-                f"取消 {x.demand_id} 与 {x.partner_id} 的确认对接，或取消{'排除名单' if why == 'pair' else '排除规则'}",
+                "pin_excluded_pair" if why == "pair" else "pin_excluded_rule",
+                demand=x.demand_id, partner=x.partner_id, rule=why,
             ))
     org, gr = groups["org"], groups["group"]
     checks = [
-        ("partner_id", lambda x: x.partner_id, lambda k: int(cap[pi[k]]), "partner_capacity",
-         "partner", "raise the capacity of partner {k} from {lim} to {n}", "把伙伴 {k} 的接待名额从 {lim} 提高到 {n}"),
-        ("demand_id", lambda x: x.demand_id, lambda k: int(top[di[k]]), "max_per_demand",
-         "demand", "raise the maximum of demand {k} from {lim} to {n}", "把需求 {k} 的对接上限从 {lim} 提高到 {n}"),
+        ("partner_id", lambda x: x.partner_id, lambda k: int(cap[pi[k]]), "partner_capacity", "partner"),
+        ("demand_id", lambda x: x.demand_id, lambda k: int(top[di[k]]), "max_per_demand", "demand"),
     ]
     if org is not None:
         names = groups["org_names"]
         checks.append(("organisation", lambda x: names[org[pi[x.partner_id]]] if org[pi[x.partner_id]] >= 0 else None,
-                       lambda k: groups["org_limit"], "organisation_cap", "organisation",
-                       "raise the cap of organisation {k} from {lim} to {n}",
-                       "把单位 {k} 的对接上限从 {lim} 提高到 {n}"))
+                       lambda k: groups["org_limit"], "organisation_cap", "organisation"))
     if gr is not None:
         gnames = groups["group_names"]
         checks.append(("group", lambda x: (f"{gnames[gr[di[x.demand_id]]]}/{x.partner_id}"
                                            if gr[di[x.demand_id]] >= 0 else None),
-                       lambda k: groups["group_cap"], "group_cap", "group",
-                       "raise the per-partner cap of {k} from {lim} to {n}",
-                       "把 {k} 的同一伙伴对接上限从 {lim} 提高到 {n}"))
-    for _label, key_of, limit_of, constraint, noun, en, zh in checks:
+                       lambda k: groups["group_cap"], "group_cap", "group"))
+    for _label, key_of, limit_of, constraint, noun in checks:
         counts = Counter(k for x in pins if (k := key_of(x)) is not None)
         for k, n in counts.items():
             if n > (lim := limit_of(k)):
@@ -778,9 +788,8 @@ def _check_pins(
                     for x in pins
                     if key_of(x) == k
                 )
-                fixes.append(Suggestion(constraint, str(k), lim, n,
-                                        en.format(k=k, lim=lim, n=n) + f", or unpin {n - lim} of its meetings",
-                                        zh.format(k=k, lim=lim, n=n) + f"，或取消其中 {n - lim} 个确认对接"))
+                fixes.append(Suggestion.worded(constraint, str(k), lim, n, f"pin_{constraint}", PIN_UNPIN,
+                                               k=k, lim=lim, n=n, extra=n - lim))
     if conflicts:
         raise InfeasibleError(conflicts, fixes)
 
@@ -971,13 +980,8 @@ def diagnose(pb: _Problem, chosen: BoolArray) -> list[Suggestion]:
     out: list[Suggestion] = []
     for i in np.flatnonzero(elig < pb.dmin):
         did, have = pb.demand_ids[i], int(pb.need[i] - pb.dmin[i] + elig[i])
-        out.append(Suggestion(
-            "quota", did, int(pb.need[i]), have,
-            f"demand {did} has only {have} eligible partners for a minimum of {int(pb.need[i])}: lower its "
-            f"minimum to {have}, or give it more candidates (larger k, lower min_score, fewer exclusions)",
-            f"需求 {did} 只有 {have} 个合格伙伴，达不到最少 {int(pb.need[i])} 场：把它的最少对接数降到 {have}，"
-            f"或增加候选伙伴（加大 k、降低最低分、减少排除）",
-        ))
+        out.append(Suggestion.worded("quota", did, int(pb.need[i]), have, "quota",
+                                     demand=did, have=have, need=int(pb.need[i])))
     total = int(want.sum())
     if total == 0 or len(pb.d) == 0:
         return out
@@ -1046,23 +1050,16 @@ def diagnose(pb: _Problem, chosen: BoolArray) -> list[Suggestion]:
             if kind in partner_of_cap:
                 j = int(partner_of_cap[kind][k])
                 pid, cur = pb.partner_ids[j], int(pb.cap[j])
-                out.append(Suggestion(
-                    "capacity", pid, cur, cur + n,
-                    f"raise the capacity of partner {pid} from {cur} to {cur + n} (+{n} meetings)",
-                    f"把伙伴 {pid} 的接待名额从 {cur} 场增加到 {cur + n} 场（+{n}）"))
+                out.append(Suggestion.worded("capacity", pid, cur, cur + n, "capacity",
+                                             partner=pid, cur=cur, new=cur + n, n=n))
             elif kind == "organisation_cap":
                 name, cur = pb.org_names[k], pb.org_limit
-                out.append(Suggestion(
-                    "organisation_cap", name, cur, cur + n,
-                    f"allow organisation {name} {cur + n} meetings instead of {cur} (+{n})",
-                    f"允许单位 {name} 对接 {cur + n} 场（原上限 {cur}，+{n}）"))
+                out.append(Suggestion.worded("organisation_cap", name, cur, cur + n, "organisation_cap",
+                                             name=name, cur=cur, new=cur + n, n=n))
             else:
                 g, j = group_keys[k]
                 name, cur = f"{pb.group_names[g]}/{pb.partner_ids[j]}", int(ex.group_cap or 0)
-                out.append(Suggestion(
-                    "group_cap", name, cur, cur + n,
-                    f"allow {cur + n} meetings between {pb.group_names[g]} and partner {pb.partner_ids[j]} "
-                    f"instead of {cur} (+{n})",
-                    f"允许 {pb.group_names[g]} 的企业与伙伴 {pb.partner_ids[j]} 对接 {cur + n} 场"
-                    f"（原上限 {cur}，+{n}）"))
+                out.append(Suggestion.worded("group_cap", name, cur, cur + n, "group_cap",
+                                             group=pb.group_names[g], partner=pb.partner_ids[j],
+                                             cur=cur, new=cur + n, n=n))
     return out

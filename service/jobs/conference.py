@@ -589,7 +589,7 @@ class ConferenceJobs:
         from matcher.conference.outputs import write_outputs
         from matcher.conference.run import candidate_table, rank_batch
         from matcher.conference.schedule import schedule_meetings
-        from matcher.conference.summary import plain_summary
+        from matcher.conference.summary import LANGS, plain_summary
 
         job_id = row["id"]
         params = ConferenceJobCreate.model_validate(row["params"])
@@ -657,7 +657,7 @@ class ConferenceJobs:
             "shortfalls": dict(Counter(s.reason for s in result.shortfalls)),
             "binding_partners": [b.partner_id for b in result.binding_partners],
             "explain": result.explain(),
-            "plain": {lang: plain_summary(result, schedule, dems, part, lang=lang) for lang in ("zh", "en")},
+            "plain": {lang: plain_summary(result, schedule, dems, part, lang=lang) for lang in LANGS},
             "scheduled": len(schedule.meetings), "unscheduled": dict(Counter(u.reason for u in schedule.unplaced)),
             "schedule_method": schedule.method, "schedule_optimal": schedule.optimal,
             "slots": len(schedule.slots), "tables": schedule.tables, "partner_blocks": schedule.total_blocks,
@@ -679,7 +679,8 @@ def _finite(x: float | None) -> float | None:
 
 
 def _suggestion(x: Any) -> dict[str, Any]:
-    return {"kind": x.kind, "target": x.target, "current": x.current, "proposed": x.proposed, "en": x.en, "zh": x.zh}
+    return {"kind": x.kind, "target": x.target, "current": x.current, "proposed": x.proposed,
+            "en": x.en, "zh": x.zh, "ru": x.ru}
 
 
 def _rel(path: Path, folder: Path) -> str:

@@ -325,6 +325,34 @@ def test_the_command_prints_the_plain_summary_before_the_details(tmp_path):
     assert text.index("先到先得") < text.index("详细数据：") < text.index("files written")
 
 
+def test_the_command_speaks_russian(tmp_path):
+    from matcher.cli.conference import add_conference_parser, run_conference_command
+
+    ds = demands(8)
+    src = tmp_path / "d.jsonl"
+    src.write_text("".join(json.dumps({"id": d.id, "title": d.title, "text": d.text, "enterprise": d.enterprise},
+                                      ensure_ascii=False) + "\n" for d in ds), encoding="utf-8")
+
+    class Engine:
+        partners = {p.id: p for p in PARTNERS}
+
+        def rank_batch_fn(self):
+            return FakeRanker()
+
+    parser = argparse.ArgumentParser()
+    add_conference_parser(parser.add_subparsers(), lambda args: Engine())
+    # two candidates each and one place per partner: the minimum of 2 cannot be met, so there is a diagnosis
+    args = parser.parse_args(["conference", "--demands", str(src), "--out", str(tmp_path / "out"), "--lang", "ru",
+                              "--k", "2", "--capacity", "1", "--min-per-demand", "2", "--max-per-demand", "2"])
+    stream = io.StringIO()
+    assert run_conference_command(args, lambda a: Engine(), stream=stream) == 0
+    text = stream.getvalue()
+    plain, detail = text.split("\nПодробно:\n")
+    assert plain.startswith("4 встречи по 8 запросам от 3 предприятий")
+    assert "кто первым пришёл" in plain and "meetings" not in plain
+    assert "to meet every minimum  увеличьте число встреч партнёра" in detail
+
+
 def test_pdf_agendas_embed_chinese_fonts_and_extract_back(tmp_path):
     pypdf = pytest.importorskip("pypdf")
     pytest.importorskip("weasyprint")

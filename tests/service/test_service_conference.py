@@ -370,6 +370,27 @@ def test_result_page_explains_shortfalls_and_says_what_would_fix_them(world, mon
     assert short.count('data-testid="conf-meeting"') == 1 and "The first 1 of 2 meetings are shown" in short
 
 
+def test_the_russian_pages_tell_the_plan_and_the_diagnosis_in_russian(world):
+    body = {**BODY, "capacity": 1, "min_per_demand": 2, "max_per_demand": 2, "demand_ids": ["D1", "D3", "D4"],
+            "slots": "09:00-09:20", "tables": 1}
+    job_id = world.client.post(JOBS, json=body, headers=world.h("staff")).json()["id"]
+    done = wait_job(world, job_id)
+    assert done["status"] == "done", done["error"]
+    summary = done["summary"]
+    assert set(summary["plain"]) == {"zh", "en", "ru"}
+    assert summary["plain"]["ru"][0].startswith("2 встречи по 3 запросам")
+    assert all(x["ru"] and x["ru"] != x["en"] for x in summary["suggestions"])
+    staff = world.cookie("staff")
+    ru = world.client.get(f"/conference/jobs/{job_id}?lang=ru", headers=staff).text
+    for line in summary["plain"]["ru"] + [x["ru"] for x in summary["suggestions"]]:
+        assert line in ru.replace("&#34;", '"')
+    for line in summary["plain"]["en"] + [x["en"] for x in summary["suggestions"]]:
+        assert line not in ru.replace("&#39;", "'")
+    # the language chosen once (the switch sets a cookie) holds for the list of runs too
+    listing = world.client.get("/conference", headers={**staff, "Cookie": staff["Cookie"] + "; techmatch_lang=ru"})
+    assert summary["plain"]["ru"][0] in listing.text and summary["plain"]["en"][0] not in listing.text
+
+
 @pytest.mark.parametrize(("lang", "expected"), [
     ("zh", ["各需求洽谈数 · D1", "应为整数（填写了“many”）", "不能小于 0", "每个合作方至少洽谈",
             "规则（每行一条） · 第 1 行", "无法识别规则“at most 2 per partner nonsense words”"]),
