@@ -449,7 +449,7 @@ class ConferenceJobs:
         with self.db.connect() as conn:
             p = plan(conn, params, max_k=self.max_k)
         now = utcnow()
-        job_id = store.new_id("CJ")
+        job_id = store.ordered_id("CJ")  # newest first, even within one second
         row = {"id": job_id, "status": "queued", "stage": "", "progress_done": 0,
                "progress_total": len(p.demand_ids), "params": params.model_dump(mode="json"),
                "demand_ids": p.demand_ids, "summary": {}, "error": "", "runs": 0, "created_by": created_by,

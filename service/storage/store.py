@@ -7,6 +7,8 @@ engine's records.
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -44,6 +46,21 @@ def partner_record(row: Row) -> Partner:
 
 def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def ordered_id(prefix: str) -> str:
+    """A new id that sorts after every id made before it (microseconds since the epoch, in fixed
+    width hex, then randomness): lists ordered by a second-resolution time and then the id stay
+    in creation order when two are made within one second."""
+    global _last_micros
+    with _ordered_lock:  # strictly increasing within a process, even within one microsecond
+        _last_micros = max(time.time_ns() // 1000, _last_micros + 1)
+        micros = _last_micros
+    return f"{prefix}-{micros:014x}{uuid.uuid4().hex[:6]}"
+
+
+_ordered_lock = threading.Lock()
+_last_micros = 0
 
 
 def like(q: str) -> str:

@@ -527,3 +527,12 @@ def test_replan_from_the_result_page_keeps_the_ticked_meetings(world):
     done = wait_job(world, second["id"])
     again = world.client.get(f"/conference/jobs/{done['id']}?lang=en", headers=staff).text
     assert f'value="{keep[0]}" data-testid="conf-keep" checked' in again  # the kept meeting, pinned and ticked
+
+
+def test_job_ids_sort_in_creation_order_within_one_second():
+    """Regression: the job list orders by a second-resolution time, then the id; random ids put
+    a re-plan started in the same second as its first run below it."""
+    from service.storage.store import ordered_id
+
+    ids = [ordered_id("CJ") for _ in range(500)]
+    assert sorted(ids) == ids and len(set(ids)) == len(ids)
