@@ -252,6 +252,7 @@ def test_landscape_lists_exactly_the_live_demands_after_edits_deletes_reimports_
 
 def test_a_stored_landscape_may_name_nothing_but_its_own_types():
     """The stored build is read back with an unpickler that refuses any other callable."""
+    import os
     import pickle
     import zlib
 
@@ -259,7 +260,7 @@ def test_a_stored_landscape_may_name_nothing_but_its_own_types():
 
     class Evil:
         def __reduce__(self):
-            return (print, ("owned",))
+            return (os.getcwd, ())
 
-    with pytest.raises(pickle.UnpicklingError, match="builtins.print"):
+    with pytest.raises(pickle.UnpicklingError, match=r"may not refer to (posix|nt|os)\.getcwd"):
         _unpack(zlib.compress(pickle.dumps((Evil(), "x"))))
