@@ -2,7 +2,8 @@
 
 Owns the live index kept in step with the database (:mod:`.live`), conference runs as background
 jobs (:mod:`.conference`) and the landscape built in the background and cached by revision, with
-staff decisions on near-duplicate demands (:mod:`.landscape`).
+staff decisions on near-duplicate demands (:mod:`.landscape`), and whether the process behind
+a job's worker id is still running (:mod:`.process`).
 
 May import: :mod:`service.storage`, :mod:`service.errors`, :mod:`service.schemas` and
 :mod:`matcher`. Not :mod:`service.auth`, the views or the routers.

@@ -49,6 +49,7 @@ from matcher.errors import InputError, MatcherError
 from matcher.records import Demand, Partner
 from service.errors import ApiError, Conflict, Invalid, NotFound
 from service.jobs.live import LiveIndex
+from service.jobs.process import local_process_alive
 from service.schemas import IdStr, Short, Strict, UtcDateTime
 from service.storage import store
 from service.storage.db import conference_jobs, demands, partners, utcnow
@@ -371,21 +372,13 @@ _LIVE_RUNNERS: set[str] = set()  # runners of this process (several apps in one 
 
 def _worker_alive(worker: str, updated_at: dt.datetime | None, now: dt.datetime) -> bool:
     """Whether the process `worker` ("host:pid:runner") may still be running its job."""
-    host, _, rest = (worker or "").partition(":")
-    pid_text, _, _ = rest.partition(":")
+    pid_text = (worker or "").partition(":")[2].partition(":")[0]
     if not worker or not pid_text.isdigit():
         return False  # claimed by a release before workers were recorded: its process is gone
-    if host != socket.gethostname():
+    alive = local_process_alive(worker, _LIVE_RUNNERS)
+    if alive is None:  # another host: judged by the job's heartbeat
         return updated_at is not None and now - updated_at < STALE_AFTER
-    if int(pid_text) == os.getpid():
-        return worker in _LIVE_RUNNERS
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return alive
 
 
 class JobStopped(Exception):

@@ -42,6 +42,7 @@ from matcher.errors import MatcherError
 from matcher.landscape import DemandLinks, Landscape
 from service.errors import ApiError, Conflict, Invalid, NotFound
 from service.jobs.live import LiveIndex
+from service.jobs.process import local_process_alive
 from service.schemas import DemandLinkInfo, IdStr, MergePublic, Strict, UtcDateTime
 from service.storage import store
 from service.storage.db import demand_links, landscape_builds, utcnow
@@ -101,19 +102,8 @@ def _builder_alive(worker: str, lease_until: dt.datetime, now: dt.datetime) -> b
     ahead and, on this host, its process (or, in this process, its thread) is there."""
     if lease_until <= now:
         return False
-    host, _, rest = worker.partition(":")
-    pid_text, _, _ = rest.partition(":")
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return True
-    if int(pid_text) == os.getpid():
-        return worker in _LIVE_BUILDERS
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    alive = local_process_alive(worker, _LIVE_BUILDERS)
+    return True if alive is None else alive
 
 
 def _pack(land: Landscape, html: str) -> bytes:
