@@ -687,6 +687,11 @@ class MatchEngine:
                              show=vocab.shows)
         return tuple(surface.get(t, t) for t in terms)
 
+    def prepare_reasons(self) -> None:
+        """Build the reasons' dictionary now rather than on the first match shown (a service
+        calls it while starting: on a large Chinese corpus it takes a while)."""
+        self._vocabulary()
+
     def _vocabulary(self) -> TermVocabulary:
         """The reasons' dictionary, built from the indexed capabilities and demands; rebuilt
         when the corpus has grown or shrunk by a twentieth since (not on every new record, so

@@ -152,6 +152,7 @@ class LiveIndex:
                 try:
                     self.engine = MatchEngine.load(self.folder / "engine", self.encoder)
                     self.engine.reranker = self.reranker
+                    self.engine.prepare_reasons()
                     self.revision = saved_rev
                     replayed = self._catch_up(rev) if saved_rev < rev else 0
                     log.info("index loaded", extra={"revision": self.revision, "saved_revision": saved_rev,
@@ -173,6 +174,7 @@ class LiveIndex:
         params = EngineParams(index=IndexParams(kind=self.index_kind))
         self.engine = MatchEngine(self.encoder, params).fit(caps, dems, parts)
         self.engine.reranker = self.reranker
+        self.engine.prepare_reasons()
         self.revision = rev
         log.info("index built", extra={"revision": rev, "capabilities": len(caps), "demands": len(dems),
                                        "partners": len(parts),
