@@ -150,9 +150,10 @@ class LiveIndex:
             if (isinstance(saved_rev, int) and 0 <= saved_rev <= rev
                     and {**stamp, "revision": rev} == self._stamp(rev)):
                 try:
-                    self.engine = MatchEngine.load(self.folder / "engine", self.encoder)
-                    self.engine.reranker = self.reranker
-                    self.engine.prepare_reasons()
+                    engine = MatchEngine.load(self.folder / "engine", self.encoder)
+                    engine.reranker = self.reranker
+                    engine.prepare_reasons()
+                    self.engine = engine
                     self.revision = saved_rev
                     replayed = self._catch_up(rev) if saved_rev < rev else 0
                     log.info("index loaded", extra={"revision": self.revision, "saved_revision": saved_rev,
@@ -172,9 +173,10 @@ class LiveIndex:
             rev = revision(conn)  # read first: data newer than the stamp only causes a re-check
             caps, dems, parts = store.all_records(conn)
         params = EngineParams(index=IndexParams(kind=self.index_kind))
-        self.engine = MatchEngine(self.encoder, params).fit(caps, dems, parts)
-        self.engine.reranker = self.reranker
-        self.engine.prepare_reasons()
+        engine = MatchEngine(self.encoder, params).fit(caps, dems, parts)
+        engine.reranker = self.reranker
+        engine.prepare_reasons()  # before the engine is seen: readiness means reasons are ready too
+        self.engine = engine
         self.revision = rev
         log.info("index built", extra={"revision": rev, "capabilities": len(caps), "demands": len(dems),
                                        "partners": len(parts),

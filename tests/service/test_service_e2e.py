@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import pytest
@@ -72,6 +73,10 @@ def test_restart_reuses_the_saved_index(tmp_path):
     assert first.stop() == 0
     second = Server(tmp_path, db_url=first.db_url)  # same database, no --demo: the data and tokens persist
     try:
+        # the "ready" line follows the moment /readyz turns 200 by a hair: wait for it
+        deadline = time.monotonic() + 10
+        while '"msg": "ready"' not in second.err.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert '"index": "loaded"' in second.err.read_text()
         r = httpx.get(second.url + "/api/demands", headers={"Authorization": f"Bearer {tokens['staff']}"})
         assert r.status_code == 200 and r.json()["total"] > 0
