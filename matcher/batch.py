@@ -11,17 +11,19 @@ from matcher.fsutil import atomic_text
 from matcher.io.ingest import load_capabilities, load_demands
 from matcher.io.tables import MAX_CELL_CHARS
 from matcher.retrieval.encoders import open_encoder
-from matcher.retrieval.engine import MatchEngine
+from matcher.retrieval.engine import DEMANDS_PER_CALL, MatchEngine
 
 Ranker = Callable[..., list[list[tuple[str, float, float]]]]
 
 
 def rank_demands(engine: MatchEngine, demands, *, level: str, k: int,
                  progress=None) -> list[list[tuple[str, float, float]]]:
-    """``[(target_id, score, fit), ...]`` per demand in order, 256 demands per engine batch call."""
+    """``[(target_id, score, fit), ...]`` per demand in order, DEMANDS_PER_CALL demands per
+    engine batch call."""
     out: list[list[tuple[str, float, float]]] = []
-    for start in range(0, len(demands), 256):
-        chunk = demands[start : start + 256]
+    engine.encode_demand_queries(demands)
+    for start in range(0, len(demands), DEMANDS_PER_CALL):
+        chunk = demands[start : start + DEMANDS_PER_CALL]
         out.extend(engine.ranked_targets_batch(chunk, k=k, level=level))
         if progress:
             progress(len(chunk))

@@ -57,12 +57,12 @@ def xlsx_timeout_seconds() -> float:
     return seconds
 
 
-BACKENDS = ("torch", "onnx", "onnx-fp32", "onnx-queries")
+BACKENDS = ("torch", "onnx", "onnx-fp32", "onnx-queries", "openvino")
 
 
 def encoder_backend() -> str | None:
     """$TECHMATCH_BACKEND: torch, onnx (int8 ONNX Runtime), onnx-fp32, onnx-queries (documents on
-    torch, queries on int8 ONNX Runtime), or auto (the default,
+    torch, queries on int8 ONNX Runtime), openvino (static int8 on OpenVINO), or auto (the default,
     returned as None: each model's measured default, see encoders.DEFAULT_BACKENDS)."""
     value = os.environ.get("TECHMATCH_BACKEND", "auto").strip().lower()
     if value in ("", "auto"):

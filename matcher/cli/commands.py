@@ -63,11 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
             )
             sp.add_argument(
                 "--backend",
-                choices=("auto", "torch", "onnx", "onnx-fp32", "onnx-queries"),
+                choices=("auto", "torch", "onnx", "onnx-fp32", "onnx-queries", "openvino"),
                 default=None,
                 help="encoder runtime: torch, onnx (int8 ONNX Runtime), onnx-fp32, onnx-queries (documents on "
-                "torch, queries on int8), or auto, each model's measured default (default: $TECHMATCH_BACKEND, "
-                "else auto)",
+                "torch, queries on int8), openvino (static int8 on OpenVINO), or auto, each model's measured "
+                "default (default: $TECHMATCH_BACKEND, else auto)",
             )
         return sp
 
@@ -554,6 +554,8 @@ def cmd_models(args) -> int:
     print("ONNX Runtime backends (techmatch[onnx]): --backend onnx (int8), onnx-fp32 or onnx-queries (int8")
     print("queries, torch documents), TECHMATCH_BACKEND, or a")
     print("variant name: minilm-int8, e5-multilingual-small-int8 (exported once on first use or by `models prepare`)")
+    print("OpenVINO (techmatch[openvino]): --backend openvino or minilm-ov-int8, e5-multilingual-small-ov-int8")
+    print("(static int8, calibrated on the demo corpus when first built)")
     return 0
 
 
@@ -594,6 +596,9 @@ class _ConferenceEngine:
 
     def rank_batch_fn(self):
         return lambda demands: self.engine.match_partners_batch(demands, k=self.k)
+
+    def encode_demand_queries(self, demands) -> None:
+        self.engine.encode_demand_queries(demands)
 
 
 def _conference_engine(args) -> _ConferenceEngine:

@@ -77,9 +77,13 @@ def conference_ranking(args: argparse.Namespace, engine, demands, checkpoint: Pa
 
     config = ray_config(args)
     if config is None:
+        warm = getattr(engine, "encode_demand_queries", None)  # a stand-in ranker may have none
+        if warm is not None:
+            warm(demands)
         return rank_batch(engine.rank_batch_fn(), demands, args.k, checkpoint, progress, chunk_size=args.chunk_size)
     from matcher.distributed import ModelRecipe, rank_batch_on_ray
 
     return rank_batch_on_ray(
-        engine.engine, demands, args.k, checkpoint, progress, make_encoder=ModelRecipe(args.model), config=config
+        engine.engine, demands, args.k, checkpoint, progress, make_encoder=ModelRecipe(args.model), config=config,
+        chunk=args.chunk_size,
     )

@@ -26,6 +26,7 @@ RankFn = Callable[[list[Demand]], Mapping[str, Sequence[PartnerMatch]]]
 ProgressFn = Callable[[int, int], None]
 CHECKPOINT_FORMAT = "techmatch-rank-checkpoint"
 CHECKPOINT_VERSION = 2  # 2: matches carry their calibrated fit
+RANK_CHUNK = 64  # demands ranked (with reasons) per call, then appended to the checkpoint
 
 
 # ---------------------------------------------------------------------------- batch ranking
@@ -38,7 +39,7 @@ def rank_batch(
     checkpoint: Path | None = None,
     progress: ProgressFn | None = None,
     *,
-    chunk_size: int = 64,
+    chunk_size: int = RANK_CHUNK,
 ) -> dict[str, list[PartnerMatch]]:
     """Top-``k`` partners for every demand, in ``demands`` order.
 

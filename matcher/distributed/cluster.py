@@ -27,7 +27,7 @@ class RayConfig:
 
     address: ``local`` (start a cluster in this process), ``auto`` (join the cluster that
     ``ray start`` made on this machine) or ``ray://host:port`` (Ray Client to a remote head).
-    workers: model replicas (actors), one CPU each; None: one per CPU of the cluster.
+    workers: model replicas (actors), sharing the cluster's CPUs equally; None: one per CPU.
     cache_folder: the shared embedding cache, a folder every node mounts; None:
     ``$TECHMATCH_HOME/embeddings-shared`` on each node (shared only on one machine).
     batch_size: texts (or demands) per Ray Data batch."""
@@ -71,7 +71,8 @@ def connect(config: RayConfig):
     kwargs = {"include_dashboard": False, "log_to_driver": True, "logging_level": "warning"}
     try:
         if config.address == "local":
-            ray.init(num_cpus=config.workers or os.cpu_count(), runtime_env={"env_vars": env}, **kwargs)
+            cpus = max(config.workers or 0, os.cpu_count() or 1)
+            ray.init(num_cpus=cpus, runtime_env={"env_vars": env}, **kwargs)
         else:
             ray.init(address=config.address, runtime_env={"env_vars": env}, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -86,6 +87,13 @@ def worker_count(config: RayConfig) -> int:
         return config.workers
     ray = require_ray()
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+def cpus_per_worker(actors: int) -> int:
+    """CPUs each of ``actors`` actors asks for: an equal share of the cluster's (at least 1).
+    Ray sets each actor's OMP_NUM_THREADS to it, so torch and BLAS use that many threads."""
+    ray = require_ray()
+    return max(1, int(ray.cluster_resources().get("CPU", 1)) // max(1, actors))
 
 
 def _quiet_data() -> None:

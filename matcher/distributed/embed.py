@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from matcher.distributed.cluster import RayConfig, connect, worker_count
+from matcher.distributed.cluster import RayConfig, connect, cpus_per_worker, worker_count
 from matcher.distributed.store import FolderEmbeddingCache, default_cache_folder
 from matcher.retrieval.cache import EmbeddingCache
 from matcher.retrieval.encoders import CachedEncoder, load_encoder, text_key
@@ -63,6 +63,7 @@ class _Counting:
 
     def __init__(self, inner) -> None:
         self.inner, self.name, self.dim = inner, inner.name, inner.dim
+        self.batch_size = getattr(inner, "batch_size", 1)
         self.encoded, self.seconds = 0, 0.0
 
     def encode_queries(self, texts: Sequence[str], progress: Progress | None = None) -> NDArray[np.float32]:
@@ -105,12 +106,12 @@ def encode(encoder, texts: Sequence[str], kind: str) -> NDArray[np.float32]:
 
 
 class EmbedWorker:
-    """A Ray Data actor: loads the model once, then encodes batch after batch.
+    """A Ray Data actor: loads the model once, then encodes chunk after chunk.
 
     refs: ``[texts_ref]``, the distinct texts in the object store (in a list so the actor gets
-    the reference and fetches the texts once). Batches carry ``id`` (int64 positions into the
-    texts); it returns ``id``, ``vec`` (n, dim) float32, and per batch the texts really encoded
-    and the seconds that took (in row 0)."""
+    the reference and fetches the texts once). Batches carry ``start`` and ``stop``, each row a
+    chunk of positions into the texts; it returns ``id`` (int64 positions), ``vec`` (n, dim)
+    float32, and per call the texts really encoded and the seconds that took (in row 0)."""
 
     def __init__(self, refs: list, make_encoder: Callable, cache_folder, kind: str) -> None:
         import ray
@@ -120,10 +121,15 @@ class EmbedWorker:
         self.kind = kind
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        pos = np.asarray(batch["id"], dtype=np.int64)
         self.counting.drain()
+        pos = chunk_positions(batch)
         vecs = encode(self.encoder, [self.texts[int(p)] for p in pos], self.kind)
         return {"id": pos, "vec": vecs, **encode_columns(len(pos), self.counting)}
+
+
+def chunk_positions(batch: dict[str, np.ndarray]) -> np.ndarray:
+    """The positions a batch of ``start``/``stop`` rows stands for, in order."""
+    return np.concatenate([np.arange(int(a), int(b), dtype=np.int64) for a, b in zip(batch["start"], batch["stop"])])
 
 
 def encode_columns(n: int, counting: _Counting) -> dict[str, np.ndarray]:
@@ -134,21 +140,32 @@ def encode_columns(n: int, counting: _Counting) -> dict[str, np.ndarray]:
     return {"encoded": encoded, "seconds": seconds}
 
 
-def map_positions(ray, n: int, worker: type, kwargs: dict, config: RayConfig):
-    """A Ray Data pipeline over positions 0..n-1 in blocks of ``config.batch_size``, mapped by a
-    pool of ``worker`` actors (one CPU each; Ray restarts a dead actor and re-runs its batch)."""
-    size = config.batch_size
-    blocks = -(-n // size)
-    # Blocks built here and put in the object store: a read task would need a CPU that the
-    # actors, one per CPU, never give back.
-    items = [{"id": i} for i in range(n)]
-    return ray.data.from_items(items, override_num_blocks=blocks).map_batches(
+def aligned(size: int, unit: int) -> int:
+    """``size`` rounded up to a whole number of ``unit`` (at least one)."""
+    unit = max(1, int(unit))
+    return max(unit, -(-int(size) // unit) * unit)
+
+
+def map_chunks(ray, n: int, chunk: int, worker: type, kwargs: dict, config: RayConfig):
+    """A Ray Data pipeline over positions 0..n-1 cut into chunks of ``chunk`` (the last one
+    shorter), one chunk per call, mapped by a pool of ``worker`` actors.
+
+    The driver decides where chunks start, not Ray Data's block splitting: a chunk is what one
+    call sees, and where its model batches start decides, in bfloat16, the last bits of every
+    vector. Each actor gets an equal share of the cluster's CPUs (a lone actor uses them all,
+    as the plain run does); Ray restarts a dead actor and re-runs its chunk."""
+    starts = list(range(0, n, chunk))
+    items = [{"start": s, "stop": min(n, s + chunk)} for s in starts]
+    actors = min(worker_count(config), len(items))
+    # Chunks built here and put in the object store: a read task would need a CPU that the
+    # actors never give back.
+    return ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
         worker,
         fn_constructor_kwargs=kwargs,
-        batch_size=size,
+        batch_size=1,
         batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(size=min(worker_count(config), blocks)),
-        num_cpus=1,
+        compute=ray.data.ActorPoolStrategy(size=actors),
+        num_cpus=cpus_per_worker(actors),
     )
 
 
@@ -174,14 +191,15 @@ def embed_on_ray(
     if not len(texts):
         return out, stats
     ray = connect(config)
-    slot: dict[str, int] = {}  # each distinct text -> its row among the distinct ones
-    for t in texts:
-        slot.setdefault(t, len(slot))
-    unique = list(slot)
+    # The distinct texts, shortest first, as the plain path's cached encoder orders what it
+    # encodes; chunks of whole model batches then give every text the same batch neighbours.
+    unique = sorted(dict.fromkeys(texts), key=len)
+    slot = {t: i for i, t in enumerate(unique)}
     kwargs = {"refs": [ray.put(unique)], "make_encoder": make_encoder, "cache_folder": config.cache_folder}
     kwargs["kind"] = kind
     vecs = np.empty((len(unique), dim), dtype=np.float32)
-    for batch in map_positions(ray, len(unique), worker, kwargs, config).iter_batches(
+    chunk = aligned(config.batch_size, getattr(make_encoder, "batch_size", 1))
+    for batch in map_chunks(ray, len(unique), chunk, worker, kwargs, config).iter_batches(
         batch_format="numpy", batch_size=None
     ):
         vecs[batch["id"]] = batch["vec"]
@@ -221,8 +239,15 @@ class RayEncoder:
     def load(self) -> None:
         """Nothing to load here: each worker loads its own model."""
 
-    def _encode(self, texts: Sequence[str], kind: str, progress: Progress | None) -> NDArray[np.float32]:
-        if len(texts) < self.min_remote:
+    def warm_queries(self, texts: Sequence[str]) -> None:
+        """Encode on the cluster, together, every query the shared cache lacks, however few:
+        workers then read each from the cache, the vector a plain run's single call gives."""
+        self._encode(texts, "query", None, min_remote=0)
+
+    def _encode(self, texts: Sequence[str], kind: str, progress: Progress | None,
+                min_remote: int | None = None) -> NDArray[np.float32]:
+        min_remote = self.min_remote if min_remote is None else min_remote
+        if len(texts) < min_remote:
             local = self.local.encode_queries if kind == "query" else self.local.encode_documents
             return local(texts, progress)
         keys = [text_key(t) for t in texts]
@@ -235,7 +260,7 @@ class RayEncoder:
             progress(len(texts) - len(todo))
         if todo:
             rest = [texts[i] for i in todo]
-            if len(todo) < self.min_remote:
+            if len(todo) < min_remote:
                 local = self.local.encode_queries if kind == "query" else self.local.encode_documents
                 out[todo] = local(rest, progress)
             else:

@@ -241,8 +241,11 @@ class OnnxEncoder(BatchEncoder):
         for row, enc in enumerate(encodings):
             ids[row, : len(enc.ids)] = enc.ids
             mask[row, : len(enc.ids)] = 1
+        return np.ascontiguousarray(self._run(session, ids, mask), dtype=np.float32)
+
+    def _run(self, session, ids: NDArray[np.int64], mask: NDArray[np.int64]) -> NDArray[np.float32]:
         (vecs,) = session.run(["embedding"], {"input_ids": ids, "attention_mask": mask})
-        return np.ascontiguousarray(vecs, dtype=np.float32)
+        return vecs
 
     def _pad_id(self) -> int:
         for token in ("<pad>", "[PAD]"):
@@ -250,6 +253,35 @@ class OnnxEncoder(BatchEncoder):
             if found is not None:
                 return found
         return 0
+
+
+class OpenVinoEncoder(OnnxEncoder):
+    """Embeddings from an OpenVINO int8 build (`onnx_backend.build_onnx_folder` with precision
+    `openvino-int8`), compiled for this CPU. Same tokenising and batching as `OnnxEncoder`;
+    each thread runs its own inference request (one request is not safe to share)."""
+
+    def _open(self):
+        from tokenizers import Tokenizer
+
+        from matcher.retrieval.onnx_backend import MODEL_FILES, TOKENIZER_FILE
+        from matcher.retrieval.openvino_backend import compile_openvino
+
+        compiled = compile_openvino(self.folder / MODEL_FILES["openvino-int8"], self.threads)
+        try:
+            tokenizer = Tokenizer.from_file(str(self.folder / TOKENIZER_FILE))
+        except Exception as exc:
+            raise ModelUnavailableError(f"cannot load the tokenizer in {self.folder}: {exc}") from exc
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(max_length=self.max_seq_length)
+        self._requests = threading.local()
+        return compiled, tokenizer
+
+    def _run(self, compiled, ids: NDArray[np.int64], mask: NDArray[np.int64]) -> NDArray[np.float32]:
+        request = getattr(self._requests, "request", None)
+        if request is None:
+            request = self._requests.request = compiled.create_infer_request()
+        request.infer({"input_ids": ids, "attention_mask": mask})
+        return request.get_output_tensor(0).data.copy()
 
 
 LENGTH_BUCKET = 32  # bfloat16 batches are padded to a multiple of this many tokens
@@ -324,6 +356,13 @@ def _fake_features(text: str) -> list[str]:
     return words + [cjk[i : i + 2] for i in range(len(cjk) - 1)]
 
 
+def cache_slice(encoder) -> int:
+    """Texts encoded and stored at a time: about 1,024, a whole number of the encoder's batches
+    (so slices never change where batches start)."""
+    batch = max(1, int(getattr(encoder, "batch_size", 1) or 1))
+    return max(batch, 1024 // batch * batch)
+
+
 class CachedEncoder:
     """Wraps an encoder; texts already embedded by the same model are read from the cache."""
 
@@ -357,10 +396,14 @@ class CachedEncoder:
         if progress and len(texts) - len(missing):
             progress(len(texts) - len(missing))
         if missing:
-            firsts = list(missing.values())
+            # Shortest first, as the encoder batches them: a text's batch neighbours (and so,
+            # in bfloat16, the last bits of its vector) depend only on the texts missing, not
+            # on their order; the Ray path cuts the same order into the same batches.
+            firsts = sorted(missing.values(), key=lambda i: len(texts[i]))
             # Encode and store in slices, so an interrupted run keeps what it finished.
-            for start in range(0, len(firsts), 1024):
-                part = firsts[start : start + 1024]
+            step = cache_slice(self.inner)
+            for start in range(0, len(firsts), step):
+                part = firsts[start : start + step]
                 vecs = encode([texts[i] for i in part], progress)
                 self.cache.put_many(self.name, kind, [keys[i] for i in part], vecs)
                 out[part] = vecs
@@ -382,6 +425,7 @@ class SplitEncoder:
             raise MatcherError(f"cannot pair a {queries.dim}-d query encoder with a {documents.dim}-d one")
         self.queries, self.documents = queries, documents
         self.name, self.dim = name, documents.dim
+        self.batch_size = getattr(documents, "batch_size", 1)
 
     def load(self) -> None:
         for side in (self.queries, self.documents):
@@ -461,9 +505,12 @@ def prepare_model(name: str, *, force: bool = False) -> Path:
 DEFAULT_BACKENDS: dict[str, str] = {"minilm": "torch", "e5-multilingual-small": "torch"}
 # In the encoder's name. onnx-queries: documents on torch (their embeddings are torch's, cached
 # under the torch name), queries (demands, typed text) on int8 ONNX Runtime.
-BACKEND_TAGS = {"torch": "", "onnx": "+onnx-int8", "onnx-fp32": "+onnx-fp32", "onnx-queries": "+q-onnx-int8"}
-# "minilm-int8" = minilm on onnx; "minilm-q-int8" = int8 queries, torch documents
-VARIANT_SUFFIXES = {"-q-int8": "onnx-queries", "-int8": "onnx", "-onnx-fp32": "onnx-fp32"}
+BACKEND_TAGS = {"torch": "", "onnx": "+onnx-int8", "onnx-fp32": "+onnx-fp32", "onnx-queries": "+q-onnx-int8",
+                "openvino": "+openvino-int8"}
+# "minilm-int8" = minilm on onnx; "minilm-q-int8" = int8 queries, torch documents; "minilm-ov-int8"
+VARIANT_SUFFIXES = {"-q-int8": "onnx-queries", "-ov-int8": "openvino", "-int8": "onnx", "-onnx-fp32": "onnx-fp32"}
+# The build each backend runs (onnx_backend.build_onnx_folder's precision)
+BUILD_PRECISIONS = {"onnx": "int8", "onnx-fp32": "float32", "openvino": "openvino-int8"}
 
 
 def split_variant(name: str) -> tuple[str, str | None]:
@@ -503,8 +550,10 @@ def prepare_onnx_model(name: str, backend: str = "onnx", *, force: bool = False)
     """Export a registered model to ONNX once (int8 for `onnx`), rebuilding a stale build."""
     from matcher.retrieval.onnx_backend import build_onnx_folder
 
-    precision = "float32" if backend == "onnx-fp32" else "int8"
-    return build_onnx_folder(prepare_model(name), onnx_model_path(name, backend), precision=precision, force=force)
+    if backend == "onnx-queries":  # its queries run the int8 build; its documents need none
+        backend = "onnx"
+    return build_onnx_folder(prepare_model(name), onnx_model_path(name, backend), precision=BUILD_PRECISIONS[backend],
+                             force=force)
 
 
 def load_encoder(
@@ -521,7 +570,8 @@ def load_encoder(
     max_seq_length overrides the model's token limit (texts are truncated beyond it); the
     encoder's name then carries it ("minilm@128"), so cached embeddings never mix.
     bfloat16: matrix products in bfloat16 (default: `use_bfloat16()`, from TECHMATCH_BF16).
-    backend: torch, onnx (int8 ONNX Runtime) or onnx-fp32, for registered models; default
+    backend: torch, onnx (int8 ONNX Runtime), onnx-fp32, onnx-queries or openvino (static int8
+    on OpenVINO), for registered models; default
     `choose_backend`. A non-torch backend is in the encoder's name ("minilm+onnx-int8"), so
     its embeddings are cached and indexed apart from the float32 ones."""
     if name == "fake":
@@ -544,7 +594,8 @@ def load_encoder(
             dim = folder_dimension(model_path(base))
             if dim is None:
                 raise ModelUnavailableError(f"{model_path(base)} does not declare its output size")
-            return OnnxEncoder(
+            runner = OpenVinoEncoder if chosen == "openvino" else OnnxEncoder
+            return runner(
                 folder,
                 name=tagged,
                 dim=dim,

@@ -63,6 +63,7 @@ Query = Demand | str
 # default partner order (numbers, scores), returns the new order and the scores to report.
 Reranker = Callable[["MatchEngine", Query, list[str], Candidates, Fused, NDArray[np.int64], NDArray[np.float32]],
                     tuple[NDArray[np.int64], NDArray[np.float32]]]
+DEMANDS_PER_CALL = 256  # demands a batch run hands to one engine call (their queries encode together)
 SURFACE_CACHE_SIZE = 128  # query texts whose stem -> word maps are kept
 _CJK_TOKEN = re.compile(r"^[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+$")
 Progress = Callable[[int], None]
@@ -363,6 +364,15 @@ class MatchEngine:
         _check_k(k)
         self._encode_queries(demands)  # warms the embedding cache in batches
         return {d.id: self.match_partners(d, k=k) for d in demands}
+
+    def encode_demand_queries(self, demands: Sequence[Query], progress: Progress | None = None) -> None:
+        """Encode every demand's query now, in one call, before ranking them in parts.
+
+        A model in bfloat16 gives a text's vector slightly different last bits in other batch
+        company; encoded once, together, each demand's vector is the same whichever later call
+        asks for it (the embedding cache keeps it), on one machine and on Ray alike."""
+        if len(demands):
+            self._encode_queries(demands, progress)
 
     def candidates_batch(self, queries: Sequence[Query], progress: Progress | None = None) -> list[Candidates]:
         """Raw candidates (both scores) for many queries; `evaluate` fuses them many ways."""

@@ -39,7 +39,10 @@ BUILD_FORMAT = 1  # bump whenever the export or the quantisation recipe changes
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 OPSET = 17
-PRECISIONS = ("int8", "float32")
+PRECISIONS = ("int8", "float32", "openvino-int8")
+# The file a build's runtime opens: ONNX Runtime reads the ONNX graph, OpenVINO its own IR
+# (model.xml with its weights in model.bin beside it).
+MODEL_FILES = {"int8": MODEL_FILE, "float32": MODEL_FILE, "openvino-int8": "model.xml"}
 SOURCE_FILES = ("config.json", "model.safetensors", "tokenizer.json", "modules.json", "1_Pooling/config.json")
 INSTALL_HINT = "install techmatch[onnx] (pip install onnxruntime onnx) to use the ONNX backend"
 
@@ -118,7 +121,7 @@ def onnx_folder_is_current(dest: Path, source: Path, precision: str) -> bool:
     record = _read_record(Path(dest))
     if record is None or record.get("format") != BUILD_FORMAT or record.get("precision") != precision:
         return False
-    if not all((Path(dest) / name).is_file() for name in (MODEL_FILE, TOKENIZER_FILE)):
+    if not all((Path(dest) / name).is_file() for name in (MODEL_FILES[precision], TOKENIZER_FILE)):
         return False
     recorded = record.get("source", {}).get("files", {})
     current = _source_files(Path(source))
@@ -220,6 +223,10 @@ def build_onnx_folder(source: Path, dest: Path, *, precision: str = "int8", forc
                              file=str(dest))
     pooling = _pooling(source)
     require_onnxruntime()
+    if precision == "openvino-int8":
+        from matcher.retrieval.openvino_backend import require_openvino
+
+        require_openvino(build=True)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
     os.chmod(tmp, 0o755)
@@ -231,7 +238,12 @@ def build_onnx_folder(source: Path, dest: Path, *, precision: str = "int8", forc
         else:
             traced = tmp / "float32.onnx"
             _export_float32(source, traced, pooling)
-            record["quantisation"] = _quantize_int8(traced, tmp / MODEL_FILE)
+            if precision == "openvino-int8":
+                from matcher.retrieval.openvino_backend import quantize_openvino
+
+                record["quantisation"] = quantize_openvino(traced, tmp / MODEL_FILES[precision], source)
+            else:
+                record["quantisation"] = _quantize_int8(traced, tmp / MODEL_FILE)
             traced.unlink()
         shutil.copyfile(source / TOKENIZER_FILE, tmp / TOKENIZER_FILE)
         record["source"] = _source_record(source)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,8 @@ from corpora import demo_corpus_path
 from matcher.batch import rank_demands
 from matcher.conference.run import rank_batch
 from matcher.io import load_task
-from matcher.retrieval.encoders import FakeEncoder
+from matcher.retrieval.cache import EmbeddingCache
+from matcher.retrieval.encoders import CachedEncoder, FakeEncoder
 from matcher.retrieval.engine import MatchEngine
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
@@ -69,6 +71,55 @@ def test_rank_on_ray_gives_the_single_machine_ranking(corpus, tmp_path):
         )
         assert sum(done) == len(demands)
         _assert_same_ranking(want, got)
+
+
+class BatchSensitive(FakeEncoder):
+    """A vector whose last bits depend on its batch neighbours, as a real model's do in
+    bfloat16 (padding to the longest text, matrix shapes): the same texts in other batches give
+    other vectors, so only batches cut exactly as on the plain path give the same ones."""
+
+    batch_size = 8
+
+    def embed_batch(self, texts):
+        out = super().embed_batch(texts)
+        out[:, 1] += 1e-3 * (len(texts) + max(map(len, texts)) % 7)
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+class SensitiveRecipe:
+    batch_size = BatchSensitive.batch_size
+
+    def __call__(self):
+        return BatchSensitive()
+
+
+def _plain_sensitive(tmp_path: Path) -> CachedEncoder:
+    return CachedEncoder(BatchSensitive(), EmbeddingCache(tmp_path / "plain-cache.sqlite"))
+
+
+def test_batch_dependent_vectors_are_the_same_on_ray_as_on_one_machine(corpus, tmp_path):
+    caps, _ = corpus
+    texts = [c.full_text for c in caps]
+    texts = texts + texts[5:25]  # repeated texts are encoded once, in their first place
+    want = _plain_sensitive(tmp_path).encode_documents(texts)
+    assert not np.array_equal(BatchSensitive().encode_documents(texts[::-1])[::-1], want), (
+        "the encoder does not depend on its batches: the test would test nothing"
+    )
+    # 20 texts a chunk is not a whole number of 8-text batches: chunks are rounded up to 24
+    got, stats = embed_on_ray(texts, "passage", SensitiveRecipe(), BatchSensitive().dim, _config(tmp_path, batch=20))
+    assert len(stats.batches) > 2
+    np.testing.assert_array_equal(got, want)
+
+
+def test_queries_encoded_per_call_rank_the_same_on_ray(corpus, tmp_path):
+    caps, demands = corpus
+    # 600 demands, each text four times: ranked 256 at a time, on Ray by two workers at once
+    many = [replace(d, id=f"{d.id}-{n}") for n in range(4) for d in demands][:600]
+    want = rank_demands(MatchEngine(_plain_sensitive(tmp_path)).fit(caps), many, level="partner", k=5)
+    config = _config(tmp_path, batch=100)
+    remote = MatchEngine(RayEncoder(SensitiveRecipe(), config)).fit(caps)
+    got = rank_on_ray(remote, many, level="partner", k=5, make_encoder=SensitiveRecipe(), config=config)
+    _assert_same_ranking(want, got)
 
 
 def test_rank_command_with_ray_writes_the_same_file(corpus, tmp_path, capsys):

@@ -1,0 +1,116 @@
+"""OpenVINO builds: the float32 ONNX export quantised to int8, activations included.
+
+ONNX Runtime's dynamic int8 (`onnx_backend`) quantises activations on the fly, batch by batch;
+on 256-token batches that costs what the int8 products save (docs/performance.md: about 1.0x
+torch in bfloat16). Static quantisation fixes every activation's scale once, from calibration
+texts, so whole layers run in int8 on the CPU's VNNI instructions. NNCF does it on OpenVINO's
+graph (its transformer preset keeps softmax, layer norms and the embedding table in floating
+point); OpenVINO then compiles the int8 graph for the CPU it runs on.
+
+Calibration: the bundled demo corpus's demands and capabilities (Chinese, English and Russian,
+as our users write them), each with the model's query or passage prefix, 4 texts a batch, in a
+fixed order: the same source files give the same build.
+
+Build-time needs `nncf` and `openvino` (`pip install techmatch[openvino]`); running needs
+`openvino` only. Nothing is imported at module import time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from matcher.errors import ModelUnavailableError
+
+INSTALL_HINT = "install techmatch[openvino] (pip install openvino nncf) to use the OpenVINO backend"
+CALIBRATION_TEXTS = 256
+CALIBRATION_BATCH = 4
+CALIBRATION_TOKENS = 256
+
+
+def require_openvino(*, build: bool = False):
+    """The openvino module (and nncf for a build), or a ModelUnavailableError saying what to install."""
+    try:
+        import openvino
+
+        if build:
+            import nncf  # noqa: F401
+    except ImportError as exc:
+        raise ModelUnavailableError(INSTALL_HINT) from exc
+    return openvino
+
+
+def calibration_texts(source: Path) -> list[str]:
+    """Prefixed demand and capability texts from the demo corpus, alternating, in file order."""
+    from corpora import demo_corpus_path
+
+    prefixes = ("query: ", "passage: ") if "e5" in Path(source).name.lower() else ("", "")
+    folder = demo_corpus_path()
+    sides = []
+    for name, prefix in (("demands.jsonl", prefixes[0]), ("capabilities.jsonl", prefixes[1])):
+        rows = [json.loads(line) for line in (folder / name).read_text(encoding="utf-8").splitlines() if line.strip()]
+        sides.append([prefix + " ".join(filter(None, (r.get("title"), r.get("text")))) for r in rows])
+    mixed = [t for pair in zip(*sides) for t in pair]
+    return mixed[:CALIBRATION_TEXTS]
+
+
+def _batches(source: Path, texts: list[str]) -> Iterator[dict[str, Any]]:
+    import numpy as np
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(source / "tokenizer.json"))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length=CALIBRATION_TOKENS)
+    for start in range(0, len(texts), CALIBRATION_BATCH):
+        encodings = tokenizer.encode_batch(texts[start : start + CALIBRATION_BATCH])
+        width = max(len(e.ids) for e in encodings)
+        ids = np.zeros((len(encodings), width), dtype=np.int64)
+        mask = np.zeros_like(ids)
+        for row, enc in enumerate(encodings):
+            ids[row, : len(enc.ids)] = enc.ids
+            mask[row, : len(enc.ids)] = 1
+        yield {"input_ids": ids, "attention_mask": mask}
+
+
+def quantize_openvino(onnx_file: Path, dest_xml: Path, source: Path) -> dict[str, Any]:
+    """Read the float32 ONNX graph, quantise it with NNCF on the calibration texts, save the IR."""
+    import contextlib
+    import io
+    import logging
+
+    ov = require_openvino(build=True)
+    import nncf
+
+    texts = calibration_texts(source)
+    batches = list(_batches(Path(source), texts))
+    quiet = logging.getLogger("nncf").level
+    logging.getLogger("nncf").setLevel(logging.ERROR)  # notes on every build
+    try:
+        # NNCF draws progress bars on the terminal; the caller reports progress its own way
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            model = ov.Core().read_model(str(onnx_file))
+            quantized = nncf.quantize(
+                model, nncf.Dataset(batches), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(batches)
+            )
+    finally:
+        logging.getLogger("nncf").setLevel(quiet)
+    ov.save_model(quantized, str(dest_xml), compress_to_fp16=False)
+    digest = hashlib.sha256("\n".join(texts).encode("utf-8")).hexdigest()
+    return {"weights": "int8", "activations": "int8 static (NNCF, transformer preset)", "runtime": "openvino",
+            "calibration": {"texts": len(texts), "batch": CALIBRATION_BATCH, "tokens": CALIBRATION_TOKENS,
+                            "sha256": digest, "source": "corpora/qiqihar demands and capabilities"}}
+
+
+def compile_openvino(xml: Path, threads: int | None = None):
+    """The IR compiled for this machine's CPU, for one request at a time at low latency."""
+    ov = require_openvino()
+    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = int(threads)
+    try:
+        return ov.Core().compile_model(str(xml), "CPU", config)
+    except Exception as exc:
+        raise ModelUnavailableError(f"cannot load the OpenVINO model {xml}: {exc}") from exc
