@@ -2,7 +2,8 @@
 
 Backends per model: torch float32; torch with bfloat16 matrix products (today's default on a
 CPU with native bfloat16: batches and texts of BFLOAT16_MIN_TOKENS+ in bfloat16); ONNX Runtime
-int8 (`--backend onnx`) and ONNX Runtime float32 (`--backend onnx-fp32`).
+int8 (`--backend onnx`), ONNX Runtime float32 (`--backend onnx-fp32`) and OpenVINO static int8
+(`--backend openvino`).
 
 Texts: short (sbir-topics titles, a few words), paragraph (the first 300 characters of a
 topic) and 256-token (sbir-firms abstracts, which fill the 256-token window: abstract length).
@@ -40,7 +41,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import common  # noqa: E402
 from common import med, print_table  # noqa: E402
 
-BACKENDS = ("torch-fp32", "torch-bf16", "onnx-int8", "onnx-fp32")
+BACKENDS = ("torch-fp32", "torch-bf16", "onnx-int8", "onnx-fp32", "openvino-int8")
+RUNTIME = {"onnx-int8": "onnx", "onnx-fp32": "onnx-fp32", "openvino-int8": "openvino"}
 BATCH = 64
 
 
@@ -67,7 +69,7 @@ def open_backends(model: str, only: list[str]) -> dict:
         if backend.startswith("torch"):
             enc = load_encoder(model, backend="torch", bfloat16=backend == "torch-bf16", batch_size=BATCH)
         else:
-            enc = load_encoder(model, backend="onnx" if backend == "onnx-int8" else "onnx-fp32", batch_size=BATCH)
+            enc = load_encoder(model, backend=RUNTIME[backend], batch_size=BATCH)
         enc.load()
         encoders[backend] = enc
     return encoders

@@ -57,13 +57,22 @@ def calibration_texts(source: Path) -> list[str]:
     return mixed[:CALIBRATION_TEXTS]
 
 
+def _token_limit(source: Path) -> int:
+    """CALIBRATION_TOKENS, or fewer when the model has fewer positions (XLM-R reserves two)."""
+    try:
+        positions = int(json.loads((source / "config.json").read_text(encoding="utf-8"))["max_position_embeddings"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return CALIBRATION_TOKENS
+    return max(8, min(CALIBRATION_TOKENS, positions - 2))
+
+
 def _batches(source: Path, texts: list[str]) -> Iterator[dict[str, Any]]:
     import numpy as np
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_file(str(source / "tokenizer.json"))
     tokenizer.no_padding()
-    tokenizer.enable_truncation(max_length=CALIBRATION_TOKENS)
+    tokenizer.enable_truncation(max_length=_token_limit(source))
     for start in range(0, len(texts), CALIBRATION_BATCH):
         encodings = tokenizer.encode_batch(texts[start : start + CALIBRATION_BATCH])
         width = max(len(e.ids) for e in encodings)

@@ -3,8 +3,11 @@
 Tolerances, from this machine's measurements (docs/performance.md, "Encoder backends"): the
 float32 export is the same computation in another runtime, cosine >= 0.9999 to torch
 float32; int8 e5 stays within cosine 0.995 (measured 0.999+), int8 MiniLM within 0.98
-(measured 0.992-0.998: its weights quantise less well). Checked on Chinese, English and
-Russian text, one text a call and in a padded batch."""
+(measured 0.992-0.998: its weights quantise less well). OpenVINO's static int8 fixes every
+activation's scale from calibration texts, so it errs more on texts unlike them: e5 within 0.99
+(measured 0.993-0.999 on English and Chinese titles and abstracts), MiniLM within 0.97 (measured
+0.981-0.998; Chinese and Russian are outside what MiniLM learnt anyway). Checked on Chinese,
+English and Russian text, one text a call and in a padded batch."""
 
 from __future__ import annotations
 
@@ -24,7 +27,8 @@ TEXTS = [
     "Компенсация тепловых деформаций шпинделя станка с ЧПУ",
 ]
 TOLERANCE = {("e5-multilingual-small", "onnx"): 0.995, ("minilm", "onnx"): 0.98,
-             ("e5-multilingual-small", "onnx-fp32"): 0.9999, ("minilm", "onnx-fp32"): 0.9999}
+             ("e5-multilingual-small", "onnx-fp32"): 0.9999, ("minilm", "onnx-fp32"): 0.9999,
+             ("e5-multilingual-small", "openvino"): 0.99, ("minilm", "openvino"): 0.97}
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +43,12 @@ def test_export_matches_torch_float32(home, monkeypatch, model, backend):
     from matcher.retrieval.encoders import load_encoder
 
     monkeypatch.setenv("TECHMATCH_HOME", home)
+    if backend == "openvino":
+        pytest.importorskip("openvino")
+        pytest.importorskip("nncf")
     ref_enc = load_encoder(model, backend="torch", bfloat16=False)
     enc = load_encoder(model, backend=backend)
-    assert enc.name.startswith(model + "+onnx-") and enc.dim == ref_enc.dim == 384
+    assert enc.name.startswith(model + "+") and enc.dim == ref_enc.dim == 384
     for encode in ("encode_queries", "encode_documents"):
         ref = getattr(ref_enc, encode)(TEXTS)
         batched = getattr(enc, encode)(TEXTS)

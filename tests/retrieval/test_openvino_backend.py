@@ -1,0 +1,103 @@
+"""The OpenVINO backend: its name, its build (static int8 from the ONNX export, calibrated on the
+demo corpus) reused until its source changes, embeddings close to torch's, one inference
+request per thread. On the tiny random BERT of test_onnx_backend.py, so offline and quick;
+test_onnx_real_models.py checks the real models."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from matcher.errors import ModelUnavailableError
+from matcher.retrieval.encoders import load_encoder, split_variant
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+pytest.importorskip("openvino")
+pytest.importorskip("nncf")
+
+from tests.retrieval.test_onnx_backend import TEXTS, tiny_as_minilm, tiny_folder, torch_reference  # noqa: E402,F401
+
+
+def test_variant_name_and_argument_select_openvino(tiny_as_minilm):
+    assert split_variant("minilm-ov-int8") == ("minilm", "openvino")
+    assert split_variant("e5-multilingual-small-ov-int8") == ("e5-multilingual-small", "openvino")
+    assert load_encoder("minilm", backend="openvino").name == "minilm+openvino-int8"
+    assert load_encoder("minilm-ov-int8", max_seq_length=16).name == "minilm+openvino-int8@16"
+
+
+def test_int8_embeddings_are_close_to_torch_and_padding_does_not_count(tiny_as_minilm):
+    ref = torch_reference(tiny_as_minilm, TEXTS)
+    enc = load_encoder("minilm", backend="openvino")
+    batched = enc.encode_documents(TEXTS)
+    one_by_one = np.concatenate([enc.encode_documents([t]) for t in TEXTS])
+    np.testing.assert_allclose(np.linalg.norm(batched, axis=1), 1.0, rtol=1e-4)
+    assert (batched * ref).sum(1).min() > 0.97
+    assert (batched * one_by_one).sum(1).min() > 0.999
+    assert enc.dim == 32
+
+
+def test_build_is_reused_then_rebuilt_when_the_source_changes(tiny_folder, tmp_path):
+    from matcher.retrieval.onnx_backend import BUILD_RECORD, build_onnx_folder, onnx_folder_is_current
+
+    dest = tmp_path / "tiny-openvino"
+    build_onnx_folder(tiny_folder, dest, precision="openvino-int8")
+    assert (dest / "model.xml").is_file() and (dest / "model.bin").is_file() and not (dest / "model.onnx").exists()
+    record = (dest / BUILD_RECORD).read_text(encoding="utf-8")
+    assert '"runtime": "openvino"' in record and "corpora/qiqihar" in record
+    assert onnx_folder_is_current(dest, tiny_folder, "openvino-int8")
+    assert not onnx_folder_is_current(dest, tiny_folder, "int8")  # another recipe: not this build
+    stamp = (dest / "model.xml").stat().st_mtime_ns
+    build_onnx_folder(tiny_folder, dest, precision="openvino-int8")
+    assert (dest / "model.xml").stat().st_mtime_ns == stamp  # reused, not rebuilt
+    (tiny_folder / "config.json").write_text((tiny_folder / "config.json").read_text() + " ")
+    assert not onnx_folder_is_current(dest, tiny_folder, "openvino-int8")
+
+
+def test_the_same_calibration_gives_the_same_build(tiny_folder, tmp_path):
+    from matcher.retrieval.onnx_backend import build_onnx_folder
+
+    a = build_onnx_folder(tiny_folder, tmp_path / "a", precision="openvino-int8")
+    b = build_onnx_folder(tiny_folder, tmp_path / "b", precision="openvino-int8")
+    assert (a / "model.bin").read_bytes() == (b / "model.bin").read_bytes()
+
+
+def test_threads_each_get_their_own_request(tiny_as_minilm):
+    enc = load_encoder("minilm", backend="openvino")
+    want = enc.encode_documents(TEXTS)
+    got, errors = {}, []
+
+    def encode(n: int) -> None:
+        try:
+            for _ in range(20):
+                got[n] = enc.encode_documents(TEXTS)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=encode, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for vecs in got.values():
+        np.testing.assert_allclose(vecs, want, atol=1e-6)
+
+
+def test_missing_runtime_says_what_to_install(monkeypatch):
+    import builtins
+
+    from matcher.retrieval.openvino_backend import require_openvino
+
+    real_import = builtins.__import__
+
+    def no_openvino(name, *args, **kwargs):
+        if name.split(".")[0] in ("openvino", "nncf"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_openvino)
+    with pytest.raises(ModelUnavailableError, match=r"install techmatch\[openvino\]"):
+        require_openvino(build=True)
