@@ -159,6 +159,13 @@ def known_values(kind: str) -> tuple[str, ...]:
     return {"industry": INDUSTRIES, "region": REGIONS}[kind]
 
 
+def spellings(kind: str) -> tuple[str, ...]:
+    """Every name a ``kind`` value is known by (canonical, zh/en/ru labels, aliases), for an
+    input schema's list of allowed values; `canonical` also accepts them in any case and spacing."""
+    terms = _INDUSTRIES if kind == "industry" else _REGIONS
+    return tuple(dict.fromkeys(n for t in terms for n in (t.zh, t.en, t.ru, *t.aliases)))
+
+
 def canonical(kind: str, value: str) -> str | None:
     """`value` as its canonical ``kind`` name; "" for an empty value; None if unknown."""
     if not (value or "").strip():

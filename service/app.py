@@ -15,14 +15,14 @@ import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import IntegrityError
 
-from service.deps import Context
+from service.deps import Context, known_query_parameters
 from service.errors import install_error_handlers
 from service.jobs import learning as learning_jobs
 from service.jobs.conference import ConferenceJobs
@@ -146,7 +146,7 @@ def create_app(settings: Settings | None = None, *, encoder=None) -> FastAPI:
         await run_in_threadpool(shutdown)
 
     app = FastAPI(title="techmatch", version=VERSION, description=DESCRIPTION, lifespan=lifespan,
-                  docs_url=None, redoc_url=None)
+                  docs_url=None, redoc_url=None, dependencies=[Depends(known_query_parameters)])
     app.state.ctx = ctx
     app.state.templates = make_templates()
     install_error_handlers(app, html=render_error)
@@ -158,7 +158,7 @@ def create_app(settings: Settings | None = None, *, encoder=None) -> FastAPI:
                    landscape, filing, review, directory, learning_routes, pages):  # filing before demands/{id}
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
-    _declare_error_responses(app)
+    _declare_error_responses(app, settings)
     _add_docs(app)
     return app
 
@@ -174,14 +174,22 @@ _ERRORS = {400: "bad request", 401: "a valid token is required", 403: "not allow
            503: "not ready (the index is being built) or busy"}
 
 
-def _declare_error_responses(app: FastAPI) -> None:
+def _declare_error_responses(app: FastAPI, settings: Settings) -> None:
     """Every error answer in the OpenAPI schema (the shared error body), so clients and schema
-    checks know them: the routers declare only their successes."""
+    checks know them: the routers declare only their successes. Limits this server's settings
+    set are stated too (a conference job's `k` is at most `max_k`)."""
     make_schema = app.openapi
 
     def openapi() -> dict:
         if app.openapi_schema is None:
             schema = make_schema()
+            job = schema.get("components", {}).get("schemas", {}).get("ConferenceJobCreate")
+            if job is not None:
+                job["properties"]["k"]["maximum"] = settings.max_k
+            for operations in schema.get("paths", {}).values():
+                for op in operations.values():
+                    for param in op.get("parameters", []):
+                        _not_nullable(param)
             for operations in schema.get("paths", {}).values():
                 for op in operations.values():
                     responses = op.setdefault("responses", {})
@@ -192,6 +200,17 @@ def _declare_error_responses(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi
+
+
+def _not_nullable(param: dict) -> None:
+    """A query parameter is absent or has a value: `null` is no value a query string can carry,
+    so `anyOf: [X, {type: null}]` (Python's `X | None = None`) is stated as X, not required."""
+    schema = param.get("schema", {})
+    options = schema.get("anyOf")
+    if param.get("in") == "query" and options and {"type": "null"} in options:
+        rest = [o for o in options if o != {"type": "null"}]
+        del schema["anyOf"]
+        schema.update(rest[0] if len(rest) == 1 else {"anyOf": rest})
 
 
 def _add_docs(app: FastAPI) -> None:

@@ -6,8 +6,9 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import StringConstraints
+from pydantic import Field, StringConstraints
 from sqlalchemy import Engine
 
 from service.auth.tokens import Principal, resolve
@@ -113,6 +114,37 @@ PagingDep = Annotated[Paging, Depends(paging)]
 MAX_QUERY_CHARS = 500
 _NO_NUL = r"^[^\x00]*$"
 FilterList = Annotated[list[Annotated[str, StringConstraints(max_length=200, pattern=_NO_NUL)]] | None, Query()]
+
+
+def filter_list(max_items: int):
+    """A list filter of at most `max_items` values (the matching options' limits), in the schema too."""
+    return Annotated[Annotated[list[Annotated[str, StringConstraints(max_length=200, pattern=_NO_NUL)]],
+                               Field(max_length=max_items)] | None, Query()]
 SearchQuery = Annotated[str | None, Query(max_length=MAX_QUERY_CHARS, pattern=_NO_NUL,
                                           description=f"words to find (at most {MAX_QUERY_CHARS} characters)")]
 PageQuery = Annotated[str, Query(max_length=MAX_QUERY_CHARS, pattern=_NO_NUL)]
+
+
+def known_query_parameters(request: Request) -> None:
+    """An API request with a query parameter its operation does not declare is a 422, as an
+    unknown field of a body is: a misspelt filter (`?industy=`) is an error, not a silent no-op,
+    and a value the query string cannot carry (an object spread into keys of its own) is refused.
+    What an operation declares is read from the OpenAPI schema itself."""
+    if not request.query_params or not request.url.path.startswith("/api/"):
+        return
+    route = request.scope.get("route")
+    declared = _declared_query(request.app, getattr(route, "path_format", None), request.method.lower())
+    unknown = sorted(set(request.query_params) - declared) if declared is not None else []
+    if unknown:
+        raise RequestValidationError([{"loc": ("query", name), "msg": "unknown query parameter",
+                                       "type": "extra_forbidden", "input": request.query_params[name]}
+                                      for name in unknown])
+
+
+def _declared_query(app, path: str | None, method: str) -> set[str] | None:
+    table = getattr(app.state, "declared_query", None)
+    if table is None:
+        table = {(p, m): {x["name"] for x in op.get("parameters", []) if x.get("in") == "query"}
+                 for p, ops in app.openapi().get("paths", {}).items() for m, op in ops.items()}
+        app.state.declared_query = table
+    return table.get((path, method))

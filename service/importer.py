@@ -27,6 +27,27 @@ from service.storage.db import capabilities, capability_industries, demands, par
 IMPORT_MODES = ("update", "replace")
 
 
+# The media types an uploaded table may declare for its file part (stated in the OpenAPI schema as
+# the part's `contentType`): a file whose name has no known extension is read by its media type.
+UPLOAD_MEDIA_TYPES = {"text/csv": ".csv", "text/tab-separated-values": ".tsv",
+                      "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": ".xlsx",
+                      "application/json": ".json", "application/x-ndjson": ".jsonl", "application/jsonl": ".jsonl"}
+UPLOAD_OPENAPI = {"requestBody": {"content": {"multipart/form-data": {"encoding": {"file": {
+    "contentType": ", ".join(UPLOAD_MEDIA_TYPES)}}}}}}
+
+
+def upload_name(filename: str | None, content_type: str | None) -> str:
+    """The name an upload is read under: its own when its extension is known, else one with the
+    extension of its part's media type (a file sent as `text/csv` named "table" reads as CSV)."""
+    from matcher.io.tables import SUPPORTED_EXTENSIONS, file_extension
+
+    name = filename or "upload"
+    if file_extension(name) in SUPPORTED_EXTENSIONS or "." in name.rpartition("/")[2].lstrip("."):
+        return name  # a known extension, or one that is not (report.xls) and is refused by name
+    ext = UPLOAD_MEDIA_TYPES.get((content_type or "").split(";")[0].strip().lower())
+    return name + ext if ext else name
+
+
 def parse_mapping(text: str | None) -> dict[str, str] | None:
     """A column mapping from a form field: a JSON object, or lines / ';'-separated COLUMN=FIELD."""
     if not text or not text.strip():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, model_validator
 
@@ -28,12 +28,25 @@ ImportKind = Literal["demands", "capabilities", "partners"]
 ImportMode = Literal["update", "replace"]
 
 
+# Every input rule that JSON Schema can say is said in the OpenAPI schema, in a form every regex
+# engine reads alike (ECMA 262 for clients, Python for the server, ASCII-only classes in some
+# generators): white space is spelled out as exactly the characters Python's str.isspace() and
+# re's \s take, never `\s`. A request the schema allows is then never refused as invalid.
+WS = r"\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+NO_NUL_PATTERN = r"^[^\x00]*$"
+# some character that is neither white space nor NUL, and no NUL anywhere
+NONBLANK_PATTERN = rf"^[^\x00]*[^\x00{WS}][^\x00]*$"
+
 # Ids travel in URL paths and are printed: no white space, slashes, '?', '#' or '%', no control,
 # format or bidirectional-override characters (two ids must never print the same), not '.' or '..'.
 ID_RULE = ("ids are 1-128 characters without white space, control or bidi characters or / \\ ? # %, "
            "and not '.' or '..'")
-_ID_RE = re.compile(r"[^\s/\\?#%\x00-\x1f\x7f-\x9f\u00ad\u061c\u200b-\u200f\u202a-\u202e\u2060-\u206f"
-                    r"\ufeff\ufff9-\ufffb]{1,128}")
+_ID_CHAR = (rf"[^{WS}/\\?#%\x00-\x1f\x7f-\x9f\u00ad\u061c\u200b-\u200f\u202a-\u202e\u2060-\u206f"
+            r"\ufeff\ufff9-\ufffb]")
+_ID_RE = re.compile(_ID_CHAR + "{1,128}")
+ID_PATTERN = f"^{_ID_CHAR}{{1,128}}$"
+ID_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 128, "pattern": ID_PATTERN,
+             "not": {"enum": [".", ".."]}, "description": ID_RULE}
 
 
 def id_is_valid(value: str) -> bool:
@@ -52,23 +65,40 @@ def _no_nul(value: str) -> str:
     return value
 
 
-def _text_schema(max_length: int) -> WithJsonSchema:
-    """The OpenAPI form of a text field, its no-NUL rule included, so clients (and schema-driven
-    fuzzers) know the rule rather than learn it from a 422."""
-    return WithJsonSchema({"type": "string", "maxLength": max_length, "pattern": NO_NUL_PATTERN})
+def _nonblank(message: str):
+    def check(value: str) -> str:
+        if not value.strip():
+            raise ValueError(message)
+        return value
+    return AfterValidator(check)
 
 
-# The id rule as the schema's pattern ('.' and '..' are refused by the validator only: a
-# look-ahead would keep schema-driven generators from using the pattern).
-ID_PATTERN = f"^{_ID_RE.pattern}$"
-NO_NUL_PATTERN = r"^[^\x00]*$"
+def free_text(max_length: int, *, nonblank: bool = False, strip: bool = False, description: str | None = None,
+              blank_message: str = "cannot be empty or only white space"):
+    """A free-text type: at most `max_length` characters and never a NUL (PostgreSQL cannot store
+    one); `nonblank`: some character other than white space; `strip`: stored without surrounding
+    white space (the length is that of the text as sent). Its OpenAPI schema states each rule."""
+    schema: dict[str, Any] = {"type": "string", "maxLength": max_length,
+                              "pattern": NONBLANK_PATTERN if nonblank else NO_NUL_PATTERN}
+    if nonblank:
+        schema["minLength"] = 1
+    if description:
+        schema["description"] = description
+    parts: list[Any] = [StringConstraints(max_length=max_length), AfterValidator(_no_nul)]
+    if strip:
+        parts.append(AfterValidator(str.strip))
+    if nonblank:
+        parts.append(_nonblank(blank_message))
+    return Annotated[(str, *parts, WithJsonSchema(schema))]
+
+
 NO_NUL = AfterValidator(_no_nul)
-IdStr = Annotated[str, AfterValidator(_valid_id),
-                  WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 128, "pattern": ID_PATTERN})]
-Short = Annotated[str, StringConstraints(max_length=500), AfterValidator(_no_nul), _text_schema(500)]
+IdStr = Annotated[str, AfterValidator(_valid_id), WithJsonSchema(ID_SCHEMA)]
+Short = free_text(500)
 # industry, region: indexed columns
-Tag = Annotated[str, StringConstraints(max_length=200), AfterValidator(_no_nul), _text_schema(200)]
-LongText = Annotated[str, StringConstraints(max_length=20_000), AfterValidator(_no_nul), _text_schema(20_000)]
+Tag = free_text(200)
+LongText = free_text(20_000)
+Language = free_text(16)
 MAX_EXTRA_KEYS = 100
 MAX_EXTRA_CHARS = 100_000
 
@@ -82,10 +112,17 @@ def _bounded_extra(value: dict[str, str]) -> dict[str, str]:
     return value
 
 
-Extra = Annotated[dict[Annotated[str, StringConstraints(max_length=200), AfterValidator(_no_nul)],
-                       Annotated[str, StringConstraints(max_length=20_000), AfterValidator(_no_nul)]],
-                  AfterValidator(_bounded_extra)]
-
+# The total size (MAX_EXTRA_CHARS over keys and values together) is the one rule of `extra` JSON
+# Schema cannot state; the description says it.
+Extra = Annotated[dict[Annotated[str, StringConstraints(max_length=200), NO_NUL],
+                       Annotated[str, StringConstraints(max_length=20_000), NO_NUL]],
+                  AfterValidator(_bounded_extra),
+                  WithJsonSchema({"type": "object", "maxProperties": MAX_EXTRA_KEYS,
+                                  "propertyNames": {"type": "string", "maxLength": 200, "pattern": NO_NUL_PATTERN},
+                                  "additionalProperties": {"type": "string", "maxLength": 20_000,
+                                                           "pattern": NO_NUL_PATTERN},
+                                  "description": f"free fields; keys and values together at most "
+                                                 f"{MAX_EXTRA_CHARS:,} characters"})]
 
 
 def _as_utc(value: dt.datetime) -> dt.datetime:
@@ -94,7 +131,6 @@ def _as_utc(value: dt.datetime) -> dt.datetime:
 
 
 UtcDateTime = Annotated[dt.datetime, AfterValidator(_as_utc)]
-
 
 
 def _canonical(kind: str):
@@ -113,12 +149,49 @@ def _iso_date(value: str) -> str:
         raise ValueError(str(exc)) from None
 
 
+def _taxonomy_schema(kind: str) -> WithJsonSchema:
+    what = {"industry": "an industry of the bureau's list", "region": "a county or district of the city"}[kind]
+    return WithJsonSchema({"type": "string", "enum": ["", *taxonomy.spellings(kind)],
+                           "description": f"empty, or {what} in any of its names (stored as its canonical "
+                                          "Chinese name; case and spacing do not matter)"})
+
+
+# An ISO 8601 year, month or day that exists, 1900-2100 (leap years included); the server also
+# takes the other forms `matcher.dates` reads (2026/3/5, 2026年3月5日, ...) and stores them as these.
+_YEAR = "(?:19[0-9][0-9]|20[0-9][0-9]|2100)"
+_LEAP = "(?:(?:19|20)(?:0[48]|[2468][048]|[13579][26])|2000)"
+DATE_PATTERN = (f"^(?:{_YEAR}(?:-(?:0[1-9]|1[0-2]))?"
+                f"|{_YEAR}-(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])"
+                f"|{_YEAR}-(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
+                f"|{_YEAR}-02-(?:0[1-9]|1[0-9]|2[0-8])"
+                f"|{_LEAP}-02-29)?$")
+_DATE_SCHEMA = WithJsonSchema({"type": "string", "maxLength": 32, "pattern": DATE_PATTERN,
+                               "description": "empty, or YYYY, YYYY-MM or YYYY-MM-DD (1900-2100); also accepted: "
+                                              "2026/3/5, 2026.3.5, 2026年3月5日, 20260305, March 5, 2026"})
+
 # A demand's industry and county/district: empty or a known value (`matcher.taxonomy`), stored
 # under its canonical name; its date: any accepted form (`matcher.dates`), stored as ISO 8601.
 # industry, region: indexed columns of 200 characters; canonical names from the taxonomy
-Industry = Annotated[str, StringConstraints(max_length=200), NO_NUL, _canonical("industry")]
-Region = Annotated[str, StringConstraints(max_length=200), NO_NUL, _canonical("region")]
-DateStr = Annotated[str, StringConstraints(max_length=32), NO_NUL, AfterValidator(_iso_date)]
+Industry = Annotated[str, StringConstraints(max_length=200), NO_NUL, _canonical("industry"),
+                     _taxonomy_schema("industry")]
+Region = Annotated[str, StringConstraints(max_length=200), NO_NUL, _canonical("region"), _taxonomy_schema("region")]
+PartnerName = free_text(500, nonblank=True, strip=True)
+QueryText = free_text(20_000, nonblank=True)
+Reason = free_text(2000, strip=True)
+Country = free_text(64)
+Kind = free_text(100)
+TokenName = free_text(200, nonblank=True, strip=True)
+EnterpriseName = free_text(500, nonblank=True)
+DEMAND_NEEDS_TEXT = "a demand needs a description (text, 需求描述); a title alone cannot be matched"
+DemandText = free_text(20_000, nonblank=True, blank_message=DEMAND_NEEDS_TEXT,
+                       description="the demand's description (需求描述): a title alone cannot be matched")
+# "some text" over two fields, for `json_schema_extra`: a request without it fails the schema
+BLANK_PATTERN = f"^[{WS}]*$"
+
+
+def _nonblank_field(name: str) -> dict:
+    return {"required": [name], "properties": {name: {"type": "string", "pattern": NONBLANK_PATTERN}}}
+DateStr = Annotated[str, StringConstraints(max_length=32), NO_NUL, AfterValidator(_iso_date), _DATE_SCHEMA]
 
 T = TypeVar("T")
 
@@ -139,16 +212,22 @@ class Page(BaseModel, Generic[T]):
 
 
 # -- demands ------------------------------------------------------------------------------
+def _without_default(schema: dict) -> None:
+    schema.pop("default", None)
+
+
 class DemandBase(Strict):
     title: Short = ""
-    text: LongText = ""
+    # required (the schema says so: DemandCreate); a default only so that a missing text gets the
+    # rule's own message
+    text: DemandText = Field("", json_schema_extra=_without_default)
     industry: Industry = ""
     region: Region = ""
     enterprise: Short = ""
     contact: Short = ""
     confidential: bool = False
     date: DateStr = ""
-    language: Annotated[str, StringConstraints(max_length=16), NO_NUL] = ""
+    language: Language = ""
     extra: Extra = Field(default_factory=dict)
 
 
@@ -156,14 +235,17 @@ class DemandCreate(DemandBase):
     """A new demand. `id` is generated when omitted. `owner` and `published` are set by
     staff; an enterprise's demands are owned by it and start unpublished."""
 
+    model_config = ConfigDict(extra="forbid", json_schema_extra=lambda schema: schema.update(
+        required=sorted({*schema.get("required", []), "text"})))
+
     id: IdStr | None = None
     owner: Short | None = None
     published: bool | None = None
 
     @model_validator(mode="after")
-    def _has_text(self) -> DemandCreate:
+    def _has_text(self) -> DemandCreate:  # a missing text: the rule in words rather than "Field required"
         if not self.text.strip():
-            raise ValueError("a demand needs a description (text, 需求描述); a title alone cannot be matched")
+            raise ValueError(DEMAND_NEEDS_TEXT)
         return self
 
 
@@ -171,23 +253,17 @@ class DemandUpdate(Strict):
     """Partial update: only the fields given change."""
 
     title: Short | None = None
-    text: LongText | None = None
+    text: DemandText | None = None
     industry: Industry | None = None
     region: Region | None = None
     enterprise: Short | None = None
     contact: Short | None = None
     confidential: bool | None = None
     date: DateStr | None = None
-    language: Annotated[str, StringConstraints(max_length=16), NO_NUL] | None = None
+    language: Language | None = None
     extra: Extra | None = None
     owner: Short | None = None
     published: bool | None = None
-
-    @model_validator(mode="after")
-    def _keeps_text(self) -> DemandUpdate:
-        if self.text is not None and not self.text.strip():
-            raise ValueError("a demand needs a description (text, 需求描述); it cannot be emptied")
-        return self
 
 
 class DemandPublicRedacted(BaseModel):
@@ -244,18 +320,18 @@ class DemandDetail(DemandPublic):
 # -- partners and capabilities ------------------------------------------------------------
 class PartnerCreate(Strict):
     id: IdStr | None = None
-    name: Annotated[str, StringConstraints(min_length=1, max_length=500, strip_whitespace=True), NO_NUL]
+    name: PartnerName
     type: PartnerType = ""
     region: Tag = ""
-    country: Annotated[str, StringConstraints(max_length=64), NO_NUL] = ""
+    country: Country = ""
     extra: Extra = Field(default_factory=dict)
 
 
 class PartnerUpdate(Strict):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=500, strip_whitespace=True), NO_NUL] | None = None
+    name: PartnerName | None = None
     type: PartnerType | None = None
     region: Tag | None = None
-    country: Annotated[str, StringConstraints(max_length=64), NO_NUL] | None = None
+    country: Country | None = None
     extra: Extra | None = None
 
 
@@ -274,14 +350,18 @@ class PartnerPublic(BaseModel):
 class CapabilityCreate(Strict):
     """A new capability. An institute's `partner_id` defaults to (and must be) its own."""
 
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "anyOf": [_nonblank_field("title"), _nonblank_field("text")],
+        "description": "a capability needs a title or a text"})
+
     id: IdStr | None = None
     partner_id: IdStr | None = None
     title: Short = ""
     text: LongText = ""
-    kind: Annotated[str, StringConstraints(max_length=100), NO_NUL] = ""
+    kind: Kind = ""
     industries: list[Tag] = Field(
         default_factory=list, max_length=50)
-    language: Annotated[str, StringConstraints(max_length=16), NO_NUL] = ""
+    language: Language = ""
     extra: Extra = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -292,14 +372,26 @@ class CapabilityCreate(Strict):
 
 
 class CapabilityUpdate(Strict):
+    """Partial update: only the fields given change; a capability keeps a title or a text."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "not": {"required": ["title", "text"], "properties": {"title": {"type": "string", "pattern": BLANK_PATTERN},
+                                                              "text": {"type": "string", "pattern": BLANK_PATTERN}}}})
+
     partner_id: IdStr | None = None
     title: Short | None = None
     text: LongText | None = None
-    kind: Annotated[str, StringConstraints(max_length=100), NO_NUL] | None = None
+    kind: Kind | None = None
     industries: list[Tag] | None = Field(
         default=None, max_length=50)
-    language: Annotated[str, StringConstraints(max_length=16), NO_NUL] | None = None
+    language: Language | None = None
     extra: Extra | None = None
+
+    @model_validator(mode="after")
+    def _keeps_text(self) -> CapabilityUpdate:
+        if self.title is not None and self.text is not None and not self.title.strip() and not self.text.strip():
+            raise ValueError("a capability needs a title or a text; both cannot be emptied")
+        return self
 
 
 class CapabilityPublic(BaseModel):
@@ -328,11 +420,11 @@ class MatchOptions(Strict):
 
 
 class TextMatchRequest(MatchOptions):
-    text: Annotated[str, StringConstraints(min_length=1, max_length=20_000), NO_NUL]
+    text: QueryText
 
 
 class DemandSearchRequest(Strict):
-    text: Annotated[str, StringConstraints(min_length=1, max_length=20_000), NO_NUL]
+    text: QueryText
     k: int | None = Field(default=None, ge=1, le=1000)
     industry: list[str] = Field(default_factory=list, max_length=50)
     region: list[str] = Field(default_factory=list, max_length=50)
@@ -418,11 +510,30 @@ class DemandSearchResult(BaseModel):
 
 
 # -- feedback -----------------------------------------------------------------------------
+def _when(field: str, values: list[str], then: dict) -> dict:
+    """JSON Schema's "if `field` is one of `values`, then `then`"."""
+    return {"if": {"required": [field], "properties": {field: {"enum": values}}}, "then": then}
+
+
+_REASON_CODE_GIVEN = {"required": ["reason_code"], "properties": {"reason_code": {"enum": list(REASON_CODES)}}}
+
+
 class FeedbackCreate(Strict):
+    """One pipeline change. A rejection needs a reason or a reason code, a decline a reason code,
+    reason code 'other' a free-text reason; an amount belongs to an agreement."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"allOf": [
+        _when("status", ["rejected"], {"anyOf": [_nonblank_field("reason"), _REASON_CODE_GIVEN]}),
+        _when("status", ["declined_enterprise", "declined_partner"], _REASON_CODE_GIVEN),
+        _when("reason_code", ["other"], _nonblank_field("reason")),
+        {"if": {"required": ["amount"], "properties": {"amount": {"type": "number"}}},
+         "then": {"required": ["status"], "properties": {"status": {"enum": ["agreed", "accepted"]}}}},
+    ]})
+
     demand_id: IdStr
     partner_id: IdStr
     status: FeedbackStatus
-    reason: Annotated[str, StringConstraints(max_length=2000, strip_whitespace=True), NO_NUL] = ""
+    reason: Reason = ""
     reason_code: ReasonCode = ""
     amount: Annotated[float, Field(ge=0, le=1e13, allow_inf_nan=False)] | None = None
 
@@ -453,7 +564,7 @@ class FeedbackFromConference(Strict):
     """Mark every pair a conference run assigned (or the ones listed) with one status."""
 
     status: FeedbackStatus = "suggested"
-    reason: Annotated[str, StringConstraints(max_length=2000, strip_whitespace=True)] = ""
+    reason: Reason = ""
 
 
 class FeedbackPublic(BaseModel):
@@ -475,10 +586,19 @@ class FeedbackPublic(BaseModel):
 class TokenCreate(Strict):
     """A new API token. Institutes are bound to a partner, enterprises to an enterprise name."""
 
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True), NO_NUL]
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"allOf": [
+        {"if": {"properties": {"role": {"const": "institute"}}},
+         "then": {"required": ["partner_id"], "properties": {"partner_id": {"type": "string"}}},
+         "else": {"properties": {"partner_id": {"type": "null"}}}},
+        {"if": {"properties": {"role": {"const": "enterprise"}}},
+         "then": {"required": ["enterprise"], "properties": {"enterprise": {"type": "string"}}},
+         "else": {"properties": {"enterprise": {"type": "null"}}}},
+    ]})
+
+    name: TokenName
     role: Role
     partner_id: IdStr | None = None
-    enterprise: Annotated[str, StringConstraints(min_length=1, max_length=500), NO_NUL] | None = None
+    enterprise: EnterpriseName | None = None
     expires_in_days: int | None = Field(default=None, ge=1, le=3650)
 
     @model_validator(mode="after")

@@ -47,7 +47,7 @@ def parse_rule(spec: str):
         if kind == "wish":
             which = {"本地": "local", "外地": "foreign"}.get(m[1], m[1])
             return LocalWish(which, m[2], m[3])
-        if not m[1].isdigit():
+        if not m[1].isdecimal():  # isdigit() takes '²', which int() refuses
             break
         return OrganisationCap(m[2], int(m[1])) if kind == "org" else GroupPartnerCap(m[2], int(m[1]))
     raise InputError(f"bad rule '{spec}', expected {SYNTAX}", field="rules", code="bad_rule",

@@ -103,6 +103,11 @@ def _check_extension(name: str, source: str) -> str:
     return ext
 
 
+def file_extension(name: str) -> str:
+    """The extension that decides how `name` is read (".csv", ".csv.gz", ...), lower case."""
+    return _extension(name)
+
+
 def _extension(name: str) -> str:
     lower = name.lower()
     for ext in sorted(SUPPORTED_EXTENSIONS, key=len, reverse=True):

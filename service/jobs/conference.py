@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints, WithJsonSchema
 from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.engine import Connection
 
@@ -50,7 +50,7 @@ from matcher.records import Demand, Partner
 from service.errors import ApiError, Conflict, Invalid, NotFound
 from service.jobs.live import LiveIndex
 from service.jobs.process import local_process_alive
-from service.schemas import IdStr, Short, Strict, UtcDateTime
+from service.schemas import ID_SCHEMA, NO_NUL, WS, IdStr, Short, Strict, UtcDateTime, free_text
 from service.storage import store
 from service.storage.db import conference_jobs, demands, partners, utcnow
 
@@ -70,10 +70,38 @@ class PairIn(Strict):
     partner_id: IdStr
 
 
+# The grammar of times, windows and rule lines (matcher.conference.schedule / .rules) as JSON
+# Schema patterns, white space spelled out (service.schemas.WS). What a pattern cannot say (a
+# window's start before its end, slots that overlap or do not fit, one rule of each kind,
+# min_per_demand <= max_per_demand) is checked in `plan` and listed in docs/reliability.md.
+_S, _S0 = f"[{WS}]+", f"[{WS}]*"
+_TIME = f"{_S0}(?:[01]?[0-9]|2[0-4]):[0-5][0-9]{_S0}"
+_WINDOW = f"(?:{_TIME}-{_TIME}|{_S0})"
+WINDOWS_PATTERN = f"^{_WINDOW}(?:[,;，；]{_WINDOW})*$"
+_FIELD = "[A-Za-z0-9_.-]+"
+_N = "[0-9]+"
+RULE_PATTERN = ("^" + _S0 + "(?:" + "|".join((
+    f"at{_S}most{_S}{_N}{_S}per{_S}partner{_S}{_FIELD}",
+    f"最多{_S0}{_N}{_S0}场?{_S0}每个?单位{_S0}{_FIELD}",
+    f"at{_S}most{_S}{_N}{_S}per{_S}demand{_S}{_FIELD}{_S}and{_S}partner",
+    f"最多{_S0}{_N}{_S0}场?{_S0}每县每伙伴{_S0}{_FIELD}",
+    f"at{_S}least{_S}1{_S}(?:local|foreign){_S}{_FIELD}{_S0}={_S0}{_FIELD}",
+    f"至少{_S0}1{_S0}个?(?:本地|外地){_S0}{_FIELD}{_S0}={_S0}{_FIELD}",
+    f"{_FIELD}{_S0}={_S0}{_FIELD}")) + ")" + _S0 + "$")
+Windows = Annotated[str, StringConstraints(min_length=1, max_length=500), NO_NUL,
+                    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 500, "pattern": WINDOWS_PATTERN,
+                                    "description": "HH:MM-HH:MM windows separated by commas, each start before "
+                                                   "its end"})]
+Rule = Annotated[str, StringConstraints(min_length=1, max_length=200), NO_NUL,
+                 WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 200, "pattern": RULE_PATTERN})]
+Name = free_text(500, nonblank=True, strip=True)
+Title = free_text(200)
+
+
 class ContractIn(Strict):
     """An existing contract: the enterprise never meets this partner again."""
 
-    enterprise: Annotated[str, StringConstraints(min_length=1, max_length=500, strip_whitespace=True)]
+    enterprise: Name
     partner_id: IdStr
 
 
@@ -82,11 +110,8 @@ class AvailabilityIn(Strict):
     "09:00-11:00,14:00-15:00"."""
 
     side: Literal["enterprise", "partner"]
-    id: Annotated[str, StringConstraints(min_length=1, max_length=500, strip_whitespace=True)]
-    windows: Annotated[str, StringConstraints(min_length=1, max_length=500)]
-
-
-Rule = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    id: Name
+    windows: Windows
 
 
 class ConferenceJobCreate(Strict):
@@ -109,22 +134,25 @@ class ConferenceJobCreate(Strict):
         default_factory=list, max_length=20,
         description="rules: DEMAND_FIELD=PARTNER_FIELD excludes (enterprise=owner); 'at most N per partner FIELD'; "
                     "'at most N per demand FIELD and partner'; 'at least 1 local|foreign DEMAND_FIELD=PARTNER_FIELD'")
-    quotas: dict[IdStr, Annotated[int, Field(ge=0, le=1000)]] = Field(
-        default_factory=dict, max_length=100_000, description="demand_id -> meetings that demand wants (1, 3, 5 ...)")
+    quotas: Annotated[dict[IdStr, Annotated[int, Field(ge=0, le=1000)]],
+                      WithJsonSchema({"type": "object", "maxProperties": 100_000, "propertyNames": ID_SCHEMA,
+                                      "additionalProperties": {"type": "integer", "minimum": 0, "maximum": 1000}})
+                      ] = Field(default_factory=dict, max_length=100_000,
+                                description="demand_id -> meetings that demand wants (1, 3, 5 ...)")
     partner_min: int = Field(0, ge=0, le=10_000, description="soft minimum meetings per partner")
     fair: bool = Field(False, description="maximise the worst-off demand's best score first (max-min)")
     method: Literal["min_cost_flow", "milp", "greedy"] = "min_cost_flow"
     alternates: int = Field(3, ge=0, le=20, description="alternate partners listed per meeting")
     pdf: bool = Field(False, description="also write A4 PDF agendas (needs WeasyPrint on the server)")
     pins: list[PairIn] = Field(default_factory=list, max_length=100_000, description="pairs that must be kept")
-    slots: Annotated[str, StringConstraints(max_length=500)] = "09:00-12:00,14:00-17:00"
+    slots: Windows = "09:00-12:00,14:00-17:00"
     slot_minutes: int = Field(20, ge=1, le=24 * 60)
     tables: int = Field(20, ge=1, le=10_000)
     availability: list[AvailabilityIn] = Field(default_factory=list, max_length=100_000)
     demand_ids: list[IdStr] | None = Field(None, max_length=100_000)
     industry: list[Short] = Field(default_factory=list, max_length=200)
     include_unpublished: bool = False
-    title: Annotated[str, StringConstraints(max_length=200)] = DEFAULT_TITLE
+    title: Title = DEFAULT_TITLE
     chunk_size: int = Field(16, ge=1, le=1000, description="demands ranked per chunk (and per checkpoint line batch)")
     schedule_seconds: float = Field(10.0, gt=0, le=600, description="CP-SAT time limit")
 
@@ -202,6 +230,12 @@ def _problem(loc: Sequence[Any], message: str, kind: str = "value_error", *, cod
 
 def _input_problem(loc: Sequence[Any], exc: InputError) -> dict:
     return _problem(loc, exc.reason, code=exc.code or "", params=exc.params)
+
+
+# Problems of the stored records, not of the request: ids that are not (or no longer) there, or
+# a selection that finds no demand. Only these: 409; any other problem: 422.
+STATE_PROBLEMS = frozenset({"conf_unknown_demand", "conf_unknown_partner", "conf_not_selected",
+                            "conf_unknown_enterprise", "conf_no_demands"})
 
 
 def plan(conn: Connection, p: ConferenceJobCreate, *, max_k: int, demand_ids: Sequence[str] | None = None,
@@ -301,9 +335,11 @@ def plan(conn: Connection, p: ConferenceJobCreate, *, max_k: int, demand_ids: Se
     except InputError as exc:
         problems.append(_input_problem([exc.field or "constraints"], exc))
     if problems:
-        raise Invalid(f"{len(problems)} problem(s) in the conference parameters: "
-                      + "; ".join(f"{'.'.join(str(x) for x in d['loc'][1:])}: {d['message']}" for d in problems[:5]),
-                      details=problems)
+        message = f"{len(problems)} problem(s) in the conference parameters: " + "; ".join(
+            f"{'.'.join(str(x) for x in d['loc'][1:])}: {d['message']}" for d in problems[:5])
+        if all(d["code"] in STATE_PROBLEMS for d in problems):  # the request is fine; the records are not there
+            raise Conflict(message, details=problems, code="unknown_records")
+        raise Invalid(message, details=problems)
     assert constraints is not None
     return Plan(chosen, constraints, slots, ent_windows, partner_windows,
                 {k: v for k, v in merged.items() if k in selected})

@@ -31,9 +31,9 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
@@ -43,7 +43,7 @@ from matcher.landscape import DemandLinks, Landscape
 from service.errors import ApiError, Conflict, Invalid, NotFound
 from service.jobs.live import LiveIndex
 from service.jobs.process import local_process_alive
-from service.schemas import DemandLinkInfo, IdStr, MergePublic, Strict, UtcDateTime
+from service.schemas import DemandLinkInfo, IdStr, MergePublic, Strict, UtcDateTime, free_text
 from service.storage import store
 from service.storage.db import demand_links, landscape_builds, utcnow
 
@@ -426,16 +426,38 @@ def decision(ids: Sequence[str], pairs: Sequence[tuple[str, str]], links: Demand
 
 
 # -- staff decisions: merges and links -----------------------------------------------------------
+MergeId = free_text(200)
+Note = free_text(2000)
+
+
 class DemandLinksChange(Strict):
     """One decision. merge: two or more `demand_ids` (`primary` gives title and text; default
     the first); unmerge: `merge_id`, or any member in `demand_ids`; link: every pair of
     `demand_ids`; unlink: every pair of `demand_ids` (each must be linked)."""
 
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"allOf": [
+        {"if": {"properties": {"action": {"enum": ["merge", "link", "unlink"]}}},
+         "then": {"required": ["demand_ids"], "properties": {"demand_ids": {"minItems": 2}}}},
+        {"if": {"properties": {"action": {"const": "unmerge"}}},
+         "then": {"anyOf": [{"required": ["merge_id"], "properties": {"merge_id": {"type": "string"}}},
+                            {"required": ["demand_ids"], "properties": {"demand_ids": {"minItems": 1}}}]}},
+    ]})
+
     action: Literal["merge", "unmerge", "link", "unlink"]
-    demand_ids: list[IdStr] = Field(default_factory=list, max_length=100)
-    primary: IdStr | None = None
-    merge_id: Annotated[str, StringConstraints(max_length=200)] | None = None
-    note: Annotated[str, StringConstraints(max_length=2000)] = ""
+    demand_ids: list[IdStr] = Field(default_factory=list, max_length=100, json_schema_extra={"uniqueItems": True})
+    primary: IdStr | None = Field(None, description="merge: one of `demand_ids` (default the first)")
+    merge_id: MergeId | None = None
+    note: Note = ""
+
+    @model_validator(mode="after")
+    def _ids_fit_the_action(self) -> DemandLinksChange:
+        if len(set(self.demand_ids)) != len(self.demand_ids):
+            raise ValueError("demand_ids has the same id twice")
+        if self.action != "unmerge" and len(self.demand_ids) < 2:
+            raise ValueError(f"{self.action} needs two or more distinct demand_ids")
+        if self.action == "unmerge" and self.merge_id is None and not self.demand_ids:
+            raise ValueError("unmerge needs merge_id or demand_ids")
+        return self
 
 
 class LinkPublic(BaseModel):
@@ -518,8 +540,8 @@ def _apply(conn: Connection, links: DemandLinks, change: DemandLinksChange) -> N
             raise NotFound(f"no demand {', '.join(repr(i) for i in missing)}")
     try:
         if change.action == "merge":
-            if change.primary is not None and change.primary not in ids:
-                raise Invalid(f"primary '{change.primary}' is not one of the demand_ids")
+            if change.primary is not None and change.primary not in ids:  # not stateable in JSON Schema
+                raise Invalid(f"primary '{change.primary}' is not one of the demand_ids", code="primary_not_member")
             links.merge([store.demand_record(rows[i]) for i in ids], primary=change.primary, note=change.note)
         elif change.action == "unmerge":
             merge_id = change.merge_id

@@ -9,7 +9,7 @@ from service.auth.tokens import Principal
 from service.deps import CtxDep, FilterList, PagingDep, PrincipalDep, SearchQuery, StaffOrInstituteDep
 from service.errors import Conflict, Forbidden, Invalid, NotFound
 from service.jobs.live import Change
-from service.schemas import CapabilityCreate, CapabilityPublic, CapabilityUpdate, Page
+from service.schemas import CapabilityCreate, CapabilityPublic, CapabilityUpdate, IdStr, Page
 from service.storage import store
 
 router = APIRouter(prefix="/api/capabilities", tags=["capabilities"])
@@ -38,14 +38,18 @@ def list_capabilities(ctx: CtxDep, principal: PrincipalDep, paging: PagingDep, p
 def create_capability(ctx: CtxDep, principal: StaffOrInstituteDep, body: CapabilityCreate) -> CapabilityPublic:
     partner_id = body.partner_id or (principal.partner_id if principal.role == "institute" else None)
     if not partner_id:
-        raise Invalid("partner_id is required", details=[{"loc": ["body", "partner_id"], "message": "required"}])
+        # required of staff only (an institute's defaults to its own): a rule of the caller's role,
+        # which the request schema cannot state (docs/reliability.md)
+        raise Invalid("partner_id is required", code="partner_id_required",
+                      details=[{"loc": ["body", "partner_id"], "message": "required"}])
     _check_owner(principal, partner_id)
     cap_id = body.id or store.new_id("C")
 
     def tx(conn):
         if store.get_partner(conn, partner_id) is None:
-            raise Invalid(f"no partner '{partner_id}'", details=[{"loc": ["body", "partner_id"],
-                                                                 "message": "unknown partner"}])
+            # a reference the stored state lacks: a conflict, not a malformed request
+            raise Conflict(f"no partner '{partner_id}'", code="unknown_partner",
+                           details=[{"loc": ["body", "partner_id"], "message": "unknown partner"}])
         if store.get_capability(conn, cap_id) is not None:
             raise Conflict(f"capability '{cap_id}' already exists")
         row = store.insert_capability(conn, {**body.model_dump(exclude={"id", "partner_id"}),
@@ -56,7 +60,7 @@ def create_capability(ctx: CtxDep, principal: StaffOrInstituteDep, body: Capabil
 
 
 @router.get("/{capability_id}", response_model=CapabilityPublic)
-def get_capability(ctx: CtxDep, principal: PrincipalDep, capability_id: str) -> CapabilityPublic:
+def get_capability(ctx: CtxDep, principal: PrincipalDep, capability_id: IdStr) -> CapabilityPublic:
     with ctx.db.connect() as conn:
         row = store.get_capability(conn, capability_id)
     if row is None:
@@ -65,7 +69,7 @@ def get_capability(ctx: CtxDep, principal: PrincipalDep, capability_id: str) -> 
 
 
 @router.patch("/{capability_id}", response_model=CapabilityPublic)
-def update_capability(ctx: CtxDep, principal: StaffOrInstituteDep, capability_id: str,
+def update_capability(ctx: CtxDep, principal: StaffOrInstituteDep, capability_id: IdStr,
                       body: CapabilityUpdate) -> CapabilityPublic:
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
 
@@ -77,10 +81,11 @@ def update_capability(ctx: CtxDep, principal: StaffOrInstituteDep, capability_id
         if "partner_id" in changes:
             _check_owner(principal, changes["partner_id"])
             if store.get_partner(conn, changes["partner_id"]) is None:
-                raise Invalid(f"no partner '{changes['partner_id']}'")
+                raise Conflict(f"no partner '{changes['partner_id']}'", code="unknown_partner",
+                               details=[{"loc": ["body", "partner_id"], "message": "unknown partner"}])
         merged = {**row, **changes}
-        if not merged["title"].strip() and not merged["text"].strip():
-            raise Invalid("a capability needs a title or a text")
+        if not merged["title"].strip() and not merged["text"].strip():  # the other one is stored empty
+            raise Conflict("a capability needs a title or a text; the stored one has no other", code="needs_text")
         row = store.update_capability(conn, capability_id, changes) if changes else row
         return row, Change(capabilities=[store.capability_record(row)])
 
@@ -88,7 +93,7 @@ def update_capability(ctx: CtxDep, principal: StaffOrInstituteDep, capability_id
 
 
 @router.delete("/{capability_id}", status_code=204, response_class=Response)
-def delete_capability(ctx: CtxDep, principal: StaffOrInstituteDep, capability_id: str) -> Response:
+def delete_capability(ctx: CtxDep, principal: StaffOrInstituteDep, capability_id: IdStr) -> Response:
     def tx(conn):
         row = store.get_capability(conn, capability_id)
         if row is None:

@@ -31,7 +31,7 @@ from service.jobs.conference import (
 )
 from service.jobs.landscape import REPORT_CSP
 from service.routers.pages import StaffPage, same_origin
-from service.schemas import Page
+from service.schemas import IdStr, Page
 from service.storage import store
 from service.views.i18n import translator
 from service.views.render import page_lang, render
@@ -66,21 +66,21 @@ def get_jobs(ctx: CtxDep, principal: StaffDep, paging: PagingDep,
 
 
 @router.get(JOBS + "/{job_id}", response_model=ConferenceJobPublic)
-def get_job(ctx: CtxDep, principal: StaffDep, job_id: str) -> ConferenceJobPublic:
+def get_job(ctx: CtxDep, principal: StaffDep, job_id: IdStr) -> ConferenceJobPublic:
     """Status, progress (demands ranked of all), stage, and once done the summary: the
     assignment's explanation lines, objective, greedy objective, gap and the files."""
     return job_out(jobs_of(ctx).get(job_id))
 
 
 @router.post(JOBS + "/{job_id}/resume", status_code=202, response_model=ConferenceJobPublic)
-def resume_job(ctx: CtxDep, principal: StaffDep, job_id: str) -> ConferenceJobPublic:
+def resume_job(ctx: CtxDep, principal: StaffDep, job_id: IdStr) -> ConferenceJobPublic:
     """Queue an interrupted or failed job again (409 otherwise). Demands already in its
     ranking checkpoint are not ranked again."""
     return job_out(jobs_of(ctx).resume(job_id))
 
 
 @router.get(JOBS + "/{job_id}/files", response_model=list[JobFile])
-def job_files(ctx: CtxDep, principal: StaffDep, job_id: str) -> list[JobFile]:
+def job_files(ctx: CtxDep, principal: StaffDep, job_id: IdStr) -> list[JobFile]:
     """The output files of a finished job (409 while it is not done)."""
     jobs = jobs_of(ctx)
     row = jobs.get(job_id)
@@ -92,7 +92,7 @@ def job_files(ctx: CtxDep, principal: StaffDep, job_id: str) -> list[JobFile]:
 
 @router.get(JOBS + "/{job_id}/files/{name:path}", response_class=Response,
             responses={200: {"description": "conference.xlsx, a CSV or an agenda (HTML)"}})
-def job_file(ctx: CtxDep, principal: StaffDep, job_id: str, name: str) -> Response:
+def job_file(ctx: CtxDep, principal: StaffDep, job_id: IdStr, name: str) -> Response:
     """One output file; only the names the job lists are served (no path tricks)."""
     return _file_response(jobs_of(ctx), job_id, name)
 

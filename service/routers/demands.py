@@ -7,10 +7,10 @@ from fastapi import APIRouter, Response
 from service.auth import policy
 from service.auth.tokens import Principal
 from service.deps import CtxDep, FilterList, PagingDep, PrincipalDep, SearchQuery, StaffOrEnterpriseDep
-from service.errors import Conflict, Forbidden, Invalid, NotFound
+from service.errors import Conflict, Forbidden, NotFound
 from service.jobs.landscape import link_info, load_links
 from service.jobs.live import Change
-from service.schemas import DemandCreate, DemandDetail, DemandOut, DemandPublicRedacted, DemandUpdate, Page
+from service.schemas import DemandCreate, DemandDetail, DemandOut, DemandPublicRedacted, DemandUpdate, IdStr, Page
 from service.storage import changes as history
 from service.storage import store
 
@@ -72,7 +72,7 @@ def create_demand(ctx: CtxDep, principal: StaffOrEnterpriseDep, body: DemandCrea
 
 
 @router.get("/{demand_id}", response_model=DemandDetail | DemandPublicRedacted)
-def get_demand(ctx: CtxDep, principal: PrincipalDep, demand_id: str) -> DemandOut:
+def get_demand(ctx: CtxDep, principal: PrincipalDep, demand_id: IdStr) -> DemandOut:
     """One demand; for staff with `links`: its merge group and linked demands (see
     `POST /api/demands/links`)."""
     out = policy.demand_out(principal, visible_demand(ctx, principal, demand_id))
@@ -84,7 +84,7 @@ def get_demand(ctx: CtxDep, principal: PrincipalDep, demand_id: str) -> DemandOu
 
 
 @router.patch("/{demand_id}", response_model=DemandOut)
-def update_demand(ctx: CtxDep, principal: StaffOrEnterpriseDep, demand_id: str, body: DemandUpdate) -> DemandOut:
+def update_demand(ctx: CtxDep, principal: StaffOrEnterpriseDep, demand_id: IdStr, body: DemandUpdate) -> DemandOut:
     """Change the given fields. Enterprises edit their own demands but not owner/published."""
     visible_demand(ctx, principal, demand_id)
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
@@ -98,7 +98,7 @@ def update_demand(ctx: CtxDep, principal: StaffOrEnterpriseDep, demand_id: str, 
             raise NotFound(f"no demand '{demand_id}'")
         merged = {**row, **changes}
         if not merged["title"].strip() and not merged["text"].strip():
-            raise Invalid("a demand needs a title or a text")
+            raise Conflict("a demand needs a title or a text; the stored one has no other", code="needs_text")
         diff = history.diff(row, merged)
         row = store.update_demand(conn, demand_id, changes) if changes else row
         if diff:
@@ -112,7 +112,7 @@ def update_demand(ctx: CtxDep, principal: StaffOrEnterpriseDep, demand_id: str, 
 
 
 @router.delete("/{demand_id}", status_code=204, response_class=Response)
-def delete_demand(ctx: CtxDep, principal: StaffOrEnterpriseDep, demand_id: str) -> Response:
+def delete_demand(ctx: CtxDep, principal: StaffOrEnterpriseDep, demand_id: IdStr) -> Response:
     """Delete a demand (its feedback goes with it); it never appears in results again."""
     visible_demand(ctx, principal, demand_id)
 

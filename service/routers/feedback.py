@@ -9,7 +9,8 @@ from fastapi import APIRouter, File, Response, UploadFile
 
 from matcher.errors import InputError, InputErrors
 from service.deps import CtxDep, PagingDep, StaffDep
-from service.errors import Conflict, NotFound
+from service.errors import Conflict, NotFound, input_error_details
+from service.importer import UPLOAD_OPENAPI, upload_name
 from service.jobs.live import Change
 from service.pipeline_sheet import parse_pipeline_sheet, read_conference_pairs
 from service.schemas import (
@@ -19,6 +20,7 @@ from service.schemas import (
     FeedbackFromConference,
     FeedbackPublic,
     FeedbackStatus,
+    IdStr,
     Page,
 )
 from service.storage import feedback, store
@@ -52,8 +54,8 @@ def create_feedback(ctx: CtxDep, principal: StaffDep, body: FeedbackCreate) -> F
 
 
 @router.get("", response_model=Page[FeedbackPublic])
-def list_feedback(ctx: CtxDep, principal: StaffDep, paging: PagingDep, demand_id: str | None = None,
-                  partner_id: str | None = None, status: FeedbackStatus | None = None) -> Page:
+def list_feedback(ctx: CtxDep, principal: StaffDep, paging: PagingDep, demand_id: IdStr | None = None,
+                  partner_id: IdStr | None = None, status: FeedbackStatus | None = None) -> Page:
     """Feedback, newest first; filter by demand, partner or status."""
     with ctx.db.connect() as conn:
         rows, total = feedback.page(conn, demand_id=demand_id, partner_id=partner_id, status=status,
@@ -64,7 +66,7 @@ def list_feedback(ctx: CtxDep, principal: StaffDep, paging: PagingDep, demand_id
 
 @router.get("/export", response_class=Response,
             responses={200: {"content": {"text/csv": {}}, "description": "UTF-8 CSV with a byte-order mark"}})
-def export_feedback(ctx: CtxDep, principal: StaffDep, demand_id: str | None = None) -> Response:
+def export_feedback(ctx: CtxDep, principal: StaffDep, demand_id: IdStr | None = None) -> Response:
     """All feedback (or one demand's) as CSV for Excel; formula-like cells are neutralised."""
     with ctx.db.connect() as conn:
         text = feedback.to_csv(feedback.all_rows(conn, demand_id=demand_id))
@@ -97,12 +99,23 @@ def record_many(ctx, who: str, items: list[FeedbackCreate], *, source: str, rows
 
 @router.post("/bulk", response_model=FeedbackBulkResult, status_code=201)
 def create_feedback_bulk(ctx: CtxDep, principal: StaffDep, body: FeedbackBulk) -> FeedbackBulkResult:
-    """Record many pipeline changes at once (all or nothing)."""
-    return FeedbackBulkResult(recorded=record_many(ctx, principal.name, body.items, source="bulk"))
+    """Record many pipeline changes at once (all or nothing); ids the database lacks: 409 naming
+    each item."""
+    return FeedbackBulkResult(recorded=_record_known(ctx, principal.name, body.items, source="bulk"))
+
+
+def _record_known(ctx, who: str, items: list[FeedbackCreate], *, source: str) -> int:
+    """`record_many` for a request body: unknown ids are a conflict with the stored records (409),
+    not an invalid request; each problem names its item (`row`) and field."""
+    try:
+        return record_many(ctx, who, items, source=source)
+    except InputErrors as exc:
+        raise Conflict(f"{len(exc.errors)} item(s) name records that do not exist; nothing was recorded",
+                       details=input_error_details(exc), code="unknown_records") from None
 
 
 @router.post("/from-conference/{job_id}", response_model=FeedbackBulkResult, status_code=201)
-def feedback_from_conference(ctx: CtxDep, principal: StaffDep, job_id: str,
+def feedback_from_conference(ctx: CtxDep, principal: StaffDep, job_id: IdStr,
                              body: FeedbackFromConference | None = None) -> FeedbackBulkResult:
     """Give every pair a finished conference run assigned one status (default: suggested)."""
     body = body or FeedbackFromConference()
@@ -119,15 +132,15 @@ def feedback_from_conference(ctx: CtxDep, principal: StaffDep, job_id: str,
              for d, p in pairs]
     if not items:
         return FeedbackBulkResult(recorded=0)
-    return FeedbackBulkResult(recorded=record_many(ctx, principal.name, items, source="conference"))
+    return FeedbackBulkResult(recorded=_record_known(ctx, principal.name, items, source="conference"))
 
 
-@router.post("/import", response_model=FeedbackBulkResult, status_code=201,
+@router.post("/import", response_model=FeedbackBulkResult, status_code=201, openapi_extra=UPLOAD_OPENAPI,
              responses={422: {"description": "the file has problems; `error.details` lists each one as "
                                              "{file, row, field, message}; nothing was recorded"}})
 def import_feedback(ctx: CtxDep, principal: StaffDep, file: Annotated[UploadFile, File()]) -> FeedbackBulkResult:
     """Import pipeline changes from a spreadsheet (CSV/XLSX; Chinese or English headers and values):
     columns demand_id, partner_id, status, and optionally reason_code, amount, reason."""
-    name = file.filename or "upload"
+    name = upload_name(file.filename, file.content_type)
     items, rows = parse_pipeline_sheet(file.file.read(), name)
     return FeedbackBulkResult(recorded=record_many(ctx, principal.name, items, source="import", rows=rows, file=name))

@@ -7,13 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, UploadFile
 
 from service.deps import CtxDep, StaffDep
-from service.importer import import_file, parse_mapping
+from service.importer import UPLOAD_OPENAPI, import_file, parse_mapping, upload_name
 from service.schemas import ImportKind, ImportMode, ImportResult
 
 router = APIRouter(prefix="/api/imports", tags=["imports"])
 
 
-@router.post("/{kind}", response_model=ImportResult,
+@router.post("/{kind}", response_model=ImportResult, openapi_extra=UPLOAD_OPENAPI,
              responses={422: {"description": "the file has problems; `error.details` lists each one as "
                                              "{file, row, field, message}; nothing was imported"}})
 def upload(ctx: CtxDep, principal: StaffDep, kind: ImportKind, file: Annotated[UploadFile, File()],
@@ -26,5 +26,5 @@ def upload(ctx: CtxDep, principal: StaffDep, kind: ImportKind, file: Annotated[U
     added; a known id is updated with only the fields the file has columns for (`mode=update`,
     the default) or replaced whole (`mode=replace`). Capabilities naming a new partner create it."""
     data = file.file.read()
-    return import_file(ctx, kind, data, file.filename or "upload", mapping=parse_mapping(mapping),
+    return import_file(ctx, kind, data, upload_name(file.filename, file.content_type), mapping=parse_mapping(mapping),
                        sheet=sheet or None, mode=mode)

@@ -151,7 +151,8 @@ def landscape_links(request: Request, ctx: CtxDep, principal: StaffPage, action:
                     merge_id: Annotated[str, Form()] = "", note: Annotated[str, Form()] = "") -> Response:
     """The page's merge / link / undo buttons."""
     try:
-        change = DemandLinksChange(action=action, demand_ids=[i for i in ids.split(",") if i.strip()],
+        ids_given = list(dict.fromkeys(i for i in ids.split(",") if i.strip()))  # a typed id twice counts once
+        change = DemandLinksChange(action=action, demand_ids=ids_given,
                                    primary=primary or None, merge_id=merge_id or None, note=note)
         change_links(ctx.db, change, who=principal.name)
     except ValidationError as exc:

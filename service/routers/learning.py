@@ -8,9 +8,10 @@ from fastapi import APIRouter, Depends, File, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel
 
-from matcher.errors import InputError
+from matcher.errors import InputError, MatcherError
 from service.deps import CtxDep, StaffDep
-from service.errors import Invalid, NotReady
+from service.errors import Conflict, NotReady
+from service.importer import upload_name
 from service.jobs import learning
 from service.pipeline_sheet import parse_pipeline_sheet
 from service.routers.feedback import record_many
@@ -129,8 +130,8 @@ def ranker_rollback(ctx: CtxDep, principal: StaffDep) -> RankerState:
     """Undo the last deployment: the previous model, or the default order, is live again."""
     try:
         learning.rollback(ctx.db, ctx.live, ctx.settings.rankers_dir())
-    except Exception as exc:
-        raise Invalid(str(exc)) from exc
+    except MatcherError as exc:  # nothing deployed to undo: the stored state, not the request, says no
+        raise Conflict(str(exc), code="nothing_to_roll_back") from exc
     return _state(ctx)
 
 
@@ -168,7 +169,7 @@ def funnel_rollback(ctx: CtxDep, principal: StaffPage) -> Response:
 @router.post("/funnel/import", include_in_schema=False, dependencies=[Depends(same_origin)])
 def funnel_import(request: Request, ctx: CtxDep, principal: StaffPage,
                   file: Annotated[UploadFile, File()]) -> Response:
-    name = file.filename or "upload"
+    name = upload_name(file.filename, file.content_type)
     try:
         items, rows = parse_pipeline_sheet(file.file.read(), name)
         n = record_many(ctx, principal.name, items, source="import", rows=rows, file=name)

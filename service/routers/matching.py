@@ -10,13 +10,15 @@ from pydantic import ValidationError
 
 from service import matching
 from service.auth.tokens import Principal
-from service.deps import Context, CtxDep, FilterList, PrincipalDep, StaffOrEnterpriseDep, StaffOrInstituteDep
+from service.deps import Context, CtxDep, PrincipalDep, StaffOrEnterpriseDep, StaffOrInstituteDep, filter_list
 from service.errors import Forbidden, NotFound
 from service.routers.demands import visible_demand
-from service.schemas import DemandSearchRequest, DemandSearchResult, MatchOptions, MatchResult, TextMatchRequest
+from service.schemas import DemandSearchRequest, DemandSearchResult, IdStr, MatchOptions, MatchResult, TextMatchRequest
 from service.storage import store
 
 router = APIRouter(tags=["matching"])
+# the limits of MatchOptions, stated in the schema of the query
+Filters50, Filters10 = filter_list(50), filter_list(10)
 KQuery = Annotated[int | None, Query(ge=1, le=1000, description="how many results (default from settings)")]
 
 
@@ -34,9 +36,9 @@ def _verdict(report) -> dict:
 
 
 @router.get("/api/demands/{demand_id}/matches", response_model=MatchResult)
-def demand_matches(ctx: CtxDep, principal: StaffOrEnterpriseDep, demand_id: str, k: KQuery = None,
-                   industry: FilterList = None, region: FilterList = None, partner_type: FilterList = None,
-                   language: FilterList = None) -> MatchResult:
+def demand_matches(ctx: CtxDep, principal: StaffOrEnterpriseDep, demand_id: IdStr, k: KQuery = None,
+                   industry: Filters50 = None, region: Filters50 = None, partner_type: Filters10 = None,
+                   language: Filters10 = None) -> MatchResult:
     """Ranked partners for a stored demand, each with its best capabilities as reasons,
     the terms they share with the demand and the score components."""
     try:
@@ -48,7 +50,7 @@ def demand_matches(ctx: CtxDep, principal: StaffOrEnterpriseDep, demand_id: str,
 
 
 @router.post("/api/demands/{demand_id}/matches", response_model=MatchResult)
-def demand_matches_post(ctx: CtxDep, principal: StaffOrEnterpriseDep, demand_id: str,
+def demand_matches_post(ctx: CtxDep, principal: StaffOrEnterpriseDep, demand_id: IdStr,
                         body: MatchOptions | None = None) -> MatchResult:
     """As the GET, with the options in a JSON body."""
     return _demand_matches(ctx, principal, demand_id, body or MatchOptions())
@@ -71,9 +73,9 @@ def search_demands(ctx: CtxDep, principal: StaffOrInstituteDep, body: DemandSear
 
 
 @router.get("/api/partners/{partner_id}/demands", response_model=DemandSearchResult)
-def partner_demands(ctx: CtxDep, principal: StaffOrInstituteDep, partner_id: str, k: KQuery = None,
-                    industry: FilterList = None, region: FilterList = None,
-                    language: FilterList = None) -> DemandSearchResult:
+def partner_demands(ctx: CtxDep, principal: StaffOrInstituteDep, partner_id: IdStr, k: KQuery = None,
+                    industry: Filters50 = None, region: Filters50 = None,
+                    language: Filters10 = None) -> DemandSearchResult:
     """Demands relevant to a partner's whole capability profile (an institute: its own only)."""
     if principal.role == "institute" and principal.partner_id != partner_id:
         raise Forbidden("an institute sees demands for its own profile only")

@@ -21,7 +21,7 @@ from service.auth import policy
 from service.auth.tokens import Principal
 from service.deps import Context, CtxDep, PageQuery
 from service.errors import Forbidden, NotFound, translate
-from service.importer import import_file, parse_mapping
+from service.importer import import_file, parse_mapping, upload_name
 from service.jobs.landscape import load_links
 from service.review import review_state
 from service.routers.feedback import record_feedback
@@ -233,7 +233,8 @@ def upload(request: Request, ctx: CtxDep, principal: StaffPage, kind: Annotated[
     try:
         if file is None or not file.filename:
             raise InputError("choose a file to upload", field="file", code="choose_file")
-        result = import_file(ctx, kind, file.file.read(), file.filename, mapping=parse_mapping(mapping), mode=mode)
+        result = import_file(ctx, kind, file.file.read(), upload_name(file.filename, file.content_type),
+                             mapping=parse_mapping(mapping), mode=mode)
     except InputError as exc:
         err = translate(exc)
         return render(request, "upload.html", {"kind": kind, "errors": err.details, "mapping": mapping,

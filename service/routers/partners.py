@@ -8,7 +8,7 @@ from service.auth import policy
 from service.deps import CtxDep, FilterList, PagingDep, PrincipalDep, SearchQuery, StaffDep
 from service.errors import Conflict, NotFound
 from service.jobs.live import Change
-from service.schemas import Page, PartnerCreate, PartnerPublic, PartnerUpdate
+from service.schemas import IdStr, Page, PartnerCreate, PartnerPublic, PartnerUpdate
 from service.storage import store
 
 router = APIRouter(prefix="/api/partners", tags=["partners"])
@@ -39,7 +39,7 @@ def create_partner(ctx: CtxDep, principal: StaffDep, body: PartnerCreate) -> Par
 
 
 @router.get("/{partner_id}", response_model=PartnerPublic)
-def get_partner(ctx: CtxDep, principal: PrincipalDep, partner_id: str) -> PartnerPublic:
+def get_partner(ctx: CtxDep, principal: PrincipalDep, partner_id: IdStr) -> PartnerPublic:
     with ctx.db.connect() as conn:
         row = store.get_partner(conn, partner_id)
     if row is None:
@@ -48,7 +48,7 @@ def get_partner(ctx: CtxDep, principal: PrincipalDep, partner_id: str) -> Partne
 
 
 @router.patch("/{partner_id}", response_model=PartnerPublic)
-def update_partner(ctx: CtxDep, principal: StaffDep, partner_id: str, body: PartnerUpdate) -> PartnerPublic:
+def update_partner(ctx: CtxDep, principal: StaffDep, partner_id: IdStr, body: PartnerUpdate) -> PartnerPublic:
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
 
     def tx(conn):
@@ -61,7 +61,7 @@ def update_partner(ctx: CtxDep, principal: StaffDep, partner_id: str, body: Part
 
 
 @router.delete("/{partner_id}", status_code=204, response_class=Response)
-def delete_partner(ctx: CtxDep, principal: StaffDep, partner_id: str) -> Response:
+def delete_partner(ctx: CtxDep, principal: StaffDep, partner_id: IdStr) -> Response:
     """Delete a partner with its capabilities, feedback about it and its institute tokens."""
 
     def tx(conn):

@@ -6,9 +6,9 @@ from fastapi import APIRouter, Response
 
 from service.auth import tokens as auth
 from service.deps import AdminDep, CtxDep
-from service.errors import Invalid, NotFound
+from service.errors import Conflict, NotFound
 from service.jobs.live import Change
-from service.schemas import TokenCreate, TokenCreated, TokenPublic
+from service.schemas import IdStr, TokenCreate, TokenCreated, TokenPublic
 from service.storage import store
 
 router = APIRouter(prefix="/api/tokens", tags=["tokens"])
@@ -26,7 +26,8 @@ def create_token(ctx: CtxDep, principal: AdminDep, body: TokenCreate) -> TokenCr
 
     def tx(conn):
         if body.partner_id and store.get_partner(conn, body.partner_id) is None:
-            raise Invalid(f"no partner '{body.partner_id}'")
+            raise Conflict(f"no partner '{body.partner_id}'", code="unknown_partner",  # not stored: a conflict
+                           details=[{"loc": ["body", "partner_id"], "message": "unknown partner"}])
         row, secret = auth.create_token(conn, name=body.name, role=body.role, partner_id=body.partner_id,
                                         enterprise=body.enterprise, expires_in_days=body.expires_in_days)
         return TokenCreated(**{k: v for k, v in row.items() if k != "token_hash"}, token=secret), Change()
@@ -35,7 +36,7 @@ def create_token(ctx: CtxDep, principal: AdminDep, body: TokenCreate) -> TokenCr
 
 
 @router.delete("/{token_id}", status_code=204, response_class=Response)
-def revoke_token(ctx: CtxDep, principal: AdminDep, token_id: str) -> Response:
+def revoke_token(ctx: CtxDep, principal: AdminDep, token_id: IdStr) -> Response:
     def tx(conn):
         if not auth.delete_token(conn, token_id):
             raise NotFound(f"no token '{token_id}'")

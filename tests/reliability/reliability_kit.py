@@ -142,8 +142,20 @@ class ServerProcess:
         self._poll("/healthz", timeout)
 
     def wait_ready(self, timeout: float = 120) -> None:
-        """The index is built and at the database revision (/readyz is 200)."""
+        """The index is built and at the database revision (/readyz is 200). With `--workers N`,
+        in every worker: each answers /readyz for itself, and the next request may reach one that
+        is still loading the index, so this also waits for N "ready" lines of this start's log."""
+        deadline = time.monotonic() + timeout
         self._poll("/readyz", timeout)
+        workers = int(os.environ.get("TECHMATCH_TEST_SERVER_WORKERS") or 1)
+        while workers > 1 and self._ready_lines() < workers:
+            assert self.proc is not None and self.proc.poll() is None, self.log_tail()
+            assert time.monotonic() < deadline, f"not every worker ready within {timeout}s:\n{self.log_tail()}"
+            time.sleep(0.05)
+
+    def _ready_lines(self) -> int:
+        log = self.log_text().rpartition(f"=== start {self.starts} ===")[2]
+        return sum(1 for line in log.splitlines() if line.startswith("{") and '"msg": "ready"' in line)
 
     def pids(self) -> list[int]:
         """The server's processes: the main one and, with `--workers N`, its workers (its group)."""

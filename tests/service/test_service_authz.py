@@ -235,7 +235,7 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("GET", "/api/funnel.xlsx"): Case(get("/api/funnel.xlsx"), statuses(200, STAFF)),
     ("GET", "/api/learning/models"): Case(get("/api/learning/models"), statuses(200, STAFF)),
     ("POST", "/api/learning/train"): Case(lambda w: ("/api/learning/train", {}), statuses(200, STAFF)),
-    ("POST", "/api/learning/rollback"): Case(lambda w: ("/api/learning/rollback", {}), statuses(422, STAFF)),
+    ("POST", "/api/learning/rollback"): Case(lambda w: ("/api/learning/rollback", {}), statuses(409, STAFF)),
     ("POST", "/api/imports/{kind}"): Case(partners_csv, statuses(200, STAFF)),
     ("GET", "/api/tokens"): Case(get("/api/tokens"), statuses(200, ("admin",))),
     ("POST", "/api/tokens"): Case(lambda w: ("/api/tokens", {"json": {"name": "x", "role": "staff"}}),

@@ -183,7 +183,7 @@ def test_bad_link_requests(world):
     assert post({"action": "merge", "demand_ids": ["D1", "D3"], "primary": "D4"}) == 422
     assert post({"action": "unlink", "demand_ids": ["D1", "D3"]}) == 404
     assert post({"action": "unmerge", "merge_id": "merge:D9"}) == 404
-    assert post({"action": "unmerge"}) == 404
+    assert post({"action": "unmerge"}) == 422  # neither merge_id nor demand_ids: the schema says so
     assert post({"action": "split", "demand_ids": ["D1", "D3"]}) == 422
     assert post({"action": "link", "demand_ids": ["D1", "D3"], "extra": 1}) == 422
     r = world.client.post("/api/demands/links", json={"action": "link", "demand_ids": ["D1", "D3", "D4"]},

@@ -113,7 +113,7 @@ def test_bulk_and_spreadsheet_import_are_all_or_nothing(world):
     bad = {"items": [{"demand_id": "D1", "partner_id": "P1", "status": "contacted"},
                      {"demand_id": "D1", "partner_id": "P404", "status": "contacted"}]}
     r = c.post("/api/feedback/bulk", json=bad, headers=h)
-    assert r.status_code == 422 and "P404" in r.text
+    assert r.status_code == 409 and "P404" in r.text  # a partner the database lacks: a conflict
     assert c.get("/api/feedback", headers=h).json()["total"] == 0
     ok = {"items": bad["items"][:1] + [{"demand_id": "D3", "partner_id": "P2", "status": "meeting_held"}]}
     assert c.post("/api/feedback/bulk", json=ok, headers=h).json() == {"recorded": 2}
@@ -161,7 +161,7 @@ def test_training_without_outcomes_deploys_nothing(world):
     r = c.post("/api/learning/train", headers=h)
     assert r.status_code == 200 and r.json()["deployed"] is False and r.json()["version"] is None
     assert c.get("/api/learning/models", headers=h).json() == {"live": "default", "models": []}
-    assert c.post("/api/learning/rollback", headers=h).status_code == 422
+    assert c.post("/api/learning/rollback", headers=h).status_code == 409  # nothing deployed: a conflict
 
 
 def test_deployed_ranker_is_used_logged_and_rolled_back_exactly(world):

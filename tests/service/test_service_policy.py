@@ -83,7 +83,7 @@ def test_tokens_bindings_and_expiry(world):
     assert c.post("/api/tokens", json={"name": "x", "role": "enterprise"}, headers=h).status_code == 422
     assert c.post("/api/tokens", json={"name": "x", "role": "staff", "partner_id": "P1"}, headers=h).status_code == 422
     assert c.post("/api/tokens", json={"name": "x", "role": "institute", "partner_id": "P404"},
-                  headers=h).status_code == 422
+                  headers=h).status_code == 409  # a partner the database lacks: a conflict
     assert c.post("/api/tokens", json={"name": "x", "role": "root"}, headers=h).status_code == 422
     made = c.post("/api/tokens", json={"name": "短期", "role": "institute", "partner_id": "P2",
                                        "expires_in_days": 1}, headers=h).json()

@@ -93,10 +93,10 @@ def test_capability_crud_and_filters(world):
 def test_capability_needs_an_existing_partner(world):
     c, h = world.client, world.h("staff")
     r = c.post("/api/capabilities", json={"partner_id": "P404", "title": "x"}, headers=h)
-    assert r.status_code == 422 and "P404" in r.json()["error"]["message"]
+    assert r.status_code == 409 and "P404" in r.json()["error"]["message"]  # not stored: a conflict
     assert c.post("/api/capabilities", json={"title": "x"}, headers=h).status_code == 422
     r = c.patch("/api/capabilities/C1", json={"partner_id": "P404"}, headers=h)
-    assert r.status_code == 422
+    assert r.status_code == 409
 
 
 def test_partner_crud_and_cascade(world):
