@@ -434,7 +434,7 @@ class MatchEngine:
             raise MatcherError("empty query text")
         text = str(query)
         # Fused order (the text as a query over the demands): ordering these hits by the fit was
-        # measured worse (one typed line, demo corpus: nDCG@10 0.555 against 0.655; see
+        # measured worse (one typed line, demo corpus: nDCG@10 0.628 against 0.652; see
         # docs/fit.md, "Typed-text search"). Each hit shows its fit.
         (tvec,), (ttok,) = self._encode_queries([text])
         (cand,) = self._dems.candidates(tvec[None, :], [ttok], depth=self.params.fusion.depth,
