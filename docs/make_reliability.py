@@ -39,6 +39,7 @@ def main() -> None:
         task = load_task(path)
         engine = MatchEngine(encoder)
         engine.upsert_capabilities(task.capabilities)
+        engine.upsert_demands(task.demands)
         report = cross_validate(engine, task, pairs=judged_pairs(engine, task))
         ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--", label="perfect calibration")
         for fits, rel, name, colour in (

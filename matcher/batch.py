@@ -57,6 +57,10 @@ def rank_files(
     engine.upsert_capabilities(capabilities, bar.update if bar else None)
     if bar:
         bar.close()
+    bar = progress("embedding demands", len(demands)) if progress else None
+    engine.upsert_demands(demands, bar.update if bar else None)  # the fit sees each among the others
+    if bar:
+        bar.close()
     bar = progress("ranking demands", len(demands)) if progress else None
     ranked_all = ranker(engine, demands, level=level, k=k, progress=bar.update if bar else None)
     buf = io.StringIO()

@@ -57,12 +57,12 @@ class JudgedPairs:
     target_ids: list[str]
     grades: NDArray[np.int64]
     judged: NDArray[np.bool_]
-    features: list[NDArray[np.float32]]  # per chunk: (chunk, n_rows, 3)
+    features: list[NDArray[np.float32]]  # per chunk: (chunk, n_rows, 4)
     cols: list[NDArray[np.intp]]  # target j's feature columns
     fits: NDArray[np.float64]  # (nd, nt) fits under the engine's calibrator
 
     def groups(self, demands: NDArray[np.intp], targets: NDArray[np.intp] | None = None):
-        """(list of (n_caps, 3) feature groups, grades) for these demand positions."""
+        """(list of (n_caps, 4) feature groups, grades) for these demand positions."""
         targets = np.arange(len(self.target_ids)) if targets is None else targets
         out, grades = [], []
         for i in demands:

@@ -112,6 +112,8 @@ def evaluate_task(
     caps = task.capabilities
     engine.upsert_partners([])
     engine.upsert_capabilities(caps, _step(progress, "encode capabilities", len(caps)))
+    if "fit" in methods:  # the fit's capability-side view standardises over the indexed demands
+        engine.upsert_demands(task.demands)
     demands = [d for d in task.demands if d.id in task.qrels]
     cands = engine.candidates_batch(demands, _step(progress, "encode demands", len(demands)))
     results = []
@@ -218,6 +220,7 @@ def evaluate_reverse(
     `wrongly_ordered`), meaningful on graded judgements."""
     engine = MatchEngine(encoder, params or EngineParams())
     engine.upsert_capabilities(task.capabilities, _step(progress, "encode capabilities", len(task.capabilities)))
+    engine.upsert_demands(task.demands)  # the fit's capability-side view standardises over them
     demands = [d for d in task.demands if d.id in task.qrels]
     inverted = invert(task.qrels)
     targets = sorted(inverted)

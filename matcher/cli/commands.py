@@ -479,6 +479,7 @@ def cmd_calibrate(args) -> int:
     bar = _progress("encode capabilities", len(task.capabilities))
     engine.upsert_capabilities(task.capabilities, bar.update)
     bar.close()
+    engine.upsert_demands(task.demands)  # the fit's capability-side view standardises over them
     pairs = judged_pairs(engine, task)
     n_pairs = pairs.grades.size
     report = cross_validate(engine, task, folds=args.folds, pairs=pairs, fixed=fixed)
@@ -615,9 +616,15 @@ def _conference_engine(args) -> _ConferenceEngine:
         capabilities = load_capabilities(args.capabilities)
     else:
         raise InputError("give --capabilities FILE or --task DIR", field="capabilities")
+    from matcher.cli.conference import _load_demands
+
     engine = MatchEngine(encoder_for(args, args.model))
     bar = _progress("embedding capabilities", len(capabilities))
     engine.fit(capabilities, (), partners, progress=bar.update)
+    bar.close()
+    demands = _load_demands(args)  # indexed: a pair's fit sees the demand among the other demands
+    bar = _progress("embedding demands", len(demands))
+    engine.upsert_demands(demands, progress=bar.update)
     bar.close()
     return _ConferenceEngine(engine, args.k)
 

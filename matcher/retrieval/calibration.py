@@ -9,6 +9,12 @@ demand as the query and the capability as the document, whichever way a pair is 
                   language (a property of the demand and the collection, not of the candidates)
     lexical       BM25 of the demand's words in the capability over the most the demand's words
                   could score (0..1); not over the query's best candidate
+    demand_standardised
+                  the capability's view of the pair: the cosine of the capability's and the
+                  demand's passage vectors standardised over the demand collection's rows of the
+                  demand's language (how unusual this demand is for the capability), so the fit
+                  is standardised from both sides; without indexed demands it equals
+                  `standardised`
 
 A capability's logit is a linear function of the features the calibrator uses (by default the
 standardised cosine and the lexical share; see `FitCalibrator`). A partner's fit takes its best
@@ -16,7 +22,7 @@ capability's logit plus `support` (a decayed sum of the fits of its next few cap
 a partner with several unrelated lines is judged on the line that fits. Both are fitted by
 L2-regularised logistic regression on judged pairs (`FitCalibrator.fit`), and saved as JSON.
 
-    cal = FitCalibrator().fit(groups, relevant)      # groups: per judged pair, (n_caps, 3) features
+    cal = FitCalibrator().fit(groups, relevant)      # groups: per judged pair, (n_caps, 4) features
     cal.partner_fit(group) -> float ; cal.capability_fit(features) -> array ; cal.label(fit) -> str
 """
 
@@ -35,23 +41,25 @@ from numpy.typing import NDArray
 from matcher.errors import MatcherError, NotFittedError
 from matcher.fsutil import atomic_text
 
-FEATURES = ("cosine", "standardised", "lexical")
+FEATURES = ("cosine", "standardised", "lexical", "demand_standardised")
 LABELS = ("strong", "possible", "weak")
 DEFAULT_RESOURCE = "default_calibration.json"
 FORMAT_VERSION = 1
 
 
-def pair_features(dense, centred, lexical, lexical_scale) -> NDArray[np.float32]:
-    """(..., 3) float64 features from raw pair scores of equal shape; lexical_scale broadcasts."""
+def pair_features(dense, centred, lexical, lexical_scale, other_centred=None) -> NDArray[np.float64]:
+    """(..., 4) float64 features (FEATURES) from raw pair scores of equal shape; lexical_scale
+    broadcasts; other_centred: the capability's view (None: the same as `centred`)."""
     lex = np.asarray(lexical, np.float64) / np.maximum(np.asarray(lexical_scale, np.float64), 1e-9)
-    return np.stack(
-        [np.asarray(dense, np.float64), np.asarray(centred, np.float64), np.clip(lex, 0.0, 1.0)], axis=-1
-    )
+    centred = np.asarray(centred, np.float64)
+    other = centred if other_centred is None else np.asarray(other_centred, np.float64)
+    return np.stack([np.asarray(dense, np.float64), centred, np.clip(lex, 0.0, 1.0), other], axis=-1)
 
 
-def features_of(scores) -> NDArray[np.float32]:
-    """(nq, nr, 3) features of a `collection.PairScores` block."""
-    return pair_features(scores.dense, scores.centred, scores.lexical, scores.lexical_scale[:, None])
+def features_of(scores) -> NDArray[np.float64]:
+    """(nq, nr, 4) features of a `collection.PairScores` block."""
+    return pair_features(scores.dense, scores.centred, scores.lexical, scores.lexical_scale[:, None],
+                         scores.other_centred)
 
 
 def _sigmoid(x):
@@ -80,7 +88,7 @@ class FitCalibrator:
         top_m: int = 5,
         decay: float = 0.5,
         rounds: int = 3,
-        features: Sequence[str] = ("standardised", "lexical"),
+        features: Sequence[str] = ("standardised", "demand_standardised", "lexical"),
     ):
         self.features = tuple(features)
         self.l2 = l2
@@ -95,7 +103,7 @@ class FitCalibrator:
         relevant: Sequence[bool] | NDArray[np.bool_],
         sample_weight: Sequence[float] | NDArray[np.float64] | None = None,
     ) -> FitCalibrator:
-        """groups: one (n_caps, 3) feature array per judged (demand, partner) pair, the rows
+        """groups: one (n_caps, 4) feature array per judged (demand, partner) pair, the rows
         being the partner's capabilities; relevant: (n_pairs,) whether staff judged it relevant.
         A (demand, capability) judgement is a group of one row. sample_weight: (n_pairs,) how
         many pairs of the population each stands for (when unjudged pairs are subsampled)."""
@@ -114,7 +122,7 @@ class FitCalibrator:
         groups = [np.asarray(g, np.float64).reshape(-1, len(FEATURES))[:, self.columns_] for g in groups]
         # Start by choosing each partner's best capability by the standardised cosine and lexical share.
         start = {"cosine": 0.0, "standardised": 1.0, "lexical": 2.0}
-        coef = np.array([start[f] for f in self.features] + [0.0])
+        coef = np.array([start.get(f, 1.0) for f in self.features] + [0.0])
         intercept = 0.0
         for _ in range(max(1, self.rounds)):
             X = np.array([self._partner_row(g, coef, intercept) for g in groups])
@@ -139,7 +147,7 @@ class FitCalibrator:
 
     # -- predicting ------------------------------------------------------------------------
     def capability_logit(self, features: NDArray[np.float32]) -> NDArray[np.float64]:
-        """(...,) logits of (..., 3) features: a capability alone, no support."""
+        """(...,) logits of (..., 4) features: a capability alone, no support."""
         self._check_fitted()
         return np.asarray(features, np.float64)[..., self.columns_] @ self.coef_[:-1] + self.intercept_
 
@@ -151,13 +159,13 @@ class FitCalibrator:
         return float(logits[0] + self.coef_[-1] * self._support(_sigmoid(logits)))
 
     def partner_fit(self, group: NDArray[np.float32]) -> float:
-        """The fit of a partner from its capabilities' (n_caps, 3) features (all of them)."""
+        """The fit of a partner from its capabilities' (n_caps, 4) features (all of them)."""
         self._check_fitted()
         g = np.asarray(group, np.float64).reshape(-1, len(FEATURES))[:, self.columns_]
         return float(_sigmoid(self._partner_logit_selected(g)))
 
     def partner_fits(self, features: NDArray[np.float32], groups: Sequence[NDArray[np.intp]]) -> NDArray[np.float64]:
-        """(nq, n_groups) partner fits from (nq, nr, 3) features; groups[j]: the columns of
+        """(nq, n_groups) partner fits from (nq, nr, 4) features; groups[j]: the columns of
         partner j. Same numbers as `partner_fit` on each (query, partner) group."""
         logits = self.capability_logit(features)  # (nq, nr)
         out = np.zeros((logits.shape[0], len(groups)))

@@ -90,10 +90,22 @@ class PairScores:
     lexical_scale: NDArray[np.float32]  # (n_queries,) the query's maximum attainable BM25
     offset: NDArray[np.float64]  # the query's mean cosine over the row's language (0 if not centred)
     scale: NDArray[np.float64]  # and their spread (1 if not centred)
+    # The rows' view (see `Collection.population_scores`): the cosine of the query text's passage
+    # vector with the row, its mean over the query side's texts of the query's language, their spread
+    other_dense: NDArray[np.float64] | None = None
+    other_offset: NDArray[np.float64] | None = None
+    other_scale: NDArray[np.float64] | None = None
 
     @property
     def centred(self) -> NDArray[np.float32]:
         return (self.dense - self.offset) / self.scale
+
+    @property
+    def other_centred(self) -> NDArray[np.float64]:
+        """The pair standardised from the row's side; `centred` when the query side has no texts."""
+        if self.other_dense is None:
+            return self.centred
+        return (self.other_dense - self.other_offset) / self.other_scale
 
 
 class Collection:
@@ -111,6 +123,7 @@ class Collection:
         self._lang_outer: dict[str, NDArray[np.float64]] = {}
         self._lang_count: dict[str, int] = {}
         self._lang_cache: tuple | None = None
+        self.version = 0  # counts changes of the rows' language statistics
         self.bm25 = BM25().fit_tokens([])
         self.index = self._new_index()
 
@@ -187,6 +200,7 @@ class Collection:
                 for table in (self._lang_sum, self._lang_outer, self._lang_count):
                     table.pop(lang, None)
         self._lang_cache = None  # languages changed: recompute stats and row index on next search
+        self.version = getattr(self, "version", 0) + 1
 
     def language_stats(self, always: bool = False) -> LanguageStats | None:
         """Mean vector, covariance and size of each language among the live rows.
@@ -347,6 +361,45 @@ class Collection:
         pooled = np.sqrt(np.maximum(((qvecs @ covs.mean(axis=0)) * qvecs).sum(axis=1), 1e-8))
         spreads = np.where(known[None, :], spread[:, li], pooled[:, None])
         return loo, spreads
+
+    def population_scores(
+        self,
+        pvecs: NDArray[np.float32],
+        langs: Sequence[str],
+        own_rows: NDArray[np.int64],
+        others: NDArray[np.float32],
+        spreads: NDArray[np.float64] | None = None,
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]] | None:
+        """Texts of this collection's kind (passage vectors `pvecs` (nq, dim), languages `langs`)
+        against outside vectors `others` (no, dim), seen from the outside: the cosine, the mean
+        cosine of the other vector over this collection's live rows of the text's language (without
+        the text's own row `own_rows[i]` when it is one, -1 when not; all rows when the language
+        has none) and its spread there. Returns (dense, offset, scale), each (nq, no) float64, or
+        None when the collection is empty. spreads: `spreads_of(others)` when already known."""
+        stats, _ = self._language_state(always=True)
+        if stats is None:
+            return None
+        pvecs64 = np.asarray(pvecs, np.float64).reshape(-1, self.dim)
+        others64 = np.asarray(others, np.float64).reshape(-1, self.dim)
+        pos = {name: i for i, name in enumerate(stats.names)}
+        li = np.array([pos.get(lang, -1) for lang in langs], dtype=np.int64)
+        dense = pvecs64 @ others64.T
+        means = np.vstack([stats.means.astype(np.float64), stats.overall_mean.astype(np.float64)]) @ others64.T
+        base = means[li]  # -1: the overall mean, the last row
+        n = np.where(li >= 0, stats.counts[np.maximum(li, 0)], 0.0)[:, None]
+        own = (np.asarray(own_rows) >= 0)[:, None]
+        offset = np.where(own & (n > 1), (n * base - dense) / np.maximum(n - 1, 1), base)
+        spreads = self.spreads_of(others64, stats) if spreads is None else spreads
+        return dense, offset, spreads[li]
+
+    def spreads_of(self, others: NDArray[np.float32], stats: LanguageStats | None = None) -> NDArray[np.float64]:
+        """(n_languages + 1, no): the spread sqrt(o' C_l o) of each outside vector's cosines over
+        this collection's rows of each language, then over the pooled covariance (last row)."""
+        stats = stats or self._language_state(always=True)[0]
+        others64 = np.asarray(others, np.float64).reshape(-1, self.dim)
+        covs = stats.covs.astype(np.float64)
+        out = [((others64 @ c) * others64).sum(axis=1) for c in [*covs, covs.mean(axis=0)]]
+        return np.sqrt(np.maximum(np.stack(out), 1e-8))
 
     def _lexical_rows(
         self, qmat: sp.csr_matrix, mask: NDArray[np.bool_] | None

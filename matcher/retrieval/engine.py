@@ -19,6 +19,7 @@ needs a rebuild. `save`/`load` persist everything derived; the records stay the 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -41,7 +42,7 @@ from matcher.records import (
     read_records,
     write_records,
 )
-from matcher.retrieval.calibration import FitCalibrator, default_calibrator, features_of, pair_features
+from matcher.retrieval.calibration import FitCalibrator, default_calibrator, features_of
 from matcher.retrieval.collection import Candidates, Collection, PairScores
 from matcher.retrieval.index import IndexParams
 from matcher.retrieval.rank import (
@@ -220,7 +221,7 @@ class MatchEngine:
             seen = set(ranked)
             ranked += [p for p in self._allowed_partners(filters) if p not in seen]
         qmat = self._caps.bm25.query_matrix([qtok])
-        fits, feats, rows, cols = self._partner_fits(qvec[None, :], qmat, ranked)
+        fits, feats, rows, cols = self._partner_fits(qvec[None, :], qmat, ranked, self._demand_side([query]))
         fit_of = {p: float(fits[0, j]) for j, p in enumerate(ranked)}
         n_scored = len(partners)
         head = ranked[:n_scored]
@@ -281,6 +282,7 @@ class MatchEngine:
         surface, weights = self._surface_map(query, qtok), self._term_weights(qtok, self._caps)
         top = top_k(fused.score, k)
         ps = self._caps.pair_scores(qvec[None, :], self._caps.bm25.query_matrix([qtok]), fused.rows[top])
+        ps = self._with_demand_view(ps, self._demand_side([query]), rows=fused.rows[top])
         fits = self.calibrator.capability_fit(features_of(ps))[0] if len(top) else []
         return [self._capability_hit(cand, fused, int(i), qtok, surface, weights, float(f)) for i, f in zip(top, fits)]
 
@@ -326,8 +328,10 @@ class MatchEngine:
         out: list[list[tuple[str, float, float]]] = []
         for start in range(0, len(qtoks), 256):
             block_v, block_t = qvecs[start : start + 256], qtoks[start : start + 256]
+            sides = self._demand_side(queries[start : start + 256])
             cands = self._caps.candidates(block_v, block_t, depth=self.params.fusion.depth, allowed=allowed)
-            for qv, qt, cand in zip(block_v, block_t, cands):
+            for i, (qv, qt, cand) in enumerate(zip(block_v, block_t, cands)):
+                side = sides.take(i) if sides is not None else None
                 fused = fuse(cand, self.params.fusion)
                 qmat = self._caps.bm25.query_matrix([qt])
                 if level == "partner":
@@ -338,7 +342,7 @@ class MatchEngine:
                     if len(head) < k:
                         seen = set(ranked)
                         tail = [p for p in allowed_partners if p not in seen]
-                    fits, *_ = self._partner_fits(qv[None, :], qmat, head + tail)
+                    fits, *_ = self._partner_fits(qv[None, :], qmat, head + tail, side)
                     fit_of = dict(zip(head + tail, fits[0]))
                     tail = sorted(tail, key=lambda p: (-fit_of[p], self._partner_ids[p]))[: k - len(head)]
                     score_of = dict(zip(head, scores[: len(head)]))
@@ -351,8 +355,9 @@ class MatchEngine:
                     if len(rows) < k:
                         seen = set(int(r) for r in fused.rows)
                         rows += [int(r) for r in allowed_rows if int(r) not in seen]
-                    fit = self.calibrator.capability_fit(features_of(self._caps.pair_scores(qv[None, :], qmat,
-                                                                                            np.array(rows))))[0]
+                    ps = self._with_demand_view(self._caps.pair_scores(qv[None, :], qmat, np.array(rows)), side,
+                                                rows=np.array(rows))
+                    fit = self.calibrator.capability_fit(features_of(ps))[0]
                     head = [(r, f) for r, f in zip(rows, fit) if r in score_of]
                     rest = sorted(((r, f) for r, f in zip(rows, fit) if r not in score_of),
                                   key=lambda x: (-x[1], self._caps.ids[x[0]]))[: k - len(head)]
@@ -439,7 +444,7 @@ class MatchEngine:
             raise MatcherError("empty query text")
         text = str(query)
         # Fused order (the text as a query over the demands): ordering these hits by the fit was
-        # measured worse (one typed line, demo corpus: nDCG@10 0.555 against 0.655; see
+        # measured worse (one typed line, demo corpus: nDCG@10 0.628 against 0.652; see
         # docs/fit.md, "Typed-text search"). Each hit shows its fit.
         (tvec,), (ttok,) = self._encode_queries([text])
         (cand,) = self._dems.candidates(tvec[None, :], [ttok], depth=self.params.fusion.depth,
@@ -449,11 +454,14 @@ class MatchEngine:
         qvecs, qmat = self._demand_query_block(dids)
         tokens = self.tokenizer(text)
         same = self._capability_row_with_text(text)
+        side = self._demand_side([self.demands[d] for d in dids])
         if same is not None:  # a capability's own text, pasted: that capability's fits exactly
             ps = self._caps.pair_scores(qvecs, qmat, np.array([same], dtype=np.int64))
+            ps = self._with_demand_view(ps, side, rows=np.array([same], dtype=np.int64))
         else:
             vector = np.asarray(self.encoder.encode_documents([text]), dtype=np.float32)[0]
             ps = self._caps.external_pair_scores(qvecs, qmat, vector, tokens, guess_language(text))
+            ps = self._with_demand_view(ps, side, vectors=vector[None, :])
         fits = self.calibrator.capability_fit(features_of(ps))[:, 0] if len(dids) else np.zeros(0)
         surface = self._surface_map(text, tokens)
         weights = self._term_weights(tokens, self._dems)
@@ -478,7 +486,8 @@ class MatchEngine:
             raise NotFoundError(f"partner '{partner_id}' has no capabilities")
         dids = self._allowed_demands(filters)
         qvecs, qmat = self._demand_query_block(dids)
-        fits, feats, rows, _ = self._partner_fits(qvecs, qmat, [pnum])
+        side = self._demand_side([self.demands[d] for d in dids])
+        fits, feats, rows, _ = self._partner_fits(qvecs, qmat, [pnum], side)
         fits = fits[:, 0]
         cap_logit = self.calibrator.capability_logit(feats) if len(dids) else np.zeros((0, len(rows)))
         ps = self._caps.pair_scores(qvecs, qmat, rows)
@@ -537,17 +546,13 @@ class MatchEngine:
         )
         return cand, fuse(cand, self.params.fusion)
 
-    def _capability_hit(self, cand: Candidates, fused: Fused, i: int, qtok, surface, weights=None,
-                        fit: float | None = None) -> CapabilityHit:
-        """fit: the pair's fit from `pair_scores` (the reference); else from the candidate's scores
-        (equal up to float32 rounding)."""
+    def _capability_hit(self, cand: Candidates, fused: Fused, i: int, qtok, surface, weights,
+                        fit: float) -> CapabilityHit:
+        """fit: the pair's fit from `pair_scores` (the reference every list's fit equals)."""
         row = int(fused.rows[i])
         cid = self._caps.ids[row]
         cap = self.capabilities[cid]
         terms = self._display_terms(qtok, self._caps.tokens[row], surface, self._caps, weights, cap.full_text)
-        if fit is None:
-            feats = pair_features(cand.dense[i], cand.centred[i], cand.lexical[i], cand.lexical_scale)
-            fit = float(self.calibrator.capability_fit(feats))
         return CapabilityHit(cid, cap.partner_id, cap.title, float(fused.score[i]), _parts(cand, fused, i), terms,
                              fit, self.calibrator.label(fit))
 
@@ -587,17 +592,18 @@ class MatchEngine:
         allowed = self._capability_mask(filters)
         return [p for p, rows in groups.items() if allowed is None or bool(allowed[rows].any())]
 
-    def _partner_fits(self, qvecs, qmat, pnums: Sequence[int]):
+    def _partner_fits(self, qvecs, qmat, pnums: Sequence[int], side: _DemandSide | None):
         """Fits of queries (demands or texts) against partners, over all their live capabilities.
+        side: the queries' `_demand_side`.
 
-        Returns (fits (nq, len(pnums)), features (nq, n_rows, 3), rows (n_rows,), cols) where
+        Returns (fits (nq, len(pnums)), features (nq, n_rows, 4), rows (n_rows,), cols) where
         cols[j] are the positions in rows of partner pnums[j]'s capabilities."""
         groups = self._partner_rows()
         parts = [groups.get(int(p), np.zeros(0, np.int64)) for p in pnums]
         rows = np.concatenate(parts) if parts else np.zeros(0, np.int64)
         bounds = np.cumsum([0, *map(len, parts)])
         cols = [np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
-        ps = self._caps.pair_scores(qvecs, qmat, rows)
+        ps = self._with_demand_view(self._caps.pair_scores(qvecs, qmat, rows), side, rows=rows)
         feats = features_of(ps)
         fits = self.calibrator.partner_fits(feats, cols) if cols else np.zeros((len(qvecs), 0))
         return fits, feats, rows, cols
@@ -608,12 +614,14 @@ class MatchEngine:
         if demand_id not in self.demands:
             raise NotFoundError(f"unknown demand '{demand_id}'")
         q, qmat = self._demand_query_block([demand_id])
+        side = self._demand_side([self.demands[demand_id]])
         if target_id in self._caps.row_of:
-            ps = self._caps.pair_scores(q, qmat, np.array([self._caps.row_of[target_id]]))
+            row = np.array([self._caps.row_of[target_id]])
+            ps = self._with_demand_view(self._caps.pair_scores(q, qmat, row), side, rows=row)
             return float(self.calibrator.capability_fit(features_of(ps))[0, 0])
         if target_id not in self._partner_num:
             raise NotFoundError(f"unknown partner or capability '{target_id}'")
-        fits, *_ = self._partner_fits(q, qmat, [self._partner_num[target_id]])
+        fits, *_ = self._partner_fits(q, qmat, [self._partner_num[target_id]], side)
         return float(fits[0, 0])
 
     def fits_against(
@@ -622,7 +630,7 @@ class MatchEngine:
         """Fits of every query against every target (partner ids, or capability ids at level
         "capability"): what `evaluate` and `calibrate` need for whole judged sets.
 
-        Returns (fits (nq, nt), features (nq, n_rows, 3), cols) with cols[j] the feature
+        Returns (fits (nq, nt), features (nq, n_rows, 4), cols) with cols[j] the feature
         columns of target j (its capabilities)."""
         qvecs, qtoks = self._encode_queries(queries) if len(queries) else (np.zeros((0, self.encoder.dim)), [])
         qmat = self._caps.bm25.query_matrix(qtoks)
@@ -630,11 +638,60 @@ class MatchEngine:
             missing = [t for t in targets if t not in self._partner_num]
             if missing:
                 raise NotFoundError(f"unknown partner(s): {', '.join(missing[:5])}")
-            fits, feats, _, cols = self._partner_fits(qvecs, qmat, [self._partner_num[t] for t in targets])
+            fits, feats, _, cols = self._partner_fits(qvecs, qmat, [self._partner_num[t] for t in targets],
+                                                      self._demand_side(queries))
             return fits, feats, cols
         rows = np.array([self._caps.row_of[t] for t in targets], dtype=np.int64)
-        feats = features_of(self._caps.pair_scores(qvecs, qmat, rows))
+        ps = self._with_demand_view(self._caps.pair_scores(qvecs, qmat, rows), self._demand_side(queries), rows=rows)
+        feats = features_of(ps)
         return self.calibrator.capability_fit(feats), feats, [np.array([j]) for j in range(len(rows))]
+
+    def _demand_side(self, queries: Sequence[Query]) -> _DemandSide | None:
+        """The demand side of the capability's view of pairs (see `calibration`): each query's
+        passage vector, language and row in the demand collection (-1 for a typed text or a
+        demand not indexed, which is encoded here). None when no demand is indexed."""
+        if not len(self._dems) or not len(queries):
+            return None
+        vecs = np.zeros((len(queries), self.encoder.dim), np.float32)
+        langs, own = [], np.full(len(queries), -1, np.int64)
+        todo = []
+        for i, q in enumerate(queries):
+            text = q.full_text if isinstance(q, Demand) else str(q)
+            row = self._dems.row_of.get(q.id) if isinstance(q, Demand) else None
+            if row is not None and self.demands[q.id].full_text == text:
+                vecs[i], own[i] = self._dems.vectors[row], row
+                langs.append(self._dems.langs[row])
+            else:
+                todo.append(i)
+                langs.append((q.language if isinstance(q, Demand) else "") or guess_language(text))
+        if todo:
+            texts = [queries[i].full_text if isinstance(queries[i], Demand) else str(queries[i]) for i in todo]
+            vecs[todo] = np.asarray(self.encoder.encode_documents(texts), dtype=np.float32)
+        return _DemandSide(vecs, langs, own)
+
+    def _with_demand_view(self, ps: PairScores, side: _DemandSide | None, *, rows=None, vectors=None) -> PairScores:
+        """`ps` with the capability's view of each pair (rows: capability rows; vectors: an
+        outside capability's passage vector instead)."""
+        if side is None:
+            return ps
+        spreads = None
+        if rows is not None:
+            rows = np.asarray(rows, dtype=np.int64)
+            vectors = self._caps.vectors[rows]
+            spreads = self._capability_spreads()[:, rows]
+        view = self._dems.population_scores(side.vectors, side.languages, side.own_rows, vectors, spreads)
+        if view is None:
+            return ps
+        return dataclasses.replace(ps, other_dense=view[0], other_offset=view[1], other_scale=view[2])
+
+    def _capability_spreads(self) -> NDArray[np.float64]:
+        """`_dems.spreads_of` every capability row, kept until the demands or capabilities change
+        (a (dim x dim) product per row: too much to redo for every query of a large corpus)."""
+        key = (self._dems.version, self._caps.version, len(self._caps.ids))
+        cache = getattr(self, "_spreads_cache", None)
+        if cache is None or cache[0] != key:
+            cache = self._spreads_cache = (key, self._dems.spreads_of(self._caps.vectors))
+        return cache[1]
 
     def _demand_query_block(self, demand_ids: Sequence[str]):
         """(query vectors (n, dim), BM25 query matrix over the capabilities) of stored demands:
@@ -841,6 +898,19 @@ class MatchEngine:
         self.demands = {d.id: d for d in read_records(folder / "demands.jsonl", "demands")}
         self.partners = {p.id: p for p in read_records(folder / "partners.jsonl", "partners")}
         return self
+
+
+@dataclass(frozen=True)
+class _DemandSide:
+    """Queries seen as demands: passage vectors (n, dim), languages, rows in the demand
+    collection (-1: not indexed)."""
+
+    vectors: NDArray[np.float32]
+    languages: list[str]
+    own_rows: NDArray[np.int64]
+
+    def take(self, i: int) -> _DemandSide:
+        return _DemandSide(self.vectors[i : i + 1], self.languages[i : i + 1], self.own_rows[i : i + 1])
 
 
 class _Surface(dict):

@@ -24,8 +24,11 @@ class FusionParams:
 
     convex: fused = (1 - w) * dense_norm + w * lexical_norm, where dense_norm is the cosine
     min-max scaled over the query's candidates, lexical_norm is BM25 divided by the query's
-    best candidate BM25, and w = lexical_weight * coverage (the share of query tokens the
-    corpus knows), so a query in a language the corpus does not share leans on dense alone.
+    best candidate BM25, and w = lexical_weight * coverage * contrast: coverage (the share of
+    query tokens the corpus knows), so a query in a language the corpus does not share leans
+    on dense alone; contrast = 1 - mean / best of the candidates' BM25, so lexical evidence
+    that scores every candidate much alike (a long query whose common words every document
+    shares) counts for little, and evidence that singles out a few candidates counts fully.
     rrf: reciprocal-rank fusion with constant rrf_k. dense / lexical: one side only.
     """
 
@@ -81,7 +84,7 @@ def fuse(c: Candidates, params: FusionParams) -> Fused:
     lexical_norm = c.lexical / lex_max if lex_max > 0 else np.zeros(n, np.float32)
     w = 0.0
     if params.method == "convex":
-        w = params.lexical_weight * c.coverage if lex_max > 0 else 0.0
+        w = params.lexical_weight * c.coverage * lexical_contrast(c.lexical) if lex_max > 0 else 0.0
         score = (1 - w) * dense_norm + w * lexical_norm
     elif params.method == "rrf":
         w = 0.5
@@ -94,6 +97,14 @@ def fuse(c: Candidates, params: FusionParams) -> Fused:
     return Fused(
         c.rows, score.astype(np.float32), dense_norm.astype(np.float32), lexical_norm.astype(np.float32), float(w)
     )
+
+
+def lexical_contrast(lexical: NDArray[np.float32]) -> float:
+    """1 - mean / max of one query's candidate BM25 scores (0..1; 0 when none scores): how far
+    the lexical evidence singles out its best candidates from the rest. Measured on the shared
+    tasks and the demo corpus against the fixed weight (docs/fit.md, "Fusion")."""
+    best = float(lexical.max()) if len(lexical) else 0.0
+    return 1.0 - float(lexical.mean()) / best if best > 0 else 0.0
 
 
 def _rrf(scores: NDArray[np.float32], k: int) -> NDArray[np.float32]:

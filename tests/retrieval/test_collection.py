@@ -207,3 +207,27 @@ def test_live_ids_name_each_live_record_once_after_replacing_removing_and_loadin
     assert c.live_ids() == ["a", "b"] and len(c) == 2
     c.save(tmp_path / "c")
     assert Collection.load(tmp_path / "c").live_ids() == ["a", "b"]
+
+
+def test_population_scores_match_brute_force():
+    """The rows' view of outside vectors: mean over the other rows of the text's language
+    (its own row left out) and the spread over that language, as computed by hand."""
+    rng = np.random.default_rng(3)
+    rows = unit(rng.standard_normal((40, 8)))
+    c = Collection(8)
+    c.add([f"d{i}" for i in range(40)], [[] for _ in range(40)], rows, ["zh"] * 40)
+    others = unit(rng.standard_normal((5, 8)))
+    own = np.array([3, -1])
+    pvecs = np.vstack([rows[3], unit(rng.standard_normal(8))])
+    dense, offset, scale = c.population_scores(pvecs, ["zh", "zh"], own, others)
+    cos_all = rows.astype(np.float64) @ others.T.astype(np.float64)  # (40, 5)
+    np.testing.assert_allclose(dense, pvecs.astype(np.float64) @ others.T.astype(np.float64), atol=1e-12)
+    np.testing.assert_allclose(offset[0], np.delete(cos_all, 3, axis=0).mean(axis=0), atol=1e-6)
+    np.testing.assert_allclose(offset[1], cos_all.mean(axis=0), atol=1e-6)
+    np.testing.assert_allclose(scale[0], cos_all.std(axis=0), atol=1e-6)  # one language: no shrinkage
+    # precomputed spreads give the same numbers; an unknown language falls back to all rows
+    again = c.population_scores(pvecs, ["zh", "zh"], own, others, spreads=c.spreads_of(others))
+    np.testing.assert_allclose(again[2], scale, atol=1e-12)
+    _, off_unknown, _ = c.population_scores(pvecs[1:], ["ru"], np.array([-1]), others)
+    np.testing.assert_allclose(off_unknown[0], cos_all.mean(axis=0), atol=1e-6)
+    assert Collection(8).population_scores(pvecs, ["zh", "zh"], own, others) is None

@@ -182,3 +182,31 @@ def test_typed_text_search_gives_the_pairs_fit(engine):
         for h in hits:
             assert h.fit == pytest.approx(engine.pair_fit(h.demand_id, cid), abs=1e-6)
         assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
+
+
+def test_fit_is_standardised_from_both_sides(engine):
+    """The capability's view of a pair (its cosine among the demands') is a feature of its own,
+    the same from either direction; without indexed demands it falls back to the demand's view."""
+    caps, demands, partners = _corpus()
+    feats_with = engine.fits_against([engine.demands["d0"]], ["c0_0"], level="capability")[1]
+    assert feats_with[0, 0, 3] != pytest.approx(feats_with[0, 0, 1])
+    bare = MatchEngine(FakeEncoder()).fit(caps, [], partners)
+    feats_bare = bare.fits_against([demands[0]], ["c0_0"], level="capability")[1]
+    assert feats_bare[0, 0, 3] == pytest.approx(feats_bare[0, 0, 1])
+    assert bare.match_report(demands[0], k=3).matches  # still a fit for every partner
+    assert "demand_standardised" in default_calibrator().features
+
+
+def test_lexical_weight_follows_the_contrast_of_the_lexical_evidence():
+    from matcher.retrieval.collection import Candidates
+    from matcher.retrieval.rank import FusionParams, fuse, lexical_contrast
+
+    flat = np.array([2.0, 2.0, 2.0, 2.0], np.float32)
+    peaked = np.array([4.0, 0.0, 0.0, 0.0], np.float32)
+    assert lexical_contrast(flat) == pytest.approx(0.0)
+    assert lexical_contrast(peaked) == pytest.approx(0.75)
+    assert lexical_contrast(np.zeros(3, np.float32)) == 0.0
+    dense = np.array([0.9, 0.8, 0.7, 0.6], np.float32)
+    rows = np.arange(4)
+    assert fuse(Candidates(rows, dense, flat, 8.0, 1.0), FusionParams()).lexical_weight == pytest.approx(0.0)
+    assert fuse(Candidates(rows, dense, peaked, 8.0, 0.5), FusionParams()).lexical_weight == pytest.approx(0.1875)
