@@ -18,7 +18,7 @@ pytest.importorskip("onnx")
 pytest.importorskip("openvino")
 pytest.importorskip("nncf")
 
-from tests.retrieval.test_onnx_backend import TEXTS, tiny_as_minilm, tiny_folder, torch_reference  # noqa: E402,F401
+from tests.retrieval.test_onnx_backend import TEXTS, torch_reference  # noqa: E402
 
 
 def test_variant_name_and_argument_select_openvino(tiny_as_minilm):
