@@ -21,6 +21,7 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import IntegrityError
+from threadpoolctl import threadpool_limits
 
 from service.deps import Context, known_query_parameters
 from service.errors import install_error_handlers
@@ -138,12 +139,17 @@ def create_app(settings: Settings | None = None, *, encoder=None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        await run_in_threadpool(startup)
-        builder = threading.Thread(target=build_index, name="techmatch-index", daemon=True)
-        builder.start()
-        yield
-        await run_in_threadpool(builder.join)  # a build in progress finishes before the final save
-        await run_in_threadpool(shutdown)
+        blas = threadpool_limits(limits=settings.blas_threads, user_api="blas") if settings.blas_threads else None
+        try:
+            await run_in_threadpool(startup)
+            builder = threading.Thread(target=build_index, name="techmatch-index", daemon=True)
+            builder.start()
+            yield
+            await run_in_threadpool(builder.join)  # a build in progress finishes before the final save
+            await run_in_threadpool(shutdown)
+        finally:
+            if blas is not None:
+                blas.restore_original_limits()
 
     app = FastAPI(title="techmatch", version=VERSION, description=DESCRIPTION, lifespan=lifespan,
                   docs_url=None, redoc_url=None, dependencies=[Depends(known_query_parameters)])

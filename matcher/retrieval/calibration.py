@@ -62,6 +62,9 @@ def features_of(scores) -> NDArray[np.float64]:
                          scores.other_centred)
 
 
+PAD_BUDGET = 4_000_000  # padded logits held at once by `partner_fits`
+
+
 def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-np.clip(x, -40, 40)))
 
@@ -143,7 +146,11 @@ class FitCalibrator:
 
     def _support(self, probs_sorted: NDArray[np.float64]) -> float:
         nxt = probs_sorted[1 : self.top_m]
-        return float(np.sum(nxt * self.decay ** np.arange(1, len(nxt) + 1)))
+        weights = self.decay ** np.arange(1, len(nxt) + 1)
+        total = 0.0
+        for p, w in zip(nxt, weights):  # summed in the order `partner_fits` sums them
+            total += p * w
+        return float(total)
 
     # -- predicting ------------------------------------------------------------------------
     def capability_logit(self, features: NDArray[np.float32]) -> NDArray[np.float64]:
@@ -166,15 +173,34 @@ class FitCalibrator:
 
     def partner_fits(self, features: NDArray[np.float32], groups: Sequence[NDArray[np.intp]]) -> NDArray[np.float64]:
         """(nq, n_groups) partner fits from (nq, nr, 4) features; groups[j]: the columns of
-        partner j. Same numbers as `partner_fit` on each (query, partner) group."""
+        partner j. Same numbers as `partner_fit` on each (query, partner) group, whichever other
+        groups and queries share the call."""
         logits = self.capability_logit(features)  # (nq, nr)
         out = np.zeros((logits.shape[0], len(groups)))
-        for j, cols in enumerate(groups):
-            block = -np.sort(-logits[:, cols], axis=1)  # descending
-            nxt = _sigmoid(block[:, 1 : self.top_m])
-            support = nxt @ (self.decay ** np.arange(1, nxt.shape[1] + 1))
-            out[:, j] = _sigmoid(block[:, 0] + self.coef_[-1] * support)
+        sizes = np.fromiter(map(len, groups), np.int64, count=len(groups))
+        weights = self.decay ** np.arange(1, max(self.top_m, 1))
+        # Partners padded to the next power of two of their size, a bucket at a time: a Python
+        # loop over hundreds of partners per request cost more than the scoring itself.
+        buckets = np.where(sizes > 0, 2 ** np.ceil(np.log2(np.maximum(sizes, 1))).astype(np.int64), 0)
+        for width in np.unique(buckets[buckets > 0]):
+            members = np.flatnonzero(buckets == width)
+            step = max(1, PAD_BUDGET // max(1, logits.shape[0] * int(width)))
+            for start in range(0, len(members), step):
+                part = members[start : start + step]
+                out[:, part] = self._padded_fits(logits, [groups[j] for j in part], sizes[part], int(width), weights)
         return out
+
+    def _padded_fits(self, logits, groups, sizes, width: int, weights) -> NDArray[np.float64]:
+        """Fits of partners whose capabilities' logits fit in `width` columns (padded with -inf)."""
+        present = np.arange(width)[None, :] < sizes[:, None]  # (g, width)
+        cols = np.zeros(present.shape, np.int64)
+        cols[present] = np.concatenate(groups)
+        block = np.where(present[None], logits[:, cols], -np.inf)  # (nq, g, width)
+        block = -np.sort(-block, axis=2)  # each partner's logits, best first
+        support = np.zeros(block.shape[:2])
+        for k in range(1, min(self.top_m, width)):
+            support += np.where((k < sizes)[None, :], _sigmoid(block[:, :, k]) * weights[k - 1], 0.0)
+        return _sigmoid(block[:, :, 0] + self.coef_[-1] * support)
 
     def label(self, fit: float) -> str:
         self._check_fitted()

@@ -255,10 +255,12 @@ class Collection:
         *,
         depth: int = 200,
         allowed: NDArray[np.bool_] | None = None,
+        qmat: sp.csr_matrix | None = None,
     ) -> list[Candidates]:
         """For each query, the union of its `depth` best rows by dense and by lexical score.
 
-        qvecs: (nq, dim); allowed: optional (n_rows,) mask of rows that may be returned."""
+        qvecs: (nq, dim); allowed: optional (n_rows,) mask of rows that may be returned; qmat:
+        `bm25.query_matrix(qtokens)` when the caller has it."""
         mask = self._alive if allowed is None else (self._alive & allowed)
         n_live = int(mask.sum())
         if n_live == 0:
@@ -268,7 +270,8 @@ class Collection:
         stats, lang_idx = self._language_state()
         names = stats.names if stats else []
         dense_top = self._dense_top(qvecs, depth, mask if allowed is not None else None, lang_idx, len(names))
-        qmat = self.bm25.query_matrix(qtokens)  # built once for both uses below
+        if qmat is None:  # built once for both uses below
+            qmat = self.bm25.query_matrix(qtokens)
         lexical_rows = self._lexical_rows(qmat, mask if allowed is not None else None)
         lex_scales = self.bm25.max_scores(qtokens, qmat)
         coverage = self.bm25.coverage(qtokens)
@@ -299,17 +302,21 @@ class Collection:
         return out
 
     def pair_scores(
-        self, qvecs: NDArray[np.float32], qmat: sp.csr_matrix, rows: NDArray[np.int64]
+        self, qvecs: NDArray[np.float32], qmat: sp.csr_matrix, rows: NDArray[np.int64],
+        vectors64: NDArray[np.float64] | None = None,
     ) -> PairScores:
         """Scores of each query against the given rows (live or not), computed the same way as
         `candidates` computes them, so a pair scores the same whichever way it is reached.
 
-        qvecs: (nq, dim) query vectors; qmat: `bm25.query_matrix(qtokens)`; rows: (nr,)."""
+        qvecs: (nq, dim) query vectors; qmat: `bm25.query_matrix(qtokens)`; rows: (nr,);
+        vectors64: `vectors[rows]` as float64 when the caller has them."""
         rows = np.asarray(rows, dtype=np.int64)
         qvecs = np.asarray(qvecs, dtype=np.float32)
         # float64: a pair's cosine must not move in the last bits with the shape of the block
         # (float32 BLAS sums in block-dependent order), or a filter could move its fit
-        dense = qvecs.astype(np.float64) @ self._vectors[rows].T.astype(np.float64)
+        if vectors64 is None:
+            vectors64 = self._vectors[rows].astype(np.float64)
+        dense = qvecs.astype(np.float64) @ vectors64.T
         lexical = self.bm25.score_rows(qmat, rows) if len(rows) else np.zeros((len(qvecs), 0), np.float32)
         scale_q = self.bm25.max_scores([], qmat)
         stats, lang_idx = self._language_state(always=True)
@@ -369,13 +376,15 @@ class Collection:
         own_rows: NDArray[np.int64],
         others: NDArray[np.float32],
         spreads: NDArray[np.float64] | None = None,
+        means: NDArray[np.float64] | None = None,
     ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]] | None:
         """Texts of this collection's kind (passage vectors `pvecs` (nq, dim), languages `langs`)
         against outside vectors `others` (no, dim), seen from the outside: the cosine, the mean
         cosine of the other vector over this collection's live rows of the text's language (without
         the text's own row `own_rows[i]` when it is one, -1 when not; all rows when the language
         has none) and its spread there. Returns (dense, offset, scale), each (nq, no) float64, or
-        None when the collection is empty. spreads: `spreads_of(others)` when already known."""
+        None when the collection is empty. spreads, means: `spreads_of(others)` and
+        `means_of(others)` when already known."""
         stats, _ = self._language_state(always=True)
         if stats is None:
             return None
@@ -384,13 +393,20 @@ class Collection:
         pos = {name: i for i, name in enumerate(stats.names)}
         li = np.array([pos.get(lang, -1) for lang in langs], dtype=np.int64)
         dense = pvecs64 @ others64.T
-        means = np.vstack([stats.means.astype(np.float64), stats.overall_mean.astype(np.float64)]) @ others64.T
+        means = self.means_of(others64, stats) if means is None else means
         base = means[li]  # -1: the overall mean, the last row
         n = np.where(li >= 0, stats.counts[np.maximum(li, 0)], 0.0)[:, None]
         own = (np.asarray(own_rows) >= 0)[:, None]
         offset = np.where(own & (n > 1), (n * base - dense) / np.maximum(n - 1, 1), base)
         spreads = self.spreads_of(others64, stats) if spreads is None else spreads
         return dense, offset, spreads[li]
+
+    def means_of(self, others: NDArray[np.float32], stats: LanguageStats | None = None) -> NDArray[np.float64]:
+        """(n_languages + 1, no): the mean cosine of each outside vector over this collection's
+        rows of each language, then over all rows (last row)."""
+        stats = stats or self._language_state(always=True)[0]
+        others64 = np.asarray(others, np.float64).reshape(-1, self.dim)
+        return np.vstack([stats.means.astype(np.float64), stats.overall_mean.astype(np.float64)]) @ others64.T
 
     def spreads_of(self, others: NDArray[np.float32], stats: LanguageStats | None = None) -> NDArray[np.float64]:
         """(n_languages + 1, no): the spread sqrt(o' C_l o) of each outside vector's cosines over

@@ -66,6 +66,7 @@ Reranker = Callable[["MatchEngine", Query, list[str], Candidates, Fused, NDArray
                     tuple[NDArray[np.int64], NDArray[np.float32]]]
 DEMANDS_PER_CALL = 256  # demands a batch run hands to one engine call (their queries encode together)
 SURFACE_CACHE_SIZE = 128  # query texts whose stem -> word maps are kept
+WHOLE_CACHE_SIZE = 4096  # texts whose whole words (reasons) are kept: shown capabilities recur
 _CJK_TOKEN = re.compile(r"^[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+$")
 Progress = Callable[[int], None]
 
@@ -211,7 +212,8 @@ class MatchEngine:
         capability in fused order, then the rest by fit."""
         _check_k(k)
         (qvec,), (qtok,) = self._encode_queries([query])
-        cand, fused = self._fused_capabilities(qvec, qtok, filters)
+        qmat = self._caps.bm25.query_matrix([qtok])
+        cand, fused = self._fused_capabilities(qvec, qtok, filters, qmat)
         partners, scores = aggregate(fused, self._partner_of_row, self.params.aggregation)
         default_scores = {int(p): float(sc) for p, sc in zip(partners, scores)}
         if self.reranker is not None:  # a learned model re-orders; "partner" keeps the default score
@@ -220,7 +222,6 @@ class MatchEngine:
         if len(ranked) < k:
             seen = set(ranked)
             ranked += [p for p in self._allowed_partners(filters) if p not in seen]
-        qmat = self._caps.bm25.query_matrix([qtok])
         fits, feats, rows, cols = self._partner_fits(qvec[None, :], qmat, ranked, self._demand_side([query]))
         fit_of = {p: float(fits[0, j]) for j, p in enumerate(ranked)}
         n_scored = len(partners)
@@ -540,9 +541,9 @@ class MatchEngine:
                 return self._dems.tokens[row]
         return self.tokenizer(text)
 
-    def _fused_capabilities(self, qvec, qtok, filters: Filters | None) -> tuple[Candidates, Fused]:
+    def _fused_capabilities(self, qvec, qtok, filters: Filters | None, qmat=None) -> tuple[Candidates, Fused]:
         (cand,) = self._caps.candidates(
-            qvec[None, :], [qtok], depth=self.params.fusion.depth, allowed=self._capability_mask(filters)
+            qvec[None, :], [qtok], depth=self.params.fusion.depth, allowed=self._capability_mask(filters), qmat=qmat
         )
         return cand, fuse(cand, self.params.fusion)
 
@@ -603,7 +604,9 @@ class MatchEngine:
         rows = np.concatenate(parts) if parts else np.zeros(0, np.int64)
         bounds = np.cumsum([0, *map(len, parts)])
         cols = [np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
-        ps = self._with_demand_view(self._caps.pair_scores(qvecs, qmat, rows), side, rows=rows)
+        vectors = self._caps.vectors[rows].astype(np.float64)  # converted once for both views
+        ps = self._with_demand_view(self._caps.pair_scores(qvecs, qmat, rows, vectors), side, rows=rows,
+                                    vectors=vectors)
         feats = features_of(ps)
         fits = self.calibrator.partner_fits(feats, cols) if cols else np.zeros((len(qvecs), 0))
         return fits, feats, rows, cols
@@ -670,27 +673,30 @@ class MatchEngine:
         return _DemandSide(vecs, langs, own)
 
     def _with_demand_view(self, ps: PairScores, side: _DemandSide | None, *, rows=None, vectors=None) -> PairScores:
-        """`ps` with the capability's view of each pair (rows: capability rows; vectors: an
-        outside capability's passage vector instead)."""
+        """`ps` with the capability's view of each pair (rows: capability rows; vectors: their
+        vectors when the caller has them as float64, or an outside capability's passage vector
+        instead of rows)."""
         if side is None:
             return ps
-        spreads = None
+        spreads = means = None
         if rows is not None:
             rows = np.asarray(rows, dtype=np.int64)
-            vectors = self._caps.vectors[rows]
-            spreads = self._capability_spreads()[:, rows]
-        view = self._dems.population_scores(side.vectors, side.languages, side.own_rows, vectors, spreads)
+            vectors = self._caps.vectors[rows] if vectors is None else vectors
+            means, spreads = (m[:, rows] for m in self._capability_views())
+        view = self._dems.population_scores(side.vectors, side.languages, side.own_rows, vectors, spreads, means)
         if view is None:
             return ps
         return dataclasses.replace(ps, other_dense=view[0], other_offset=view[1], other_scale=view[2])
 
-    def _capability_spreads(self) -> NDArray[np.float64]:
-        """`_dems.spreads_of` every capability row, kept until the demands or capabilities change
-        (a (dim x dim) product per row: too much to redo for every query of a large corpus)."""
+    def _capability_views(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """`_dems.means_of` and `_dems.spreads_of` every capability row, kept until the demands or
+        capabilities change (a (dim x dim) product per row: too much to redo for every query of a
+        large corpus, and the same numbers for a pair whichever rows share the request)."""
         key = (self._dems.version, self._caps.version, len(self._caps.ids))
-        cache = getattr(self, "_spreads_cache", None)
+        cache = getattr(self, "_views_cache", None)
         if cache is None or cache[0] != key:
-            cache = self._spreads_cache = (key, self._dems.spreads_of(self._caps.vectors))
+            vectors = self._caps.vectors
+            cache = self._views_cache = (key, (self._dems.means_of(vectors), self._dems.spreads_of(vectors)))
         return cache[1]
 
     def _demand_query_block(self, demand_ids: Sequence[str]):
@@ -742,7 +748,7 @@ class MatchEngine:
         whole = getattr(surface, "whole", None)
         compounds: dict[str, float] = {}
         if whole is not None and doc_text is not None:
-            doc_whole = self._whole_words(doc_text)
+            doc_whole = self._whole_words(doc_text, dtok)
             # A dictionary term both texts contain whole ("低温防腐涂层") is shown before its pieces.
             for term in vocab.compounds(whole & doc_whole):
                 compounds[term] = max((w for t, w in weights.items() if t in term and t != term), default=0.0)
@@ -772,12 +778,14 @@ class MatchEngine:
             self._surface_cache.clear()
         return self._vocab
 
-    def _whole_words(self, text: str) -> frozenset[str]:
+    def _whole_words(self, text: str, tokens: Sequence[str] | None = None) -> frozenset[str]:
+        """tokens: `self.tokenizer(text)` when already known (an indexed text's tokens)."""
         cached = self._whole_cache.get(text)
         if cached is None:
-            if len(self._whole_cache) >= 4 * SURFACE_CACHE_SIZE:
-                self._whole_cache.clear()
-            others = [t for t in self.tokenizer(text) if not _CJK_TOKEN.match(t)]
+            if len(self._whole_cache) >= WHOLE_CACHE_SIZE:
+                del self._whole_cache[next(iter(self._whole_cache))]  # the oldest
+            tokens = self.tokenizer(text) if tokens is None else tokens
+            others = [t for t in tokens if not _CJK_TOKEN.match(t)]
             cached = self._whole_cache[text] = self._vocabulary().whole_words(text, others)
         return cached
 

@@ -21,6 +21,9 @@ from matcher.errors import NotFittedError
 from matcher.fsutil import atomic_npy, atomic_text
 from matcher.retrieval.text import Tokenizer
 
+DENSE_QUERIES = 8  # `score_rows` accumulates postings for up to this many queries...
+DENSE_ROW_SHARE = 16  # ...when they ask for at least 1/16 of the documents
+
 
 class BM25:
     """Okapi BM25 (Lucene's idf variant: log(1 + (N - df + 0.5) / (df + 0.5)))."""
@@ -145,7 +148,12 @@ class BM25:
     def score_rows(self, query_matrix: sp.csr_matrix, rows: NDArray[np.int64]) -> NDArray[np.float32]:
         """(n_queries, len(rows)) dense float32 BM25 scores of these document rows only."""
         self._check_fitted()
-        sub = self.weights_[np.asarray(rows, dtype=np.int64)]
+        rows = np.asarray(rows, dtype=np.int64)
+        if query_matrix.shape[0] <= DENSE_QUERIES and len(rows) * DENSE_ROW_SHARE >= self.weights_.shape[0]:
+            # Reading the query terms' postings beats slicing thousands of document rows, and
+            # sums each score over the same terms in the same (ascending) order: equal bits.
+            return self.score_dense(query_matrix)[:, rows]
+        sub = self.weights_[rows]
         return np.asarray((query_matrix @ sub.T).todense(), dtype=np.float32).reshape(query_matrix.shape[0], len(rows))
 
     def document_weights(self, tokens: Sequence[str]) -> sp.csr_matrix:

@@ -135,6 +135,29 @@ def test_calibrator_recovers_probabilities_on_synthetic_pairs(tmp_path):
     assert json.loads((tmp_path / "cal.json").read_text())["n_pairs"] == n
 
 
+def test_partner_fits_equal_each_partner_alone_whatever_shares_the_call(monkeypatch):
+    """Partners are scored in padded blocks: a partner's fit must not depend on which partners
+    or queries share the call, nor on the block's size."""
+    import matcher.retrieval.calibration as calibration
+
+    rng = np.random.default_rng(3)
+    sizes = [1, 2, 3, 4, 5, 7, 8, 9, 17, 1, 33]
+    feats = rng.normal(0, 1, (6, sum(sizes), len(FEATURES)))
+    bounds = np.cumsum([0, *sizes])
+    groups = [np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+    cal = default_calibrator()
+    alone = np.array([[cal.partner_fits(feats[q : q + 1], [g])[0, 0] for g in groups] for q in range(len(feats))])
+    together = cal.partner_fits(feats, groups)
+    assert np.array_equal(together, alone)
+    single = np.array([[cal.partner_fit(feats[q, g]) for g in groups] for q in range(len(feats))])
+    assert np.allclose(together, single, rtol=0, atol=1e-12)
+    reversed_order = cal.partner_fits(feats[::-1], groups[::-1])
+    assert np.array_equal(reversed_order, together[::-1, ::-1])
+    monkeypatch.setattr(calibration, "PAD_BUDGET", 1)  # one partner per block
+    assert np.array_equal(cal.partner_fits(feats, groups), together)
+    assert cal.partner_fits(feats, []).shape == (6, 0)
+
+
 def test_calibrator_errors_are_clear(tmp_path):
     with pytest.raises(NotFittedError):
         FitCalibrator().capability_fit(np.zeros((1, 3)))

@@ -95,3 +95,22 @@ def test_dense_scores_equal_the_sparse_product():
     queries = [["rail"], ["coat", "coat", "cold"], ["unknown"], [], ["milk", "rail", "weld", "paint"]]
     qmat = bm.query_matrix(queries)
     np.testing.assert_allclose(bm.score_dense(qmat), bm.score_tokens(queries, qmat).toarray(), rtol=1e-6)
+
+
+def test_score_rows_gives_the_same_bits_by_either_route(monkeypatch):
+    """A request reads the query terms' postings, a batch slices document rows: a pair's BM25
+    score must be bit-for-bit the same either way (fits are compared across lists)."""
+    import matcher.retrieval.lexical as lexical
+
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(60)]
+    docs = [list(rng.choice(words, rng.integers(3, 40))) for _ in range(400)]
+    bm = BM25().fit_tokens(docs)
+    queries = [list(rng.choice(words, 25)) for _ in range(3)]
+    qmat = bm.query_matrix(queries)
+    rows = np.sort(rng.choice(400, 200, replace=False))
+    dense = bm.score_rows(qmat, rows)
+    monkeypatch.setattr(lexical, "DENSE_QUERIES", 0)  # forces the row slices
+    sliced = bm.score_rows(qmat, rows)
+    assert dense.dtype == sliced.dtype == np.float32
+    assert np.array_equal(dense, sliced) and dense.any()
