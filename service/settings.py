@@ -34,9 +34,10 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     impression_retention_days: int = Field(default=365, ge=0)  # 0 keeps impressions forever
     impression_flush_seconds: float = Field(default=1.0, gt=0)
-    # BLAS threads per process: a request's products are small, and on a busy machine a second
-    # BLAS thread waiting for a core made a stored-demand match 2-3 times slower
-    # (docs/performance.md); 0 leaves the library's default.
+    # BLAS threads per process, set at start-up: a request's products are small, and on a busy
+    # machine (or under concurrent requests) a second BLAS thread waiting for a core cost 8 ms
+    # per 0.3 ms product, a stored-demand match at 42k 40 ms instead of 17 (docs/performance.md);
+    # 0 leaves the library's default.
     blas_threads: int = Field(default=1, ge=0)
 
     # `extra` fields (spreadsheet columns beyond the known ones) institutes and enterprises may see,

@@ -184,3 +184,30 @@ def test_a_model_that_cannot_load_is_reported(make_world):
         assert not client.app.state.ctx.live.wait_ready(30)
         r = client.get("/readyz")
         assert r.status_code == 503 and "no-such-model" in _error(r)["message"]
+
+
+@pytest.mark.parametrize("threads", [1, 0])
+def test_the_service_runs_blas_on_one_thread_and_puts_it_back(tmp_path, threads):
+    """Set in the main thread, as uvicorn runs the lifespan (OpenBLAS ignores the setting from
+    other threads); 0 leaves the library's default."""
+    import asyncio
+
+    from service_testkit import make_settings
+    from threadpoolctl import ThreadpoolController
+
+    from service.app import create_app
+
+    def blas() -> set[int]:
+        return {i["num_threads"] for i in ThreadpoolController().info() if i["user_api"] == "blas"}
+
+    before = blas()
+    app = create_app(make_settings(tmp_path, blas_threads=threads), encoder=FakeEncoder())
+    seen = []
+
+    async def serve_once():
+        async with app.router.lifespan_context(app):
+            seen.append(blas())
+
+    asyncio.run(serve_once())
+    assert seen == [{1} if threads else before]
+    assert blas() == before
