@@ -424,7 +424,7 @@ class Collection:
         if qmat.shape[0] <= SMALL_BATCH:  # a request: dense accumulation of the postings
             scores = self.bm25.score_dense(qmat)
             if mask is not None:
-                scores *= mask
+                scores = scores * mask
             return [(np.flatnonzero(s), s[np.flatnonzero(s)]) for s in scores]
         lex = self.bm25.score_tokens([], qmat)  # a batch: one sparse product
         if mask is not None:

@@ -135,14 +135,23 @@ class BM25:
         """(n_queries, n_docs) dense float32 BM25 scores from `query_matrix(queries)`.
 
         For a few queries this is cheaper than `score_tokens`: it reads only the query terms'
-        postings and accumulates them, instead of a sparse product that sorts its output."""
+        postings and accumulates them, instead of a sparse product that sorts its output.
+
+        The result is read-only: the last one is kept, because a request asks for the same
+        query's scores twice (its candidates, then its partners' other capabilities)."""
         self._check_fitted()
+        postings_all = self._postings()
+        last = getattr(self, "_last_dense", None)
+        if last is not None and last[0] is query_matrix and last[1] is postings_all:
+            return last[2]
         out = np.zeros((query_matrix.shape[0], self.weights_.shape[0]), dtype=np.float32)
         for i in range(query_matrix.shape[0]):
             start, end = query_matrix.indptr[i], query_matrix.indptr[i + 1]
             if end > start:
-                postings = self._postings()[query_matrix.indices[start:end]]
+                postings = postings_all[query_matrix.indices[start:end]]
                 out[i] = postings.T @ query_matrix.data[start:end]
+        out.flags.writeable = False
+        self._last_dense = (query_matrix, postings_all, out)
         return out
 
     def score_rows(self, query_matrix: sp.csr_matrix, rows: NDArray[np.int64]) -> NDArray[np.float32]:
