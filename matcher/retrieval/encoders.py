@@ -440,6 +440,24 @@ class SplitEncoder:
         return self.documents.encode_documents(texts, progress)
 
 
+def uncached(encoder):
+    """The encoder for a typed text: without the on-disk embedding cache, which is for the
+    corpus (a text someone typed is neither looked up nor kept, so a free-text request writes
+    nothing and the cache does not grow with every search)."""
+    if isinstance(encoder, CachedEncoder):
+        return encoder.inner
+    if isinstance(encoder, SplitEncoder):
+        return SplitEncoder(uncached(encoder.queries), uncached(encoder.documents), name=encoder.name)
+    return encoder
+
+
+def sides_share_vectors(encoder) -> bool:
+    """Whether a text's query vector is its passage vector (one model, no prefixes, as MiniLM):
+    then a typed text is encoded once, not once per side."""
+    enc = uncached(encoder)
+    return isinstance(enc, BatchEncoder) and enc.query_prefix == enc.passage_prefix
+
+
 def text_key(text: str) -> bytes:
     return hashlib.sha256(text.encode("utf-8")).digest()[:16]
 

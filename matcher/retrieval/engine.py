@@ -44,6 +44,7 @@ from matcher.records import (
 )
 from matcher.retrieval.calibration import FitCalibrator, default_calibrator, features_of
 from matcher.retrieval.collection import Candidates, Collection, PairScores
+from matcher.retrieval.encoders import sides_share_vectors, uncached
 from matcher.retrieval.index import IndexParams
 from matcher.retrieval.rank import (
     AggregationParams,
@@ -222,7 +223,8 @@ class MatchEngine:
         if len(ranked) < k:
             seen = set(ranked)
             ranked += [p for p in self._allowed_partners(filters) if p not in seen]
-        fits, feats, rows, cols = self._partner_fits(qvec[None, :], qmat, ranked, self._demand_side([query]))
+        side = self._demand_side([query], qvec[None, :])
+        fits, feats, rows, cols = self._partner_fits(qvec[None, :], qmat, ranked, side)
         fit_of = {p: float(fits[0, j]) for j, p in enumerate(ranked)}
         n_scored = len(partners)
         head = ranked[:n_scored]
@@ -283,7 +285,7 @@ class MatchEngine:
         surface, weights = self._surface_map(query, qtok), self._term_weights(qtok, self._caps)
         top = top_k(fused.score, k)
         ps = self._caps.pair_scores(qvec[None, :], self._caps.bm25.query_matrix([qtok]), fused.rows[top])
-        ps = self._with_demand_view(ps, self._demand_side([query]), rows=fused.rows[top])
+        ps = self._with_demand_view(ps, self._demand_side([query], qvec[None, :]), rows=fused.rows[top])
         fits = self.calibrator.capability_fit(features_of(ps))[0] if len(top) else []
         return [self._capability_hit(cand, fused, int(i), qtok, surface, weights, float(f)) for i, f in zip(top, fits)]
 
@@ -329,7 +331,7 @@ class MatchEngine:
         out: list[list[tuple[str, float, float]]] = []
         for start in range(0, len(qtoks), 256):
             block_v, block_t = qvecs[start : start + 256], qtoks[start : start + 256]
-            sides = self._demand_side(queries[start : start + 256])
+            sides = self._demand_side(queries[start : start + 256], block_v)
             cands = self._caps.candidates(block_v, block_t, depth=self.params.fusion.depth, allowed=allowed)
             for i, (qv, qt, cand) in enumerate(zip(block_v, block_t, cands)):
                 side = sides.take(i) if sides is not None else None
@@ -460,7 +462,7 @@ class MatchEngine:
             ps = self._caps.pair_scores(qvecs, qmat, np.array([same], dtype=np.int64))
             ps = self._with_demand_view(ps, side, rows=np.array([same], dtype=np.int64))
         else:
-            vector = np.asarray(self.encoder.encode_documents([text]), dtype=np.float32)[0]
+            vector = self._typed_passages([text], tvec[None, :])[0]
             ps = self._caps.external_pair_scores(qvecs, qmat, vector, tokens, guess_language(text))
             ps = self._with_demand_view(ps, side, vectors=vector[None, :])
         fits = self.calibrator.capability_fit(features_of(ps))[:, 0] if len(dids) else np.zeros(0)
@@ -529,8 +531,25 @@ class MatchEngine:
         texts = [q.full_text if isinstance(q, Demand) else str(q) for q in queries]
         if not all(t.strip() for t in texts):
             raise MatcherError("empty query text")
-        vecs = self.encoder.encode_queries(texts, progress) if progress else self.encoder.encode_queries(texts)
+        typed = [i for i, q in enumerate(queries) if not isinstance(q, Demand)]
+        if not typed:
+            vecs = self.encoder.encode_queries(texts, progress) if progress else self.encoder.encode_queries(texts)
+        else:  # typed texts bypass the embedding cache (`encoders.uncached`)
+            vecs = np.zeros((len(texts), self.encoder.dim), np.float32)
+            vecs[typed] = uncached(self.encoder).encode_queries([texts[i] for i in typed])
+            stored = [i for i in range(len(texts)) if i not in set(typed)]
+            if stored:
+                vecs[stored] = self.encoder.encode_queries([texts[i] for i in stored])
+            if progress:
+                progress(len(texts))
         return np.asarray(vecs, dtype=np.float32), [self._query_tokens(q, t) for q, t in zip(queries, texts)]
+
+    def _typed_passages(self, texts: Sequence[str], query_vectors=None) -> NDArray[np.float32]:
+        """Passage vectors of typed texts: their query vectors when the model has one vector per
+        text (`encoders.sides_share_vectors`), else encoded, without the embedding cache."""
+        if query_vectors is not None and sides_share_vectors(self.encoder):
+            return np.asarray(query_vectors, dtype=np.float32)
+        return np.asarray(uncached(self.encoder).encode_documents(list(texts)), dtype=np.float32)
 
     def _query_tokens(self, query: Query, text: str) -> list[str]:
         """A stored, unchanged demand reuses the tokens computed when it was indexed."""
@@ -642,17 +661,19 @@ class MatchEngine:
             if missing:
                 raise NotFoundError(f"unknown partner(s): {', '.join(missing[:5])}")
             fits, feats, _, cols = self._partner_fits(qvecs, qmat, [self._partner_num[t] for t in targets],
-                                                      self._demand_side(queries))
+                                                      self._demand_side(queries, qvecs))
             return fits, feats, cols
         rows = np.array([self._caps.row_of[t] for t in targets], dtype=np.int64)
-        ps = self._with_demand_view(self._caps.pair_scores(qvecs, qmat, rows), self._demand_side(queries), rows=rows)
+        ps = self._with_demand_view(self._caps.pair_scores(qvecs, qmat, rows), self._demand_side(queries, qvecs),
+                                    rows=rows)
         feats = features_of(ps)
         return self.calibrator.capability_fit(feats), feats, [np.array([j]) for j in range(len(rows))]
 
-    def _demand_side(self, queries: Sequence[Query]) -> _DemandSide | None:
+    def _demand_side(self, queries: Sequence[Query], query_vectors=None) -> _DemandSide | None:
         """The demand side of the capability's view of pairs (see `calibration`): each query's
         passage vector, language and row in the demand collection (-1 for a typed text or a
-        demand not indexed, which is encoded here). None when no demand is indexed."""
+        demand not indexed, which is encoded here). None when no demand is indexed.
+        query_vectors: the queries' query vectors, when known (see `_typed_passages`)."""
         if not len(self._dems) or not len(queries):
             return None
         vecs = np.zeros((len(queries), self.encoder.dim), np.float32)
@@ -667,9 +688,14 @@ class MatchEngine:
             else:
                 todo.append(i)
                 langs.append((q.language if isinstance(q, Demand) else "") or guess_language(text))
-        if todo:
-            texts = [queries[i].full_text if isinstance(queries[i], Demand) else str(queries[i]) for i in todo]
-            vecs[todo] = np.asarray(self.encoder.encode_documents(texts), dtype=np.float32)
+        typed = [i for i in todo if not isinstance(queries[i], Demand)]
+        if typed:
+            given = None if query_vectors is None else np.asarray(query_vectors)[typed]
+            vecs[typed] = self._typed_passages([str(queries[i]) for i in typed], given)
+        unstored = [i for i in todo if isinstance(queries[i], Demand)]
+        if unstored:
+            texts = [queries[i].full_text for i in unstored]
+            vecs[unstored] = np.asarray(self.encoder.encode_documents(texts), dtype=np.float32)
         return _DemandSide(vecs, langs, own)
 
     def _with_demand_view(self, ps: PairScores, side: _DemandSide | None, *, rows=None, vectors=None) -> PairScores:

@@ -185,3 +185,51 @@ def test_k_below_one_or_not_a_whole_number_is_an_error_everywhere(engine, k):
 def test_k_of_one_returns_exactly_one(engine):
     assert len(engine.match_partners("低温防腐涂层", k=1)) == 1
     assert [len(r) for r in engine.rank_partners_batch(["低温防腐涂层", "OPO"], k=1)] == [1, 1]
+
+
+class _CountingEncoder(FakeEncoder):
+    """The fake encoder, counting the texts of each side it encodes; prefixes optional (e5 has
+    them, MiniLM not)."""
+
+    def __init__(self, query_prefix: str = "", passage_prefix: str = "") -> None:
+        super().__init__()
+        self.query_prefix, self.passage_prefix = query_prefix, passage_prefix
+        self.counts = {"query": 0, "passage": 0}
+
+    def encode_queries(self, texts, progress=None):
+        self.counts["query"] += len(texts)
+        return super().encode_queries(texts, progress)
+
+    def encode_documents(self, texts, progress=None):
+        self.counts["passage"] += len(texts)
+        return super().encode_documents(texts, progress)
+
+
+def test_a_typed_text_is_encoded_once_when_both_sides_share_a_vector_and_never_cached(tmp_path):
+    from matcher.retrieval.cache import EmbeddingCache
+    from matcher.retrieval.encoders import CachedEncoder
+
+    cache = EmbeddingCache(tmp_path / "embeddings.sqlite")
+    counting = _CountingEncoder()
+    engine = MatchEngine(CachedEncoder(counting, cache)).fit(CAPS, DEMANDS, PARTNERS)
+    engine.search_demands("焊接", k=3)  # the stored demands' query vectors, once
+    stored = cache.count()
+    counting.counts = {"query": 0, "passage": 0}
+    text = "低温 防腐涂层 附着力"
+    report = engine.match_report(text, k=3)
+    engine.search_demands(text, k=3)
+    assert counting.counts == {"query": 2, "passage": 0}  # one per request, the passage side reused
+    assert cache.count() == stored  # nothing someone typed is kept
+    plain = MatchEngine(FakeEncoder()).fit(CAPS, DEMANDS, PARTNERS).match_report(text, k=3)
+    assert [(m.partner_id, m.fit) for m in report.matches] == [(m.partner_id, m.fit) for m in plain.matches]
+    encoded = dict(counting.counts)
+    engine.match_report(engine.demands["d1"], k=3)  # a stored demand's vector comes from the cache
+    assert counting.counts == encoded
+
+
+def test_a_typed_text_gets_its_passage_vector_when_the_sides_differ():
+    counting = _CountingEncoder("query: ", "passage: ")
+    engine = MatchEngine(counting).fit(CAPS, DEMANDS, PARTNERS)
+    counting.counts = {"query": 0, "passage": 0}
+    engine.match_report("低温 防腐涂层 附着力", k=3)
+    assert counting.counts == {"query": 1, "passage": 1}
