@@ -66,7 +66,7 @@ FEATURES: tuple[str, ...] = (
     "window_overlap",  # best idf-weighted share of the query's terms within one window of its text
 )
 WINDOW = 24  # tokens: about one sentence, the span `window_overlap` looks for the query's terms in
-POSITIONS_CACHE = 20_000  # capabilities whose token positions are kept between requests
+TITLE_CACHE = 50_000  # capabilities whose title terms are kept between requests
 DOMESTIC = frozenset({"cn", "china", "中国", "prc"})
 RATE_PRIOR = 2.0  # pseudo-outcomes behind a rate: a partner with one outcome is not 0% or 100%
 
@@ -126,15 +126,14 @@ class QueryView:
 
 class CorpusFacts:
     """Per-corpus facts the features need (partner sizes, industries), computed once per engine state;
-    capabilities' title terms and term positions are computed when first needed and kept, by
-    collection row (an edited capability gets a new row, so nothing kept goes stale)."""
+    capabilities' title terms are computed when first needed and kept, by collection row (an
+    edited capability gets a new row, so nothing kept goes stale)."""
 
     def __init__(self, engine) -> None:
         self.engine = engine
         self.size = Counter(c.partner_id for c in engine.capabilities.values())
         self.stamp = len(engine.capabilities)
         self._titles: dict[int, frozenset[str]] = {}
-        self._positions: dict[int, dict[str, list[int]]] = {}
 
     def current(self) -> bool:
         return self.stamp == len(self.engine.capabilities)
@@ -142,23 +141,11 @@ class CorpusFacts:
     def title_terms(self, row: int) -> frozenset[str]:
         terms = self._titles.get(row)
         if terms is None:
-            if len(self._titles) >= POSITIONS_CACHE:
+            if len(self._titles) >= TITLE_CACHE:
                 self._titles.clear()
             cap = self.engine.capabilities.get(self.engine.capability_id_of_row(row))
             terms = self._titles[row] = frozenset(self.engine.tokenizer(cap.title) if cap and cap.title else ())
         return terms
-
-    def positions(self, row: int) -> dict[str, list[int]]:
-        """token -> its positions in the capability's indexed text."""
-        pos = self._positions.get(row)
-        if pos is None:
-            if len(self._positions) >= POSITIONS_CACHE:
-                self._positions.clear()
-            pos = {}
-            for i, t in enumerate(self.engine.capability_tokens(row)):
-                pos.setdefault(t, []).append(i)
-            self._positions[row] = pos
-        return pos
 
 
 @dataclass
@@ -173,6 +160,7 @@ class _QueryStats:
     dense_top: float
     lexical_scale: float
     bigrams: list[tuple[str, str]]
+    terms: frozenset[str]  # the query's distinct tokens
 
     @classmethod
     def of(cls, engine, view: QueryView) -> _QueryStats:
@@ -181,7 +169,8 @@ class _QueryStats:
         return cls(float(np.median(fused.score)) if len(fused.score) else 0.0,
                    engine.capability_term_idf(view.tokens), _query_features(view, cand, fused),
                    _ranks(cand.dense), _ranks(cand.lexical), float(cand.dense.max()) if len(cand.dense) else 0.0,
-                   float(cand.lexical_scale), sorted({(a, b) for a, b in zip(toks, toks[1:]) if a != b}))
+                   float(cand.lexical_scale), sorted({(a, b) for a, b in zip(toks, toks[1:]) if a != b}),
+                   frozenset(toks))
 
 
 def partner_table(engine, facts: CorpusFacts, view: QueryView, n: int, history: History | None
@@ -244,7 +233,7 @@ def _target_row(engine, facts: CorpusFacts, view: QueryView, stats: _QueryStats,
     hist = (history or _NO_HISTORY).features(pid, demand.id if demand else None)
     overlap = (_term_overlap(view.tokens, engine.capability_tokens(int(fused.rows[best])), idf)
                if best is not None else 0.0)
-    evidence = _evidence(facts, stats, cand, fused, best)
+    evidence = _evidence(engine, facts, stats, cand, fused, best)
     return [
         score, 1.0 / rank, best_fused,
         float(fused.dense_norm[best]) if best is not None else 0.0,
@@ -266,13 +255,16 @@ def _ranks(scores: NDArray) -> NDArray[np.int64]:
     return ranks
 
 
-def _evidence(facts: CorpusFacts, stats: _QueryStats, cand: Candidates, fused: Fused, best: int | None
-              ) -> list[float]:
+def _evidence(engine, facts: CorpusFacts, stats: _QueryStats, cand: Candidates, fused: Fused, best: int | None
+               ) -> list[float]:
     """The seven evidence features of the best capability (candidate position `best`)."""
     if best is None:
         return [0.0] * 7
     row = int(fused.rows[best])
-    positions = facts.positions(row)
+    positions: dict[str, list[int]] = {}  # the query's terms only: cheaper than indexing every token
+    for i, t in enumerate(engine.capability_tokens(row)):
+        if t in stats.terms:
+            positions.setdefault(t, []).append(i)
     total = sum(stats.idf.values())
     title = facts.title_terms(row)
     title_share = sum(w for t, w in stats.idf.items() if t in title) / total if total > 0 else 0.0
