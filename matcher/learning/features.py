@@ -261,10 +261,10 @@ def _evidence(engine, facts: CorpusFacts, stats: _QueryStats, cand: Candidates, 
     if best is None:
         return [0.0] * 7
     row = int(fused.rows[best])
+    terms = stats.terms
     positions: dict[str, list[int]] = {}  # the query's terms only: cheaper than indexing every token
-    for i, t in enumerate(engine.capability_tokens(row)):
-        if t in stats.terms:
-            positions.setdefault(t, []).append(i)
+    for i, t in [(i, t) for i, t in enumerate(engine.capability_tokens(row)) if t in terms]:
+        positions.setdefault(t, []).append(i)
     total = sum(stats.idf.values())
     title = facts.title_terms(row)
     title_share = sum(w for t, w in stats.idf.items() if t in title) / total if total > 0 else 0.0
@@ -289,20 +289,26 @@ def _window_share(idf: Mapping[str, float], total: float, positions: Mapping[str
     if total <= 0:
         return 0.0
     events = sorted((p, t) for t in idf if t in positions for p in positions[t])
-    count: Counter[str] = Counter()
+    if not events:
+        return 0.0
+    if events[-1][0] - events[0][0] < WINDOW:  # all in one window: the whole text's share
+        return sum(idf[t] for t in idf if t in positions) / total
+    count: dict[str, int] = {}
     best = covered = 0.0
     left = 0
     for p, t in events:
-        if count[t] == 0:
+        n = count.get(t, 0)
+        if n == 0:
             covered += idf[t]
-        count[t] += 1
+        count[t] = n + 1
         while events[left][0] <= p - WINDOW:
             lt = events[left][1]
             count[lt] -= 1
             if count[lt] == 0:
                 covered -= idf[lt]
             left += 1
-        best = max(best, covered)
+        if covered > best:
+            best = covered
     return best / total
 
 
