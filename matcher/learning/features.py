@@ -262,26 +262,18 @@ def _evidence(engine, facts: CorpusFacts, stats: _QueryStats, cand: Candidates, 
         return [0.0] * 7
     row = int(fused.rows[best])
     terms = stats.terms
-    positions: dict[str, list[int]] = {}  # the query's terms only: cheaper than indexing every token
-    for i, t in [(i, t) for i, t in enumerate(engine.capability_tokens(row)) if t in terms]:
+    hits = [(i, t) for i, t in enumerate(engine.capability_tokens(row)) if t in terms]  # the query's terms only
+    positions: dict[str, list[int]] = {}
+    for i, t in hits:
         positions.setdefault(t, []).append(i)
+    adjacent = {(a, b) for (i, a), (j, b) in zip(hits, hits[1:]) if j == i + 1}
+    phrases = len(adjacent.intersection(stats.bigrams)) / len(stats.bigrams) if stats.bigrams else 0.0
     total = sum(stats.idf.values())
     title = facts.title_terms(row)
     title_share = sum(w for t, w in stats.idf.items() if t in title) / total if total > 0 else 0.0
     return [1.0 / stats.dense_rank[best], 1.0 / stats.lexical_rank[best], stats.dense_top - float(cand.dense[best]),
             float(cand.lexical[best]) / stats.lexical_scale if stats.lexical_scale > 0 else 0.0,
-            title_share, _bigram_share(stats.bigrams, positions), _window_share(stats.idf, total, positions)]
-
-
-def _bigram_share(bigrams: Sequence[tuple[str, str]], positions: Mapping[str, list[int]]) -> float:
-    if not bigrams:
-        return 0.0
-    found = 0
-    for a, b in bigrams:
-        pa, pb = positions.get(a), positions.get(b)
-        if pa and pb and not set(pa).isdisjoint(p - 1 for p in pb):
-            found += 1
-    return found / len(bigrams)
+            title_share, phrases, _window_share(stats.idf, total, positions)]
 
 
 def _window_share(idf: Mapping[str, float], total: float, positions: Mapping[str, list[int]]) -> float:
