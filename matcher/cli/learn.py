@@ -231,7 +231,9 @@ def cmd_train(args) -> int:
 
 def _print_weights(model) -> None:
     kind = "gain importance" if model.backend == "lightgbm" else "standardised weight"
-    print(f"feature {kind}s ({model.backend}):")
+    if model.prior is not None:
+        print(f"starts from the default order: {model.prior_weight_:.3f} x {model.prior}, plus a learned correction")
+    print(f"feature {kind}s ({model.backend}{', of the correction' if model.prior else ''}):")
     for name, w in list(model.importances().items())[:12]:
         print(f"  {name:<20} {w:+.3f}")
 

@@ -288,3 +288,77 @@ def test_ipw_estimator_weights_the_successes_by_their_inverse_propensity():
     rank2 = rows.table.X[:, 0] < 0.5
     np.testing.assert_allclose(rows.weight[rank2 & (rows.y > 0)], 2.0)
     np.testing.assert_allclose(rows.weight[~(rank2 & (rows.y > 0))], 1.0)
+
+
+# -- a correction of the default order -----------------------------------------------------------
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_prior_model_that_learned_nothing_is_the_default_order(demo, tmp_path, backend):
+    task, _, _, table = demo
+    y = table.labels(task.qrels)
+    # all the shrinkage in the world: the residual (linear weights, LightGBM leaf values) is about zero
+    model = LearnedRanker(table.feature_names, backend, prior="default_score", l2=1e12, n_estimators=1)
+    model.fit(table.X, y, table.group)
+    assert model.prior_weight_ > 0
+    assert metrics(table, task.qrels, model.predict(table.X)) == metrics(table, task.qrels)
+    model.save(tmp_path / "m")
+    doc = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert doc["params"]["prior"] == "default_score" and doc["prior_weight"] == pytest.approx(model.prior_weight_)
+    np.testing.assert_array_equal(LearnedRanker.load(tmp_path / "m").predict(table.X), model.predict(table.X))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_prior_model_corrects_the_default_where_the_data_say_so(backend):
+    rng = np.random.default_rng(3)
+    X, y, group = synthetic()
+    default = X[:, 2] + rng.normal(scale=1.0, size=len(X))  # the default order: right, with noise
+    X = np.c_[default, X]
+    model = LearnedRanker(["default_score", "noise", "a", "signal", "b"], backend, prior="default_score",
+                          l2=1.0, n_estimators=60).fit(X, y, group)
+    s = model.predict(X)
+    auc = lambda score: (score[y > 0][:, None] > score[y == 0][None, :]).mean()  # noqa: E731
+    assert auc(s) > auc(default) + 0.03
+    with pytest.raises(MatcherError, match="prior"):
+        LearnedRanker(["a"], backend, prior="default_score")
+
+
+def test_the_prior_weight_says_how_sure_the_pairs_are_of_the_default():
+    from matcher.learning.ranker import _prior_weight
+
+    d = np.linspace(0.1, 1.0, 50)
+    assert _prior_weight(d, np.ones(50)) > 1.5 * _prior_weight(np.r_[d, -d[:20]], np.ones(70)) > 0
+    assert _prior_weight(-d, np.ones(50)) == 0.0  # a default that is always wrong gets no weight
+    assert _prior_weight(np.zeros(0), np.zeros(0)) == 0.0
+
+
+def test_evidence_features_read_titles_phrases_and_windows():
+    from matcher.learning.features import CorpusFacts, capability_table
+    from matcher.learning.table import query_views
+    from matcher.records import Capability
+
+    caps = [Capability("c1", "p1", "corrosion coating", "low temperature adhesion of waterborne paint " * 3),
+            Capability("c2", "p2", "paint shop", "corrosion appears on the coating. " + "filler " * 40 + "adhesion")]
+    engine = MatchEngine(FakeEncoder()).fit(caps, [])
+    view = query_views(engine, ["corrosion coating adhesion"], "capability")[0]
+    ids, X = capability_table(engine, CorpusFacts(engine), view, 5, None)
+    row = {cid: dict(zip(FEATURES, x)) for cid, x in zip(ids, X)}
+    assert row["c1"]["title_overlap"] > row["c2"]["title_overlap"] == 0.0
+    assert row["c1"]["bigram_overlap"] == pytest.approx(1 / 2)  # "corrosion coating" is in c1's indexed title
+    assert row["c2"]["window_overlap"] < row["c2"]["term_overlap"]  # "adhesion" is far from the others
+    assert row["c1"]["window_overlap"] == pytest.approx(row["c1"]["term_overlap"])
+    ranks = sorted(1 / row[c]["lexical_rank_inv"] for c in ids)
+    assert ranks == [1.0, 2.0] and all(0 <= row[c]["lexical_attained"] <= 1 for c in ids)
+    assert min(row[c]["dense_gap_top"] for c in ids) == 0.0
+
+
+def test_the_gate_holds_out_every_list_of_a_demand_together():
+    """Regression: lists shown for the same demand at different times fell into different gate
+    folds, so the gate scored models on demands they had been fitted on."""
+    from matcher.learning.train import gate_split
+
+    demands = ["d1", "d1", "d2", "d3", "d3", "d3", "d4", "d5", "d1"]
+    folds = gate_split(demands, 4, seed=0)
+    assert sorted(q for f in folds for q in f) == list(range(len(demands)))
+    for f in folds:
+        held = {demands[q] for q in f}
+        assert all(demands[q] not in held for g in folds if g is not f for q in g)
