@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     impression_retention_days: int = Field(default=365, ge=0)  # 0 keeps impressions forever
     impression_flush_seconds: float = Field(default=1.0, gt=0)
+    # The staff button trains on the 30 base features; true adds the seven evidence features
+    # (docs/learning.md): a model trained on them costs a few ms more per served list.
+    ranker_evidence: bool = False
 
     # `extra` fields (spreadsheet columns beyond the known ones) institutes and enterprises may see,
     # comma-separated; every other extra field is shown to bureau staff only.

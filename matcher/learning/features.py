@@ -1,8 +1,16 @@
 """Features of (query, target) pairs: the one place a learned ranker's inputs are computed.
 
-Every feature has a name (`FEATURES`); a model file stores the names it was trained on, and
-`FeatureSpec.matrix` builds exactly those columns, so a feature added later (the calibrated
-fit, say) is one more name and one more function here, and older models keep working.
+Every feature has a name (`FEATURES`: all this version can compute); a model file stores the
+names it was trained on, and the engine hook (`table.Reranker`) builds the columns that model
+needs, so a feature added later is one more name and one more function here, and older models
+keep working.
+
+Two sets: the 30 `BASE_FEATURES`, what a model is trained on unless asked otherwise, and the
+seven `EVIDENCE_FEATURES` (ranks, raw gaps, title, phrase and window overlap of the best
+capability), opt-in (`techmatch learn cv|simulate|train --evidence`, `build_table(...,
+evidence=True)`): they scan the best capability's tokens of every re-ranked partner, a few
+milliseconds a served list at 42k capabilities (`benchmarks/bench_learning.py`), so the engine
+hook computes them only for a model that was trained on them.
 
 Targets are partners (level "partner", the capabilities of one partner aggregated) or single
 capabilities (level "capability"). Everything is computed from what the engine already has
@@ -24,8 +32,8 @@ from matcher.records import Demand
 from matcher.retrieval.collection import Candidates
 from matcher.retrieval.rank import Fused
 
-# Names, in the column order of a feature matrix built with the default spec.
-FEATURES: tuple[str, ...] = (
+# Names, in the column order of a feature matrix built without the evidence features.
+BASE_FEATURES: tuple[str, ...] = (
     "default_score",  # the unlearned engine's score (aggregated partner score / fused capability score)
     "default_rank_inv",  # 1 / the target's rank in the default order
     "best_fused",  # best capability's fused score
@@ -56,7 +64,10 @@ FEATURES: tuple[str, ...] = (
     "acceptance_rate",  # smoothed share of those outcomes that went beyond contact
     "contract_rate",  # smoothed share that ended in a cooperation agreement
     "busy_log",  # log(1 + pairs open with the partner right now)
-    # Evidence the fused score blends away or never sees (best capability; all cheap: no encoder).
+)
+# Evidence the fused score blends away or never sees (best capability; no encoder, but a scan of its
+# tokens per target): opt-in, appended after BASE_FEATURES when asked for.
+EVIDENCE_FEATURES: tuple[str, ...] = (
     "dense_rank_inv",  # 1 / its rank by cosine among the query's candidates
     "lexical_rank_inv",  # 1 / its rank by BM25 among them
     "dense_gap_top",  # the query's best cosine minus its cosine (raw, not min-max scaled)
@@ -65,10 +76,21 @@ FEATURES: tuple[str, ...] = (
     "bigram_overlap",  # share of the query's adjacent term pairs found adjacent in it (phrases)
     "window_overlap",  # best idf-weighted share of the query's terms within one window of its text
 )
+FEATURES: tuple[str, ...] = BASE_FEATURES + EVIDENCE_FEATURES  # every name this version can compute
 WINDOW = 24  # tokens: about one sentence, the span `window_overlap` looks for the query's terms in
 TITLE_CACHE = 50_000  # capabilities whose title terms are kept between requests
 DOMESTIC = frozenset({"cn", "china", "中国", "prc"})
 RATE_PRIOR = 2.0  # pseudo-outcomes behind a rate: a partner with one outcome is not 0% or 100%
+
+
+def feature_names(evidence: bool = False) -> tuple[str, ...]:
+    """The columns of a feature table: BASE_FEATURES, then EVIDENCE_FEATURES when `evidence`."""
+    return FEATURES if evidence else BASE_FEATURES
+
+
+def uses_evidence(names: Sequence[str]) -> bool:
+    """Whether a model trained on `names` needs the evidence features computed."""
+    return any(n in EVIDENCE_FEATURES for n in names)
 
 
 @dataclass
@@ -155,6 +177,20 @@ class _QueryStats:
     median: float
     idf: dict[str, float]
     common: tuple[float, float, float]
+    evidence: _EvidenceStats | None  # None: the evidence features are not computed
+
+    @classmethod
+    def of(cls, engine, view: QueryView, evidence: bool) -> _QueryStats:
+        fused, cand = view.fused, view.cand
+        return cls(float(np.median(fused.score)) if len(fused.score) else 0.0,
+                   engine.capability_term_idf(view.tokens), _query_features(view, cand, fused),
+                   _EvidenceStats.of(view) if evidence else None)
+
+
+@dataclass
+class _EvidenceStats:
+    """What the evidence features of one query's targets share."""
+
     dense_rank: NDArray[np.int64]  # 1-based rank of each candidate by cosine
     lexical_rank: NDArray[np.int64]
     dense_top: float
@@ -163,23 +199,22 @@ class _QueryStats:
     terms: frozenset[str]  # the query's distinct tokens
 
     @classmethod
-    def of(cls, engine, view: QueryView) -> _QueryStats:
-        fused, cand = view.fused, view.cand
+    def of(cls, view: QueryView) -> _EvidenceStats:
+        cand = view.cand
         toks = list(view.tokens)
-        return cls(float(np.median(fused.score)) if len(fused.score) else 0.0,
-                   engine.capability_term_idf(view.tokens), _query_features(view, cand, fused),
-                   _ranks(cand.dense), _ranks(cand.lexical), float(cand.dense.max()) if len(cand.dense) else 0.0,
+        return cls(_ranks(cand.dense), _ranks(cand.lexical), float(cand.dense.max()) if len(cand.dense) else 0.0,
                    float(cand.lexical_scale), sorted({(a, b) for a, b in zip(toks, toks[1:]) if a != b}),
                    frozenset(toks))
 
 
-def partner_table(engine, facts: CorpusFacts, view: QueryView, n: int, history: History | None
-                  ) -> tuple[list[str], NDArray[np.float32]]:
-    """Features of the first `n` partners of the default order: (partner ids, (n, len(FEATURES)))."""
+def partner_table(engine, facts: CorpusFacts, view: QueryView, n: int, history: History | None,
+                  evidence: bool = False) -> tuple[list[str], NDArray[np.float32]]:
+    """Features of the first `n` partners of the default order: (partner ids, (n, columns)), the
+    columns `feature_names(evidence)`."""
     por = engine.partner_of_capability_rows()
     fused = view.fused
     pnum = por[fused.rows]
-    stats = _QueryStats.of(engine, view)
+    stats = _QueryStats.of(engine, view, evidence)
     ids: list[str] = []
     rows: list[list[float]] = []
     for rank, (p, score) in enumerate(zip(view.targets[:n], view.scores[:n]), start=1):
@@ -190,14 +225,15 @@ def partner_table(engine, facts: CorpusFacts, view: QueryView, n: int, history: 
         size = facts.size.get(pid, len(pos))
         ids.append(pid)
         rows.append(_target_row(engine, facts, view, stats, pos, float(score), rank, size, partner, history, pid))
-    return ids, np.asarray(rows, dtype=np.float32).reshape(len(rows), len(FEATURES))
+    return ids, np.asarray(rows, dtype=np.float32).reshape(len(rows), len(feature_names(evidence)))
 
 
-def capability_table(engine, facts: CorpusFacts, view: QueryView, n: int, history: History | None
-                     ) -> tuple[list[str], NDArray[np.float32]]:
-    """Features of the first `n` capabilities of the default order (targets are candidate positions)."""
+def capability_table(engine, facts: CorpusFacts, view: QueryView, n: int, history: History | None,
+                     evidence: bool = False) -> tuple[list[str], NDArray[np.float32]]:
+    """Features of the first `n` capabilities of the default order (targets are candidate positions),
+    the columns `feature_names(evidence)`."""
     fused = view.fused
-    stats = _QueryStats.of(engine, view)
+    stats = _QueryStats.of(engine, view, evidence)
     ids, rows = [], []
     for rank, (i, score) in enumerate(zip(view.targets[:n], view.scores[:n]), start=1):
         cid = engine.capability_id_of_row(int(fused.rows[i]))
@@ -206,7 +242,7 @@ def capability_table(engine, facts: CorpusFacts, view: QueryView, n: int, histor
         ids.append(cid)
         rows.append(_target_row(engine, facts, view, stats, np.array([int(i)]), float(score), rank,
                                 facts.size.get(cap.partner_id, 1), partner, history, cap.partner_id))
-    return ids, np.asarray(rows, dtype=np.float32).reshape(len(rows), len(FEATURES))
+    return ids, np.asarray(rows, dtype=np.float32).reshape(len(rows), len(feature_names(evidence)))
 
 
 def _query_features(view: QueryView, cand: Candidates, fused: Fused) -> tuple[float, float, float]:
@@ -233,7 +269,7 @@ def _target_row(engine, facts: CorpusFacts, view: QueryView, stats: _QueryStats,
     hist = (history or _NO_HISTORY).features(pid, demand.id if demand else None)
     overlap = (_term_overlap(view.tokens, engine.capability_tokens(int(fused.rows[best])), idf)
                if best is not None else 0.0)
-    evidence = _evidence(engine, facts, stats, cand, fused, best)
+    evidence = _evidence(engine, facts, stats, cand, fused, best) if stats.evidence is not None else ()
     return [
         score, 1.0 / rank, best_fused,
         float(fused.dense_norm[best]) if best is not None else 0.0,
@@ -259,20 +295,21 @@ def _evidence(engine, facts: CorpusFacts, stats: _QueryStats, cand: Candidates, 
                ) -> list[float]:
     """The seven evidence features of the best capability (candidate position `best`)."""
     if best is None:
-        return [0.0] * 7
+        return [0.0] * len(EVIDENCE_FEATURES)
+    ev = stats.evidence
     row = int(fused.rows[best])
-    terms = stats.terms
+    terms = ev.terms
     hits = [(i, t) for i, t in enumerate(engine.capability_tokens(row)) if t in terms]  # the query's terms only
     positions: dict[str, list[int]] = {}
     for i, t in hits:
         positions.setdefault(t, []).append(i)
     adjacent = {(a, b) for (i, a), (j, b) in zip(hits, hits[1:]) if j == i + 1}
-    phrases = len(adjacent.intersection(stats.bigrams)) / len(stats.bigrams) if stats.bigrams else 0.0
+    phrases = len(adjacent.intersection(ev.bigrams)) / len(ev.bigrams) if ev.bigrams else 0.0
     total = sum(stats.idf.values())
     title = facts.title_terms(row)
     title_share = sum(w for t, w in stats.idf.items() if t in title) / total if total > 0 else 0.0
-    return [1.0 / stats.dense_rank[best], 1.0 / stats.lexical_rank[best], stats.dense_top - float(cand.dense[best]),
-            float(cand.lexical[best]) / stats.lexical_scale if stats.lexical_scale > 0 else 0.0,
+    return [1.0 / ev.dense_rank[best], 1.0 / ev.lexical_rank[best], ev.dense_top - float(cand.dense[best]),
+            float(cand.lexical[best]) / ev.lexical_scale if ev.lexical_scale > 0 else 0.0,
             title_share, phrases, _window_share(stats.idf, total, positions)]
 
 

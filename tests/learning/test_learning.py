@@ -11,7 +11,7 @@ import pytest
 from corpora import demo_corpus_path
 from matcher.errors import MatcherError, NotFittedError, UnknownNameError
 from matcher.io import load_task
-from matcher.learning.features import FEATURES, History
+from matcher.learning.features import BASE_FEATURES, EVIDENCE_FEATURES, FEATURES, History
 from matcher.learning.propensity import estimate
 from matcher.learning.ranker import LearnedRanker, lightgbm_available
 from matcher.learning.registry import ModelRegistry
@@ -71,7 +71,8 @@ def demo():
 
 def test_table_has_every_named_feature_and_reproduces_the_default_order(demo):
     task, engine, judged, table = demo
-    assert table.X.shape == (int(table.group.sum()), len(FEATURES)) and np.isfinite(table.X).all()
+    assert table.feature_names == BASE_FEATURES  # the evidence features only when asked for
+    assert table.X.shape == (int(table.group.sum()), len(BASE_FEATURES)) and np.isfinite(table.X).all()
     d = judged[0]
     default = [m.partner_id for m in engine.match_partners(d, k=10)]
     assert table.target_ids[0][:10] == default
@@ -136,11 +137,11 @@ def test_rollback_restores_the_previous_ranking_exactly(demo, tmp_path):
     try:
         use_current()
         r0 = ranking()
-        v1 = reg.add(Config("linear", l2=1.0).make(FEATURES).fit(table.X, y, table.group), {"n": 1})
+        v1 = reg.add(Config("linear", l2=1.0).make(table.feature_names).fit(table.X, y, table.group), {"n": 1})
         reg.deploy(v1)
         use_current()
         r1 = ranking()
-        v2 = reg.add(Config("linear", l2=1000.0).make(FEATURES).fit(table.X[:, ::-1] * 0 + table.X, -y + y.max(),
+        v2 = reg.add(Config("linear", l2=1000.0).make(table.feature_names).fit(table.X[:, ::-1] * 0 + table.X, -y + y.max(),
                                                                    table.group), {"n": 2})
         reg.deploy(v2)
         use_current()
@@ -160,7 +161,7 @@ def test_rollback_restores_the_previous_ranking_exactly(demo, tmp_path):
 
 def test_learned_ranker_reorders_only_its_depth_and_reports_both_scores(demo):
     task, engine, judged, table = demo
-    model = Config("linear").make(FEATURES).fit(table.X, table.labels(task.qrels), table.group)
+    model = Config("linear").make(table.feature_names).fit(table.X, table.labels(task.qrels), table.group)
     try:
         engine.reranker = Reranker(model, depth=5)
         d = judged[3]
@@ -209,7 +210,7 @@ def test_simulator_produces_a_learning_curve(demo):
 
 
 def test_table_run_puts_the_rest_behind_the_reranked_targets():
-    t = CandidateTable(["q"], [["a", "b"]], np.zeros((2, len(FEATURES)), np.float32), np.array([2]),
+    t = CandidateTable(["q"], [["a", "b"]], np.zeros((2, len(BASE_FEATURES)), np.float32), np.array([2]),
                        [[("c", 0.1), ("d", 0.05)]])
     run = t.run(np.array([0.0, 5.0]))["q"]
     assert sorted(run, key=run.get, reverse=True) == ["b", "a", "c", "d"]
@@ -340,7 +341,7 @@ def test_evidence_features_read_titles_phrases_and_windows():
             Capability("c2", "p2", "paint shop", "corrosion appears on the coating. " + "filler " * 40 + "adhesion")]
     engine = MatchEngine(FakeEncoder()).fit(caps, [])
     view = query_views(engine, ["corrosion coating adhesion"], "capability")[0]
-    ids, X = capability_table(engine, CorpusFacts(engine), view, 5, None)
+    ids, X = capability_table(engine, CorpusFacts(engine), view, 5, None, evidence=True)
     row = {cid: dict(zip(FEATURES, x)) for cid, x in zip(ids, X)}
     assert row["c1"]["title_overlap"] > row["c2"]["title_overlap"] == 0.0
     assert row["c1"]["bigram_overlap"] == pytest.approx(1 / 2)  # "corrosion coating" is in c1's indexed title
