@@ -6,7 +6,9 @@ from the deterministic fake encoder, which costs the same to search as real ones
 sbir-topics demands matched by id with k=10, p50/p99 over R repeats of Q demands:
 
 * default order (no ranker);
-* with a deployed linear ranker and with a LightGBM ranker (re-ranking the top 30);
+* with a deployed linear ranker and with a LightGBM ranker (re-ranking the top 30), each trained
+  on the 30 base features (the default) and on those plus the seven opt-in evidence features
+  (rows "+evidence": the engine hook computes those only for such a model);
 * the cost of recording one served list in the impression log (buffer append, per call), and
   of one batched flush of 100 lists into SQLite.
 
@@ -64,7 +66,7 @@ def main(argv=None) -> int:
             args.out = smoke_out
     if common.missing_data(common.SBIR_FIRMS, common.SBIR_TOPICS):
         return 0
-    from matcher.learning.features import FEATURES
+    from matcher.learning.features import BASE_FEATURES
     from matcher.learning.ranker import lightgbm_available
     from matcher.learning.table import Reranker, build_table
     from matcher.learning.train import Config
@@ -83,7 +85,7 @@ def main(argv=None) -> int:
         for d in stored:  # warm: query vectors and surface maps as a served demand has them
             engine.match_partners(d, k=10)
         train = topics[args.queries:]
-        table = build_table(engine, train, "partner", depth=30)
+        table = build_table(engine, train, "partner", depth=30, evidence=True)
         rng = np.random.default_rng(0)
         y = (rng.random(len(table.X)) < 0.1).astype(float)
         row = {"capabilities": n, "build_s": round(build_s, 1)}
@@ -91,20 +93,23 @@ def main(argv=None) -> int:
         match = engine.match_partners
         row["default"] = timed(lambda d, m=match: m(d, k=10), stored, args.repeats)
         backends = ["linear"] + (["lightgbm"] if lightgbm_available() else [])
+        base = len(BASE_FEATURES)
         for backend in backends:
-            model = Config(backend).make(FEATURES).fit(table.X, y, table.group)
-            engine.reranker = Reranker(model)
-            row[backend] = timed(lambda d, m=match: m(d, k=10), stored, args.repeats)
-            engine.reranker = None
+            for name, names, X in ((backend, BASE_FEATURES, table.X[:, :base]),
+                                   (f"{backend}+evidence", table.feature_names, table.X)):
+                model = Config(backend).make(names).fit(X, y, table.group)
+                engine.reranker = Reranker(model)
+                row[name] = timed(lambda d, m=match: m(d, k=10), stored, args.repeats)
+                engine.reranker = None
         results.append(row)
         if args.smoke:
             print("[SMOKE RUN: numbers mean nothing]")
         print(f"{n} capabilities (index built in {build_s:.0f} s), stored demand, k=10, "
               f"{args.queries} demands x {args.repeats}:")
-        print(f"  {'ranking':<10} {'p50 ms':>8} {'p99 ms':>8} {'added p50':>10} {'CPU p50 ms':>11} {'added CPU':>10}")
-        for name in ["default", *backends]:
+        print(f"  {'ranking':<17} {'p50 ms':>8} {'p99 ms':>8} {'added p50':>10} {'CPU p50 ms':>11} {'added CPU':>10}")
+        for name in ["default", *(f"{b}{e}" for b in backends for e in ("", "+evidence"))]:
             r = row[name]
-            print(f"  {name:<10} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
+            print(f"  {name:<17} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
                   f"{r['p50_ms'] - row['default']['p50_ms']:>+10.2f} {r['cpu_p50_ms']:>11.2f} "
                   f"{r['cpu_p50_ms'] - row['default']['cpu_p50_ms']:>+10.2f}")
     impressions = bench_impressions()

@@ -121,7 +121,14 @@ def test_cross_validation_never_reports_a_deployed_loser_on_its_gate_split(demo)
             assert f.learned == f.default
 
 
-def test_rollback_restores_the_previous_ranking_exactly(demo, tmp_path):
+@pytest.fixture(scope="module")
+def evidence_table(demo):
+    task, engine, judged, _ = demo
+    return build_table(engine, judged, "partner", depth=20, evidence=True)
+
+
+def test_rollback_restores_the_previous_ranking_exactly(demo, evidence_table, tmp_path):
+    """Through a model with the evidence features and back: each state ranks exactly as before."""
     task, engine, judged, table = demo
     reg = ModelRegistry(tmp_path / "rankers")
     y = table.labels(task.qrels)
@@ -141,14 +148,14 @@ def test_rollback_restores_the_previous_ranking_exactly(demo, tmp_path):
         reg.deploy(v1)
         use_current()
         r1 = ranking()
-        v2 = reg.add(Config("linear", l2=1000.0).make(table.feature_names).fit(table.X[:, ::-1] * 0 + table.X, -y + y.max(),
-                                                                   table.group), {"n": 2})
+        et = evidence_table
+        v2 = reg.add(Config("linear", l2=1000.0).make(et.feature_names).fit(et.X, -y + y.max(), et.group), {"n": 2})
         reg.deploy(v2)
         use_current()
-        assert ranking() != r1
+        assert engine.reranker.evidence and ranking() != r1
         assert reg.rollback() == v1
         use_current()
-        assert ranking() == r1
+        assert not engine.reranker.evidence and ranking() == r1
         assert reg.rollback() is None
         use_current()
         assert ranking() == r0
@@ -157,6 +164,103 @@ def test_rollback_restores_the_previous_ranking_exactly(demo, tmp_path):
         assert reg.versions() == [v1, v2]
     finally:
         engine.reranker = None
+
+
+def _spy_on_evidence(monkeypatch) -> list[int]:
+    """Counts calls of the evidence features' computations (per query and per target)."""
+    import matcher.learning.features as features
+
+    calls = [0]
+    real_stats, real_evidence = features._EvidenceStats.of, features._evidence
+
+    def stats(view):
+        calls[0] += 1
+        return real_stats(view)
+
+    def evidence(*a, **kw):
+        calls[0] += 1
+        return real_evidence(*a, **kw)
+
+    monkeypatch.setattr(features._EvidenceStats, "of", staticmethod(stats))
+    monkeypatch.setattr(features, "_evidence", evidence)
+    return calls
+
+
+def _served_learned_scores(engine, model, demands, depth=20):
+    try:
+        engine.reranker = Reranker(model, depth=depth)
+        return {d.id: {m.partner_id: m.components["learned"] for m in engine.match_partners(d, k=depth)}
+                for d in demands}
+    finally:
+        engine.reranker = None
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_model_without_evidence_features_never_computes_them(demo, backend, monkeypatch):
+    task, engine, judged, table = demo
+    model = Config(backend, prior=True).make(table.feature_names).fit(table.X, table.labels(task.qrels), table.group)
+    calls = _spy_on_evidence(monkeypatch)
+    served = _served_learned_scores(engine, model, judged[:8])
+    assert calls[0] == 0 and len(served) == 8
+    assert not Reranker(model).evidence
+    # the spy does count: the same hook with an evidence model calls it
+    et = build_table(engine, judged[:30], "partner", depth=20, evidence=True)
+    assert calls[0] > 0
+    calls[0] = 0
+    _served_learned_scores(engine, Config(backend).make(et.feature_names).fit(et.X, et.labels(task.qrels), et.group),
+                           judged[:2])
+    assert calls[0] > 0
+
+
+def test_the_evidence_switch_only_appends_columns(demo, evidence_table):
+    _, _, _, table = demo
+    assert evidence_table.feature_names == BASE_FEATURES + EVIDENCE_FEATURES == FEATURES
+    assert evidence_table.target_ids == table.target_ids
+    np.testing.assert_array_equal(evidence_table.X[:, :len(BASE_FEATURES)], table.X)
+    assert np.isfinite(evidence_table.X).all() and evidence_table.X[:, len(BASE_FEATURES):].any()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("evidence", [False, True])
+def test_served_scores_are_the_trained_models_scores_of_the_table_rows(demo, evidence_table, backend, evidence):
+    """What the engine hook computes for a served list is the training table's row, with or
+    without the evidence features, also after the model's files are written and read back."""
+    task, engine, judged, base = demo
+    table = evidence_table if evidence else base
+    model = Config(backend).make(table.feature_names).fit(table.X, table.labels(task.qrels), table.group)
+    expected = model.predict(table.X)
+    served = _served_learned_scores(engine, model, judged[:10])
+    off = table.offsets
+    for i, d in enumerate(judged[:10]):
+        want = dict(zip(table.target_ids[i], expected[off[i]:off[i + 1]]))
+        assert served[d.id] == pytest.approx(want, rel=1e-5, abs=1e-6)
+
+
+def test_an_old_model_folder_without_evidence_features_loads_and_scores_identically(demo, tmp_path, monkeypatch):
+    """A model written before the evidence features existed (format 1, the 30 names, no prior):
+    it loads, needs no evidence feature and ranks as its coefficients say."""
+    task, engine, judged, table = demo
+    rng = np.random.default_rng(5)
+    coef = rng.normal(size=len(BASE_FEATURES))
+    mean, scale = table.X.mean(axis=0), np.where(table.X.std(axis=0) > 1e-9, table.X.std(axis=0), 1.0)
+    folder = tmp_path / "v0001"
+    folder.mkdir()
+    doc = {"format": 1, "features": list(BASE_FEATURES),
+           "params": {"backend": "linear", "n_estimators": 150, "learning_rate": 0.05, "num_leaves": 7,
+                      "min_child_samples": 10, "l2": 1.0, "random_state": 0},
+           "meta": {"version": "v0001"},
+           "linear": {"mean": mean.tolist(), "scale": scale.tolist(), "coef": coef.tolist()}}
+    (folder / "model.json").write_text(json.dumps(doc), encoding="utf-8")
+    model = LearnedRanker.load(folder)
+    assert model.prior is None and model.feature_names == BASE_FEATURES
+    calls = _spy_on_evidence(monkeypatch)
+    served = _served_learned_scores(engine, model, judged[:10])
+    assert calls[0] == 0
+    expected = ((table.X.astype(np.float64) - mean) / scale) @ coef
+    off = table.offsets
+    for i, d in enumerate(judged[:10]):
+        assert served[d.id] == pytest.approx(dict(zip(table.target_ids[i], expected[off[i]:off[i + 1]])),
+                                             rel=1e-5, abs=1e-6)
 
 
 def test_learned_ranker_reorders_only_its_depth_and_reports_both_scores(demo):
