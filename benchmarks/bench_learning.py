@@ -58,17 +58,22 @@ class HookClock:
 def timed(engine, rerankers: dict, items, repeats: int) -> dict[str, dict]:
     """For each ranking (name -> the engine's reranker, None for the default order): wall-clock
     p50/p99 and the median CPU time of this process per stored-demand match (k=10), and the p50
-    of the time spent in the ranker hook. The rankings take turns, one demand each, so a burst of
-    load on a shared machine hits them alike; on a loaded machine CPU time shows what a call
-    costs, wall time also counts waiting for a core."""
+    of the time spent in the ranker hook. The rankings take turns on each demand, the first place
+    rotating, so a burst of load on a shared machine and a demand's colder first match hit them
+    alike; on a loaded machine CPU time shows what a call costs, wall time also counts waiting
+    for a core."""
     clocks = {name: HookClock(r) if r is not None else None for name, r in rerankers.items()}
     lat: dict[str, list[float]] = {name: [] for name in rerankers}
     cpu: dict[str, list[float]] = {name: [] for name in rerankers}
     try:
+        names = list(clocks)
+        turn = 0
         for _ in range(repeats):
             for it in items:
-                for name, clock in clocks.items():
-                    engine.reranker = clock
+                # Who goes first rotates: the first match of a demand finds colder caches.
+                turn += 1
+                for name in names[turn % len(names):] + names[:turn % len(names)]:
+                    engine.reranker = clocks[name]
                     t0, c0 = time.perf_counter(), time.process_time()
                     engine.match_partners(it, k=10)
                     lat[name].append((time.perf_counter() - t0) * 1e3)
