@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     # per 0.3 ms product, a stored-demand match at 42k 40 ms instead of 17 (docs/performance.md);
     # 0 leaves the library's default.
     blas_threads: int = Field(default=1, ge=0)
+    # The staff button trains on the 30 base features; true adds the seven evidence features
+    # (docs/learning.md): a model trained on them costs a few ms more per served list.
+    ranker_evidence: bool = False
 
     # `extra` fields (spreadsheet columns beyond the known ones) institutes and enterprises may see,
     # comma-separated; every other extra field is shown to bureau staff only.

@@ -79,6 +79,7 @@ CLI_RUNS = {
     "techmatch learn rollback": None,
     "techmatch learn simulate --task corpora/qiqihar --plot curve.png": None,  # tests/cli/test_cli_learn.py
     "techmatch learn train --task corpora/qiqihar": None,  # tests/cli/test_cli_learn.py
+    "techmatch learn train --task corpora/qiqihar --evidence": None,  # tests/cli/test_cli_learn.py
     "techmatch rank ... --ray local": None,  # tests/distributed/test_ray.py
     "techmatch serve --db tm.db --workers 4": None,  # tests/service/test_service_workers.py
 }

@@ -1,8 +1,16 @@
 """Features of (query, target) pairs: the one place a learned ranker's inputs are computed.
 
-Every feature has a name (`FEATURES`); a model file stores the names it was trained on, and
-`FeatureSpec.matrix` builds exactly those columns, so a feature added later (the calibrated
-fit, say) is one more name and one more function here, and older models keep working.
+Every feature has a name (`FEATURES`: all this version can compute); a model file stores the
+names it was trained on, and the engine hook (`table.Reranker`) builds the columns that model
+needs, so a feature added later is one more name and one more function here, and older models
+keep working.
+
+Two sets: the 30 `BASE_FEATURES`, what a model is trained on unless asked otherwise, and the
+seven `EVIDENCE_FEATURES` (ranks, raw gaps, title, phrase and window overlap of the best
+capability), opt-in (`techmatch learn cv|simulate|train --evidence`, `build_table(...,
+evidence=True)`): they scan the best capability's tokens of every re-ranked partner, a few
+milliseconds a served list at 42k capabilities (`benchmarks/bench_learning.py`), so the engine
+hook computes them only for a model that was trained on them.
 
 Targets are partners (level "partner", the capabilities of one partner aggregated) or single
 capabilities (level "capability"). Everything is computed from what the engine already has
@@ -24,8 +32,8 @@ from matcher.records import Demand
 from matcher.retrieval.collection import Candidates
 from matcher.retrieval.rank import Fused
 
-# Names, in the column order of a feature matrix built with the default spec.
-FEATURES: tuple[str, ...] = (
+# Names, in the column order of a feature matrix built without the evidence features.
+BASE_FEATURES: tuple[str, ...] = (
     "default_score",  # the unlearned engine's score (aggregated partner score / fused capability score)
     "default_rank_inv",  # 1 / the target's rank in the default order
     "best_fused",  # best capability's fused score
@@ -57,8 +65,32 @@ FEATURES: tuple[str, ...] = (
     "contract_rate",  # smoothed share that ended in a cooperation agreement
     "busy_log",  # log(1 + pairs open with the partner right now)
 )
+# Evidence the fused score blends away or never sees (best capability; no encoder, but a scan of its
+# tokens per target): opt-in, appended after BASE_FEATURES when asked for.
+EVIDENCE_FEATURES: tuple[str, ...] = (
+    "dense_rank_inv",  # 1 / its rank by cosine among the query's candidates
+    "lexical_rank_inv",  # 1 / its rank by BM25 among them
+    "dense_gap_top",  # the query's best cosine minus its cosine (raw, not min-max scaled)
+    "lexical_attained",  # its BM25 over the query's maximum attainable BM25 (an absolute scale)
+    "title_overlap",  # idf-weighted share of the query's terms found in its title
+    "bigram_overlap",  # share of the query's adjacent term pairs found adjacent in it (phrases)
+    "window_overlap",  # best idf-weighted share of the query's terms within one window of its text
+)
+FEATURES: tuple[str, ...] = BASE_FEATURES + EVIDENCE_FEATURES  # every name this version can compute
+WINDOW = 24  # tokens: about one sentence, the span `window_overlap` looks for the query's terms in
+TITLE_CACHE = 50_000  # capabilities whose title terms are kept between requests
 DOMESTIC = frozenset({"cn", "china", "中国", "prc"})
 RATE_PRIOR = 2.0  # pseudo-outcomes behind a rate: a partner with one outcome is not 0% or 100%
+
+
+def feature_names(evidence: bool = False) -> tuple[str, ...]:
+    """The columns of a feature table: BASE_FEATURES, then EVIDENCE_FEATURES when `evidence`."""
+    return FEATURES if evidence else BASE_FEATURES
+
+
+def uses_evidence(names: Sequence[str]) -> bool:
+    """Whether a model trained on `names` needs the evidence features computed."""
+    return any(n in EVIDENCE_FEATURES for n in names)
 
 
 @dataclass
@@ -115,26 +147,74 @@ class QueryView:
 
 
 class CorpusFacts:
-    """Per-corpus facts the features need (partner sizes, industries), computed once per engine state."""
+    """Per-corpus facts the features need (partner sizes, industries), computed once per engine state;
+    capabilities' title terms are computed when first needed and kept, by collection row (an
+    edited capability gets a new row, so nothing kept goes stale)."""
 
     def __init__(self, engine) -> None:
         self.engine = engine
         self.size = Counter(c.partner_id for c in engine.capabilities.values())
         self.stamp = len(engine.capabilities)
+        self._titles: dict[int, frozenset[str]] = {}
 
     def current(self) -> bool:
         return self.stamp == len(self.engine.capabilities)
 
+    def title_terms(self, row: int) -> frozenset[str]:
+        terms = self._titles.get(row)
+        if terms is None:
+            if len(self._titles) >= TITLE_CACHE:
+                self._titles.clear()
+            cap = self.engine.capabilities.get(self.engine.capability_id_of_row(row))
+            terms = self._titles[row] = frozenset(self.engine.tokenizer(cap.title) if cap and cap.title else ())
+        return terms
 
-def partner_table(engine, facts: CorpusFacts, view: QueryView, n: int, history: History | None
-                  ) -> tuple[list[str], NDArray[np.float32]]:
-    """Features of the first `n` partners of the default order: (partner ids, (n, len(FEATURES)))."""
+
+@dataclass
+class _QueryStats:
+    """What every target of one query shares: computed once per query."""
+
+    median: float
+    idf: dict[str, float]
+    common: tuple[float, float, float]
+    evidence: _EvidenceStats | None  # None: the evidence features are not computed
+
+    @classmethod
+    def of(cls, engine, view: QueryView, evidence: bool) -> _QueryStats:
+        fused, cand = view.fused, view.cand
+        return cls(float(np.median(fused.score)) if len(fused.score) else 0.0,
+                   engine.capability_term_idf(view.tokens), _query_features(view, cand, fused),
+                   _EvidenceStats.of(view) if evidence else None)
+
+
+@dataclass
+class _EvidenceStats:
+    """What the evidence features of one query's targets share."""
+
+    dense_rank: NDArray[np.int64]  # 1-based rank of each candidate by cosine
+    lexical_rank: NDArray[np.int64]
+    dense_top: float
+    lexical_scale: float
+    bigrams: list[tuple[str, str]]
+    terms: frozenset[str]  # the query's distinct tokens
+
+    @classmethod
+    def of(cls, view: QueryView) -> _EvidenceStats:
+        cand = view.cand
+        toks = list(view.tokens)
+        return cls(_ranks(cand.dense), _ranks(cand.lexical), float(cand.dense.max()) if len(cand.dense) else 0.0,
+                   float(cand.lexical_scale), sorted({(a, b) for a, b in zip(toks, toks[1:]) if a != b}),
+                   frozenset(toks))
+
+
+def partner_table(engine, facts: CorpusFacts, view: QueryView, n: int, history: History | None,
+                  evidence: bool = False) -> tuple[list[str], NDArray[np.float32]]:
+    """Features of the first `n` partners of the default order: (partner ids, (n, columns)), the
+    columns `feature_names(evidence)`."""
     por = engine.partner_of_capability_rows()
-    fused, cand = view.fused, view.cand
+    fused = view.fused
     pnum = por[fused.rows]
-    median = float(np.median(fused.score)) if len(fused.score) else 0.0
-    idf = engine.capability_term_idf(view.tokens)
-    q_common = _query_features(view, cand, fused)
+    stats = _QueryStats.of(engine, view, evidence)
     ids: list[str] = []
     rows: list[list[float]] = []
     for rank, (p, score) in enumerate(zip(view.targets[:n], view.scores[:n]), start=1):
@@ -144,36 +224,35 @@ def partner_table(engine, facts: CorpusFacts, view: QueryView, n: int, history: 
         partner = engine.partners.get(pid)
         size = facts.size.get(pid, len(pos))
         ids.append(pid)
-        rows.append(_target_row(engine, view, pos, float(score), rank, size, median, idf, q_common,
-                                partner, history, pid))
-    return ids, np.asarray(rows, dtype=np.float32).reshape(len(rows), len(FEATURES))
+        rows.append(_target_row(engine, facts, view, stats, pos, float(score), rank, size, partner, history, pid))
+    return ids, np.asarray(rows, dtype=np.float32).reshape(len(rows), len(feature_names(evidence)))
 
 
-def capability_table(engine, facts: CorpusFacts, view: QueryView, n: int, history: History | None
-                     ) -> tuple[list[str], NDArray[np.float32]]:
-    """Features of the first `n` capabilities of the default order (targets are candidate positions)."""
-    fused, cand = view.fused, view.cand
-    median = float(np.median(fused.score)) if len(fused.score) else 0.0
-    idf = engine.capability_term_idf(view.tokens)
-    q_common = _query_features(view, cand, fused)
+def capability_table(engine, facts: CorpusFacts, view: QueryView, n: int, history: History | None,
+                     evidence: bool = False) -> tuple[list[str], NDArray[np.float32]]:
+    """Features of the first `n` capabilities of the default order (targets are candidate positions),
+    the columns `feature_names(evidence)`."""
+    fused = view.fused
+    stats = _QueryStats.of(engine, view, evidence)
     ids, rows = [], []
     for rank, (i, score) in enumerate(zip(view.targets[:n], view.scores[:n]), start=1):
         cid = engine.capability_id_of_row(int(fused.rows[i]))
         cap = engine.capabilities[cid]
         partner = engine.partners.get(cap.partner_id)
         ids.append(cid)
-        rows.append(_target_row(engine, view, np.array([int(i)]), float(score), rank, facts.size.get(cap.partner_id, 1),
-                                median, idf, q_common, partner, history, cap.partner_id))
-    return ids, np.asarray(rows, dtype=np.float32).reshape(len(rows), len(FEATURES))
+        rows.append(_target_row(engine, facts, view, stats, np.array([int(i)]), float(score), rank,
+                                facts.size.get(cap.partner_id, 1), partner, history, cap.partner_id))
+    return ids, np.asarray(rows, dtype=np.float32).reshape(len(rows), len(feature_names(evidence)))
 
 
 def _query_features(view: QueryView, cand: Candidates, fused: Fused) -> tuple[float, float, float]:
     return float(cand.coverage), float(fused.lexical_weight), math.log1p(len(view.tokens))
 
 
-def _target_row(engine, view: QueryView, pos, score, rank, size, median, idf, q_common, partner, history, pid
-                ) -> list[float]:
+def _target_row(engine, facts: CorpusFacts, view: QueryView, stats: _QueryStats, pos, score, rank, size, partner,
+                history, pid) -> list[float]:
     fused, cand = view.fused, view.cand
+    median, idf = stats.median, stats.idf
     best = int(pos[0]) if len(pos) else None
     centred = cand.centred
     top3 = fused.score[pos[:3]] if len(pos) else np.zeros(1, np.float32)
@@ -190,6 +269,7 @@ def _target_row(engine, view: QueryView, pos, score, rank, size, median, idf, q_
     hist = (history or _NO_HISTORY).features(pid, demand.id if demand else None)
     overlap = (_term_overlap(view.tokens, engine.capability_tokens(int(fused.rows[best])), idf)
                if best is not None else 0.0)
+    evidence = _evidence(engine, facts, stats, cand, fused, best) if stats.evidence is not None else ()
     return [
         score, 1.0 / rank, best_fused,
         float(fused.dense_norm[best]) if best is not None else 0.0,
@@ -199,10 +279,66 @@ def _target_row(engine, view: QueryView, pos, score, rank, size, median, idf, q_
         float(cand.lexical[best]) if best is not None else 0.0,
         float(fused.lexical_norm[pos].max()) if len(pos) else 0.0,
         float(top3.mean()), score - best_fused, float(len(pos)), float(matching), math.log1p(size),
-        matching / max(size, 1), overlap, *q_common, industry_match, region_match,
+        matching / max(size, 1), overlap, *stats.common, industry_match, region_match,
         float(ptype == "university"), float(ptype == "institute"), float(ptype == "team"),
-        float(ptype == "enterprise"), float(bool(country) and country not in DOMESTIC), *hist,
+        float(ptype == "enterprise"), float(bool(country) and country not in DOMESTIC), *hist, *evidence,
     ]
+
+
+def _ranks(scores: NDArray) -> NDArray[np.int64]:
+    ranks = np.empty(len(scores), dtype=np.int64)
+    ranks[np.argsort(-np.asarray(scores), kind="stable")] = np.arange(1, len(scores) + 1)
+    return ranks
+
+
+def _evidence(engine, facts: CorpusFacts, stats: _QueryStats, cand: Candidates, fused: Fused, best: int | None
+               ) -> list[float]:
+    """The seven evidence features of the best capability (candidate position `best`)."""
+    if best is None:
+        return [0.0] * len(EVIDENCE_FEATURES)
+    ev = stats.evidence
+    row = int(fused.rows[best])
+    terms = ev.terms
+    hits = [(i, t) for i, t in enumerate(engine.capability_tokens(row)) if t in terms]  # the query's terms only
+    positions: dict[str, list[int]] = {}
+    for i, t in hits:
+        positions.setdefault(t, []).append(i)
+    adjacent = {(a, b) for (i, a), (j, b) in zip(hits, hits[1:]) if j == i + 1}
+    phrases = len(adjacent.intersection(ev.bigrams)) / len(ev.bigrams) if ev.bigrams else 0.0
+    total = sum(stats.idf.values())
+    title = facts.title_terms(row)
+    title_share = sum(w for t, w in stats.idf.items() if t in title) / total if total > 0 else 0.0
+    return [1.0 / ev.dense_rank[best], 1.0 / ev.lexical_rank[best], ev.dense_top - float(cand.dense[best]),
+            float(cand.lexical[best]) / ev.lexical_scale if ev.lexical_scale > 0 else 0.0,
+            title_share, phrases, _window_share(stats.idf, total, positions)]
+
+
+def _window_share(idf: Mapping[str, float], total: float, positions: Mapping[str, list[int]]) -> float:
+    """The largest idf-weighted share of the query's terms that occur within WINDOW consecutive tokens."""
+    if total <= 0:
+        return 0.0
+    events = sorted((p, t) for t in idf if t in positions for p in positions[t])
+    if not events:
+        return 0.0
+    if events[-1][0] - events[0][0] < WINDOW:  # all in one window: the whole text's share
+        return sum(idf[t] for t in idf if t in positions) / total
+    count: dict[str, int] = {}
+    best = covered = 0.0
+    left = 0
+    for p, t in events:
+        n = count.get(t, 0)
+        if n == 0:
+            covered += idf[t]
+        count[t] = n + 1
+        while events[left][0] <= p - WINDOW:
+            lt = events[left][1]
+            count[lt] -= 1
+            if count[lt] == 0:
+                covered -= idf[lt]
+            left += 1
+        if covered > best:
+            best = covered
+    return best / total
 
 
 _NO_HISTORY = History()

@@ -56,6 +56,7 @@ class TrainingRows:
     weight: NDArray[np.float64]
     gate_qrels: dict[str, dict[str, float]]  # what the gate scores held-out groups against
     propensity: Propensity
+    demands: list[str]  # the demand of each group (a demand shown several times has several)
 
 
 def training_rows(lists: Sequence[LoggedList], feature_names: Sequence[str], estimator: str = "examined",
@@ -68,7 +69,7 @@ def training_rows(lists: Sequence[LoggedList], feature_names: Sequence[str], est
     contacted = [bool(c) for lst in lists for c in lst.contacted]
     prop = estimate(ranks, contacted, max_weight=max_weight)
     rank_col = list(feature_names).index("default_rank_inv") if "default_rank_inv" in feature_names else None
-    X, y, w, group, ids, targets = [], [], [], [], [], []
+    X, y, w, group, ids, targets, demands = [], [], [], [], [], [], []
     for i, lst in enumerate(lists):
         n = len(lst.targets)
         keep = np.arange(n) if estimator != "examined" else np.flatnonzero(np.asarray(lst.contacted, dtype=bool))
@@ -84,6 +85,7 @@ def training_rows(lists: Sequence[LoggedList], feature_names: Sequence[str], est
         w.extend(prop.weights(lst.shown_ranks()[keep]) if estimator == "ipw" else np.ones(len(keep)))
         group.append(len(keep))
         ids.append(f"{lst.demand_id}#{i}")
+        demands.append(lst.demand_id)
         targets.append([str(lst.targets[j]) for j in keep])
     if not X:
         return None
@@ -99,4 +101,5 @@ def training_rows(lists: Sequence[LoggedList], feature_names: Sequence[str], est
         gains = y_arr
     gate = {q: {t: float(g) for t, g in zip(ts, gains[o:o + len(ts)])}
             for q, ts, o in zip(ids, targets, table.offsets[:-1])}
-    return TrainingRows(table, y_arr, w_arr, gate, prop)
+    return TrainingRows(table, y_arr, w_arr, gate, prop, demands)
+

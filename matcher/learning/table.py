@@ -4,6 +4,10 @@ the engine calls when a learned model is deployed.
 A table holds, for each query (group), the first `depth` targets of the default order; a learned
 model re-orders those and leaves the rest in default order behind them, so what it can change is
 bounded and the default is always the fallback.
+
+A table's columns are `features.feature_names(evidence)`: the base features, plus the seven
+evidence features only when asked; the engine hook computes the evidence features only for a
+model whose feature names include them, so a model trained without them costs nothing extra.
 """
 
 from __future__ import annotations
@@ -16,12 +20,15 @@ from numpy.typing import NDArray
 
 from matcher.errors import MatcherError
 from matcher.learning.features import (
+    BASE_FEATURES,
     FEATURES,
     CorpusFacts,
     History,
     QueryView,
     capability_table,
+    feature_names,
     partner_table,
+    uses_evidence,
 )
 from matcher.learning.ranker import LearnedRanker
 from matcher.records import Demand
@@ -40,7 +47,7 @@ class CandidateTable:
     X: NDArray[np.float32]  # (n_rows, n_features)
     group: NDArray[np.int64]  # (n_queries,)
     rest: list[list[tuple[str, float]]]  # the default order beyond `depth`, for full runs
-    feature_names: tuple[str, ...] = FEATURES
+    feature_names: tuple[str, ...] = BASE_FEATURES
 
     @property
     def offsets(self) -> NDArray[np.int64]:
@@ -93,20 +100,22 @@ def query_views(engine, queries: Sequence[Demand | str], level: str) -> list[Que
 
 def build_table(engine, demands: Sequence[Demand], level: str, *, depth: int = DEFAULT_DEPTH,
                 history: History | None = None, views: Sequence[QueryView] | None = None,
-                rest_depth: int = 100) -> CandidateTable:
-    """Features of the first `depth` targets of each demand's default order."""
+                rest_depth: int = 100, evidence: bool = False) -> CandidateTable:
+    """Features of the first `depth` targets of each demand's default order; the columns are
+    `feature_names(evidence)` (the seven evidence features only when `evidence`)."""
     facts = CorpusFacts(engine)
     views = list(views) if views is not None else query_views(engine, demands, level)
     table_of = partner_table if level == "partner" else capability_table
     ids, mats, group, rest = [], [], [], []
     for _d, view in zip(demands, views):
-        tids, X = table_of(engine, facts, view, depth, history)
+        tids, X = table_of(engine, facts, view, depth, history, evidence)
         ids.append(tids)
         mats.append(X)
         group.append(len(tids))
         rest.append(_rest(engine, view, level, depth, rest_depth))
-    X = np.vstack(mats) if mats else np.zeros((0, len(FEATURES)), np.float32)
-    return CandidateTable([d.id for d in demands], ids, X, np.asarray(group, np.int64), rest)
+    names = feature_names(evidence)
+    X = np.vstack(mats) if mats else np.zeros((0, len(names)), np.float32)
+    return CandidateTable([d.id for d in demands], ids, X, np.asarray(group, np.int64), rest, names)
 
 
 def _rest(engine, view: QueryView, level: str, depth: int, rest_depth: int) -> list[tuple[str, float]]:
@@ -118,7 +127,8 @@ def _rest(engine, view: QueryView, level: str, depth: int, rest_depth: int) -> l
 
 class Reranker:
     """The engine hook (`MatchEngine.reranker`): re-orders a query's first `depth` partners with a
-    learned model; everything after keeps the default order, below them."""
+    learned model; everything after keeps the default order, below them. The evidence features
+    are computed only when the model was trained on any of them (`self.evidence`)."""
 
     def __init__(self, model: LearnedRanker, *, depth: int = DEFAULT_DEPTH, history: History | None = None,
                  feature_columns: Sequence[int] | None = None) -> None:
@@ -129,7 +139,9 @@ class Reranker:
         missing = [f for f in model.feature_names if f not in FEATURES]
         if missing:
             raise MatcherError(f"the model needs features this version cannot compute: {', '.join(missing)}")
-        self.columns = np.array([FEATURES.index(f) for f in model.feature_names], dtype=np.int64)
+        self.evidence = uses_evidence(model.feature_names)
+        computed = feature_names(self.evidence)
+        self.columns = np.array([computed.index(f) for f in model.feature_names], dtype=np.int64)
 
     def __call__(self, engine, query, qtok, cand, fused, partners, scores):
         if len(partners) == 0:
@@ -137,7 +149,7 @@ class Reranker:
         if self._facts is None or self._facts.engine is not engine or not self._facts.current():
             self._facts = CorpusFacts(engine)
         view = QueryView(query if isinstance(query, Demand) else None, qtok, cand, fused, partners, scores)
-        _, X = partner_table(engine, self._facts, view, self.depth, self.history)
+        _, X = partner_table(engine, self._facts, view, self.depth, self.history, self.evidence)
         learned = self.model.predict(X[:, self.columns])
         n = len(learned)
         order = np.argsort(-learned, kind="stable")

@@ -27,6 +27,7 @@ from matcher.learning.table import CandidateTable
 
 Qrels = Mapping[str, Mapping[str, float]]
 GATE_METRICS = ("ndcg@10", "mrr")
+PRIOR_FEATURE = "default_score"
 
 
 @dataclass(frozen=True)
@@ -36,11 +37,24 @@ class Config:
     learning_rate: float = 0.05
     num_leaves: int = 7
     l2: float = 1.0
+    prior: bool = False  # a correction of the default order (see `ranker`), not a replacement
+    min_child_samples: int = 10
 
     def make(self, features: Sequence[str], seed: int = 0) -> LearnedRanker:
+        prior = PRIOR_FEATURE if self.prior and PRIOR_FEATURE in features else None
         return LearnedRanker(features, self.backend, n_estimators=self.n_estimators,
                              learning_rate=self.learning_rate, num_leaves=self.num_leaves, l2=self.l2,
-                             random_state=seed)
+                             min_child_samples=self.min_child_samples, random_state=seed, prior=prior)
+
+
+def outcome_configs() -> list[Config]:
+    """Configurations for learning from outcomes: corrections of the default order only. A few
+    hundred noisy, position-biased outcomes cannot teach a ranking from scratch; they can say
+    where the default is wrong, and a model shrunk towards the default cannot wander far from it."""
+    configs = [Config("linear", l2=10.0, prior=True), Config("linear", l2=100.0, prior=True)]
+    if lightgbm_available():
+        configs.append(Config("lightgbm", n_estimators=100, learning_rate=0.05, num_leaves=7, prior=True))
+    return configs
 
 
 def default_configs() -> list[Config]:
@@ -83,28 +97,32 @@ def fit_on(table: CandidateTable, y: NDArray, config: Config, queries: Sequence[
 
 def train_ranker(table: CandidateTable, y: NDArray, qrels: Qrels, *, weight: NDArray | None = None,
                  configs: Sequence[Config] | None = None, gate_folds: int = 4, seed: int = 0,
-                 gate_metric: str = "ndcg@10", min_gain: float = 0.0, confidence: float = 2.0) -> TrainResult:
+                 gate_metric: str = "ndcg@10", min_gain: float = 0.0, confidence: float = 2.0,
+                 demands: Sequence[str] | None = None) -> TrainResult:
     """Fit on the table's queries, gated by k-fold validation over them (see module docstring).
 
     y: (n_rows,) labels of the table rows (graded judgements, or outcomes); qrels: what the gate
-    scores against (for outcomes: the outcomes themselves); weight: per-row sample weights."""
+    scores against (for outcomes: the outcomes themselves); weight: per-row sample weights;
+    demands: the demand of each query when several queries share one (lists shown for the same
+    demand at different times): they are held out together, so the gate never scores a model
+    on a demand it was fitted on."""
     configs = list(configs or default_configs())
     usable = set(trainable(table, y))
     if len(usable) < 4:
         return TrainResult(None, None, reason=f"only {len(usable)} demands with both outcomes: too few to learn")
-    order = np.random.default_rng(seed).permutation(len(table.query_ids))
-    folds = [sorted(order[f::gate_folds].tolist()) for f in range(min(gate_folds, len(order)))]
+    folds = gate_split(table.query_ids if demands is None else demands, gate_folds, seed)
     held_values: dict[str, dict[str, list[float]]] = {}  # "default" / config -> metric -> per held-out demand
     gains: dict[Config, list[float]] = {cfg: [] for cfg in configs}
     for held in folds:
-        fit_q = [i for i in range(len(order)) if i in usable and i not in set(held)]
+        fit_q = [i for i in range(len(table.query_ids)) if i in usable and i not in set(held)]
         if len(fit_q) < 2:
             continue
         vtable = table.subset(held)
         base = _per_query(vtable, qrels)
         _extend(held_values.setdefault("default", {}), base)
         for cfg in configs:
-            scored = _per_query(vtable, qrels, fit_on(table, y, cfg, fit_q, weight, seed).predict(vtable.X))
+            model = fit_on(table, y, cfg, fit_q, weight, seed)
+            scored = _per_query(vtable, qrels, model.predict(vtable.X))
             _extend(held_values.setdefault(_name(cfg), {}), scored)
             gains[cfg] += [scored[gate_metric][q] - base[gate_metric][q] for q in base[gate_metric]]
     if "default" not in held_values or not any(gains.values()):
@@ -127,6 +145,15 @@ def train_ranker(table: CandidateTable, y: NDArray, qrels: Qrels, *, weight: NDA
     result.model = fit_on(table, y, best, sorted(usable), weight, seed)
     result.reason = f"{_name(best)} beat the default: {summary}"
     return result
+
+
+def gate_split(demands: Sequence[str], folds: int, seed: int) -> list[list[int]]:
+    """Query positions in `folds` groups, every query of one demand in the same group."""
+    keys = sorted(set(demands))
+    order = np.random.default_rng(seed).permutation(len(keys))
+    fold_of = {keys[k]: i % folds for i, k in enumerate(order)}
+    out = [[q for q, d in enumerate(demands) if fold_of[d] == f] for f in range(min(folds, len(keys)))]
+    return [f for f in out if f]
 
 
 def _lower_bound(gains: Sequence[float], confidence: float) -> float:
@@ -185,6 +212,7 @@ def _rows(table: CandidateTable, queries: Sequence[int]) -> NDArray[np.int64]:
 
 
 def _name(cfg: Config) -> str:
+    plus = "+default" if cfg.prior else ""
     if cfg.backend == "linear":
-        return f"linear(l2={cfg.l2:g})"
-    return f"lightgbm({cfg.n_estimators}x{cfg.learning_rate:g},{cfg.num_leaves} leaves)"
+        return f"linear{plus}(l2={cfg.l2:g})"
+    return f"lightgbm{plus}({cfg.n_estimators}x{cfg.learning_rate:g},{cfg.num_leaves} leaves)"

@@ -73,12 +73,13 @@ def load_deployed(db: Engine, live: LiveIndex, folder: Path) -> str:
 
 
 def train(db: Engine, live: LiveIndex, folder: Path, *, who: str, deploy: bool = True,
-          estimator: str = "examined") -> dict:
-    """Train from outcomes; deploy when the gate passes. Returns a summary for the API and page."""
+          estimator: str = "examined", evidence: bool = False) -> dict:
+    """Train from outcomes; deploy when the gate passes. Returns a summary for the API and page.
+    evidence: also train on the seven evidence features (`matcher.learning.features`)."""
     from matcher.learning.logged import LoggedList, training_rows
     from matcher.learning.registry import ModelRegistry
     from matcher.learning.table import build_table
-    from matcher.learning.train import train_ranker
+    from matcher.learning.train import outcome_configs, train_ranker
 
     with db.connect() as conn:
         lists = impressions.shown_lists(conn)
@@ -99,7 +100,8 @@ def train(db: Engine, live: LiveIndex, folder: Path, *, who: str, deploy: bool =
     with live.read() as engine:
         demands = [engine.demands[d] for d in chosen if d in engine.demands]
         depth = max([len(chosen[d.id]["rows"]) for d in demands] + [10])
-        table = build_table(engine, demands, "partner", depth=depth, history=history) if demands else None
+        table = build_table(engine, demands, "partner", depth=depth, history=history,
+                            evidence=evidence) if demands else None
     summary = {"lists": len(lists), "demands": len(demands), "outcomes": sum(1 for s in states.values()
                                                                              if s["stage"] > 0)}
     if table is None:
@@ -121,14 +123,15 @@ def train(db: Engine, live: LiveIndex, folder: Path, *, who: str, deploy: bool =
                 "reason": "no contacted pair is still a candidate" if logged else
                 "no shown partner is still a candidate"}
     prop = rows.propensity
-    res = train_ranker(rows.table, rows.y, rows.gate_qrels, weight=rows.weight)
+    res = train_ranker(rows.table, rows.y, rows.gate_qrels, weight=rows.weight, demands=rows.demands,
+                       configs=outcome_configs())
     summary.update({"estimator": estimator, "propensity": {"p1": prop.p1, "eta": prop.eta}, "reason": res.reason,
                     "validation": res.validation})
     if res.model is None:
         return {**summary, "deployed": False, "version": None}
     reg = ModelRegistry(folder)
     version = reg.add(res.model, {"trained_on": "outcomes", "by": who, "demands": len(logged),
-                                  "estimator": estimator,
+                                  "estimator": estimator, "evidence": evidence,
                                   "validation": res.validation, "gate": res.reason,
                                   "propensity": summary["propensity"]})
     if deploy:

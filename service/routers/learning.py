@@ -108,7 +108,8 @@ def _state(ctx) -> RankerState:
 def _train(ctx, who: str) -> TrainResultPublic:
     if not ctx.live.wait_ready(timeout=0):
         raise NotReady("the index is still being built")
-    res = learning.train(ctx.db, ctx.live, ctx.settings.rankers_dir(), who=who)
+    res = learning.train(ctx.db, ctx.live, ctx.settings.rankers_dir(), who=who,
+                         evidence=ctx.settings.ranker_evidence)
     return TrainResultPublic(**{k: res.get(k) for k in TrainResultPublic.model_fields})
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from corpora import demo_corpus_path
 from matcher.cli.commands import main
+from matcher.learning.features import BASE_FEATURES, FEATURES
 from matcher.learning.registry import ModelRegistry
 
 
@@ -36,6 +37,7 @@ def test_train_models_match_and_rollback(workspace, capsys):
     out = capsys.readouterr().out
     reg = ModelRegistry(workspace / "rankers")
     assert "beat the default" in out and reg.current() == "v0001" and "feature" in out
+    assert reg.load("v0001").feature_names == BASE_FEATURES and "no evidence features" in out
     assert main(["learn", "models", "-w", str(workspace)]) == 0
     listed = capsys.readouterr().out
     assert "* v0001" in listed and "live: v0001" in listed
@@ -46,6 +48,21 @@ def test_train_models_match_and_rollback(workspace, capsys):
     assert _match(workspace, capsys) == before
     assert main(["learn", "rollback", "-w", str(workspace)]) == 2
     assert "nothing to roll back" in capsys.readouterr().err
+
+
+def test_train_with_evidence_features_stores_and_serves_them(workspace, capsys):
+    code = main(["learn", "train", "-w", str(workspace), "--task", str(demo_corpus_path()), "--model", "fake",
+                 "--depth", "20", "--evidence", "--no-deploy"])
+    assert code == 0
+    out = capsys.readouterr().out
+    reg = ModelRegistry(workspace / "rankers")
+    assert reg.versions() == ["v0001"] and reg.current() is None, out  # stored, not deployed
+    assert reg.load("v0001").feature_names == FEATURES and "evidence features included" in out
+    assert reg.info("v0001").meta["evidence"] is True
+    before = _match(workspace, capsys)
+    reg.deploy("v0001")
+    assert _match(workspace, capsys) != before
+    assert reg.rollback() is None and _match(workspace, capsys) == before
 
 
 @pytest.mark.parametrize("correction", ["examined", "ipw"])

@@ -11,7 +11,7 @@ import pytest
 from corpora import demo_corpus_path
 from matcher.errors import MatcherError, NotFittedError, UnknownNameError
 from matcher.io import load_task
-from matcher.learning.features import FEATURES, History
+from matcher.learning.features import BASE_FEATURES, EVIDENCE_FEATURES, FEATURES, History
 from matcher.learning.propensity import estimate
 from matcher.learning.ranker import LearnedRanker, lightgbm_available
 from matcher.learning.registry import ModelRegistry
@@ -71,7 +71,8 @@ def demo():
 
 def test_table_has_every_named_feature_and_reproduces_the_default_order(demo):
     task, engine, judged, table = demo
-    assert table.X.shape == (int(table.group.sum()), len(FEATURES)) and np.isfinite(table.X).all()
+    assert table.feature_names == BASE_FEATURES  # the evidence features only when asked for
+    assert table.X.shape == (int(table.group.sum()), len(BASE_FEATURES)) and np.isfinite(table.X).all()
     d = judged[0]
     default = [m.partner_id for m in engine.match_partners(d, k=10)]
     assert table.target_ids[0][:10] == default
@@ -120,7 +121,14 @@ def test_cross_validation_never_reports_a_deployed_loser_on_its_gate_split(demo)
             assert f.learned == f.default
 
 
-def test_rollback_restores_the_previous_ranking_exactly(demo, tmp_path):
+@pytest.fixture(scope="module")
+def evidence_table(demo):
+    task, engine, judged, _ = demo
+    return build_table(engine, judged, "partner", depth=20, evidence=True)
+
+
+def test_rollback_restores_the_previous_ranking_exactly(demo, evidence_table, tmp_path):
+    """Through a model with the evidence features and back: each state ranks exactly as before."""
     task, engine, judged, table = demo
     reg = ModelRegistry(tmp_path / "rankers")
     y = table.labels(task.qrels)
@@ -136,18 +144,18 @@ def test_rollback_restores_the_previous_ranking_exactly(demo, tmp_path):
     try:
         use_current()
         r0 = ranking()
-        v1 = reg.add(Config("linear", l2=1.0).make(FEATURES).fit(table.X, y, table.group), {"n": 1})
+        v1 = reg.add(Config("linear", l2=1.0).make(table.feature_names).fit(table.X, y, table.group), {"n": 1})
         reg.deploy(v1)
         use_current()
         r1 = ranking()
-        v2 = reg.add(Config("linear", l2=1000.0).make(FEATURES).fit(table.X[:, ::-1] * 0 + table.X, -y + y.max(),
-                                                                   table.group), {"n": 2})
+        et = evidence_table
+        v2 = reg.add(Config("linear", l2=1000.0).make(et.feature_names).fit(et.X, -y + y.max(), et.group), {"n": 2})
         reg.deploy(v2)
         use_current()
-        assert ranking() != r1
+        assert engine.reranker.evidence and ranking() != r1
         assert reg.rollback() == v1
         use_current()
-        assert ranking() == r1
+        assert not engine.reranker.evidence and ranking() == r1
         assert reg.rollback() is None
         use_current()
         assert ranking() == r0
@@ -158,9 +166,106 @@ def test_rollback_restores_the_previous_ranking_exactly(demo, tmp_path):
         engine.reranker = None
 
 
+def _spy_on_evidence(monkeypatch) -> list[int]:
+    """Counts calls of the evidence features' computations (per query and per target)."""
+    import matcher.learning.features as features
+
+    calls = [0]
+    real_stats, real_evidence = features._EvidenceStats.of, features._evidence
+
+    def stats(view):
+        calls[0] += 1
+        return real_stats(view)
+
+    def evidence(*a, **kw):
+        calls[0] += 1
+        return real_evidence(*a, **kw)
+
+    monkeypatch.setattr(features._EvidenceStats, "of", staticmethod(stats))
+    monkeypatch.setattr(features, "_evidence", evidence)
+    return calls
+
+
+def _served_learned_scores(engine, model, demands, depth=20):
+    try:
+        engine.reranker = Reranker(model, depth=depth)
+        return {d.id: {m.partner_id: m.components["learned"] for m in engine.match_partners(d, k=depth)}
+                for d in demands}
+    finally:
+        engine.reranker = None
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_model_without_evidence_features_never_computes_them(demo, backend, monkeypatch):
+    task, engine, judged, table = demo
+    model = Config(backend, prior=True).make(table.feature_names).fit(table.X, table.labels(task.qrels), table.group)
+    calls = _spy_on_evidence(monkeypatch)
+    served = _served_learned_scores(engine, model, judged[:8])
+    assert calls[0] == 0 and len(served) == 8
+    assert not Reranker(model).evidence
+    # the spy does count: the same hook with an evidence model calls it
+    et = build_table(engine, judged[:30], "partner", depth=20, evidence=True)
+    assert calls[0] > 0
+    calls[0] = 0
+    _served_learned_scores(engine, Config(backend).make(et.feature_names).fit(et.X, et.labels(task.qrels), et.group),
+                           judged[:2])
+    assert calls[0] > 0
+
+
+def test_the_evidence_switch_only_appends_columns(demo, evidence_table):
+    _, _, _, table = demo
+    assert evidence_table.feature_names == BASE_FEATURES + EVIDENCE_FEATURES == FEATURES
+    assert evidence_table.target_ids == table.target_ids
+    np.testing.assert_array_equal(evidence_table.X[:, :len(BASE_FEATURES)], table.X)
+    assert np.isfinite(evidence_table.X).all() and evidence_table.X[:, len(BASE_FEATURES):].any()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("evidence", [False, True])
+def test_served_scores_are_the_trained_models_scores_of_the_table_rows(demo, evidence_table, backend, evidence):
+    """What the engine hook computes for a served list is the training table's row, with or
+    without the evidence features, also after the model's files are written and read back."""
+    task, engine, judged, base = demo
+    table = evidence_table if evidence else base
+    model = Config(backend).make(table.feature_names).fit(table.X, table.labels(task.qrels), table.group)
+    expected = model.predict(table.X)
+    served = _served_learned_scores(engine, model, judged[:10])
+    off = table.offsets
+    for i, d in enumerate(judged[:10]):
+        want = dict(zip(table.target_ids[i], expected[off[i]:off[i + 1]]))
+        assert served[d.id] == pytest.approx(want, rel=1e-5, abs=1e-6)
+
+
+def test_an_old_model_folder_without_evidence_features_loads_and_scores_identically(demo, tmp_path, monkeypatch):
+    """A model written before the evidence features existed (format 1, the 30 names, no prior):
+    it loads, needs no evidence feature and ranks as its coefficients say."""
+    task, engine, judged, table = demo
+    rng = np.random.default_rng(5)
+    coef = rng.normal(size=len(BASE_FEATURES))
+    mean, scale = table.X.mean(axis=0), np.where(table.X.std(axis=0) > 1e-9, table.X.std(axis=0), 1.0)
+    folder = tmp_path / "v0001"
+    folder.mkdir()
+    doc = {"format": 1, "features": list(BASE_FEATURES),
+           "params": {"backend": "linear", "n_estimators": 150, "learning_rate": 0.05, "num_leaves": 7,
+                      "min_child_samples": 10, "l2": 1.0, "random_state": 0},
+           "meta": {"version": "v0001"},
+           "linear": {"mean": mean.tolist(), "scale": scale.tolist(), "coef": coef.tolist()}}
+    (folder / "model.json").write_text(json.dumps(doc), encoding="utf-8")
+    model = LearnedRanker.load(folder)
+    assert model.prior is None and model.feature_names == BASE_FEATURES
+    calls = _spy_on_evidence(monkeypatch)
+    served = _served_learned_scores(engine, model, judged[:10])
+    assert calls[0] == 0
+    expected = ((table.X.astype(np.float64) - mean) / scale) @ coef
+    off = table.offsets
+    for i, d in enumerate(judged[:10]):
+        assert served[d.id] == pytest.approx(dict(zip(table.target_ids[i], expected[off[i]:off[i + 1]])),
+                                             rel=1e-5, abs=1e-6)
+
+
 def test_learned_ranker_reorders_only_its_depth_and_reports_both_scores(demo):
     task, engine, judged, table = demo
-    model = Config("linear").make(FEATURES).fit(table.X, table.labels(task.qrels), table.group)
+    model = Config("linear").make(table.feature_names).fit(table.X, table.labels(task.qrels), table.group)
     try:
         engine.reranker = Reranker(model, depth=5)
         d = judged[3]
@@ -209,7 +314,7 @@ def test_simulator_produces_a_learning_curve(demo):
 
 
 def test_table_run_puts_the_rest_behind_the_reranked_targets():
-    t = CandidateTable(["q"], [["a", "b"]], np.zeros((2, len(FEATURES)), np.float32), np.array([2]),
+    t = CandidateTable(["q"], [["a", "b"]], np.zeros((2, len(BASE_FEATURES)), np.float32), np.array([2]),
                        [[("c", 0.1), ("d", 0.05)]])
     run = t.run(np.array([0.0, 5.0]))["q"]
     assert sorted(run, key=run.get, reverse=True) == ["b", "a", "c", "d"]
@@ -288,3 +393,77 @@ def test_ipw_estimator_weights_the_successes_by_their_inverse_propensity():
     rank2 = rows.table.X[:, 0] < 0.5
     np.testing.assert_allclose(rows.weight[rank2 & (rows.y > 0)], 2.0)
     np.testing.assert_allclose(rows.weight[~(rank2 & (rows.y > 0))], 1.0)
+
+
+# -- a correction of the default order -----------------------------------------------------------
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_prior_model_that_learned_nothing_is_the_default_order(demo, tmp_path, backend):
+    task, _, _, table = demo
+    y = table.labels(task.qrels)
+    # all the shrinkage in the world: the residual (linear weights, LightGBM leaf values) is about zero
+    model = LearnedRanker(table.feature_names, backend, prior="default_score", l2=1e12, n_estimators=1)
+    model.fit(table.X, y, table.group)
+    assert model.prior_weight_ > 0
+    assert metrics(table, task.qrels, model.predict(table.X)) == metrics(table, task.qrels)
+    model.save(tmp_path / "m")
+    doc = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert doc["params"]["prior"] == "default_score" and doc["prior_weight"] == pytest.approx(model.prior_weight_)
+    np.testing.assert_array_equal(LearnedRanker.load(tmp_path / "m").predict(table.X), model.predict(table.X))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_prior_model_corrects_the_default_where_the_data_say_so(backend):
+    rng = np.random.default_rng(3)
+    X, y, group = synthetic()
+    default = X[:, 2] + rng.normal(scale=1.0, size=len(X))  # the default order: right, with noise
+    X = np.c_[default, X]
+    model = LearnedRanker(["default_score", "noise", "a", "signal", "b"], backend, prior="default_score",
+                          l2=1.0, n_estimators=60).fit(X, y, group)
+    s = model.predict(X)
+    auc = lambda score: (score[y > 0][:, None] > score[y == 0][None, :]).mean()  # noqa: E731
+    assert auc(s) > auc(default) + 0.03
+    with pytest.raises(MatcherError, match="prior"):
+        LearnedRanker(["a"], backend, prior="default_score")
+
+
+def test_the_prior_weight_says_how_sure_the_pairs_are_of_the_default():
+    from matcher.learning.ranker import _prior_weight
+
+    d = np.linspace(0.1, 1.0, 50)
+    assert _prior_weight(d, np.ones(50)) > 1.5 * _prior_weight(np.r_[d, -d[:20]], np.ones(70)) > 0
+    assert _prior_weight(-d, np.ones(50)) == 0.0  # a default that is always wrong gets no weight
+    assert _prior_weight(np.zeros(0), np.zeros(0)) == 0.0
+
+
+def test_evidence_features_read_titles_phrases_and_windows():
+    from matcher.learning.features import CorpusFacts, capability_table
+    from matcher.learning.table import query_views
+    from matcher.records import Capability
+
+    caps = [Capability("c1", "p1", "corrosion coating", "low temperature adhesion of waterborne paint " * 3),
+            Capability("c2", "p2", "paint shop", "corrosion appears on the coating. " + "filler " * 40 + "adhesion")]
+    engine = MatchEngine(FakeEncoder()).fit(caps, [])
+    view = query_views(engine, ["corrosion coating adhesion"], "capability")[0]
+    ids, X = capability_table(engine, CorpusFacts(engine), view, 5, None, evidence=True)
+    row = {cid: dict(zip(FEATURES, x)) for cid, x in zip(ids, X)}
+    assert row["c1"]["title_overlap"] > row["c2"]["title_overlap"] == 0.0
+    assert row["c1"]["bigram_overlap"] == pytest.approx(1 / 2)  # "corrosion coating" is in c1's indexed title
+    assert row["c2"]["window_overlap"] < row["c2"]["term_overlap"]  # "adhesion" is far from the others
+    assert row["c1"]["window_overlap"] == pytest.approx(row["c1"]["term_overlap"])
+    ranks = sorted(1 / row[c]["lexical_rank_inv"] for c in ids)
+    assert ranks == [1.0, 2.0] and all(0 <= row[c]["lexical_attained"] <= 1 for c in ids)
+    assert min(row[c]["dense_gap_top"] for c in ids) == 0.0
+
+
+def test_the_gate_holds_out_every_list_of_a_demand_together():
+    """Regression: lists shown for the same demand at different times fell into different gate
+    folds, so the gate scored models on demands they had been fitted on."""
+    from matcher.learning.train import gate_split
+
+    demands = ["d1", "d1", "d2", "d3", "d3", "d3", "d4", "d5", "d1"]
+    folds = gate_split(demands, 4, seed=0)
+    assert sorted(q for f in folds for q in f) == list(range(len(demands)))
+    for f in folds:
+        held = {demands[q] for q in f}
+        assert all(demands[q] not in held for g in folds if g is not f for q in g)
