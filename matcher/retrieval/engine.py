@@ -537,7 +537,8 @@ class MatchEngine:
         else:  # typed texts bypass the embedding cache (`encoders.uncached`)
             vecs = np.zeros((len(texts), self.encoder.dim), np.float32)
             vecs[typed] = uncached(self.encoder).encode_queries([texts[i] for i in typed])
-            stored = [i for i in range(len(texts)) if i not in set(typed)]
+            typed_set = set(typed)
+            stored = [i for i in range(len(texts)) if i not in typed_set]
             if stored:
                 vecs[stored] = self.encoder.encode_queries([texts[i] for i in stored])
             if progress:
