@@ -68,6 +68,7 @@ Reranker = Callable[["MatchEngine", Query, list[str], Candidates, Fused, NDArray
 DEMANDS_PER_CALL = 256  # demands a batch run hands to one engine call (their queries encode together)
 SURFACE_CACHE_SIZE = 128  # query texts whose stem -> word maps are kept
 WHOLE_CACHE_SIZE = 4096  # texts whose whole words (reasons) are kept: shown capabilities recur
+VIEW_ROWS = 4096  # capability rows per slice when their demand-side views are computed
 _CJK_TOKEN = re.compile(r"^[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+$")
 Progress = Callable[[int], None]
 
@@ -723,7 +724,12 @@ class MatchEngine:
         cache = getattr(self, "_views_cache", None)
         if cache is None or cache[0] != key:
             vectors = self._caps.vectors
-            cache = self._views_cache = (key, (self._dems.means_of(vectors), self._dems.spreads_of(vectors)))
+            # In slices of rows: at 42k capabilities the float64 temporaries of one pass over
+            # all rows came to about 390 MB, and the service's peak memory with them.
+            slices = [vectors[i : i + VIEW_ROWS] for i in range(0, len(vectors), VIEW_ROWS)] or [vectors]
+            means = np.concatenate([self._dems.means_of(v) for v in slices], axis=1)
+            spreads = np.concatenate([self._dems.spreads_of(v) for v in slices], axis=1)
+            cache = self._views_cache = (key, (means, spreads))
         return cache[1]
 
     def _demand_query_block(self, demand_ids: Sequence[str]):
