@@ -233,3 +233,15 @@ def test_lexical_weight_follows_the_contrast_of_the_lexical_evidence():
     rows = np.arange(4)
     assert fuse(Candidates(rows, dense, flat, 8.0, 1.0), FusionParams()).lexical_weight == pytest.approx(0.0)
     assert fuse(Candidates(rows, dense, peaked, 8.0, 0.5), FusionParams()).lexical_weight == pytest.approx(0.1875)
+
+
+def test_capability_views_in_slices_equal_one_pass(engine, monkeypatch):
+    import matcher.retrieval.engine as engine_module
+
+    whole_means, whole_spreads = engine._capability_views()
+    engine._views_cache = None
+    monkeypatch.setattr(engine_module, "VIEW_ROWS", 3)
+    means, spreads = engine._capability_views()
+    assert means.shape == whole_means.shape and spreads.shape == whole_spreads.shape
+    np.testing.assert_allclose(means, whole_means, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(spreads, whole_spreads, rtol=0, atol=1e-12)
