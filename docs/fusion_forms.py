@@ -41,10 +41,10 @@ FORMS: dict[str, Callable[[Candidates], float]] = {
     "0.7 x contrast": lambda c: 0.7 * c.coverage * contrast(c),
     "1.0 x contrast": lambda c: 1.0 * c.coverage * contrast(c),
     "0.5 x contrast^0.5": lambda c: 0.5 * c.coverage * contrast(c) ** 0.5,
-    "0.5 x (1 - median/best)": lambda c: 0.5 * c.coverage * (1 - float(np.median(c.lexical)) / float(c.lexical.max())),
-    "0.5 x dense-relative contrast": lambda c: c.coverage * contrast(c) / (contrast(c) + 1 - float(_dense_norm(c).mean())),
+    "0.5 x (1 - median/best)": lambda c: 0.5 * c.coverage * (1 - float(np.median(c.lexical) / c.lexical.max())),
+    "0.5 x dense-relative contrast": lambda c: c.coverage * contrast(c) / (contrast(c) + 1 - _dense_norm(c).mean()),
     "0.5 x (0.75 + 0.25 contrast)": lambda c: 0.5 * c.coverage * (0.75 + 0.25 * contrast(c)),
-    "zh 0.4 x contrast, other 0.8 x contrast": lambda c: c.coverage * contrast(c) * (0.4 * c.chinese_share + 0.8 * (1 - c.chinese_share)),
+    "zh 0.4 x contrast, other 0.8 x contrast": lambda c: c.coverage * contrast(c) * (0.8 - 0.4 * c.chinese_share),
 }
 
 
