@@ -29,34 +29,27 @@ def contrast(c: Candidates) -> float:
     return 1.0 - float(c.lexical.mean()) / best
 
 
-def _dense_norm(c: Candidates) -> np.ndarray:
-    d = c.centred
-    span = float(d.max() - d.min())
-    return (d - d.min()) / span if span > 1e-9 else np.ones(len(d), np.float32)
-
-
-FORMS: dict[str, Callable[[Candidates], float]] = {
-    "0.5 (third session)": lambda c: 0.5 * c.coverage,
-    "0.5 x contrast (session 6)": lambda c: 0.5 * c.coverage * contrast(c),
-    "0.7 x contrast": lambda c: 0.7 * c.coverage * contrast(c),
-    "1.0 x contrast": lambda c: 1.0 * c.coverage * contrast(c),
-    "0.5 x contrast^0.5": lambda c: 0.5 * c.coverage * contrast(c) ** 0.5,
-    "0.5 x (1 - median/best)": lambda c: 0.5 * c.coverage * (1 - float(np.median(c.lexical) / c.lexical.max())),
-    "0.5 x dense-relative contrast": lambda c: c.coverage * contrast(c) / (contrast(c) + 1 - _dense_norm(c).mean()),
-    "0.5 x (0.75 + 0.25 contrast)": lambda c: 0.5 * c.coverage * (0.75 + 0.25 * contrast(c)),
-    "zh 0.4 x contrast, other 0.8 x contrast": lambda c: c.coverage * contrast(c) * (0.8 - 0.4 * c.chinese_share),
+# Each form maps a query's candidates and their shipped fusion (whose min-max-scaled dense and
+# max-scaled lexical scores every form reuses) to its own lexical weight.
+FORMS: dict[str, Callable[[Candidates, Fused], float]] = {
+    "0.5 (third session)": lambda c, f: 0.5 * c.coverage,
+    "0.5 x contrast (session 6)": lambda c, f: 0.5 * c.coverage * contrast(c),
+    "0.7 x contrast": lambda c, f: 0.7 * c.coverage * contrast(c),
+    "1.0 x contrast": lambda c, f: 1.0 * c.coverage * contrast(c),
+    "0.5 x contrast^0.5": lambda c, f: 0.5 * c.coverage * contrast(c) ** 0.5,
+    "0.5 x (1 - median/best)": lambda c, f: 0.5 * c.coverage * (1 - float(np.median(c.lexical) / c.lexical.max())),
+    "0.5 x dense-relative contrast": lambda c, f: c.coverage * contrast(c) / (contrast(c) + 1 - f.dense_norm.mean()),
+    "0.5 x (0.75 + 0.25 contrast)": lambda c, f: 0.5 * c.coverage * (0.75 + 0.25 * contrast(c)),
+    "zh 0.4 x contrast, other 0.8 x contrast": lambda c, f: c.coverage * contrast(c) * (0.8 - 0.4 * c.chinese_share),
 }
 
 
-def refuse(c: Candidates, weight: Callable[[Candidates], float] | None) -> np.ndarray:
-    if weight is None:
-        return fuse(c, FusionParams()).score
-    dn = _dense_norm(c)
-    best = float(c.lexical.max()) if len(c.lexical) else 0.0
-    if best <= 0:
-        return dn
-    w = min(1.0, weight(c))
-    return (1 - w) * dn + w * c.lexical / best
+def refuse(c: Candidates, weight: Callable[[Candidates, Fused], float] | None) -> np.ndarray:
+    shipped = fuse(c, FusionParams())
+    if weight is None or not len(c.lexical) or c.lexical.max() <= 0:
+        return shipped.score
+    w = min(1.0, weight(c, shipped))
+    return (1 - w) * shipped.dense_norm + w * shipped.lexical_norm
 
 
 def main(paths: list[str]) -> None:
