@@ -109,7 +109,7 @@ def cmd_cv(args) -> int:
     from matcher.learning.train import cross_validate
 
     task, table = _task_table(args)
-    folds = cross_validate(table, task.qrels, folds=args.folds, seed=args.seed)
+    folds = cross_validate(table, task.qrels, folds=args.folds, seed=args.seed, gate_metric=_metric(task))
     print(f"{'fold':>4} {'demands':>7}  {'default nDCG@10':>15} {'learned':>8}  {'default MRR':>11} {'learned':>8}"
           "  model")
     for f in folds:
