@@ -126,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--direction", choices=("forward", "reverse", "both"), default="both",
                     help="forward: each demand ranks the targets; reverse: each judged target ranks the demands")
     sp.add_argument("--reverse-methods", default="fit", help="reverse methods: fit, cosine (best raw cosine)")
-    sp.add_argument("--lexical-weight", type=float, help="override the fusion weight")
+    sp.add_argument("--lexical-weight", type=float,
+                    help="override the fusion weight of lexical evidence (Chinese and other words alike)")
     sp.add_argument("--fusion", choices=("convex", "rrf"), help="override the fusion method")
     sp.add_argument("--aggregation", choices=("max", "decay"), help="override partner aggregation")
     sp.add_argument("--json", action="store_true", help="one JSON object per method")
@@ -394,7 +395,8 @@ def cmd_evaluate(args) -> int:
         raise InputError("task has no judgements (qrels.tsv): nothing to evaluate", file=str(args.task))
     params = EngineParams()
     if args.lexical_weight is not None:
-        params.fusion = replace(params.fusion, lexical_weight=args.lexical_weight)
+        w = args.lexical_weight
+        params.fusion = replace(params.fusion, lexical_weight=w, chinese_lexical_weight=w)
     if args.fusion:
         params.fusion = replace(params.fusion, method=args.fusion)
     if args.aggregation:

@@ -50,7 +50,7 @@ class PartnerScores:
 
 def partner_scores(engine, demands: Sequence[Demand], kinds: Sequence[str] = SCORE_KINDS) -> dict[str, PartnerScores]:
     """Partner scores of every kind for `demands` (encoded once, through the engine's cache)."""
-    from matcher.retrieval.rank import aggregate, fuse
+    from matcher.retrieval.rank import aggregate, fuse, lexical_weight
 
     for kind in kinds:
         if kind not in SCORE_KINDS:
@@ -72,11 +72,10 @@ def partner_scores(engine, demands: Sequence[Demand], kinds: Sequence[str] = SCO
         if "centred" in kinds:
             mean_cap = engine._caps.vectors[alive_rows].mean(axis=0)
             offsets = engine.encoder.encode_queries([d.full_text for d in demands]) @ mean_cap
-        w0 = engine.params.fusion.lexical_weight
         for i, c in enumerate(cands):
             cols = col_of[partner_of_row[c.rows]]
             lex = c.lexical / max(c.lexical_scale, 1e-9)
-            w = w0 * c.coverage
+            w = lexical_weight(c, engine.params.fusion)
             per_cap = {
                 "dense": c.dense,
                 "centred": c.dense - offsets[i],

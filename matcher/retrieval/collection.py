@@ -30,6 +30,7 @@ from matcher.errors import MatcherError, NotFoundError
 from matcher.fsutil import atomic_npy, atomic_text
 from matcher.retrieval.index import SMALL_BATCH, IndexParams, VectorIndex, inner_products
 from matcher.retrieval.lexical import BM25
+from matcher.retrieval.text import chinese_share
 
 EXACT_SCORES_PER_BLOCK = 16_000_000  # query x row scores held at once by exact search (64 MB)
 
@@ -69,6 +70,7 @@ class Candidates:
     coverage: float  # share of query tokens known to the corpus vocabulary
     offset: NDArray[np.float32] | None = None  # the query's mean cosine over the row's language
     scale: NDArray[np.float32] | None = None  # and the spread of those cosines
+    chinese_share: float = 0.0  # share of query tokens that are Chinese words (see rank.FusionParams)
 
     @property
     def centred(self) -> NDArray[np.float32]:
@@ -297,6 +299,7 @@ class Collection:
                     float(coverage[q]),
                     offset,
                     scale,
+                    chinese_share(qtokens[q]),
                 )
             )
         return out

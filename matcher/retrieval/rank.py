@@ -24,16 +24,18 @@ class FusionParams:
 
     convex: fused = (1 - w) * dense_norm + w * lexical_norm, where dense_norm is the cosine
     min-max scaled over the query's candidates, lexical_norm is BM25 divided by the query's
-    best candidate BM25, and w = lexical_weight * coverage * contrast: coverage (the share of
-    query tokens the corpus knows), so a query in a language the corpus does not share leans
-    on dense alone; contrast = 1 - mean / best of the candidates' BM25, so lexical evidence
-    that scores every candidate much alike (a long query whose common words every document
-    shares) counts for little, and evidence that singles out a few candidates counts fully.
+    best candidate BM25, and w = coverage * (lexical_weight for the query's other words,
+    chinese_lexical_weight for its Chinese words, mixed by their shares): coverage (the share
+    of query tokens the corpus knows), so a query in a language the corpus does not share
+    leans on dense alone; Chinese words get less weight because BM25 over jieba's
+    segmentation was measured to be weaker evidence on the Chinese tasks than BM25 over words
+    on the English ones (docs/fit.md, "Fusion", where both weights were chosen).
     rrf: reciprocal-rank fusion with constant rrf_k. dense / lexical: one side only.
     """
 
     method: str = "convex"
     lexical_weight: float = 0.5
+    chinese_lexical_weight: float = 0.3
     rrf_k: int = 60
     depth: int = 200  # candidates per side and query
 
@@ -84,7 +86,7 @@ def fuse(c: Candidates, params: FusionParams) -> Fused:
     lexical_norm = c.lexical / lex_max if lex_max > 0 else np.zeros(n, np.float32)
     w = 0.0
     if params.method == "convex":
-        w = params.lexical_weight * c.coverage * lexical_contrast(c.lexical) if lex_max > 0 else 0.0
+        w = lexical_weight(c, params) if lex_max > 0 else 0.0
         score = (1 - w) * dense_norm + w * lexical_norm
     elif params.method == "rrf":
         w = 0.5
@@ -99,12 +101,10 @@ def fuse(c: Candidates, params: FusionParams) -> Fused:
     )
 
 
-def lexical_contrast(lexical: NDArray[np.float32]) -> float:
-    """1 - mean / max of one query's candidate BM25 scores (0..1; 0 when none scores): how far
-    the lexical evidence singles out its best candidates from the rest. Measured on the shared
-    tasks and the demo corpus against the fixed weight (docs/fit.md, "Fusion")."""
-    best = float(lexical.max()) if len(lexical) else 0.0
-    return 1.0 - float(lexical.mean()) / best if best > 0 else 0.0
+def lexical_weight(c: Candidates, params: FusionParams) -> float:
+    """The convex fusion's weight of lexical evidence for one query (see `FusionParams`)."""
+    share = c.chinese_share
+    return c.coverage * (params.lexical_weight * (1.0 - share) + params.chinese_lexical_weight * share)
 
 
 def _rrf(scores: NDArray[np.float32], k: int) -> NDArray[np.float32]:

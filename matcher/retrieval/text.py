@@ -85,6 +85,13 @@ def normalize(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
+def chinese_share(tokens: Sequence[str]) -> float:
+    """The share of tokens that are Chinese words (0..1; 0 for no tokens)."""
+    if not tokens:
+        return 0.0
+    return sum(1 for t in tokens if _CJK_RUN.match(t)) / len(tokens)
+
+
 def guess_language(text: str) -> str:
     """A cheap guess among zh, ru and en from the script of the letters; '' when no letters."""
     sample = text[:2000]

@@ -220,19 +220,42 @@ def test_fit_is_standardised_from_both_sides(engine):
     assert "demand_standardised" in default_calibrator().features
 
 
-def test_lexical_weight_follows_the_contrast_of_the_lexical_evidence():
+def test_lexical_weight_is_lower_for_chinese_words_and_scaled_by_coverage():
     from matcher.retrieval.collection import Candidates
-    from matcher.retrieval.rank import FusionParams, fuse, lexical_contrast
+    from matcher.retrieval.rank import FusionParams, fuse
+    from matcher.retrieval.text import Tokenizer, chinese_share
 
-    flat = np.array([2.0, 2.0, 2.0, 2.0], np.float32)
-    peaked = np.array([4.0, 0.0, 0.0, 0.0], np.float32)
-    assert lexical_contrast(flat) == pytest.approx(0.0)
-    assert lexical_contrast(peaked) == pytest.approx(0.75)
-    assert lexical_contrast(np.zeros(3, np.float32)) == 0.0
+    tokens = Tokenizer()("低温附着力 coating adhesion at -40")
+    assert 0.0 < chinese_share(tokens) < 1.0
+    assert chinese_share([]) == 0.0 and chinese_share(["涂料", "底漆"]) == 1.0
     dense = np.array([0.9, 0.8, 0.7, 0.6], np.float32)
+    lexical = np.array([1.0, 4.0, 0.0, 2.0], np.float32)
     rows = np.arange(4)
-    assert fuse(Candidates(rows, dense, flat, 8.0, 1.0), FusionParams()).lexical_weight == pytest.approx(0.0)
-    assert fuse(Candidates(rows, dense, peaked, 8.0, 0.5), FusionParams()).lexical_weight == pytest.approx(0.1875)
+    params = FusionParams(lexical_weight=0.5, chinese_lexical_weight=0.3)
+
+    def weight(coverage, share):
+        return fuse(Candidates(rows, dense, lexical, 8.0, coverage, chinese_share=share), params).lexical_weight
+
+    assert weight(1.0, 0.0) == pytest.approx(0.5)
+    assert weight(1.0, 1.0) == pytest.approx(0.3)
+    assert weight(0.5, 0.5) == pytest.approx(0.5 * 0.4)
+    assert weight(0.0, 1.0) == 0.0  # nothing the corpus knows: dense alone
+    fused = fuse(Candidates(rows, dense, lexical, 8.0, 1.0, chinese_share=1.0), params)
+    np.testing.assert_allclose(fused.score, 0.7 * fused.dense_norm + 0.3 * lexical / 4.0, rtol=1e-6)
+    assert fuse(Candidates(rows, dense, np.zeros(4, np.float32), 8.0, 1.0), params).lexical_weight == 0.0
+
+
+def test_candidates_carry_the_share_of_chinese_query_words():
+    from matcher.retrieval.text import Tokenizer, chinese_share
+
+    tok = Tokenizer()
+    engine = MatchEngine(FakeEncoder()).fit(
+        [Capability(id="c1", partner_id="p1", title="聚氨酯面漆 低温附着力", text="coating")], [],
+        [Partner(id="p1", name="p1")],
+    )
+    for text in ("聚氨酯面漆的低温附着力", "coating adhesion", "聚氨酯 coating"):
+        [cand] = engine._caps.candidates(engine.encoder.encode_queries([text]), [tok(text)])
+        assert cand.chinese_share == pytest.approx(chinese_share(tok(text)))
 
 
 def test_capability_views_in_slices_equal_one_pass(engine, monkeypatch):
