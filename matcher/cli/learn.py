@@ -109,7 +109,7 @@ def cmd_cv(args) -> int:
     from matcher.learning.train import cross_validate
 
     task, table = _task_table(args)
-    folds = cross_validate(table, task.qrels, folds=args.folds, seed=args.seed)
+    folds = cross_validate(table, task.qrels, folds=args.folds, seed=args.seed, gate_metric=_metric(task))
     print(f"{'fold':>4} {'demands':>7}  {'default nDCG@10':>15} {'learned':>8}  {'default MRR':>11} {'learned':>8}"
           "  model")
     for f in folds:
@@ -149,7 +149,7 @@ def cmd_simulate(args) -> int:
             runs[name].append(simulate(table, task.qrels, replace(base, seed=seed, estimator=name)))
             print(f"  seed {seed} {name}: done", file=sys.stderr)
     n = min(len(r.curve) for v in runs.values() for r in v)
-    print(f"held-out nDCG@10 / MRR, mean (± sd) of {args.seeds} simulated bureaus (eta {args.eta}); "
+    print(f"held-out nDCG@10 / MRR, mean (± standard error) of {args.seeds} simulated bureaus (eta {args.eta}); "
           f"correction: {args.correction}")
     d_ndcg = _stat([r.default["ndcg@10"] for r in runs[arms[0]]])[0]
     d_mrr = _stat([r.default["mrr"] for r in runs[arms[0]]])[0]
@@ -157,12 +157,20 @@ def cmd_simulate(args) -> int:
     for i in range(n):
         row = [f"{_mean(runs[arms[0]], i, 'outcomes'):>8.0f}", f"{d_ndcg:.4f}/{d_mrr:.4f}"]
         for name in arms:
-            m, sd = _stat([r.curve[i].ndcg10 for r in runs[name]])
-            row.append(f"{m:.4f}±{sd:.4f}/{_mean(runs[name], i, 'mrr'):.4f}")
-        gain, gsd = _stat([a.curve[i].ndcg10 - b.curve[i].ndcg10 for a, b in zip(runs[arms[0]], runs[arms[1]])])
-        row.append(f"{gain:+.4f}±{gsd:.4f}")
+            m, se = _stat([r.curve[i].ndcg10 for r in runs[name]])
+            row.append(f"{m:.4f}±{se:.4f}/{_mean(runs[name], i, 'mrr'):.4f}")
+        gain, gse = _stat([a.curve[i].ndcg10 - b.curve[i].ndcg10 for a, b in zip(runs[arms[0]], runs[arms[1]])])
+        row.append(f"{gain:+.4f}±{gse:.4f}")
         print(f"{row[0]}  {row[1]:>13}  {row[2]:>22}  {row[3]:>22}  {row[4]:>13}")
-    print("nDCG@10 gain: with correction minus without, same seed (mean ± sd over seeds)")
+    print("nDCG@10 gain: with correction minus without, same seed (mean ± standard error over seeds)")
+    last = n - 1
+    if last >= 0:
+        for name in arms:
+            deployed = sum(r.curve[last].deployed for r in runs[name])
+            lift, lse = _stat([r.curve[last].ndcg10 - r.default["ndcg@10"] for r in runs[name]])
+            label = "with correction" if name != "naive" else "without"
+            print(f"at {_mean(runs[name], last, 'outcomes'):.0f} outcomes, {label}: {deployed} of {len(runs[name])} "
+                  f"bureaus run a learned model; nDCG@10 minus the default {lift:+.4f}±{lse:.4f}")
     if args.json:
         args.json.write_text(json.dumps({k: [{"default": r.default, "params": asdict(r.params),
                                               "curve": [asdict(p) for p in r.curve]} for r in v]
@@ -178,10 +186,12 @@ def _mean(results, i: int, attr: str) -> float:
 
 
 def _stat(vals: list[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for a single value)."""
+    """Mean and its standard error over seeds (sample sd / sqrt(n); 0 for a single value): the
+    bureaus are independent replicates, and the question is whether a mean differs from 0 (or
+    from the default), not how far one bureau strays."""
     m = sum(vals) / len(vals)
     sd = (sum((v - m) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5 if len(vals) > 1 else 0.0
-    return m, sd
+    return m, sd / len(vals) ** 0.5
 
 
 def _plot(runs, arms, d_ndcg, d_mrr, path: Path, name: str) -> None:
@@ -197,8 +207,8 @@ def _plot(runs, arms, d_ndcg, d_mrr, path: Path, name: str) -> None:
         for key, style in zip(arms, ("-o", "--s")):
             xs = [_mean(runs[key], i, "outcomes") for i in range(n)]
             ys = np.array([[r.curve[i].__dict__[attr] for i in range(n)] for r in runs[key]])
-            sd = ys.std(axis=0, ddof=1) if len(ys) > 1 else np.zeros(n)
-            ax.errorbar(xs, ys.mean(axis=0), yerr=sd, fmt=style, capsize=3,
+            se = ys.std(axis=0, ddof=1) / np.sqrt(len(ys)) if len(ys) > 1 else np.zeros(n)
+            ax.errorbar(xs, ys.mean(axis=0), yerr=se, fmt=style, capsize=3,
                         label=f"with correction ({key})" if key != "naive" else "without correction")
         ax.axhline(base, color="grey", linestyle=":", label="default (unlearned)")
         ax.set_xlabel("outcomes")

@@ -73,9 +73,12 @@ def test_simulate_prints_both_arms_with_their_spread_and_plots(tmp_path, capsys,
                  "--plot", str(png), "--json", str(out_json)])
     assert code == 0
     out = capsys.readouterr().out
-    assert f"correction: {correction}" in out and "mean (± sd) of 2 simulated bureaus" in out
+    assert f"correction: {correction}" in out and "mean (± standard error) of 2 simulated bureaus" in out
     rows = [line.split() for line in out.splitlines() if line.strip()[:1].isdigit()]
     assert len(rows) == 2 and all("±" in row[2] and "±" in row[3] and "±" in row[4] for row in rows)
+    summary = [line for line in out.splitlines() if line.startswith("at ")]
+    assert len(summary) == 2 and all("of 2 bureaus run a learned model" in line for line in summary)
+    assert "with correction" in summary[0] and "without" in summary[1]
     runs = json.loads(out_json.read_text())
     assert sorted(runs) == sorted([correction, "naive"]) and all(len(v) == 2 for v in runs.values())
     assert {r["params"]["estimator"] for r in runs[correction]} == {correction}
