@@ -197,9 +197,12 @@ T = TypeVar("T")
 
 
 class Strict(BaseModel):
-    """Request bodies reject unknown fields, so a typo is an error, not a silent no-op."""
+    """Request bodies reject unknown fields, so a typo is an error, not a silent no-op, and take
+    each value as the type the schema states: `"published": 0` or `"amount": false` is a 422,
+    not a quiet False or 0.0 (a number is still a valid float). Code that builds a body from form
+    fields (strings) validates it with `strict=False`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Page(BaseModel, Generic[T]):

@@ -621,7 +621,7 @@ class ConferenceJobs:
         from matcher.conference.summary import LANGS, plain_summary
 
         job_id = row["id"]
-        params = ConferenceJobCreate.model_validate(row["params"])
+        params = ConferenceJobCreate.model_validate(row["params"], strict=False)  # stored, validated
         with self.db.connect() as conn:
             p = plan(conn, params, max_k=max(self.max_k, params.k), demand_ids=row["demand_ids"])
             dem_rows = store.get_demands(conn, p.demand_ids + [m for ms in p.merged.values() for m in ms])
