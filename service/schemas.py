@@ -6,7 +6,8 @@ import datetime as dt
 import re
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, model_validator
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema,
+                      model_validator)
 
 from matcher import taxonomy
 from matcher.dates import DateError, normalise_date
@@ -194,6 +195,23 @@ def _nonblank_field(name: str) -> dict:
 DateStr = Annotated[str, StringConstraints(max_length=32), NO_NUL, AfterValidator(_iso_date), _DATE_SCHEMA]
 
 T = TypeVar("T")
+
+
+def _integral(value: Any) -> Any:
+    """JSON Schema's `integer` includes 20.0, which strict validation would refuse."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# An integer of a request body (strict: `true` and `"20"` are refused, 20.0 is 20).
+JsonInt = Annotated[int, BeforeValidator(_integral)]
+
+
+def json_int(**bounds: int) -> Any:
+    """JsonInt with bounds, for an optional field: inside `X | None` the bounds must come before
+    the validator, or the JSON schema gets pydantic's `ge`/`le` instead of minimum/maximum."""
+    return Annotated[int, Field(**bounds), BeforeValidator(_integral)]
 
 
 class Strict(BaseModel):
@@ -415,7 +433,7 @@ class CapabilityPublic(BaseModel):
 class MatchOptions(Strict):
     """How many results and which filters (empty lists mean no restriction)."""
 
-    k: int | None = Field(default=None, ge=1, le=1000)
+    k: json_int(ge=1, le=1000) | None = None
     industry: list[str] = Field(default_factory=list, max_length=50)
     region: list[str] = Field(default_factory=list, max_length=50)
     partner_type: list[str] = Field(default_factory=list, max_length=10)
@@ -428,7 +446,7 @@ class TextMatchRequest(MatchOptions):
 
 class DemandSearchRequest(Strict):
     text: QueryText
-    k: int | None = Field(default=None, ge=1, le=1000)
+    k: json_int(ge=1, le=1000) | None = None
     industry: list[str] = Field(default_factory=list, max_length=50)
     region: list[str] = Field(default_factory=list, max_length=50)
     language: list[str] = Field(default_factory=list, max_length=10)
@@ -602,7 +620,7 @@ class TokenCreate(Strict):
     role: Role
     partner_id: IdStr | None = None
     enterprise: EnterpriseName | None = None
-    expires_in_days: int | None = Field(default=None, ge=1, le=3650)
+    expires_in_days: json_int(ge=1, le=3650) | None = None
 
     @model_validator(mode="after")
     def _bindings(self) -> TokenCreate:

@@ -115,6 +115,18 @@ def test_a_405_names_every_method_of_the_resource_in_allow(world, openapi):
         assert allowed == {m.upper() for m in openapi["paths"][path]}, (path, r.headers["allow"])
 
 
+def test_bounds_are_json_schema_keywords_and_an_integral_float_is_an_integer(world, openapi):
+    """Bounds on an optional integer once came out as pydantic's `ge`/`le`, which no JSON Schema
+    reader knows (a fuzzer sent k=3245 as valid); and `integer` includes 5.0, which strict
+    validation must still take."""
+    import json
+
+    text = json.dumps(openapi)
+    assert '"ge":' not in text and '"le":' not in text and '"gt":' not in text and '"lt":' not in text
+    r = world.client.post("/api/match", json={"text": "涂层", "k": 5.0}, headers=world.h("staff"))
+    assert r.status_code == 200, r.text
+
+
 def test_not_ready_answers_say_when_to_retry():
     from service.errors import NotReady
 
