@@ -496,7 +496,7 @@ class PartnerMatchPublic(BaseModel):
     reason: str = Field("", description="one line in words")
     rejected: bool = False
     rejected_reason: str = ""
-    rejected_at: dt.datetime | None = None
+    rejected_at: UtcDateTime | None = None
 
 
 class MatchResult(BaseModel):
