@@ -153,7 +153,8 @@ class ConferenceJobCreate(Strict):
     industry: list[Short] = Field(default_factory=list, max_length=200)
     include_unpublished: bool = False
     title: Title = DEFAULT_TITLE
-    chunk_size: JsonInt = Field(16, ge=1, le=1000, description="demands ranked per chunk (and per checkpoint line batch)")
+    chunk_size: JsonInt = Field(16, ge=1, le=1000,
+                                description="demands ranked per chunk (and per checkpoint line batch)")
     schedule_seconds: float = Field(10.0, gt=0, le=600, description="CP-SAT time limit")
 
 
