@@ -21,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from matcher.errors import InputError, InputErrors, MatcherError, NotFoundError, UnknownNameError
 
@@ -84,7 +85,13 @@ class PayloadTooLarge(ApiError):
 
 
 class NotReady(ApiError):
+    """503 while the index or a derived view is being built: by design, and worth a retry."""
+
     status, code = 503, "not_ready"
+
+    def __init__(self, message: str, **kw: Any) -> None:
+        kw.setdefault("headers", {"Retry-After": "2"})
+        super().__init__(message, **kw)
 
 
 def error_body(status: int, code: str, message: str, details: list[Any] | None = None) -> dict:
@@ -153,6 +160,8 @@ def install_error_handlers(app: FastAPI, html: HtmlRenderer | None = None) -> No
 
     async def handle(request: Request, exc: Exception) -> Response:
         err = translate(exc)
+        if err.status == 405:
+            err.headers = {**(err.headers or {}), "Allow": allowed_methods(request)}
         if err.status >= 500 and not isinstance(exc, ApiError):  # a 503 NotReady is by design
             log.error("unhandled error on %s %s", request.method, request.url.path,
                       exc_info=(type(exc), exc, exc.__traceback__))
@@ -163,6 +172,25 @@ def install_error_handlers(app: FastAPI, html: HtmlRenderer | None = None) -> No
     for kind in (ApiError, MatcherError, RequestValidationError, StarletteHTTPException, IntegrityError,
                  Exception):
         app.add_exception_handler(kind, handle)
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method of the resource at the request's path, for a 405's `Allow` (Starlette names
+    only those of the first route whose path matched, and a resource's GET and its PATCH are
+    routes of their own): the methods the router would take there. A path the schema names
+    literally (`/api/demands/links`) is that resource alone, as OpenAPI matches concrete paths
+    before templated ones (`/api/demands/{demand_id}` would also take it)."""
+    app = request.app
+    paths = app.openapi().get("paths", {})
+    if request.scope["path"] in paths:
+        declared = {m.upper() for m in paths[request.scope["path"]]} & set(_METHODS)
+        return ", ".join(sorted(declared | ({"HEAD"} if "GET" in declared else set())))
+    routed = [m for m in _METHODS
+              if any(route.matches({**request.scope, "method": m})[0] == Match.FULL for route in app.router.routes)]
+    return ", ".join(sorted(routed))
 
 
 def wants_html(request: Request) -> bool:

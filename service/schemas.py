@@ -6,7 +6,16 @@ import datetime as dt
 import re
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
 
 from matcher import taxonomy
 from matcher.dates import DateError, normalise_date
@@ -196,10 +205,30 @@ DateStr = Annotated[str, StringConstraints(max_length=32), NO_NUL, AfterValidato
 T = TypeVar("T")
 
 
-class Strict(BaseModel):
-    """Request bodies reject unknown fields, so a typo is an error, not a silent no-op."""
+def _integral(value: Any) -> Any:
+    """JSON Schema's `integer` includes 20.0, which strict validation would refuse."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
-    model_config = ConfigDict(extra="forbid")
+
+# An integer of a request body (strict: `true` and `"20"` are refused, 20.0 is 20).
+JsonInt = Annotated[int, BeforeValidator(_integral)]
+
+
+def json_int(**bounds: int) -> Any:
+    """JsonInt with bounds, for an optional field: inside `X | None` the bounds must come before
+    the validator, or the JSON schema gets pydantic's `ge`/`le` instead of minimum/maximum."""
+    return Annotated[int, Field(**bounds), BeforeValidator(_integral)]
+
+
+class Strict(BaseModel):
+    """Request bodies reject unknown fields, so a typo is an error, not a silent no-op, and take
+    each value as the type the schema states: `"published": 0` or `"amount": false` is a 422,
+    not a quiet False or 0.0 (a number is still a valid float). Code that builds a body from form
+    fields (strings) validates it with `strict=False`."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Page(BaseModel, Generic[T]):
@@ -412,7 +441,7 @@ class CapabilityPublic(BaseModel):
 class MatchOptions(Strict):
     """How many results and which filters (empty lists mean no restriction)."""
 
-    k: int | None = Field(default=None, ge=1, le=1000)
+    k: json_int(ge=1, le=1000) | None = None
     industry: list[str] = Field(default_factory=list, max_length=50)
     region: list[str] = Field(default_factory=list, max_length=50)
     partner_type: list[str] = Field(default_factory=list, max_length=10)
@@ -425,7 +454,7 @@ class TextMatchRequest(MatchOptions):
 
 class DemandSearchRequest(Strict):
     text: QueryText
-    k: int | None = Field(default=None, ge=1, le=1000)
+    k: json_int(ge=1, le=1000) | None = None
     industry: list[str] = Field(default_factory=list, max_length=50)
     region: list[str] = Field(default_factory=list, max_length=50)
     language: list[str] = Field(default_factory=list, max_length=10)
@@ -475,7 +504,7 @@ class PartnerMatchPublic(BaseModel):
     reason: str = Field("", description="one line in words")
     rejected: bool = False
     rejected_reason: str = ""
-    rejected_at: dt.datetime | None = None
+    rejected_at: UtcDateTime | None = None
 
 
 class MatchResult(BaseModel):
@@ -599,7 +628,7 @@ class TokenCreate(Strict):
     role: Role
     partner_id: IdStr | None = None
     enterprise: EnterpriseName | None = None
-    expires_in_days: int | None = Field(default=None, ge=1, le=3650)
+    expires_in_days: json_int(ge=1, le=3650) | None = None
 
     @model_validator(mode="after")
     def _bindings(self) -> TokenCreate:

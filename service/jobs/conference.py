@@ -50,7 +50,7 @@ from matcher.records import Demand, Partner
 from service.errors import ApiError, Conflict, Invalid, NotFound
 from service.jobs.live import LiveIndex
 from service.jobs.process import local_process_alive
-from service.schemas import ID_SCHEMA, NO_NUL, WS, IdStr, Short, Strict, UtcDateTime, free_text
+from service.schemas import ID_SCHEMA, NO_NUL, WS, IdStr, JsonInt, Short, Strict, UtcDateTime, free_text
 from service.storage import store
 from service.storage.db import conference_jobs, demands, partners, utcnow
 
@@ -120,10 +120,10 @@ class ConferenceJobCreate(Strict):
     Demands: `demand_ids` (in that order), else every published demand, or every demand of
     the `industry` list (with `include_unpublished`, unpublished ones too)."""
 
-    k: int = Field(20, ge=1, le=1000, description="candidate partners per demand")
-    capacity: int = Field(3, ge=0, le=10_000, description="meetings per partner")
-    min_per_demand: int = Field(1, ge=0, le=1000, description="soft minimum of partners per demand")
-    max_per_demand: int = Field(3, ge=0, le=1000)
+    k: JsonInt = Field(20, ge=1, le=1000, description="candidate partners per demand")
+    capacity: JsonInt = Field(3, ge=0, le=10_000, description="meetings per partner")
+    min_per_demand: JsonInt = Field(1, ge=0, le=1000, description="soft minimum of partners per demand")
+    max_per_demand: JsonInt = Field(3, ge=0, le=1000)
     min_score: float | None = Field(None, description="no meeting below this fit (default: the calibration's "
                                                       "'possible' threshold; 0 for none)")
     exclusions: list[PairIn] = Field(default_factory=list, max_length=100_000,
@@ -134,26 +134,27 @@ class ConferenceJobCreate(Strict):
         default_factory=list, max_length=20,
         description="rules: DEMAND_FIELD=PARTNER_FIELD excludes (enterprise=owner); 'at most N per partner FIELD'; "
                     "'at most N per demand FIELD and partner'; 'at least 1 local|foreign DEMAND_FIELD=PARTNER_FIELD'")
-    quotas: Annotated[dict[IdStr, Annotated[int, Field(ge=0, le=1000)]],
+    quotas: Annotated[dict[IdStr, Annotated[JsonInt, Field(ge=0, le=1000)]],
                       WithJsonSchema({"type": "object", "maxProperties": 100_000, "propertyNames": ID_SCHEMA,
                                       "additionalProperties": {"type": "integer", "minimum": 0, "maximum": 1000}})
                       ] = Field(default_factory=dict, max_length=100_000,
                                 description="demand_id -> meetings that demand wants (1, 3, 5 ...)")
-    partner_min: int = Field(0, ge=0, le=10_000, description="soft minimum meetings per partner")
+    partner_min: JsonInt = Field(0, ge=0, le=10_000, description="soft minimum meetings per partner")
     fair: bool = Field(False, description="maximise the worst-off demand's best score first (max-min)")
     method: Literal["min_cost_flow", "milp", "greedy"] = "min_cost_flow"
-    alternates: int = Field(3, ge=0, le=20, description="alternate partners listed per meeting")
+    alternates: JsonInt = Field(3, ge=0, le=20, description="alternate partners listed per meeting")
     pdf: bool = Field(False, description="also write A4 PDF agendas (needs WeasyPrint on the server)")
     pins: list[PairIn] = Field(default_factory=list, max_length=100_000, description="pairs that must be kept")
     slots: Windows = "09:00-12:00,14:00-17:00"
-    slot_minutes: int = Field(20, ge=1, le=24 * 60)
-    tables: int = Field(20, ge=1, le=10_000)
+    slot_minutes: JsonInt = Field(20, ge=1, le=24 * 60)
+    tables: JsonInt = Field(20, ge=1, le=10_000)
     availability: list[AvailabilityIn] = Field(default_factory=list, max_length=100_000)
     demand_ids: list[IdStr] | None = Field(None, max_length=100_000)
     industry: list[Short] = Field(default_factory=list, max_length=200)
     include_unpublished: bool = False
     title: Title = DEFAULT_TITLE
-    chunk_size: int = Field(16, ge=1, le=1000, description="demands ranked per chunk (and per checkpoint line batch)")
+    chunk_size: JsonInt = Field(16, ge=1, le=1000,
+                                description="demands ranked per chunk (and per checkpoint line batch)")
     schedule_seconds: float = Field(10.0, gt=0, le=600, description="CP-SAT time limit")
 
 
@@ -621,7 +622,7 @@ class ConferenceJobs:
         from matcher.conference.summary import LANGS, plain_summary
 
         job_id = row["id"]
-        params = ConferenceJobCreate.model_validate(row["params"])
+        params = ConferenceJobCreate.model_validate(row["params"], strict=False)  # stored, validated
         with self.db.connect() as conn:
             p = plan(conn, params, max_k=max(self.max_k, params.k), demand_ids=row["demand_ids"])
             dem_rows = store.get_demands(conn, p.demand_ids + [m for ms in p.merged.values() for m in ms])

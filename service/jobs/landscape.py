@@ -432,7 +432,8 @@ Note = free_text(2000)
 
 class DemandLinksChange(Strict):
     """One decision. merge: two or more `demand_ids` (`primary` gives title and text; default
-    the first); unmerge: `merge_id`, or any member in `demand_ids`; link: every pair of
+    the first; a `primary` not among them joins the merge as its first member: "merge these
+    into D1"); unmerge: `merge_id`, or any member in `demand_ids`; link: every pair of
     `demand_ids`; unlink: every pair of `demand_ids` (each must be linked)."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"allOf": [
@@ -445,7 +446,9 @@ class DemandLinksChange(Strict):
 
     action: Literal["merge", "unmerge", "link", "unlink"]
     demand_ids: list[IdStr] = Field(default_factory=list, max_length=100, json_schema_extra={"uniqueItems": True})
-    primary: IdStr | None = Field(None, description="merge: one of `demand_ids` (default the first)")
+    primary: IdStr | None = Field(None, description=(
+        "merge: the demand whose title and text the merge shows (default the first of `demand_ids`); "
+        "one that is not among `demand_ids` joins the merge as its first member"))
     merge_id: MergeId | None = None
     note: Note = ""
 
@@ -531,6 +534,8 @@ def change_links(db, change: DemandLinksChange, *, who: str, attempts: int = 5) 
 
 def _apply(conn: Connection, links: DemandLinks, change: DemandLinksChange) -> None:
     ids = list(dict.fromkeys(change.demand_ids))
+    if change.action == "merge" and change.primary is not None and change.primary not in ids:
+        ids.insert(0, change.primary)  # "merge these into the primary": it joins the group
     if change.action in ("merge", "link"):
         if len(ids) < 2:
             raise Invalid(f"{change.action} needs two or more distinct demand_ids")
@@ -540,8 +545,6 @@ def _apply(conn: Connection, links: DemandLinks, change: DemandLinksChange) -> N
             raise NotFound(f"no demand {', '.join(repr(i) for i in missing)}")
     try:
         if change.action == "merge":
-            if change.primary is not None and change.primary not in ids:  # not stateable in JSON Schema
-                raise Invalid(f"primary '{change.primary}' is not one of the demand_ids", code="primary_not_member")
             links.merge([store.demand_record(rows[i]) for i in ids], primary=change.primary, note=change.note)
         elif change.action == "unmerge":
             merge_id = change.merge_id

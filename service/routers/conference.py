@@ -129,7 +129,8 @@ def _submit(request: Request, ctx: Context, principal, params: dict, values: dic
     page's language (nothing queued)."""
     t = translator(page_lang(request))
     try:
-        jobs_of(ctx).submit(ConferenceJobCreate.model_validate(params), created_by=principal.name)
+        jobs_of(ctx).submit(ConferenceJobCreate.model_validate(params, strict=False),  # form strings
+                            created_by=principal.name)
     except ValidationError as exc:
         errors = [page_error(t, e["loc"], code=_pydantic_code(e), params=_pydantic_params(e), message=e["msg"])
                   for e in exc.errors()]

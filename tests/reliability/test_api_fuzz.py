@@ -20,6 +20,7 @@ all. After the run: the server log holds no unhandled error and /readyz says the
 from __future__ import annotations
 
 import collections
+import contextlib
 import time
 
 import httpx
@@ -28,11 +29,12 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
-from reliability_kit import ServerProcess, bearer, seed_http, write_figures
+from reliability_kit import REPO, ServerProcess, bearer, seed_http, write_figures
 
 schemathesis = pytest.importorskip("schemathesis", minversion="4.0",
                                    reason="pip install 'schemathesis>=4' to fuzz the API")
 from schemathesis import GenerationMode  # noqa: E402
+from schemathesis.config import SchemathesisConfig  # noqa: E402
 from schemathesis.core.errors import SerializationNotPossible  # noqa: E402
 from schemathesis.core.failures import Failure, FailureGroup  # noqa: E402
 
@@ -47,10 +49,13 @@ NOT_READY_BY_DESIGN = {"/readyz", "/api/landscape", "/api/landscape.xlsx"}
 FIGURES: collections.Counter = collections.Counter()
 CHECK_FAILURES: dict[tuple[str, str], list[str]] = {}  # (operation, check title) -> examples
 # The schema states every input rule JSON Schema can state (service/schemas.py), and a request
-# refused for what the stored records say gets a 409, so every check must pass, except for the
-# rules JSON Schema cannot state (docs/reliability.md lists each with its reason). A positive
-# request refused by one of them is counted (`check_failures_not_expressible_<rule>`); it must
-# be refused for that rule alone: the error's code, or every problem's code, is the rule's.
+# refused for what the stored records say gets a 409, so every check must pass. The rules JSON
+# Schema cannot state are declared to schemathesis in the repository's schemathesis.toml (a 422
+# is an accepted answer to a schema-valid request on their operations; docs/reliability.md lists
+# each with its reason). That declaration accepts any 422 there; this test is stricter: such a
+# 422 must be for the rule alone (the error's code, or every problem's code, is the rule's) and
+# is counted (`check_failures_not_expressible_<rule>`); any other 422 fails the test.
+CONFIG = REPO / "schemathesis.toml"
 STATE = STATE_PROBLEMS  # problems of the stored records (409 when they are the only ones)
 NOT_EXPRESSIBLE = {
     # an uploaded file's rows and columns (and the mapping or sheet naming them): not a schema's
@@ -62,9 +67,8 @@ NOT_EXPRESSIBLE = {
                           {"bad_window", "conf_no_slot", "slots_overlap", "min_above_max", "rule_twice"}),
     # required of staff, defaulted for an institute: a rule of the caller's role
     "partner_of_role": ({"POST /api/capabilities"}, {"partner_id_required"}),
-    # `primary` must be one of `demand_ids`: a comparison between values
-    "merge_primary": ({"POST /api/demands/links"}, {"primary_not_member"}),
 }
+DECLARED_422 = set().union(*(ops for ops, _ in NOT_EXPRESSIBLE.values()))
 
 
 @pytest.fixture(scope="module")
@@ -118,28 +122,33 @@ def _runner(server: ServerProcess, session: requests.Session, op, mode: Generati
         if r.status_code >= 400 and op.path.startswith("/api"):
             err = r.json()["error"]
             assert err["status"] == r.status_code and err["code"] and err["message"], r.text[:300]
+
+        def failed(title: str) -> None:
+            FIGURES["check_failures"] += 1
+            examples = CHECK_FAILURES.setdefault((f"{op.method.upper()} {op.path}", title), [])
+            if len(examples) < 2:
+                sent = {k: v for k, v in (("path", case.path_parameters), ("query", case.query),
+                                          ("body", case.body)) if v}
+                examples.append(f"as {role}: {r.status_code} {str(sent)[:200]} -> {r.text[:400]}")
+
+        label = f"{op.method.upper()} {op.path}"
+        if mode is GenerationMode.POSITIVE and r.status_code == 422 and label in DECLARED_422:
+            rule = _not_expressible(r, op)
+            if rule:
+                FIGURES[f"check_failures_not_expressible_{rule}"] += 1
+            else:
+                failed("Schema-valid request rejected (not for a rule schemathesis.toml declares)")
         try:
             case.validate_response(r, headers=headers, transport_kwargs={"base_url": server.url})
         except (Failure, FailureGroup) as exc:
             for failure in getattr(exc, "exceptions", None) or [exc]:
-                rule = _not_expressible(failure.title, r, op)
-                if rule:
-                    FIGURES[f"check_failures_not_expressible_{rule}"] += 1
-                    continue
-                FIGURES["check_failures"] += 1
-                examples = CHECK_FAILURES.setdefault((f"{op.method.upper()} {op.path}", failure.title), [])
-                if len(examples) < 2:
-                    sent = {k: v for k, v in (("path", case.path_parameters), ("query", case.query),
-                                              ("body", case.body)) if v}
-                    examples.append(f"as {role}: {r.status_code} {str(sent)[:200]} -> {r.text[:400]}")
+                failed(failure.title)
 
     return run
 
 
-def _not_expressible(title: str, r, op) -> str | None:
-    """The rule of NOT_EXPRESSIBLE behind a rejected schema-valid request, or None."""
-    if title != "Schema-valid request rejected" or r.status_code != 422:
-        return None
+def _not_expressible(r, op) -> str | None:
+    """The rule of NOT_EXPRESSIBLE behind a 422 to a schema-valid request, or None."""
     err = r.json()["error"]
     codes = {d.get("code") for d in err.get("details") or [] if isinstance(d, dict)} or {err["code"]}
     label = f"{op.method.upper()} {op.path}"
@@ -149,7 +158,9 @@ def _not_expressible(title: str, r, op) -> str | None:
 
 
 def _fuzz(server: ServerProcess, mode: GenerationMode, examples: int) -> None:
-    schema = schemathesis.openapi.from_url(server.url + "/openapi.json")
+    with contextlib.chdir(REPO):  # the file's `hooks` path is relative to the repository root
+        config = SchemathesisConfig.from_path(CONFIG)
+    schema = schemathesis.openapi.from_url(server.url + "/openapi.json", config=config)
     session = requests.Session()
     failures: list[str] = []
     started = time.perf_counter()
@@ -264,3 +275,21 @@ def test_after_fuzzing_the_server_is_healthy_and_logged_no_unhandled_error(serve
     assert r.json()["revision"] == r.json()["index_revision"]
     errors = server.server_errors()
     assert not errors, [e.get("msg") + " " + str(e.get("path", "")) + str(e.get("exc", ""))[-600:] for e in errors]
+
+
+def test_schemathesis_toml_declares_exactly_the_rules_this_test_counts():
+    """The CLI and this test read the same declaration: the operations where a 422 may answer a
+    schema-valid request are this file's NOT_EXPRESSIBLE operations, no more; a 503 only where it
+    is `not_ready` by design."""
+    import tomllib
+
+    declared = tomllib.loads(CONFIG.read_text(encoding="utf-8"))["operations"]
+    positive = [d for d in declared if "positive_data_acceptance" in d.get("checks", {})]
+    assert {name for d in positive for name in d["include-name"]} == DECLARED_422
+    for d in positive:
+        statuses = d["checks"]["positive_data_acceptance"]["expected-statuses"]
+        assert "422" in statuses and "400" not in statuses and "4xx" not in statuses
+    not_5xx = [d for d in declared if "not_a_server_error" in d.get("checks", {})]
+    assert {name for d in not_5xx for name in d["include-name"]} == {f"GET {p}" for p in NOT_READY_BY_DESIGN}
+    for d in not_5xx:
+        assert set(d["checks"]["not_a_server_error"]["expected-statuses"]) - {"2xx", "3xx", "4xx"} == {"503"}

@@ -180,7 +180,7 @@ def test_bad_link_requests(world):
     assert post({"action": "merge", "demand_ids": ["D1"]}) == 422
     assert post({"action": "link", "demand_ids": ["D1", "D1"]}) == 422
     assert post({"action": "merge", "demand_ids": ["D1", "NOPE"]}) == 404
-    assert post({"action": "merge", "demand_ids": ["D1", "D3"], "primary": "D4"}) == 422
+    assert post({"action": "merge", "demand_ids": ["D1", "D3"], "primary": "NOPE"}) == 404
     assert post({"action": "unlink", "demand_ids": ["D1", "D3"]}) == 404
     assert post({"action": "unmerge", "merge_id": "merge:D9"}) == 404
     assert post({"action": "unmerge"}) == 422  # neither merge_id nor demand_ids: the schema says so
@@ -189,6 +189,33 @@ def test_bad_link_requests(world):
     r = world.client.post("/api/demands/links", json={"action": "link", "demand_ids": ["D1", "D3", "D4"]},
                           headers=staff)
     assert r.status_code == 200 and len(r.json()["links"]) == 3  # every pair
+
+
+def test_a_primary_outside_demand_ids_joins_the_merge(world):
+    """`primary` is the demand the others are merged into: listed among `demand_ids` or not, it is
+    a member (it used to be a 422, a rule between two values that the schema could not state)."""
+    staff = world.h("staff")
+
+    def post(body):
+        return world.client.post("/api/demands/links", json=body, headers=staff)
+
+    r = post({"action": "merge", "demand_ids": ["D3", "D4"], "primary": "D1", "note": "并入 D1"})
+    assert r.status_code == 200, r.text
+    merge = next(m for m in r.json()["merges"] if m["id"] == "merge:D1")
+    assert merge["member_ids"] == ["D1", "D3", "D4"] and merge["primary_id"] == "D1"
+    assert world.client.get("/api/demands/D4", headers=staff).json()["links"]["merge"] == merge
+    assert post({"action": "unmerge", "merge_id": "merge:D1"}).status_code == 200
+    # listed: the order given is kept, as before
+    r = post({"action": "merge", "demand_ids": ["D3", "D1"], "primary": "D1"})
+    assert next(m for m in r.json()["merges"] if m["id"] == "merge:D1")["member_ids"] == ["D3", "D1"]
+    assert post({"action": "unmerge", "demand_ids": ["D3"]}).status_code == 200
+    # an unknown primary is an unknown id: 404, nothing stored
+    before = post({"action": "link", "demand_ids": ["D3", "D4"]}).json()
+    r = post({"action": "merge", "demand_ids": ["D3", "D4"], "primary": "NOPE"})
+    assert r.status_code == 404 and "NOPE" in r.json()["error"]["message"]
+    assert world.client.get("/api/demands/D3", headers=staff).json()["links"]["merge"] is None
+    after = post({"action": "unlink", "demand_ids": ["D3", "D4"]}).json()
+    assert after["version"] == before["version"] + 1
 
 
 def test_links_from_the_page(world):

@@ -67,6 +67,17 @@ REFUSED = [
     ("ConferenceJobCreate", {"exclusion_rules": ["enterprise owner"]}, ("POST", "/api/conference/jobs")),
     ("ConferenceJobCreate", {"k": 101}, ("POST", "/api/conference/jobs")),  # the service's max_k is 100
     ("TextMatchRequest", {"text": " \n"}, ("POST", "/api/match")),
+    # values of another JSON type than the schema states were once coerced and stored (schemathesis
+    # CLI, "schema-violating request accepted": `"published": 0`, `"amount": false`)
+    ("DemandUpdate", {"published": 0}, ("PATCH", "/api/demands/D1")),
+    ("DemandCreate", {"text": "描述", "confidential": "true"}, ("POST", "/api/demands")),
+    ("FeedbackCreate", {"demand_id": "D1", "partner_id": "P1", "status": "agreed", "amount": False},
+     ("POST", "/api/feedback")),
+    ("FeedbackBulk", {"items": [{"demand_id": "D1", "partner_id": "P1", "status": "agreed", "amount": "5"}]},
+     ("POST", "/api/feedback/bulk")),
+    ("ConferenceJobCreate", {"k": "20"}, ("POST", "/api/conference/jobs")),
+    ("ConferenceJobCreate", {"capacity": 2.5}, ("POST", "/api/conference/jobs")),
+    ("TextMatchRequest", {"text": "涂层", "k": True}, ("POST", "/api/match")),
 ]
 
 
@@ -91,6 +102,35 @@ ALLOWED = [
 @pytest.mark.parametrize("component,body", ALLOWED)
 def test_the_schema_allows_what_the_api_accepts(openapi, component, body):
     assert _schema_allows(openapi, component, body), body
+
+
+def test_a_405_names_every_method_of_the_resource_in_allow(world, openapi):
+    """`Allow` lists what the schema declares for the path (Starlette named only the first
+    route's methods: `Allow: GET` on a resource that also takes PATCH and DELETE)."""
+    for path, concrete in (("/api/demands/{demand_id}", "/api/demands/D1"), ("/api/demands", "/api/demands"),
+                           ("/api/demands/links", "/api/demands/links"), ("/api/tokens", "/api/tokens")):
+        r = world.client.options(concrete, headers=world.h("admin"))
+        assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
+        allowed = {m.strip() for m in r.headers["allow"].split(",")} - {"HEAD"}
+        assert allowed == {m.upper() for m in openapi["paths"][path]}, (path, r.headers["allow"])
+
+
+def test_bounds_are_json_schema_keywords_and_an_integral_float_is_an_integer(world, openapi):
+    """Bounds on an optional integer once came out as pydantic's `ge`/`le`, which no JSON Schema
+    reader knows (a fuzzer sent k=3245 as valid); and `integer` includes 5.0, which strict
+    validation must still take."""
+    import json
+
+    text = json.dumps(openapi)
+    assert '"ge":' not in text and '"le":' not in text and '"gt":' not in text and '"lt":' not in text
+    r = world.client.post("/api/match", json={"text": "涂层", "k": 5.0}, headers=world.h("staff"))
+    assert r.status_code == 200, r.text
+
+
+def test_not_ready_answers_say_when_to_retry():
+    from service.errors import NotReady
+
+    assert NotReady("the index is still being built").headers == {"Retry-After": "2"}
 
 
 def test_path_and_query_ids_carry_the_id_pattern(openapi):
