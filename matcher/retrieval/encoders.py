@@ -100,6 +100,11 @@ class SentenceTransformerEncoder(BatchEncoder):
         self.batch_size = batch_size
         self._model = None
         self._lock = threading.Lock()
+        # One forward pass at a time: a pass already runs on every core torch is given, and
+        # concurrent ones (a service's request threads) each hold their own activations and
+        # bfloat16 copies of the weights: 8 clients' typed texts raised a service's peak by
+        # hundreds of MB (docs/performance.md, section 4).
+        self._passes = threading.Lock()
         dim = folder_dimension(Path(path))
         if dim is None:
             self.load()
@@ -168,11 +173,11 @@ class SentenceTransformerEncoder(BatchEncoder):
         # to bfloat16, which moves embeddings by a cosine of about 1e-5 (see use_bfloat16).
         if isinstance(model, PlainModel):
             bucket = LENGTH_BUCKET if in_bf16 and model.max_seq_length % LENGTH_BUCKET == 0 else None
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=in_bf16):
+            with self._passes, torch.autocast("cpu", dtype=torch.bfloat16, enabled=in_bf16):
                 return model.encode(list(texts), pad_to_multiple_of=bucket)
         padding = {"text": {"pad_to_multiple_of": LENGTH_BUCKET}}
         extra = {"processing_kwargs": padding} if in_bf16 and _buckets(model) else {}
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=in_bf16):
+        with self._passes, torch.autocast("cpu", dtype=torch.bfloat16, enabled=in_bf16):
             vecs = model.encode(
                 list(texts),
                 batch_size=len(texts),

@@ -17,6 +17,7 @@ database reset) makes the process rebuild from the database instead.
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import json
 import logging
@@ -56,6 +57,18 @@ class Change:
     removed_partners: list[str] = field(default_factory=list)
     removed_capabilities: list[str] = field(default_factory=list)
     removed_demands: list[str] = field(default_factory=list)
+
+
+def release_freed_memory() -> None:
+    """Hand the C heap's free pages back to the system (glibc's `malloc_trim`). Memory that
+    Python and numpy free is kept by malloc for reuse, spread over the threads' arenas, and
+    counts as the process's own; after a start-up or a rebuild most of it is not needed
+    again soon. A no-op where the C library has no such call."""
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return
+    trim(0)
 
 
 class RWLock:
@@ -124,6 +137,7 @@ class LiveIndex:
         try:
             how = self._start()
             self.error = None
+            release_freed_memory()  # the build's temporaries: 94 MB at 42k capabilities with e5
             return how
         except Exception as exc:
             self.error = f"{type(exc).__name__}: {exc}"
@@ -178,8 +192,10 @@ class LiveIndex:
         engine.prepare_reasons()  # before the engine is seen: readiness means reasons are ready too
         self.engine = engine
         self.revision = rev
-        log.info("index built", extra={"revision": rev, "capabilities": len(caps), "demands": len(dems),
-                                       "partners": len(parts),
+        counts = {"capabilities": len(caps), "demands": len(dems), "partners": len(parts)}
+        del caps, dems, parts  # the engine keeps what it needs
+        release_freed_memory()
+        log.info("index built", extra={"revision": rev, **counts,
                                        "seconds": round(time.perf_counter() - started, 2)})
 
     def set_reranker(self, reranker, version: str) -> None:
