@@ -118,10 +118,9 @@ def library_floor_check(model: str, texts: list[str], batch_size: int) -> dict:
     """Seconds for a bare SentenceTransformer.encode of `texts` against the engine's batched
     embed of the same texts (no cache): the two should be about equal."""
     import torch
+    from sentence_transformers import SentenceTransformer
 
     from matcher.retrieval.encoders import load_encoder
-
-    from sentence_transformers import SentenceTransformer
 
     enc = load_encoder(model, batch_size=batch_size)
     bare_model = SentenceTransformer(str(enc.path), device="cpu")  # the library itself, not the engine's loader
