@@ -118,14 +118,18 @@ def library_floor_check(model: str, texts: list[str], batch_size: int) -> dict:
     """Seconds for a bare SentenceTransformer.encode of `texts` against the engine's batched
     embed of the same texts (no cache): the two should be about equal."""
     import torch
+    from sentence_transformers import SentenceTransformer
 
     from matcher.retrieval.encoders import load_encoder
 
     enc = load_encoder(model, batch_size=batch_size)
+    bare_model = SentenceTransformer(str(enc.path), device="cpu")  # the library itself, not the engine's loader
+    if enc.max_seq_length:
+        bare_model.max_seq_length = enc.max_seq_length
     prefixed = [enc.passage_prefix + t for t in texts]
     t0 = time.perf_counter()
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=enc.bfloat16):  # the engine's precision
-        enc.model.encode(prefixed, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False)
+        bare_model.encode(prefixed, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False)
     bare = time.perf_counter() - t0
     t0 = time.perf_counter()
     enc.encode_documents(texts)
@@ -199,10 +203,13 @@ def token_total(model: str, texts: list[str], prefix: str) -> int:
     enc = _encoder(model)
     if not hasattr(enc, "model"):  # the fake encoder has no tokenizer: words and CJK characters
         return sum(len(re.findall(r"[\u4e00-\u9fff]|[^\W\u4e00-\u9fff]+", prefix + t)) for t in texts)
-    limit = enc.model.max_seq_length
+    model = enc.model
+    if hasattr(model, "token_count"):  # matcher.retrieval.plain_model.PlainModel
+        return sum(model.token_count(prefix + t) for t in texts)
+    limit = model.max_seq_length
     total = 0
     for start in range(0, len(texts), 2000):
-        ids = enc.model.tokenizer([prefix + t for t in texts[start : start + 2000]], truncation=True, max_length=limit)[
+        ids = model.tokenizer([prefix + t for t in texts[start : start + 2000]], truncation=True, max_length=limit)[
             "input_ids"
         ]
         total += sum(len(x) for x in ids)

@@ -12,7 +12,10 @@ import os
 import shutil
 import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -41,7 +44,10 @@ def _new_file_mode(path: Path) -> int:
         return 0o666 & ~current_umask()
 
 
-def atomic_bytes(path: str | Path, data: bytes) -> None:
+@contextmanager
+def atomic_file(path: str | Path) -> Iterator[BinaryIO]:
+    """A binary file to write in parts; it replaces `path` when the block ends without an
+    error (a large file need not be built in memory first)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = _new_file_mode(path)
@@ -49,7 +55,7 @@ def atomic_bytes(path: str | Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             os.fchmod(fh.fileno(), mode)
-            fh.write(data)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -58,17 +64,19 @@ def atomic_bytes(path: str | Path, data: bytes) -> None:
         raise
 
 
+def atomic_bytes(path: str | Path, data: bytes) -> None:
+    with atomic_file(path) as fh:
+        fh.write(data)
+
+
 def atomic_text(path: str | Path, text: str) -> None:
     atomic_bytes(path, text.encode("utf-8"))
 
 
 def atomic_npy(path: str | Path, arr: np.ndarray) -> None:
     """Save with np.save (no pickles) atomically."""
-    import io
-
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(arr), allow_pickle=False)
-    atomic_bytes(path, buf.getvalue())
+    with atomic_file(path) as fh:  # straight to the file: no second copy of the array in memory
+        np.save(fh, np.ascontiguousarray(arr), allow_pickle=False)
 
 
 def replace_dir(tmp_dir: str | Path, final_dir: str | Path) -> None:

@@ -115,9 +115,11 @@ def write_records(path, records) -> None:
     """Write records as JSONL, atomically."""
     import json
 
-    from matcher.fsutil import atomic_text
+    from matcher.fsutil import atomic_file
 
-    atomic_text(path, "".join(json.dumps(to_dict(r), ensure_ascii=False) + "\n" for r in records))
+    with atomic_file(path) as fh:  # a line at a time: 42k capabilities are 67 MB of JSON
+        for r in records:
+            fh.write((json.dumps(to_dict(r), ensure_ascii=False) + "\n").encode("utf-8"))
 
 
 def read_records(path, kind: str) -> list:

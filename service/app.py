@@ -28,7 +28,7 @@ from service.errors import install_error_handlers
 from service.jobs import learning as learning_jobs
 from service.jobs.conference import ConferenceJobs
 from service.jobs.landscape import LandscapeCache
-from service.jobs.live import LiveIndex
+from service.jobs.live import LiveIndex, limit_malloc_arenas
 from service.middleware import BodyLimitMiddleware, RequestLogMiddleware, SecurityHeadersMiddleware
 from service.routers import (
     capabilities,
@@ -74,6 +74,7 @@ def create_worker_app() -> FastAPI:
 def create_app(settings: Settings | None = None, *, encoder=None) -> FastAPI:
     """Build the service. `encoder` overrides `settings.model` (tests pass a FakeEncoder)."""
     settings = settings or Settings()
+    limit_malloc_arenas()  # before the request threads exist
     db = make_engine(settings.db_url)
     live = LiveIndex(db, encoder, settings.index_dir(), index=settings.index)
     jobs = ConferenceJobs(db, live, settings.jobs_dir(), max_k=settings.max_k)

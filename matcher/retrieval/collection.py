@@ -163,12 +163,12 @@ class Collection:
         rows = np.arange(start, start + len(ids), dtype=np.int64)
         self.ids.extend(ids)
         self.row_of.update({rid: int(r) for rid, r in zip(ids, rows)})
-        self.tokens.extend(_interned(t) for t in tokens)
+        self.tokens.extend(interned(t) for t in tokens)
         self._vectors = np.vstack([self._vectors, np.asarray(vectors, dtype=np.float32)])
         self._alive = np.concatenate([self._alive, np.ones(len(ids), dtype=bool)])
         langs = list(languages) if languages is not None else [""] * len(ids)
         self.langs.extend(langs)
-        self._count_languages(langs, np.asarray(vectors, dtype=np.float64), +1)
+        self._count_languages(langs, np.asarray(vectors), +1)
         if self.index is not None and start == 0:
             self.index.build(self._vectors, rows)  # approximate indexes train on the data
         elif self.index is not None:
@@ -182,17 +182,20 @@ class Collection:
         if not len(rows):
             return
         self._alive[rows] = False
-        self._count_languages([self.langs[r] for r in rows], self._vectors[rows].astype(np.float64), -1)
+        self._count_languages([self.langs[r] for r in rows], self._vectors[rows], -1)
         if self.index is not None:
             self.index.remove(rows)
         self.bm25.forget_rows(rows)
         for r in rows:
             self.tokens[r] = []
 
-    def _count_languages(self, langs: Sequence[str], vectors: NDArray[np.float64], sign: int) -> None:
+    def _count_languages(self, langs: Sequence[str], vectors: NDArray[np.floating], sign: int) -> None:
+        """vectors: the rows' vectors as given; each language's rows are summed in float64, one
+        language's copy at a time (a float64 copy of all rows, then each language's, held 260 MB
+        at 42k capabilities while a service started)."""
         for lang in set(langs):
             pick = np.fromiter((lg == lang for lg in langs), dtype=bool, count=len(langs))
-            v = vectors[pick]
+            v = (vectors if pick.all() else vectors[pick]).astype(np.float64)
             total = self._lang_sum.get(lang, np.zeros(self.dim)) + sign * v.sum(axis=0)
             outer = self._lang_outer.get(lang, np.zeros((self.dim, self.dim))) + sign * (v.T @ v)
             count = self._lang_count.get(lang, 0) + sign * int(pick.sum())
@@ -551,7 +554,7 @@ class Collection:
                 np.load(folder / "token_offsets.npy", allow_pickle=False),
             )
         else:  # saved before the token arrays
-            self.tokens = [_interned(t) for t in meta["tokens"]]
+            self.tokens = [interned(t) for t in meta["tokens"]]
         self._vectors = np.load(folder / "vectors.npy", allow_pickle=False)
         if not (len(self.tokens) == len(self.ids) == len(self._vectors)):
             raise MatcherError(f"{folder}: damaged collection ({len(self.ids)} ids, {len(self.tokens)} token "
@@ -562,7 +565,8 @@ class Collection:
         self._lang_sum, self._lang_outer, self._lang_count = {}, {}, {}
         self._lang_cache = None
         alive = np.flatnonzero(self._alive)
-        self._count_languages([self.langs[r] for r in alive], self._vectors[alive].astype(np.float64), +1)
+        self._count_languages([self.langs[r] for r in alive], self._vectors[alive] if len(alive) < len(self._alive)
+                              else self._vectors, +1)
         self.bm25 = BM25.load(folder)
         if "index" in meta:
             self.index_params = IndexParams(**meta["index"])
@@ -574,7 +578,7 @@ class Collection:
         return self
 
 
-def _interned(tokens: Sequence[str]) -> list[str]:
+def interned(tokens: Sequence[str]) -> list[str]:
     # Tokenisers and json.loads make a new string object for every occurrence of a word:
     # one shared object per word keeps a 42k-text collection's token lists small.
     return [sys.intern(str(t)) for t in tokens]  # str(): numpy.str_ and other subclasses cannot be interned
@@ -586,9 +590,11 @@ def _encode_tokens(tokens: Sequence[Sequence[str]]) -> tuple[list[str], NDArray[
     (281 MB for the 5.4 million tokens of 42k sbir-firms capabilities)."""
     vocabulary: dict[str, int] = {}
     number = vocabulary.setdefault
-    ids = [number(t, len(vocabulary)) for toks in tokens for t in toks]
     offsets = np.cumsum([0, *map(len, tokens)], dtype=np.int64)
-    return list(vocabulary), np.asarray(ids, dtype=np.int32), offsets
+    # Straight into int32 (a list of 5.4 million Python ints first held about 190 MB).
+    ids = np.fromiter((number(t, len(vocabulary)) for toks in tokens for t in toks), dtype=np.int32,
+                      count=int(offsets[-1]))
+    return list(vocabulary), ids, offsets
 
 
 def _decode_tokens(vocabulary: list[str], ids: NDArray[np.int32], offsets: NDArray[np.int64]) -> list[list[str]]:

@@ -100,6 +100,11 @@ class SentenceTransformerEncoder(BatchEncoder):
         self.batch_size = batch_size
         self._model = None
         self._lock = threading.Lock()
+        # One forward pass at a time: a pass already runs on every core torch is given, and
+        # concurrent ones (a service's request threads) each hold their own activations and
+        # bfloat16 copies of the weights: 8 clients' typed texts raised a service's peak by
+        # hundreds of MB (docs/performance.md, section 4).
+        self._passes = threading.Lock()
         dim = folder_dimension(Path(path))
         if dim is None:
             self.load()
@@ -120,6 +125,23 @@ class SentenceTransformerEncoder(BatchEncoder):
     def _read_model(self):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        from matcher.retrieval.plain_model import PlainModel, plain_folder
+
+        if plain_folder(Path(self.path)):  # the same embeddings without importing sentence-transformers
+            try:
+                from transformers.utils import logging as hf_logging
+
+                hf_logging.disable_progress_bar()
+                model = PlainModel(self.path, self.max_seq_length)
+            except ImportError as exc:  # pragma: no cover - dependency is declared
+                raise ModelUnavailableError("install transformers and torch to use real models") from exc
+            except Exception as exc:
+                raise ModelUnavailableError(f"cannot load model from {self.path}: {exc}") from exc
+            dim = int(model.model.config.hidden_size)
+            if getattr(self, "dim", dim) != dim:
+                raise ModelUnavailableError(f"model in {self.path} gives {dim}-d vectors, its folder says {self.dim}")
+            self.dim = dim
+            return model
         try:
             from sentence_transformers import SentenceTransformer
             from transformers.utils import logging as hf_logging
@@ -143,13 +165,19 @@ class SentenceTransformerEncoder(BatchEncoder):
     def embed_batch(self, texts: Sequence[str]) -> NDArray[np.float32]:
         import torch
 
+        from matcher.retrieval.plain_model import PlainModel
+
         model = self.model
         in_bf16 = self.bfloat16 and self._worth_bfloat16(model, texts)
-        padding = {"text": {"pad_to_multiple_of": LENGTH_BUCKET}}
-        extra = {"processing_kwargs": padding} if in_bf16 and _buckets(model) else {}
         # Autocast keeps normalisation and softmax in float32: only the matrix products drop
         # to bfloat16, which moves embeddings by a cosine of about 1e-5 (see use_bfloat16).
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=in_bf16):
+        if isinstance(model, PlainModel):
+            bucket = LENGTH_BUCKET if in_bf16 and model.max_seq_length % LENGTH_BUCKET == 0 else None
+            with self._passes, torch.autocast("cpu", dtype=torch.bfloat16, enabled=in_bf16):
+                return model.encode(list(texts), pad_to_multiple_of=bucket)
+        padding = {"text": {"pad_to_multiple_of": LENGTH_BUCKET}}
+        extra = {"processing_kwargs": padding} if in_bf16 and _buckets(model) else {}
+        with self._passes, torch.autocast("cpu", dtype=torch.bfloat16, enabled=in_bf16):
             vecs = model.encode(
                 list(texts),
                 batch_size=len(texts),
@@ -175,6 +203,8 @@ class SentenceTransformerEncoder(BatchEncoder):
             return False
         if len(text) >= 8 * need:
             return True
+        if hasattr(model, "token_count"):
+            return model.token_count(text) >= need
         return len(model.tokenizer(text, truncation=True, max_length=model.max_seq_length)["input_ids"]) >= need
 
 
