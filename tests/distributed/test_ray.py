@@ -228,15 +228,19 @@ def test_a_stopped_conference_ranking_resumes_from_its_checkpoint(corpus, tmp_pa
         if done >= 30:
             raise Interrupt
 
+    # Chunks of 16, so the interrupt comes after two or three of six whichever finishes first
+    # (with the default 64 the 26-demand chunk could finish first and the interrupt after all 90).
     with pytest.raises(Interrupt):
         rank_batch_on_ray(
-            engine, demands, 5, checkpoint, stop_after_first_batches, make_encoder=ModelRecipe("fake"), config=config
+            engine, demands, 5, checkpoint, stop_after_first_batches, make_encoder=ModelRecipe("fake"), config=config,
+            chunk=16,
         )
     written = len(checkpoint.read_text(encoding="utf-8").splitlines()) - 1
     assert 30 <= written < 90
     seen = []
     got = rank_batch_on_ray(
-        engine, demands, 5, checkpoint, lambda d, t: seen.append(d), make_encoder=ModelRecipe("fake"), config=config
+        engine, demands, 5, checkpoint, lambda d, t: seen.append(d), make_encoder=ModelRecipe("fake"), config=config,
+        chunk=16,
     )
     assert seen[0] == written and seen[-1] == 90  # only the rest was ranked
     assert list(got) == list(want)
