@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
@@ -57,7 +56,7 @@ from matcher.retrieval.rank import (
 )
 from matcher.retrieval.reasons import demand_reason, partner_reason
 from matcher.retrieval.results import CapabilityHit, DemandHit, PartnerMatch, PartnerReport, ScoreParts
-from matcher.retrieval.text import Tokenizer, guess_language, shared_terms
+from matcher.retrieval.text import Tokenizer, guess_language, is_chinese_word, shared_terms
 from matcher.retrieval.vocabulary import TermVocabulary
 
 Query = Demand | str
@@ -69,7 +68,6 @@ DEMANDS_PER_CALL = 256  # demands a batch run hands to one engine call (their qu
 SURFACE_CACHE_SIZE = 128  # query texts whose stem -> word maps are kept
 WHOLE_CACHE_SIZE = 4096  # texts whose whole words (reasons) are kept: shown capabilities recur
 VIEW_ROWS = 4096  # capability rows per slice when their demand-side views are computed
-_CJK_TOKEN = re.compile(r"^[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+$")
 Progress = Callable[[int], None]
 
 
@@ -821,7 +819,7 @@ class MatchEngine:
             if len(self._whole_cache) >= WHOLE_CACHE_SIZE:
                 del self._whole_cache[next(iter(self._whole_cache))]  # the oldest
             tokens = self.tokenizer(text) if tokens is None else tokens
-            others = [t for t in tokens if not _CJK_TOKEN.match(t)]
+            others = [t for t in tokens if not is_chinese_word(t)]
             cached = self._whole_cache[text] = self._vocabulary().whole_words(text, others)
         return cached
 

@@ -85,11 +85,16 @@ def normalize(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
+def is_chinese_word(token: str) -> bool:
+    """Whether a token is written in Chinese characters only (a jieba word)."""
+    return _CJK_RUN.match(token) is not None
+
+
 def chinese_share(tokens: Sequence[str]) -> float:
     """The share of tokens that are Chinese words (0..1; 0 for no tokens)."""
     if not tokens:
         return 0.0
-    return sum(1 for t in tokens if _CJK_RUN.match(t)) / len(tokens)
+    return sum(1 for t in tokens if is_chinese_word(t)) / len(tokens)
 
 
 def guess_language(text: str) -> str:

@@ -28,7 +28,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from functools import lru_cache
 
-from matcher.retrieval.text import REASON_STOP, UNIT_STOP, ZH_STOP, normalize
+from matcher.retrieval.text import REASON_STOP, UNIT_STOP, ZH_STOP, is_chinese_word, normalize
 from matcher.taxonomy import industry_names, place_names
 
 _CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
@@ -81,7 +81,7 @@ def is_generic(word: str) -> bool:
     common adjectives and verbs of general Chinese, single characters."""
     if word in REASON_STOP or word in ZH_STOP or word in UNIT_STOP:
         return True
-    if not _CJK_RUN.fullmatch(word):
+    if not is_chinese_word(word):
         return False
     if len(word) < 2:
         return True
