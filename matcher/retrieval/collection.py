@@ -35,6 +35,7 @@ from matcher.retrieval.text import chinese_share
 EXACT_SCORES_PER_BLOCK = 16_000_000  # query x row scores held at once by exact search (64 MB)
 
 LANGUAGE_PRIOR_ROWS = 4
+JOURNAL_ROWS = 4096  # rows of recent language-statistics changes kept for `changes_since`
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,8 @@ class Collection:
         self._lang_count: dict[str, int] = {}
         self._lang_cache: tuple | None = None
         self.version = 0  # counts changes of the rows' language statistics
+        self._journal: list[tuple[int, str, NDArray[np.float32], int]] = []  # see `changes_since`
+        self._journal_floor = 0
         self.bm25 = BM25().fit_tokens([])
         self.index = self._new_index()
 
@@ -193,6 +196,9 @@ class Collection:
         """vectors: the rows' vectors as given; each language's rows are summed in float64, one
         language's copy at a time (a float64 copy of all rows, then each language's, held 260 MB
         at 42k capabilities while a service started)."""
+        version = self.version + 1
+        keep = len(langs) <= JOURNAL_ROWS  # a bulk load is not kept: nothing could follow it cheaply
+        changes = []
         for lang in set(langs):
             pick = np.fromiter((lg == lang for lg in langs), dtype=bool, count=len(langs))
             v = (vectors if pick.all() else vectors[pick]).astype(np.float64)
@@ -204,8 +210,51 @@ class Collection:
             else:
                 for table in (self._lang_sum, self._lang_outer, self._lang_count):
                     table.pop(lang, None)
+            if keep:
+                changes.append((version, lang, v.astype(np.float32), sign))
+        self._record(version, changes, complete=keep)
         self._lang_cache = None  # languages changed: recompute stats and row index on next search
-        self.version = getattr(self, "version", 0) + 1
+        self.version = version
+
+    def _record(self, version: int, changes: list, complete: bool) -> None:
+        """Keep the last JOURNAL_ROWS changed rows for `changes_since`."""
+        if not complete:
+            self._journal, self._journal_floor = [], version
+            return
+        self._journal.extend(changes)
+        rows = sum(len(c[2]) for c in self._journal)
+        while rows > JOURNAL_ROWS:
+            dropped = self._journal.pop(0)
+            rows -= len(dropped[2])
+            self._journal_floor = dropped[0]
+
+    def changes_since(self, version: int) -> list[tuple[str, NDArray[np.float32], int]] | None:
+        """The rows whose language statistics changed after `version`, as (language, vectors,
+        +1 added / -1 removed) in order, or None when some of them are no longer kept."""
+        if version > self.version or version < self._journal_floor:
+            return None
+        return [(lang, v, sign) for ver, lang, v, sign in self._journal if ver > version]
+
+    def projections(self, others: NDArray[np.floating]) -> tuple[list[str], NDArray[np.float64],
+                                                                  NDArray[np.float64], NDArray[np.float64]]:
+        """Each outside vector o projected on this collection's live rows, per language l (sorted
+        names): (names, counts (L,), sum of (o.x)^2 (L, no), sum of o.x (L, no)). Additive over
+        rows, so `view_of_projections` can follow added and removed rows without a pass over the
+        covariances (`changes_since`)."""
+        names = sorted(self._lang_count)
+        others64 = np.asarray(others, np.float64).reshape(-1, self.dim)
+        counts = np.array([self._lang_count[n] for n in names], dtype=np.float64)
+        squares = np.array([((others64 @ self._lang_outer[n]) * others64).sum(axis=1) for n in names])
+        sums = np.array([others64 @ self._lang_sum[n] for n in names])
+        shape = (len(names), len(others64))
+        return names, counts, squares.reshape(shape), sums.reshape(shape)
+
+    def views_of(self, others: NDArray[np.floating]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """(means, spreads), each (n_languages + 1, no): the mean cosine of each outside vector
+        over this collection's rows of each language and its spread sqrt(o' C_l o) with the
+        shrunk covariance of `language_stats`; last row: over all rows, and the pooled spread."""
+        _, counts, squares, sums = self.projections(others)
+        return view_of_projections(counts, squares, sums)
 
     def language_stats(self, always: bool = False) -> LanguageStats | None:
         """Mean vector, covariance and size of each language among the live rows.
@@ -389,8 +438,7 @@ class Collection:
         cosine of the other vector over this collection's live rows of the text's language (without
         the text's own row `own_rows[i]` when it is one, -1 when not; all rows when the language
         has none) and its spread there. Returns (dense, offset, scale), each (nq, no) float64, or
-        None when the collection is empty. spreads, means: `spreads_of(others)` and
-        `means_of(others)` when already known."""
+        None when the collection is empty. spreads, means: `views_of(others)` when already known."""
         stats, _ = self._language_state(always=True)
         if stats is None:
             return None
@@ -399,29 +447,13 @@ class Collection:
         pos = {name: i for i, name in enumerate(stats.names)}
         li = np.array([pos.get(lang, -1) for lang in langs], dtype=np.int64)
         dense = pvecs64 @ others64.T
-        means = self.means_of(others64, stats) if means is None else means
+        if means is None or spreads is None:
+            means, spreads = self.views_of(others64)
         base = means[li]  # -1: the overall mean, the last row
         n = np.where(li >= 0, stats.counts[np.maximum(li, 0)], 0.0)[:, None]
         own = (np.asarray(own_rows) >= 0)[:, None]
         offset = np.where(own & (n > 1), (n * base - dense) / np.maximum(n - 1, 1), base)
-        spreads = self.spreads_of(others64, stats) if spreads is None else spreads
         return dense, offset, spreads[li]
-
-    def means_of(self, others: NDArray[np.float32], stats: LanguageStats | None = None) -> NDArray[np.float64]:
-        """(n_languages + 1, no): the mean cosine of each outside vector over this collection's
-        rows of each language, then over all rows (last row)."""
-        stats = stats or self._language_state(always=True)[0]
-        others64 = np.asarray(others, np.float64).reshape(-1, self.dim)
-        return np.vstack([stats.means.astype(np.float64), stats.overall_mean.astype(np.float64)]) @ others64.T
-
-    def spreads_of(self, others: NDArray[np.float32], stats: LanguageStats | None = None) -> NDArray[np.float64]:
-        """(n_languages + 1, no): the spread sqrt(o' C_l o) of each outside vector's cosines over
-        this collection's rows of each language, then over the pooled covariance (last row)."""
-        stats = stats or self._language_state(always=True)[0]
-        others64 = np.asarray(others, np.float64).reshape(-1, self.dim)
-        covs = stats.covs.astype(np.float64)
-        out = [((others64 @ c) * others64).sum(axis=1) for c in [*covs, covs.mean(axis=0)]]
-        return np.sqrt(np.maximum(np.stack(out), 1e-8))
 
     def _lexical_rows(
         self, qmat: sp.csr_matrix, mask: NDArray[np.bool_] | None
@@ -564,6 +596,7 @@ class Collection:
         self.langs = meta.get("langs") or [""] * len(self.ids)
         self._lang_sum, self._lang_outer, self._lang_count = {}, {}, {}
         self._lang_cache = None
+        self.version, self._journal, self._journal_floor = 0, [], 0
         alive = np.flatnonzero(self._alive)
         self._count_languages([self.langs[r] for r in alive], self._vectors[alive] if len(alive) < len(self._alive)
                               else self._vectors, +1)
@@ -576,6 +609,21 @@ class Collection:
             self.index_params = old.params
             self.index = old if old.params.kind != "exact" else None
         return self
+
+
+def view_of_projections(counts: NDArray[np.float64], squares: NDArray[np.float64],
+                        sums: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """`Collection.views_of` from `Collection.projections`: the same mean, covariance and
+    shrinkage towards the pooled within-language covariance as `Collection.language_stats`."""
+    n = counts[:, None]
+    mean = sums / n
+    var = squares / n - mean**2  # o' C_l o
+    pooled = (n * var).sum(axis=0) / counts.sum()
+    m = LANGUAGE_PRIOR_ROWS
+    shrunk = (n * var + m * pooled) / (n + m)
+    means = np.vstack([mean, sums.sum(axis=0) / counts.sum()])
+    spreads = np.sqrt(np.maximum(np.vstack([shrunk, shrunk.mean(axis=0)]), 1e-8))
+    return means, spreads
 
 
 def interned(tokens: Sequence[str]) -> list[str]:

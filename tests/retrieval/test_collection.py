@@ -226,7 +226,8 @@ def test_population_scores_match_brute_force():
     np.testing.assert_allclose(offset[1], cos_all.mean(axis=0), atol=1e-6)
     np.testing.assert_allclose(scale[0], cos_all.std(axis=0), atol=1e-6)  # one language: no shrinkage
     # precomputed spreads give the same numbers; an unknown language falls back to all rows
-    again = c.population_scores(pvecs, ["zh", "zh"], own, others, spreads=c.spreads_of(others))
+    means, spreads = c.views_of(others)
+    again = c.population_scores(pvecs, ["zh", "zh"], own, others, spreads=spreads, means=means)
     np.testing.assert_allclose(again[2], scale, atol=1e-12)
     _, off_unknown, _ = c.population_scores(pvecs[1:], ["ru"], np.array([-1]), others)
     np.testing.assert_allclose(off_unknown[0], cos_all.mean(axis=0), atol=1e-6)

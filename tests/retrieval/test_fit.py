@@ -268,3 +268,49 @@ def test_capability_views_in_slices_equal_one_pass(engine, monkeypatch):
     assert means.shape == whole_means.shape and spreads.shape == whole_spreads.shape
     np.testing.assert_allclose(means, whole_means, rtol=0, atol=1e-12)
     np.testing.assert_allclose(spreads, whole_spreads, rtol=0, atol=1e-12)
+
+
+def test_capability_views_follow_demand_writes_without_a_full_pass(engine, monkeypatch):
+    """Filing, editing and deleting demands (a new demand language appearing and vanishing
+    included) moves the capabilities' demand-side views exactly as a full recomputation would,
+    and only the changed demands are projected; fits stay those of a fresh engine."""
+    from matcher.retrieval import collection as collection_module
+
+    engine._capability_views()
+    full_passes = []
+    real = collection_module.Collection.projections
+    monkeypatch.setattr(collection_module.Collection, "projections",
+                        lambda self, others: full_passes.append(len(others)) or real(self, others))
+    writes = [
+        lambda: engine.upsert_demands([Demand("d_new", "焊接", "需要 焊接 变形 控制 技术")]),
+        lambda: engine.upsert_demands([Demand("d1", "焊接", "铝合金 焊接 变形 的 新 需求")]),  # an edit
+        lambda: engine.upsert_demands([Demand("d_en", "coating", "anti-icing coating for wind blades",
+                                              language="en")]),  # a new language
+        lambda: engine.remove_demands(["d2"]),
+        lambda: engine.remove_demands(["d_en"]),  # the language vanishes again
+    ]
+    for write in writes:
+        write()
+        means, spreads = engine._capability_views()
+        assert full_passes == []
+        fresh_means, fresh_spreads = engine._dems.views_of(engine._caps.vectors)
+        full_passes.clear()  # the reference's own pass
+        np.testing.assert_allclose(means, fresh_means, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(spreads, fresh_spreads, rtol=0, atol=1e-12)
+    caps, _, partners = _corpus()
+    fresh = MatchEngine(FakeEncoder()).fit(caps, list(engine.demands.values()), partners)
+    for did in ("d_new", "d1", "d0"):
+        for pid in ("p0", "p4", "p7"):
+            assert engine.pair_fit(did, pid) == pytest.approx(fresh.pair_fit(did, pid), abs=1e-9)
+
+
+def test_capability_views_are_recomputed_when_the_changes_are_no_longer_kept(engine, monkeypatch):
+    from matcher.retrieval import collection as collection_module
+
+    before = engine._capability_views()[1].copy()
+    monkeypatch.setattr(collection_module, "JOURNAL_ROWS", 1)
+    engine.upsert_demands([Demand("x1", "焊接", "焊接 变形"), Demand("x2", "涂层", "防腐 涂层")])  # 2 rows > 1 kept
+    assert engine._dems.changes_since(engine._views_cache.dems_version) is None
+    _, spreads = engine._capability_views()
+    assert not np.allclose(spreads, before)
+    np.testing.assert_allclose(spreads, engine._dems.views_of(engine._caps.vectors)[1], rtol=0, atol=1e-12)
