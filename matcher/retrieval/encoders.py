@@ -488,6 +488,20 @@ def sides_share_vectors(encoder) -> bool:
     return isinstance(enc, BatchEncoder) and enc.query_prefix == enc.passage_prefix
 
 
+def encode_both_sides(encoder, texts: Sequence[str]) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """Typed texts' query and passage vectors, without the embedding cache (`uncached`). A
+    free-text match needs both (the fit is standardised from both sides): with prefixes (e5)
+    they go through the model in one call, so a request pays the per-call cost once."""
+    enc = uncached(encoder)
+    if sides_share_vectors(enc):
+        queries = enc.encode_queries(texts)
+        return queries, queries
+    if isinstance(enc, BatchEncoder):
+        both = enc._encode([enc.query_prefix + t for t in texts] + [enc.passage_prefix + t for t in texts], None)
+        return both[: len(texts)], both[len(texts) :]
+    return enc.encode_queries(texts), enc.encode_documents(texts)
+
+
 def text_key(text: str) -> bytes:
     return hashlib.sha256(text.encode("utf-8")).digest()[:16]
 

@@ -43,7 +43,7 @@ from matcher.records import (
 )
 from matcher.retrieval.calibration import FitCalibrator, default_calibrator, features_of
 from matcher.retrieval.collection import Candidates, Collection, PairScores, interned, view_of_projections
-from matcher.retrieval.encoders import sides_share_vectors, uncached
+from matcher.retrieval.encoders import encode_both_sides, sides_share_vectors, uncached
 from matcher.retrieval.index import IndexParams
 from matcher.retrieval.rank import (
     AggregationParams,
@@ -214,7 +214,12 @@ class MatchEngine:
         Exactly k partners (or all the filters allow, when fewer): those with a candidate
         capability in fused order, then the rest by fit."""
         _check_k(k)
-        (qvec,), (qtok,) = self._encode_queries([query])
+        if isinstance(query, Demand):
+            (qvec,), (qtok,) = self._encode_queries([query])
+            passages = None
+        else:
+            qvec, passage, qtok = self._encode_typed(str(query))
+            passages = passage[None, :]
         qmat = self._caps.bm25.query_matrix([qtok])
         cand, fused = self._fused_capabilities(qvec, qtok, filters, qmat)
         partners, scores = aggregate(fused, self._partner_of_row, self.params.aggregation)
@@ -225,7 +230,7 @@ class MatchEngine:
         if len(ranked) < k:
             seen = set(ranked)
             ranked += [p for p in self._allowed_partners(filters) if p not in seen]
-        side = self._demand_side([query], qvec[None, :])
+        side = self._demand_side([query], qvec[None, :], passages)
         fits, feats, rows, cols = self._partner_fits(qvec[None, :], qmat, ranked, side)
         fit_of = {p: float(fits[0, j]) for j, p in enumerate(ranked)}
         n_scored = len(partners)
@@ -451,7 +456,7 @@ class MatchEngine:
         # Fused order (the text as a query over the demands): ordering these hits by the fit was
         # measured worse (one typed line, demo corpus: nDCG@10 0.628 against 0.652; see
         # docs/fit.md, "Typed-text search"). Each hit shows its fit.
-        (tvec,), (ttok,) = self._encode_queries([text])
+        tvec, tpassage, ttok = self._encode_typed(text)
         (cand,) = self._dems.candidates(tvec[None, :], [ttok], depth=self.params.fusion.depth,
                                         allowed=self._demand_mask(filters))
         fused = fuse(cand, self.params.fusion)
@@ -464,9 +469,8 @@ class MatchEngine:
             ps = self._caps.pair_scores(qvecs, qmat, np.array([same], dtype=np.int64))
             ps = self._with_demand_view(ps, side, rows=np.array([same], dtype=np.int64))
         else:
-            vector = self._typed_passages([text], tvec[None, :])[0]
-            ps = self._caps.external_pair_scores(qvecs, qmat, vector, tokens, guess_language(text))
-            ps = self._with_demand_view(ps, side, vectors=vector[None, :])
+            ps = self._caps.external_pair_scores(qvecs, qmat, tpassage, tokens, guess_language(text))
+            ps = self._with_demand_view(ps, side, vectors=tpassage[None, :])
         fits = self.calibrator.capability_fit(features_of(ps))[:, 0] if len(dids) else np.zeros(0)
         surface = self._surface_map(text, tokens)
         weights = self._term_weights(tokens, self._dems)
@@ -546,6 +550,16 @@ class MatchEngine:
             if progress:
                 progress(len(texts))
         return np.asarray(vecs, dtype=np.float32), [self._query_tokens(q, t) for q, t in zip(queries, texts)]
+
+    def _encode_typed(self, text: str) -> tuple[NDArray[np.float32], NDArray[np.float32], list[str]]:
+        """A typed text's query vector, its passage vector (the text as one more demand or
+        capability, for the fit's other side) and its tokens; both vectors from one encoder
+        call (`encoders.encode_both_sides`)."""
+        if not text.strip():
+            raise MatcherError("empty query text")
+        queries, passages = encode_both_sides(self.encoder, [text])
+        return (np.asarray(queries[0], dtype=np.float32), np.asarray(passages[0], dtype=np.float32),
+                self._query_tokens(text, text))
 
     def _typed_passages(self, texts: Sequence[str], query_vectors=None) -> NDArray[np.float32]:
         """Passage vectors of typed texts: their query vectors when the model has one vector per
@@ -672,11 +686,12 @@ class MatchEngine:
         feats = features_of(ps)
         return self.calibrator.capability_fit(feats), feats, [np.array([j]) for j in range(len(rows))]
 
-    def _demand_side(self, queries: Sequence[Query], query_vectors=None) -> _DemandSide | None:
+    def _demand_side(self, queries: Sequence[Query], query_vectors=None, passages=None) -> _DemandSide | None:
         """The demand side of the capability's view of pairs (see `calibration`): each query's
         passage vector, language and row in the demand collection (-1 for a typed text or a
         demand not indexed, which is encoded here). None when no demand is indexed.
-        query_vectors: the queries' query vectors, when known (see `_typed_passages`)."""
+        query_vectors: the queries' query vectors, when known (see `_typed_passages`); passages:
+        their passage vectors, when known (`_encode_typed`; rows of stored demands are ignored)."""
         if not len(self._dems) or not len(queries):
             return None
         vecs = np.zeros((len(queries), self.encoder.dim), np.float32)
@@ -692,7 +707,9 @@ class MatchEngine:
                 todo.append(i)
                 langs.append((q.language if isinstance(q, Demand) else "") or guess_language(text))
         typed = [i for i in todo if not isinstance(queries[i], Demand)]
-        if typed:
+        if typed and passages is not None:
+            vecs[typed] = np.asarray(passages, dtype=np.float32)[typed]
+        elif typed:
             given = None if query_vectors is None else np.asarray(query_vectors)[typed]
             vecs[typed] = self._typed_passages([str(queries[i]) for i in typed], given)
         unstored = [i for i in todo if isinstance(queries[i], Demand)]

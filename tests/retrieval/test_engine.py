@@ -228,8 +228,12 @@ def test_a_typed_text_is_encoded_once_when_both_sides_share_a_vector_and_never_c
 
 
 def test_a_typed_text_gets_its_passage_vector_when_the_sides_differ():
+    """With prefixes (as e5) a typed text needs its query and its passage vector: both come from
+    one call of the model, so a request pays the model's per-call cost once."""
     counting = _CountingEncoder("query: ", "passage: ")
     engine = MatchEngine(counting).fit(CAPS, DEMANDS, PARTNERS)
-    counting.counts = {"query": 0, "passage": 0}
-    engine.match_report("低温 防腐涂层 附着力", k=3)
-    assert counting.counts == {"query": 1, "passage": 1}
+    engine.search_demands("焊接", k=3)  # the stored demands' query vectors, once
+    for search in (engine.match_report, engine.search_demands):
+        calls, texts = counting.calls, counting.texts_encoded
+        search("低温 防腐涂层 附着力", k=3)
+        assert (counting.calls - calls, counting.texts_encoded - texts) == (1, 2)

@@ -314,3 +314,17 @@ def test_capability_views_are_recomputed_when_the_changes_are_no_longer_kept(eng
     _, spreads = engine._capability_views()
     assert not np.allclose(spreads, before)
     np.testing.assert_allclose(spreads, engine._dems.views_of(engine._caps.vectors)[1], rtol=0, atol=1e-12)
+
+
+def test_a_typed_texts_fit_from_one_call_for_both_sides_equals_each_side_encoded_alone():
+    """With prefixes (as e5), a free-text match takes the text's query and passage vectors from one
+    encoder call (tests/retrieval/test_engine.py counts it); the fits equal those from encoding
+    each side on its own."""
+    caps, demands, partners = _corpus()
+    encoder = FakeEncoder()
+    encoder.query_prefix, encoder.passage_prefix = "query: ", "passage: "
+    engine = MatchEngine(encoder).fit(caps, demands, partners)
+    text = "铝合金 焊接 变形 控制"
+    report = engine.match_report(text, k=len(partners))
+    fits, *_ = engine.fits_against([text], [m.partner_id for m in report.matches])  # each side on its own
+    assert [m.fit for m in report.matches] == pytest.approx(list(fits[0]), abs=1e-12)
