@@ -235,6 +235,10 @@ class Collection:
             return None
         return [(lang, v, sign) for ver, lang, v, sign in self._journal if ver > version]
 
+    def language_counts(self) -> dict[str, int]:
+        """Live rows per language."""
+        return dict(self._lang_count)
+
     def projections(self, others: NDArray[np.floating]) -> tuple[list[str], NDArray[np.float64],
                                                                   NDArray[np.float64], NDArray[np.float64]]:
         """Each outside vector o projected on this collection's live rows, per language l (sorted
