@@ -247,8 +247,12 @@ class LiveIndex:
                 try:
                     saved = self._read_stamp() or {}
                     if (saved.get("database") == self.database_id and isinstance(saved.get("revision"), int)
-                            and saved["revision"] > self.revision and {**saved, "revision": 0} == self._stamp(0)):
+                            and saved["revision"] > self.revision and {**saved, "revision": 0} == self._stamp(0)
+                            and saved["revision"] <= self.db_revision()):
                         return
+                    # A save ahead of the database (restored from a backup, or a stamp damaged) is no
+                    # newer save: it is replaced, or every start would rebuild and none would fix it,
+                    # and once the database reached that revision again the stale save would load.
                     (self.folder / "revision.json").unlink(missing_ok=True)  # no stamp while the engine is replaced
                     self.engine.save(self.folder / "engine")
                     tmp = self.folder / f"revision.json.{os.getpid()}.tmp"

@@ -126,6 +126,31 @@ def test_startup_reuses_a_current_index_and_rebuilds_a_stale_one(make_world):
         assert client.get("/readyz").status_code == 200
 
 
+def test_a_saved_index_ahead_of_the_database_is_rebuilt_and_replaced(make_world):
+    """A stamp from the future (the database restored from a backup, or the stamp damaged): the
+    start rebuilds from the database and its save replaces the stale one (it was kept, found by
+    the reliability soak: every start rebuilt, and the stale save would load once the database
+    reached its revision again)."""
+    from service.app import create_app
+
+    world = make_world()
+    settings = world.settings
+    world.ctx.live.save()
+    stamp_path = settings.index_dir() / "revision.json"
+    stamp = json.loads(stamp_path.read_text())
+    stamp_path.write_text(json.dumps({**stamp, "revision": stamp["revision"] + 1000}))
+    encoder = FakeEncoder()
+    with running(create_app(settings, encoder=encoder)) as client:
+        assert encoder.texts_encoded >= 8  # rebuilt from the database
+        ready = client.get("/readyz").json()
+        assert ready["revision"] == ready["index_revision"] == stamp["revision"]
+    assert json.loads(stamp_path.read_text())["revision"] == stamp["revision"]
+    encoder = FakeEncoder()
+    with running(create_app(settings, encoder=encoder)) as client:
+        assert encoder.calls == 0  # the replaced save loads
+        assert client.get("/readyz").json()["status"] == "ready"
+
+
 def test_sqlite_runs_in_wal_mode_with_foreign_keys(world):
     if world.ctx.db.dialect.name != "sqlite":
         pytest.skip("SQLite's pragmas; PostgreSQL enforces foreign keys itself")
