@@ -43,15 +43,15 @@ COMMANDS: dict[str, tuple[str, list[str], str | None]] = {
     **{f"evaluate-{task}": (f"techmatch evaluate ../shared/data/{task}", ["evaluate", f"{{shared}}/{task}"], None)
        for task in ("scifact", "sbir-firms", "csl-disciplines", "tatoeba-zh-en")},
     "learn-simulate-qiqihar": (
-        "techmatch learn simulate --task corpora/qiqihar --outcomes 1000 --retrain-every 100 --seeds 10 "
+        "techmatch learn simulate --task corpora/qiqihar --outcomes 1000 --retrain-every 100 --seeds 30 "
         "--plot docs/img/learning-curve-qiqihar.png",
         ["learn", "simulate", "--task", "corpora/qiqihar", "--outcomes", "1000", "--retrain-every", "100",
-         "--seeds", "10", "--plot", "docs/img/learning-curve-qiqihar.png"], None),
+         "--seeds", "30", "--plot", "docs/img/learning-curve-qiqihar.png"], None),
     "learn-simulate-csl-disciplines": (
         "techmatch learn simulate --task ../shared/data/csl-disciplines --outcomes 1000 --retrain-every 100 "
-        "--seeds 3 --plot docs/img/learning-curve-csl.png",
+        "--seeds 10 --plot docs/img/learning-curve-csl.png",
         ["learn", "simulate", "--task", "{shared}/csl-disciplines", "--outcomes", "1000", "--retrain-every", "100",
-         "--seeds", "3", "--plot", "docs/img/learning-curve-csl.png"], None),
+         "--seeds", "10", "--plot", "docs/img/learning-curve-csl.png"], None),
     "check-demands": ("techmatch check-demands corpora/qiqihar", ["check-demands", "corpora/qiqihar"], None),
     "learn-cv-qiqihar": ("techmatch learn cv --task corpora/qiqihar", ["learn", "cv", "--task", "corpora/qiqihar"],
                          None),

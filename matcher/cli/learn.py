@@ -153,16 +153,22 @@ def cmd_simulate(args) -> int:
           f"correction: {args.correction}")
     d_ndcg = _stat([r.default["ndcg@10"] for r in runs[arms[0]]])[0]
     d_mrr = _stat([r.default["mrr"] for r in runs[arms[0]]])[0]
-    print(f"{'outcomes':>8}  {'default':>13}  {'with correction':>22}  {'without':>22}  {'nDCG@10 gain':>13}")
+    print(f"{'outcomes':>8}  {'default':>13}  {'with correction':>22}  {'without':>22}  {'vs default':>13}  "
+          f"{'nDCG@10 gain':>13}  {'learned':>7}")
     for i in range(n):
         row = [f"{_mean(runs[arms[0]], i, 'outcomes'):>8.0f}", f"{d_ndcg:.4f}/{d_mrr:.4f}"]
         for name in arms:
             m, se = _stat([r.curve[i].ndcg10 for r in runs[name]])
             row.append(f"{m:.4f}±{se:.4f}/{_mean(runs[name], i, 'mrr'):.4f}")
+        lift, lse = _stat([r.curve[i].ndcg10 - r.default["ndcg@10"] for r in runs[arms[0]]])
+        row.append(f"{lift:+.4f}±{lse:.4f}")
         gain, gse = _stat([a.curve[i].ndcg10 - b.curve[i].ndcg10 for a, b in zip(runs[arms[0]], runs[arms[1]])])
         row.append(f"{gain:+.4f}±{gse:.4f}")
-        print(f"{row[0]}  {row[1]:>13}  {row[2]:>22}  {row[3]:>22}  {row[4]:>13}")
-    print("nDCG@10 gain: with correction minus without, same seed (mean ± standard error over seeds)")
+        row.append("/".join(str(sum(r.curve[i].deployed for r in runs[name])) for name in arms))
+        print(f"{row[0]}  {row[1]:>13}  {row[2]:>22}  {row[3]:>22}  {row[4]:>13}  {row[5]:>13}  {row[6]:>7}")
+    print("vs default: nDCG@10 with correction minus the default's, same held-out demands; nDCG@10 gain: "
+          "with correction minus without, same seed (both mean ± standard error over seeds); learned: "
+          "bureaus running a learned model, with correction / without")
     last = n - 1
     if last >= 0:
         for name in arms:

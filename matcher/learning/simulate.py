@@ -26,7 +26,7 @@ from matcher.errors import UnknownNameError
 from matcher.learning.features import History
 from matcher.learning.logged import ESTIMATORS, LoggedList, training_rows
 from matcher.learning.table import CandidateTable, with_history
-from matcher.learning.train import Config, metrics, outcome_configs, train_ranker
+from matcher.learning.train import Config, metrics, train_from_outcomes, train_ranker
 
 
 @dataclass(frozen=True)
@@ -116,8 +116,10 @@ def _retrain(table: CandidateTable, log, params: SimParams, configs, previous):
     rows = training_rows(lists, table.feature_names, params.estimator)
     if rows is None:
         return previous, None
-    res = train_ranker(rows.table, rows.y, rows.gate_qrels, weight=rows.weight, configs=configs or outcome_configs(),
-                       seed=params.seed,
-                       demands=rows.demands)
+    if configs is None:
+        res = train_from_outcomes(rows, seed=params.seed)
+    else:
+        res = train_ranker(rows.table, rows.y, rows.gate_qrels, weight=rows.weight, configs=configs,
+                           seed=params.seed, demands=rows.demands)
     eta_hat = rows.propensity.eta if params.estimator != "naive" else None
     return (res.model if res.model is not None else previous), eta_hat

@@ -79,7 +79,7 @@ def train(db: Engine, live: LiveIndex, folder: Path, *, who: str, deploy: bool =
     from matcher.learning.logged import LoggedList, training_rows
     from matcher.learning.registry import ModelRegistry
     from matcher.learning.table import build_table
-    from matcher.learning.train import outcome_configs, train_ranker
+    from matcher.learning.train import train_from_outcomes
 
     with db.connect() as conn:
         lists = impressions.shown_lists(conn)
@@ -123,8 +123,7 @@ def train(db: Engine, live: LiveIndex, folder: Path, *, who: str, deploy: bool =
                 "reason": "no contacted pair is still a candidate" if logged else
                 "no shown partner is still a candidate"}
     prop = rows.propensity
-    res = train_ranker(rows.table, rows.y, rows.gate_qrels, weight=rows.weight, demands=rows.demands,
-                       configs=outcome_configs())
+    res = train_from_outcomes(rows)
     summary.update({"estimator": estimator, "propensity": {"p1": prop.p1, "eta": prop.eta}, "reason": res.reason,
                     "validation": res.validation})
     if res.model is None:

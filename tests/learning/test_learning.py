@@ -17,7 +17,7 @@ from matcher.learning.ranker import LearnedRanker, lightgbm_available
 from matcher.learning.registry import ModelRegistry
 from matcher.learning.simulate import SimParams, simulate
 from matcher.learning.table import CandidateTable, Reranker, build_table
-from matcher.learning.train import Config, cross_validate, metrics, train_ranker
+from matcher.learning.train import Config, cross_validate, metrics, outcome_configs, train_ranker
 from matcher.retrieval.encoders import FakeEncoder
 from matcher.retrieval.engine import MatchEngine
 
@@ -311,6 +311,29 @@ def test_simulator_produces_a_learning_curve(demo):
     assert res.curve[-1].eta_hat is not None
     with pytest.raises(UnknownNameError):
         simulate(table, task.qrels, SimParams(outcomes=10, estimator="clicks"))
+
+
+def test_outcome_training_deploys_one_shrunk_correction_that_beats_the_default_on_held_out_demands(demo):
+    """Outcomes that follow a feature the default order does not use (the partner's size): the
+    simulated bureau's one pre-chosen correction passes the outcome gate (one standard error)
+    and ranks the held-out demands better than the default."""
+    task, _, _, table = demo
+    assert outcome_configs() == [Config("linear", l2=100.0, prior=True)]
+    col = table.X[:, table.feature_names.index("partner_size_log")]
+    off = table.offsets
+    follow = {q: {table.target_ids[i][j]: 1 for j in np.argsort(-col[off[i]:off[i + 1]])[:2]}
+              for i, q in enumerate(table.query_ids)}
+    res = simulate(table, follow, SimParams(outcomes=400, retrain_every=100, seed=1))
+    assert res.curve[-1].deployed
+    assert res.curve[-1].ndcg10 > res.default["ndcg@10"] + 0.02
+
+
+def test_outcome_training_keeps_the_default_when_outcomes_say_it_is_right(demo):
+    _, _, _, table = demo
+    perfect = {q: {ts[0]: 1} for q, ts in zip(table.query_ids, table.target_ids)}
+    res = simulate(table, perfect, SimParams(outcomes=300, retrain_every=100, seed=2))
+    assert not any(p.deployed for p in res.curve)
+    assert all(p.ndcg10 == pytest.approx(res.default["ndcg@10"]) for p in res.curve)
 
 
 def test_table_run_puts_the_rest_behind_the_reranked_targets():
