@@ -52,6 +52,11 @@ COMMANDS: dict[str, tuple[str, list[str], str | None]] = {
         "--seeds 10 --plot docs/img/learning-curve-csl.png",
         ["learn", "simulate", "--task", "{shared}/csl-disciplines", "--outcomes", "1000", "--retrain-every", "100",
          "--seeds", "10", "--plot", "docs/img/learning-curve-csl.png"], None),
+    "learn-simulate-sbir-firms": (
+        "techmatch learn simulate --task ../shared/data/sbir-firms --outcomes 1000 --retrain-every 100 "
+        "--seeds 10 --plot docs/img/learning-curve-sbir.png",
+        ["learn", "simulate", "--task", "{shared}/sbir-firms", "--outcomes", "1000", "--retrain-every", "100",
+         "--seeds", "10", "--plot", "docs/img/learning-curve-sbir.png"], None),
     "check-demands": ("techmatch check-demands corpora/qiqihar", ["check-demands", "corpora/qiqihar"], None),
     "learn-cv-qiqihar": ("techmatch learn cv --task corpora/qiqihar", ["learn", "cv", "--task", "corpora/qiqihar"],
                          None),
