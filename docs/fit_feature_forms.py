@@ -107,8 +107,8 @@ def task_features(task_dir: str, engine_model: str = "e5-multilingual-small") ->
         base[block] = features_of(scores)
         hub[block] = np.broadcast_to(scores.offset, hub[block].shape)
         other_hub[block] = np.broadcast_to(scores.other_offset, hub[block].shape)
-    feats = {"hub": hub, "other_hub": other_hub, "cosine": base[..., 0], "standardised": base[..., 1], "lexical": base[..., 2],
-             "demand_standardised": base[..., 3]}
+    feats = {"hub": hub, "other_hub": other_hub, "cosine": base[..., 0], "standardised": base[..., 1],
+             "lexical": base[..., 2], "demand_standardised": base[..., 3]}
     zh, other = by_language(qmat, caps.bm25.vocabulary_)
     feats["lexical_zh"], feats["lexical_other"] = share(caps.bm25, zh, rows), share(caps.bm25, other, rows)
     capability = {c.id: c for c in task.capabilities}
@@ -117,7 +117,8 @@ def task_features(task_dir: str, engine_model: str = "e5-multilingual-small") ->
     drows = np.array([dems.row_of[d.id] for d in demands])
     feats["cap_lexical"] = share(dems.bm25, cmat, drows).T
     zh, other = by_language(cmat, dems.bm25.vocabulary_)
-    feats["cap_lexical_zh"], feats["cap_lexical_other"] = share(dems.bm25, zh, drows).T, share(dems.bm25, other, drows).T
+    feats["cap_lexical_zh"] = share(dems.bm25, zh, drows).T
+    feats["cap_lexical_other"] = share(dems.bm25, other, drows).T
     # the same shares over what *all* the capability's words could score, the words no demand
     # has counted at the idf of a word in no document: a capability in another language than the
     # demands scores little, even when its numbers and names match
