@@ -16,7 +16,6 @@ Works in a surrogate cache (surrogate_cache.py) for timing; skips without ../sha
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 import time
@@ -48,17 +47,7 @@ def writes(demands, round_no: int):
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", default="minilm")
-    ap.add_argument("--capabilities", type=int, default=42461)
-    ap.add_argument("--stored", type=int, default=100)
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--smoke", action="store_true", help=common.SMOKE_HELP)
-    ap.add_argument("--out", type=Path, help="JSON output (default: results/bench_demand_write_<model>.json)")
-    args = ap.parse_args(argv)
-    if args.smoke:
-        args.model, args.stored, args.repeats = "fake", 10, 1
-        common.start_smoke(f"bench_demand_write_{args.model}.json")
+    args = common.engine_bench_args(__doc__.split("\n\n")[0], "bench_demand_write", 5, argv)
     if common.missing_data(common.SBIR_FIRMS, common.SBIR_TOPICS):
         return 0
     common.setup_env()
@@ -66,8 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     from matcher.retrieval.encoders import open_encoder
     from matcher.retrieval.engine import MatchEngine, _CapabilityViews
 
-    caps = common.load_task(common.SBIR_FIRMS).capabilities[: args.capabilities]
-    demands = common.load_topics(args.stored)
+    caps, demands = common.sbir_corpus(args.capabilities, args.stored)
     print(common.describe_machine(info))
     print(f"model: {args.model}; {len(caps)} capabilities, {len(demands)} stored demands; "
           f"medians of {args.repeats} rounds", flush=True)

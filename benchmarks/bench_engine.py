@@ -17,7 +17,6 @@ Works in a surrogate cache (surrogate_cache.py) for timing; skips without ../sha
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -53,17 +52,7 @@ def passes(engine, demands, repeats: int) -> tuple[list[float], list[float], dic
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", default="minilm")
-    ap.add_argument("--capabilities", type=int, default=42461)
-    ap.add_argument("--stored", type=int, default=100)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--smoke", action="store_true", help=common.SMOKE_HELP)
-    ap.add_argument("--out", type=Path, help="JSON output (default: benchmarks/results/bench_engine_<model>.json)")
-    args = ap.parse_args(argv)
-    if args.smoke:
-        args.model, args.stored, args.repeats = "fake", 10, 1
-        common.start_smoke(f"bench_engine_{args.model}.json")
+    args = common.engine_bench_args(__doc__.split("\n\n")[0], "bench_engine", 3, argv)
     if common.missing_data(common.SBIR_FIRMS, common.SBIR_TOPICS):
         return 0
     common.setup_env()
@@ -72,8 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     from matcher.retrieval.engine import MatchEngine
     from matcher.retrieval.index import IndexParams, VectorIndex
 
-    caps = common.load_task(common.SBIR_FIRMS).capabilities[: args.capabilities]
-    demands = common.load_topics(args.stored)
+    caps, demands = common.sbir_corpus(args.capabilities, args.stored)
     texts = list(dict.fromkeys(c.full_text for c in caps))
     sur = common.surrogate_count(args.model, "passage", texts)
     print(common.describe_machine(info))

@@ -13,6 +13,7 @@ JSON says so, and its JSON never goes to `benchmarks/results/`.
 
 from __future__ import annotations
 
+import argparse
 import atexit
 import gzip
 import json
@@ -111,6 +112,29 @@ def load_topics(limit: int | None = None):
     """sbir-topics demands (real agency needs, no judgements)."""
     task = load_task(SBIR_TOPICS)
     return task.demands[:limit] if limit else task.demands
+
+
+def engine_bench_args(description: str, name: str, repeats: int, argv: list[str] | None) -> argparse.Namespace:
+    """The arguments of the in-process engine benchmarks over sbir-firms capabilities and stored
+    sbir-topics demands (`bench_engine`, `bench_demand_write`), `--smoke` applied: results go to
+    `results/<name>_<model>.json` unless `--out` says otherwise."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--model", default="minilm")
+    ap.add_argument("--capabilities", type=int, default=42461)
+    ap.add_argument("--stored", type=int, default=100)
+    ap.add_argument("--repeats", type=int, default=repeats)
+    ap.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
+    ap.add_argument("--out", type=Path, help=f"JSON output (default: benchmarks/results/{name}_<model>.json)")
+    args = ap.parse_args(argv)
+    if args.smoke:
+        args.model, args.stored, args.repeats = "fake", 10, 1
+        start_smoke(f"{name}_{args.model}.json")
+    return args
+
+
+def sbir_corpus(capabilities: int, stored: int) -> tuple[list, list]:
+    """The first `capabilities` sbir-firms capabilities and the first `stored` sbir-topics demands."""
+    return load_task(SBIR_FIRMS).capabilities[:capabilities], load_topics(stored)
 
 
 def pct(values: Sequence[float], q: float) -> float:
