@@ -59,17 +59,17 @@ def match_report(ctx: Context, query: Demand | str, opts: MatchOptions, *, show_
         rev = ctx.live.revision
         version, described = ctx.live.ranker_version, ctx.live.describe_engine()
     with ctx.db.connect() as conn:
-        prow = store.get_partners(conn, [m.partner_id for m in matches])
-        crow = store.get_capabilities(conn, [h.capability_id for m in matches for h in m.evidence])
+        prow = store.partner_headings(conn, [m.partner_id for m in matches])
+        titles = store.capability_titles(conn, [h.capability_id for m in matches for h in m.evidence])
         decided = feedback.latest_by_partner(conn, query.id) if isinstance(query, Demand) else {}
     rejected = {pid: f for pid, f in decided.items() if f["status"] == "rejected"}
     out: list[PartnerMatchPublic] = []
     for m in matches:
         partner = prow.get(m.partner_id)
-        evidence = [EvidencePublic(capability_id=h.capability_id, title=crow[h.capability_id]["title"],
+        evidence = [EvidencePublic(capability_id=h.capability_id, title=titles[h.capability_id],
                                    score=h.score, parts=parts_out(h.parts), shared_terms=list(h.shared_terms),
                                    fit=h.fit, label=h.label)
-                    for h in m.evidence if h.capability_id in crow]
+                    for h in m.evidence if h.capability_id in titles]
         if partner is None or not evidence:
             continue
         no = rejected.get(m.partner_id)

@@ -56,7 +56,7 @@ from matcher.retrieval.rank import (
 )
 from matcher.retrieval.reasons import demand_reason, partner_reason
 from matcher.retrieval.results import CapabilityHit, DemandHit, PartnerMatch, PartnerReport, ScoreParts
-from matcher.retrieval.text import Tokenizer, guess_language, is_chinese_word, shared_terms
+from matcher.retrieval.text import Tokenizer, guess_language, is_chinese_word, shared_terms, showable_terms
 from matcher.retrieval.vocabulary import TermVocabulary
 
 Query = Demand | str
@@ -217,10 +217,11 @@ class MatchEngine:
         if isinstance(query, Demand):
             (qvec,), (qtok,) = self._encode_queries([query])
             passages = None
+            qmat = self._query_matrix(query, qtok)
         else:
             qvec, passage, qtok = self._encode_typed(str(query))
             passages = passage[None, :]
-        qmat = self._caps.bm25.query_matrix([qtok])
+            qmat = self._caps.bm25.query_matrix([qtok])
         cand, fused = self._fused_capabilities(qvec, qtok, filters, qmat)
         partners, scores = aggregate(fused, self._partner_of_row, self.params.aggregation)
         default_scores = {int(p): float(sc) for p, sc in zip(partners, scores)}
@@ -240,6 +241,7 @@ class MatchEngine:
         score_of = {int(p): float(sc) for p, sc in zip(partners, scores)}
         surface = self._surface_map(query, qtok)
         weights = self._term_weights(qtok, self._caps)  # once per query, not once per evidence
+        qset = self._reason_terms(qtok, self._caps, weights)
         allowed = self._capability_mask(filters)
         at_candidate = {int(r): i for i, r in enumerate(fused.rows)}
         col_of_partner = {p: cols[j] for j, p in enumerate(ranked)}
@@ -248,11 +250,11 @@ class MatchEngine:
             pcols = col_of_partner[pnum]
             pcols = [c for c in pcols if allowed is None or allowed[rows[c]]] or list(pcols)
             cap_fit = self.calibrator.capability_fit(feats[0, pcols])
-            best = [pcols[i] for i in np.argsort(-cap_fit, kind="stable")[: self.params.evidence]]
+            best = np.argsort(-cap_fit, kind="stable")[: self.params.evidence]
             hits = tuple(
-                self._evidence_hit(int(rows[c]), feats[0, c], cand, fused, at_candidate.get(int(rows[c])), qtok,
-                                   surface, weights)
-                for c in best
+                self._evidence_hit(int(rows[pcols[i]]), feats[0, pcols[i]], float(cap_fit[i]), cand, fused,
+                                   at_candidate.get(int(rows[pcols[i]])), qset, surface, weights)
+                for i in best
             )
             pid = self._partner_ids[pnum]
             fit = fit_of[pnum]
@@ -290,11 +292,12 @@ class MatchEngine:
         (qvec,), (qtok,) = self._encode_queries([query])
         cand, fused = self._fused_capabilities(qvec, qtok, filters)
         surface, weights = self._surface_map(query, qtok), self._term_weights(qtok, self._caps)
+        qset = self._reason_terms(qtok, self._caps, weights)
         top = top_k(fused.score, k)
         ps = self._caps.pair_scores(qvec[None, :], self._caps.bm25.query_matrix([qtok]), fused.rows[top])
         ps = self._with_demand_view(ps, self._demand_side([query], qvec[None, :]), rows=fused.rows[top])
         fits = self.calibrator.capability_fit(features_of(ps))[0] if len(top) else []
-        return [self._capability_hit(cand, fused, int(i), qtok, surface, weights, float(f)) for i, f in zip(top, fits)]
+        return [self._capability_hit(cand, fused, int(i), qset, surface, weights, float(f)) for i, f in zip(top, fits)]
 
     def rank_partners_batch(
         self, queries: Sequence[Query], *, k: int = 10, filters: Filters | None = None, progress: Progress | None = None
@@ -474,10 +477,11 @@ class MatchEngine:
         fits = self.calibrator.capability_fit(features_of(ps))[:, 0] if len(dids) else np.zeros(0)
         surface = self._surface_map(text, tokens)
         weights = self._term_weights(tokens, self._dems)
+        qset = self._reason_terms(tokens, self._dems, weights)
         out = []
         for rank, i in enumerate(range(len(dids)), start=1):
             did = dids[i]
-            terms = self._display_terms(tokens, self._dems.tokens[self._dems.row_of[did]], surface, self._dems, weights,
+            terms = self._display_terms(qset, self._dems.tokens[self._dems.row_of[did]], surface, self._dems, weights,
                                         self.demands[did].full_text)
             out.append(self._demand_hit(did, rank, float(fits[i]), _pair_parts(ps, i, 0), terms, ""))
         return out
@@ -593,17 +597,16 @@ class MatchEngine:
         return CapabilityHit(cid, cap.partner_id, cap.title, float(fused.score[i]), _parts(cand, fused, i), terms,
                              fit, self.calibrator.label(fit))
 
-    def _evidence_hit(self, row: int, feats, cand: Candidates, fused: Fused, i: int | None, qtok, surface,
-                      weights) -> CapabilityHit:
+    def _evidence_hit(self, row: int, feats, fit: float, cand: Candidates, fused: Fused, i: int | None, qtok,
+                      surface, weights) -> CapabilityHit:
         """A partner's capability shown as a reason: score parts from the candidates when it is one
-        of them, else from its pair scores (fused 0: it was not among the query's candidates)."""
+        of them, else from its pair scores (fused 0: it was not among the query's candidates).
+        fit: the capability's fit from `feats`."""
         if i is not None:
-            return self._capability_hit(cand, fused, i, qtok, surface, weights,
-                                        float(self.calibrator.capability_fit(feats)))
+            return self._capability_hit(cand, fused, i, qtok, surface, weights, fit)
         cid = self._caps.ids[row]
         cap = self.capabilities[cid]
         terms = self._display_terms(qtok, self._caps.tokens[row], surface, self._caps, weights, cap.full_text)
-        fit = float(self.calibrator.capability_fit(feats))
         parts = ScoreParts(dense=float(feats[0]), lexical=float(cand.lexical_scale * feats[2]), dense_norm=0.0,
                            lexical_norm=0.0, lexical_weight=0.0, fused=0.0)
         return CapabilityHit(cid, cap.partner_id, cap.title, 0.0, parts, terms, fit, self.calibrator.label(fit))
@@ -751,6 +754,14 @@ class MatchEngine:
         self._views_cache = cache
         return cache.means, cache.spreads
 
+    def _query_matrix(self, demand: Demand, tokens: Sequence[str]) -> sp.csr_matrix:
+        """A demand's BM25 query row: kept for a stored, unchanged demand (its 400 words looked
+        up again were a twentieth of a stored demand's match)."""
+        stored = self.demands.get(demand.id)
+        if stored is not None and stored.full_text == demand.full_text:
+            return self._demand_query_block([demand.id])[1]
+        return self._caps.bm25.query_matrix([tokens])
+
     def _demand_query_block(self, demand_ids: Sequence[str]):
         """(query vectors (n, dim), BM25 query matrix over the capabilities) of stored demands:
         the demand side of every pair, whichever way it is searched."""
@@ -778,6 +789,8 @@ class MatchEngine:
                 self._demand_rows[demand_ids[i]] = (texts[i], fresh[j])
         if not demand_ids:
             return qvecs, bm.query_matrix([])
+        if len(demand_ids) == 1:
+            return qvecs, self._demand_rows[demand_ids[0]][1]
         return qvecs, sp.vstack([self._demand_rows[d][1] for d in demand_ids], format="csr")
 
     def _term_weights(self, qtok, coll: Collection) -> dict[str, float]:
@@ -786,14 +799,19 @@ class MatchEngine:
         idf = bm.idf()
         return {t: float(idf[j]) for t in set(qtok) if (j := bm.vocabulary_.get(t)) is not None}
 
+    def _reason_terms(self, qtok, coll: Collection, weights: dict[str, float]) -> frozenset[str]:
+        """The query's terms a reason could show against any document of `coll`, worked out once
+        for a query shown with many documents and passed to `_display_terms` as its tokens."""
+        return showable_terms(qtok, weights, _min_reason_idf(coll), self._vocabulary().shows)
+
     def _display_terms(
         self, qtok, dtok, surface: dict[str, str], coll: Collection, weights: dict[str, float] | None = None,
         doc_text: str | None = None,
     ) -> tuple[str, ...]:
-        """weights: `_term_weights(qtok, coll)` when the caller shows several hits for one query;
+        """qtok: the query's tokens, or its `_reason_terms` (with `weights` given);
+        weights: `_term_weights(qtok, coll)` when the caller shows several hits for one query;
         doc_text: the document's text, so a term must be a whole word of one side (see
         `shared_terms`)."""
-        bm = coll.bm25
         if weights is None:
             weights = self._term_weights(qtok, coll)
         vocab = self._vocabulary()
@@ -804,9 +822,8 @@ class MatchEngine:
             # A dictionary term both texts contain whole ("低温防腐涂层") is shown before its pieces.
             for term in vocab.compounds(whole & doc_whole):
                 compounds[term] = max((w for t, w in weights.items() if t in term and t != term), default=0.0)
-            whole = whole | doc_whole
-        # In a corpus of some size, a word in more than a tenth of the texts explains nothing.
-        min_idf = float(np.log1p(9.0)) if bm.n_docs_ >= 50 else 0.0
+            whole = _EitherSet(whole, doc_whole)
+        min_idf = _min_reason_idf(coll)
         compounds = {t: w for t, w in compounds.items() if w >= min_idf}
         terms = shared_terms(qtok, dtok, weights, min_idf=min_idf, whole_words=whole, compounds=compounds,
                              show=vocab.shows)
@@ -1037,10 +1054,28 @@ class _CapabilityViews:
         return cls(caps_key, dems_version, list(names), counts, squares, sums, means, spreads)
 
 
+def _min_reason_idf(coll: Collection) -> float:
+    """In a corpus of some size, a word in more than a tenth of the texts explains nothing."""
+    return float(np.log1p(9.0)) if coll.bm25.n_docs_ >= 50 else 0.0
+
+
 class _Surface(dict):
     """Stem -> surface word of one query, with the query's whole words (`whole`)."""
 
     whole: frozenset[str] | None = None
+
+
+class _EitherSet:
+    """Membership in either of two sets, without building their union (a union per shown
+    reason, of two texts' every word, was a tenth of a match's time)."""
+
+    __slots__ = ("a", "b")
+
+    def __init__(self, a: frozenset[str], b: frozenset[str]) -> None:
+        self.a, self.b = a, b
+
+    def __contains__(self, item: object) -> bool:
+        return item in self.a or item in self.b
 
 
 def _best_first(fits: NDArray[np.float64], ids: Sequence[str], k: int) -> list[int]:

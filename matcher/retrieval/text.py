@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from functools import lru_cache
 
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
@@ -198,13 +198,36 @@ class Tokenizer:
         return [self(t) for t in texts]
 
 
+def _showable(term: str, idf: dict[str, float], min_idf: float, show: Callable[[str], bool] | None) -> bool:
+    """`shared_terms`' tests of a term that do not depend on the other text."""
+    return (
+        not term.replace(".", "").isdigit()
+        and term not in REASON_STOP
+        and term not in UNIT_STOP
+        and not (len(term) == 1 and _CJK_RUN.match(term))  # a lone 至 ("to") explains nothing
+        and idf.get(term, min_idf) >= min_idf
+        and (show is None or show(term))
+    )
+
+
+def showable_terms(
+    tokens: Iterable[str], idf: dict[str, float] | None = None, min_idf: float = 0.0,
+    show: Callable[[str], bool] | None = None,
+) -> frozenset[str]:
+    """The query's tokens `shared_terms` could show whatever the document (same arguments): a
+    query shown with many documents passes this set instead of its tokens, and each document
+    tests only the words it shares."""
+    idf = idf or {}
+    return frozenset(t for t in set(tokens) if _showable(t, idf, min_idf, show))
+
+
 def shared_terms(
-    query_tokens: Sequence[str],
+    query_tokens: Sequence[str] | frozenset[str],
     doc_tokens: Sequence[str],
     idf: dict[str, float] | None = None,
     limit: int = 8,
     min_idf: float = 0.0,
-    whole_words: frozenset[str] | None = None,
+    whole_words: Container[str] | None = None,
     compounds: dict[str, float] | None = None,
     show: Callable[[str], bool] | None = None,
 ) -> tuple[str, ...]:
@@ -219,23 +242,20 @@ def shared_terms(
     `vocabulary.TermVocabulary`) with their weight, shown before their pieces; show: a last
     test of a term (`TermVocabulary.shows`: technical content only).
     """
-    idf = dict(idf or {})
-    for term, weight in (compounds or {}).items():
-        idf[term] = max(idf.get(term, 0.0), weight)
+    idf = idf or {}
+    if compounds:
+        idf = dict(idf)
+        for term, weight in compounds.items():
+            idf[term] = max(idf.get(term, 0.0), weight)
+    query_set = query_tokens if isinstance(query_tokens, (set, frozenset)) else set(query_tokens)
     common = {
         t
-        for t in set(query_tokens) & set(doc_tokens)
-        if not t.replace(".", "").isdigit()
-        and t not in REASON_STOP
-        and t not in UNIT_STOP
-        and (whole_words is None or t in whole_words)
-        and not (len(t) == 1 and _CJK_RUN.match(t))  # a lone 至 ("to") explains nothing
-        and (idf or {}).get(t, min_idf) >= min_idf
-        and (show is None or show(t))
+        for t in query_set.intersection(doc_tokens)
+        if (whole_words is None or t in whole_words) and _showable(t, idf, min_idf, show)
     } | {t for t in (compounds or {}) if show is None or show(t)}
     if not common:
         return ()
-    ordered = sorted(common, key=lambda t: (-(idf or {}).get(t, 0.0), -len(t), t))
+    ordered = sorted(common, key=lambda t: (-idf.get(t, 0.0), -len(t), t))
     kept: list[str] = []
     for term in ordered:
         if any(term in longer for longer in kept):
