@@ -199,13 +199,14 @@ class Tokenizer:
 
 
 def _showable(term: str, idf: dict[str, float], min_idf: float, show: Callable[[str], bool] | None) -> bool:
-    """`shared_terms`' tests of a term that do not depend on the other text."""
+    """`shared_terms`' tests of a term that do not depend on the other text (the cheapest and
+    most often failed first: a long query has hundreds of words, most of them common)."""
     return (
-        not term.replace(".", "").isdigit()
+        idf.get(term, min_idf) >= min_idf
         and term not in REASON_STOP
         and term not in UNIT_STOP
+        and not term.replace(".", "").isdigit()
         and not (len(term) == 1 and _CJK_RUN.match(term))  # a lone 至 ("to") explains nothing
-        and idf.get(term, min_idf) >= min_idf
         and (show is None or show(term))
     )
 

@@ -166,9 +166,12 @@ class TermVocabulary:
         vocab.shows("以下"), vocab.shows("哈尔滨"), vocab.shows("涂层")  -> False, False, True
     """
 
+    SHOWS_MEMO_SIZE = 200_000  # words whose `shows` answer is kept (a long query asks for hundreds)
+
     def __init__(self, terms: Iterable[str] = ()) -> None:
         self.terms = frozenset(terms) | industry_names()
         self._longest = max((len(t) for t in self.terms), default=0)
+        self._shows: dict[str, bool] = {}
 
     @classmethod
     def build(cls, texts: Iterable[str]) -> TermVocabulary:
@@ -198,6 +201,9 @@ class TermVocabulary:
 
     def shows(self, word: str) -> bool:
         """Whether `word` may be shown as a shared technical term."""
-        if word in self.terms:
-            return True
-        return not is_generic(word) and not is_place(word)
+        known = self._shows.get(word)
+        if known is None:
+            if len(self._shows) >= self.SHOWS_MEMO_SIZE:
+                self._shows = {}
+            known = self._shows[word] = word in self.terms or (not is_generic(word) and not is_place(word))
+        return known
