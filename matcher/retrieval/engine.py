@@ -870,7 +870,7 @@ class MatchEngine:
         stems = self.tokenizer(text) if stems is None else stems
         words = self._surface_tokenizer(text)
         surface = _Surface(zip(stems, words)) if len(stems) == len(words) else _Surface()
-        surface.whole = self._whole_words(text)
+        surface.whole = self._whole_words(text, stems)
         if len(self._surface_cache) >= SURFACE_CACHE_SIZE:
             self._surface_cache.clear()
         self._surface_cache[text] = surface  # a demand matched again skips tokenising it twice
