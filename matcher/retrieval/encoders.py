@@ -330,20 +330,22 @@ class OpenVinoEncoder(OnnxEncoder):
         queue = getattr(self._requests, "queue", None)
         if queue is None:
             queue = self._requests.queue = AsyncInferQueue(self._throughput_model())
-        out = np.zeros((len(ids), self.dim), np.float32)
+        slices: dict[int, NDArray[np.float32]] = {}
 
         def done(request, start: int) -> None:
-            vectors = request.get_output_tensor(0).data
-            out[start : start + len(vectors)] = vectors
+            slices[start] = request.get_output_tensor(0).data.copy()
 
         queue.set_callback(done)
         step = -(-len(ids) // len(queue))
-        for start in range(0, len(ids), step):
+        starts = range(0, len(ids), step)
+        for start in starts:
             width = int(mask[start : start + step].sum(axis=1).max())
             queue.start_async({"input_ids": ids[start : start + step, :width],
                                "attention_mask": mask[start : start + step, :width]}, start)
         queue.wait_all()
-        return out
+        if len(slices) != len(starts):  # a callback that failed leaves its slice out, never zeros
+            raise ModelUnavailableError(f"OpenVINO returned {len(slices)} of {len(starts)} parts of a batch")
+        return np.concatenate([slices[start] for start in starts])
 
     def _throughput_model(self):
         with self._lock:

@@ -86,6 +86,59 @@ def test_threads_each_get_their_own_request(tiny_as_minilm):
         np.testing.assert_allclose(vecs, want, atol=1e-6)
 
 
+def _batch_texts(n: int) -> list[str]:
+    return [f"{TEXTS[i % len(TEXTS)]} {i}" for i in range(n)]
+
+
+def test_large_batches_run_on_streams_and_agree_with_single_texts_in_every_thread(tiny_as_minilm):
+    from matcher.retrieval.encoders import OpenVinoEncoder, uncached
+
+    enc = uncached(load_encoder("minilm", backend="openvino"))
+    texts = _batch_texts(2 * OpenVinoEncoder.THROUGHPUT_MIN_TEXTS + 1)  # uneven slices
+    single = np.concatenate([enc.encode_documents([t]) for t in texts])
+    got, errors = {}, []
+
+    def encode(n: int) -> None:
+        try:
+            got[n] = enc.encode_documents(texts)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=encode, args=(n,)) for n in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and enc._throughput is not None  # the streams' compilation was used
+    for vecs in got.values():
+        assert vecs.shape == single.shape
+        assert (vecs * single).sum(1).min() > 0.999  # same texts, same order
+
+
+def test_a_lost_part_of_a_batch_is_an_error_not_zeros(tiny_as_minilm, monkeypatch):
+    import openvino
+
+    from matcher.retrieval.encoders import OpenVinoEncoder, uncached
+
+    class DroppingQueue(openvino.AsyncInferQueue):
+        """Never delivers the last part of a batch (the only part, with one stream)."""
+
+        def set_callback(self, callback):
+            def all_but_last(request, start):
+                if start + len(request.get_output_tensor(0).data) < self.total:
+                    callback(request, start)
+            super().set_callback(all_but_last)
+
+        def start_async(self, inputs, userdata):
+            self.total = userdata + len(inputs["input_ids"])
+            super().start_async(inputs, userdata)
+
+    monkeypatch.setattr(openvino, "AsyncInferQueue", DroppingQueue)
+    enc = uncached(load_encoder("minilm", backend="openvino"))
+    with pytest.raises(ModelUnavailableError, match="parts of a batch"):
+        enc.encode_documents(_batch_texts(OpenVinoEncoder.THROUGHPUT_MIN_TEXTS))
+
+
 def test_missing_runtime_says_what_to_install(monkeypatch):
     import builtins
 
