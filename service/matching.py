@@ -59,23 +59,25 @@ def match_report(ctx: Context, query: Demand | str, opts: MatchOptions, *, show_
         rev = ctx.live.revision
         version, described = ctx.live.ranker_version, ctx.live.describe_engine()
     with ctx.db.connect() as conn:
-        prow = store.partner_headings(conn, [m.partner_id for m in matches])
-        titles = store.capability_titles(conn, [h.capability_id for m in matches for h in m.evidence])
+        shown = store.shown_capabilities(conn, [h.capability_id for m in matches for h in m.evidence])
         decided = feedback.latest_by_partner(conn, query.id) if isinstance(query, Demand) else {}
     rejected = {pid: f for pid, f in decided.items() if f["status"] == "rejected"}
     out: list[PartnerMatchPublic] = []
     for m in matches:
-        partner = prow.get(m.partner_id)
-        evidence = [EvidencePublic(capability_id=h.capability_id, title=titles[h.capability_id],
+        # a partner is shown with its capabilities that still exist and are still its own
+        current = {h.capability_id: shown[h.capability_id] for h in m.evidence
+                   if h.capability_id in shown and shown[h.capability_id]["partner_id"] == m.partner_id}
+        evidence = [EvidencePublic(capability_id=h.capability_id, title=current[h.capability_id]["title"],
                                    score=h.score, parts=parts_out(h.parts), shared_terms=list(h.shared_terms),
                                    fit=h.fit, label=h.label)
-                    for h in m.evidence if h.capability_id in titles]
-        if partner is None or not evidence:
+                    for h in m.evidence if h.capability_id in current]
+        if not evidence:  # the partner, or all its shown capabilities, deleted meanwhile
             continue
+        partner = current[evidence[0].capability_id]
         no = rejected.get(m.partner_id)
         out.append(PartnerMatchPublic(
-            rank=len(out) + 1, partner_id=m.partner_id, partner_name=partner["name"],
-            partner_type=partner["type"], region=partner["region"], score=m.score,
+            rank=len(out) + 1, partner_id=m.partner_id, partner_name=partner["partner_name"],
+            partner_type=partner["partner_type"], region=partner["partner_region"], score=m.score,
             shared_terms=list(m.shared_terms), components=dict(m.components), evidence=evidence,
             fit=m.fit, label=m.label, reason=m.reason,
             rejected=no is not None, rejected_reason=(no["reason"] if no and show_reasons else ""),

@@ -177,13 +177,6 @@ def get_partners(conn: Connection, ids: Sequence[str]) -> dict[str, Row]:
     return _rows_by_id(conn, select(partners), partners.c.id, ids)
 
 
-def partner_headings(conn: Connection, ids: Sequence[str]) -> dict[str, Row]:
-    """id, name, type and region of the partners in `ids` that exist: what a match list shows
-    of a partner (reading whole rows, `extra` decoded, cost a stored match a millisecond)."""
-    stmt = select(partners.c.id, partners.c.name, partners.c.type, partners.c.region)
-    return _rows_by_id(conn, stmt, partners.c.id, ids)
-
-
 def list_partners(conn: Connection, *, partner_type: Sequence[str] = (), region: Sequence[str] = (),
                   q: str | None = None, limit: int, offset: int) -> tuple[list[Row], int]:
     where: list[ColumnElement] = []
@@ -238,10 +231,16 @@ def get_capabilities(conn: Connection, ids: Sequence[str]) -> dict[str, Row]:
     return _rows_by_id(conn, _capability_select(), capabilities.c.id, ids)
 
 
-def capability_titles(conn: Connection, ids: Sequence[str]) -> dict[str, str]:
-    """Titles of the capabilities in `ids` that exist (see `partner_headings`)."""
-    stmt = select(capabilities.c.id, capabilities.c.title)
-    return {cid: row["title"] for cid, row in _rows_by_id(conn, stmt, capabilities.c.id, ids).items()}
+def shown_capabilities(conn: Connection, ids: Sequence[str]) -> dict[str, Row]:
+    """What a match list shows of the capabilities in `ids` that exist, with their partner:
+    id, title, partner_id, partner_name, partner_type, partner_region. One query of the columns
+    shown (reading whole capability and partner rows, `extra` decoded, cost a stored-demand
+    match a millisecond)."""
+    stmt = select(capabilities.c.id, capabilities.c.title, capabilities.c.partner_id,
+                  partners.c.name.label("partner_name"), partners.c.type.label("partner_type"),
+                  partners.c.region.label("partner_region")).join(
+        partners, partners.c.id == capabilities.c.partner_id)
+    return _rows_by_id(conn, stmt, capabilities.c.id, ids)
 
 
 def list_capabilities(conn: Connection, *, partner_id: Sequence[str] = (), industry: Sequence[str] = (),
