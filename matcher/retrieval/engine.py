@@ -1066,8 +1066,8 @@ class _Surface(dict):
 
 
 class _EitherSet:
-    """Membership in either of two sets, without building their union (a union per shown
-    reason, of two texts' every word, was a tenth of a match's time)."""
+    """Membership in either of two sets, without building their union of two texts' every
+    word for each shown reason."""
 
     __slots__ = ("a", "b")
 

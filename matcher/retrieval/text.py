@@ -199,8 +199,7 @@ class Tokenizer:
 
 
 def _showable(term: str, idf: dict[str, float], min_idf: float, show: Callable[[str], bool] | None) -> bool:
-    """`shared_terms`' tests of a term that do not depend on the other text (the cheapest and
-    most often failed first: a long query has hundreds of words, most of them common)."""
+    """`shared_terms`' tests of a term that do not depend on the other text."""
     return (
         idf.get(term, min_idf) >= min_idf
         and term not in REASON_STOP
@@ -241,7 +240,8 @@ def shared_terms(
     texts (see `Tokenizer.whole_words`), not only a piece of longer words in both (哈尔 of
     齐齐哈尔 and 哈尔滨). compounds: dictionary terms both texts contain whole (see
     `vocabulary.TermVocabulary`) with their weight, shown before their pieces; show: a last
-    test of a term (`TermVocabulary.shows`: technical content only).
+    test of a term (`TermVocabulary.shows`: technical content only). query_tokens may be a set,
+    such as the query's `showable_terms` when it is shown with many documents.
     """
     idf = idf or {}
     if compounds:

@@ -235,7 +235,7 @@ def shown_capabilities(conn: Connection, ids: Sequence[str]) -> dict[str, Row]:
     """What a match list shows of the capabilities in `ids` that exist, with their partner:
     id, title, partner_id, partner_name, partner_type, partner_region. One query of the columns
     shown (reading whole capability and partner rows, `extra` decoded, cost a stored-demand
-    match a millisecond)."""
+    match most of a millisecond)."""
     stmt = select(capabilities.c.id, capabilities.c.title, capabilities.c.partner_id,
                   partners.c.name.label("partner_name"), partners.c.type.label("partner_type"),
                   partners.c.region.label("partner_region")).join(
