@@ -64,25 +64,30 @@ def test_the_same_calibration_gives_the_same_build(tiny_folder, tmp_path):
     assert (a / "model.bin").read_bytes() == (b / "model.bin").read_bytes()
 
 
-def test_threads_each_get_their_own_request(tiny_as_minilm):
-    enc = load_encoder("minilm", backend="openvino")
-    want = enc.encode_documents(TEXTS)
+def _in_threads(encode, threads: int, repeats: int = 1) -> list[np.ndarray]:
+    """`encode()` from `threads` threads at once, `repeats` times each: the last result of each."""
     got, errors = {}, []
 
-    def encode(n: int) -> None:
+    def run(n: int) -> None:
         try:
-            for _ in range(20):
-                got[n] = enc.encode_documents(TEXTS)
+            for _ in range(repeats):
+                got[n] = encode()
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=encode, args=(n,)) for n in range(4)]
-    for t in threads:
+    started = [threading.Thread(target=run, args=(n,)) for n in range(threads)]
+    for t in started:
         t.start()
-    for t in threads:
+    for t in started:
         t.join()
     assert not errors
-    for vecs in got.values():
+    return list(got.values())
+
+
+def test_threads_each_get_their_own_request(tiny_as_minilm):
+    enc = load_encoder("minilm", backend="openvino")
+    want = enc.encode_documents(TEXTS)
+    for vecs in _in_threads(lambda: enc.encode_documents(TEXTS), threads=4, repeats=20):
         np.testing.assert_allclose(vecs, want, atol=1e-6)
 
 
@@ -96,21 +101,9 @@ def test_large_batches_run_on_streams_and_agree_with_single_texts_in_every_threa
     enc = uncached(load_encoder("minilm", backend="openvino"))
     texts = _batch_texts(2 * OpenVinoEncoder.THROUGHPUT_MIN_TEXTS + 1)  # uneven slices
     single = np.concatenate([enc.encode_documents([t]) for t in texts])
-    got, errors = {}, []
-
-    def encode(n: int) -> None:
-        try:
-            got[n] = enc.encode_documents(texts)
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=encode, args=(n,)) for n in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors and enc._throughput is not None  # the streams' compilation was used
-    for vecs in got.values():
+    results = _in_threads(lambda: enc.encode_documents(texts), threads=3)
+    assert enc._throughput is not None  # the streams' compilation was used
+    for vecs in results:
         assert vecs.shape == single.shape
         assert (vecs * single).sum(1).min() > 0.999  # same texts, same order
 
