@@ -15,6 +15,7 @@ never seen by training or by the gate.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -78,17 +79,15 @@ def default_configs() -> list[Config]:
     three corrections of it (linear with L2 10 and 100, LightGBM). Judgements can teach a
     ranking from scratch, but where the default is already good (the demo corpus: nDCG@10 0.90,
     MRR 0.98) a correction, shrunk towards it, is the surer gain; the gate picks between them on
-    held-out demands. A
-    larger LightGBM replacement (300 trees of 15 leaves), tried before, was the worst of them on
-    the demo corpus, scifact and csl-disciplines alike when cross-validated without a gate
-    (docs/learning.md): with a few hundred judged demands it fits noise, and one more candidate
-    that can win the gate by chance costs the gate's other candidates."""
-    configs = [Config("linear", l2=1.0), Config("linear", l2=30.0)]
-    if lightgbm_available():
-        configs.append(Config("lightgbm", n_estimators=100, learning_rate=0.05, num_leaves=7))
-    return configs + [Config("linear", l2=10.0, prior=True), *outcome_configs(), *(
-        [Config("lightgbm", n_estimators=100, learning_rate=0.05, num_leaves=7, prior=True)]
-        if lightgbm_available() else [])]
+    held-out demands. A larger LightGBM replacement (300 trees of 15 leaves), tried before, was
+    the worst of them on the demo corpus, scifact and csl-disciplines alike when cross-validated
+    without a gate (docs/learning.md): with a few hundred judged demands it fits noise, and one
+    more candidate that can win the gate by chance costs the gate's other candidates."""
+    trees = [Config("lightgbm", n_estimators=100, learning_rate=0.05, num_leaves=7)] if lightgbm_available() else []
+    replacements = [Config("linear", l2=1.0), Config("linear", l2=30.0), *trees]
+    corrections = [Config("linear", l2=10.0, prior=True), *outcome_configs(),
+                   *(dataclasses.replace(t, prior=True) for t in trees)]
+    return replacements + corrections
 
 
 @dataclass
