@@ -7,7 +7,7 @@ and write a folder that `SentenceTransformer(folder)` loads with torch + transfo
 
     config.json, model.safetensors (fp32)         XLMRobertaModel
     tokenizer.json, tokenizer_config.json,         Unigram + a normaliser that reproduces e5.c
-    special_tokens_map.json
+    special_tokens_map.json, techmatch_normalization.json (e5.c's map, for unigram.py)
     modules.json, sentence_bert_config.json,       Transformer -> mean Pooling -> Normalize,
     1_Pooling/config.json, 2_Normalize/,           prompts "query: " / "passage: "
     config_sentence_transformers.json
@@ -46,10 +46,11 @@ from numpy.typing import NDArray
 
 from matcher.errors import InputError, ModelUnavailableError
 from matcher.fsutil import replace_dir
+from matcher.retrieval.unigram import NORMALIZATION_FILE
 
 WEIGHTS_NAME = "e5-small-q4.bin"
 BUILD_RECORD = "techmatch_build.json"
-BUILD_FORMAT = 1  # bump whenever the folder this module writes changes
+BUILD_FORMAT = 2  # bump whenever the folder this module writes changes (2: the normalisation map)
 MAGIC = b"E5S1"
 QK = 32  # weights per Q4_0 block
 Q4_BLOCK_BYTES = 18  # fp16 scale + 16 bytes of nibbles
@@ -60,7 +61,7 @@ PROMPTS = {"query": "query: ", "passage": "passage: "}
 REQUIRED_FILES = (
     "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
     "special_tokens_map.json", "modules.json", "sentence_bert_config.json",
-    "config_sentence_transformers.json", "1_Pooling/config.json", BUILD_RECORD,
+    "config_sentence_transformers.json", "1_Pooling/config.json", NORMALIZATION_FILE, BUILD_RECORD,
 )
 # e5.c layer tensor suffix -> XLMRobertaModel parameter (prefix encoder.layer.{i}.)
 LAYER_NAMES = {
@@ -560,6 +561,8 @@ def _write_folder(e5: E5File, out: Path) -> None:
     _write_json(out / "config.json", hf_config(e5.header, e5.vocab))
     save_file(hf_state_dict(e5), str(out / "model.safetensors"), metadata={"format": "pt"})
     build_tokenizer(e5.vocab, e5.norm_map).save(str(out / "tokenizer.json"))
+    # e5.c's map as it is, for `unigram.UnigramTokenizer` (the same ids in far less memory)
+    _write_json(out / NORMALIZATION_FILE, {"map": [[cp, out] for cp, out in sorted(e5.norm_map.items())]})
     tok_config, special_map = _tokenizer_configs(e5.vocab)
     _write_json(out / "tokenizer_config.json", tok_config)
     _write_json(out / "special_tokens_map.json", special_map)

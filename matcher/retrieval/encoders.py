@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 
 from matcher.errors import MatcherError, ModelUnavailableError, UnknownNameError
 from matcher.retrieval.cache import EmbeddingCache
+from matcher.retrieval.unigram import load_tokenizer
 from matcher.settings import BACKENDS, encoder_backend, techmatch_home, use_bfloat16
 
 DEFAULT_MODEL = "e5-multilingual-small"
@@ -244,18 +245,16 @@ class OnnxEncoder(BatchEncoder):
         return self._session
 
     def _open(self):
-        from matcher.retrieval.onnx_backend import MODEL_FILE, TOKENIZER_FILE, require_onnxruntime
+        from matcher.retrieval.onnx_backend import MODEL_FILE, require_onnxruntime
 
         ort = require_onnxruntime()
-        from tokenizers import Tokenizer
-
         options = ort.SessionOptions()
         if self.threads:
             options.intra_op_num_threads = self.threads
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
             session = ort.InferenceSession(str(self.folder / MODEL_FILE), options, providers=["CPUExecutionProvider"])
-            tokenizer = Tokenizer.from_file(str(self.folder / TOKENIZER_FILE))
+            tokenizer = load_tokenizer(self.folder)
         except Exception as exc:
             raise ModelUnavailableError(f"cannot load the ONNX model in {self.folder}: {exc}") from exc
         tokenizer.no_padding()
@@ -298,14 +297,12 @@ class OpenVinoEncoder(OnnxEncoder):
     THROUGHPUT_MIN_TEXTS = 8
 
     def _open(self):
-        from tokenizers import Tokenizer
-
-        from matcher.retrieval.onnx_backend import MODEL_FILES, TOKENIZER_FILE
+        from matcher.retrieval.onnx_backend import MODEL_FILES
         from matcher.retrieval.openvino_backend import compile_openvino
 
         compiled = compile_openvino(self.folder / MODEL_FILES["openvino-int8"], self.threads)
         try:
-            tokenizer = Tokenizer.from_file(str(self.folder / TOKENIZER_FILE))
+            tokenizer = load_tokenizer(self.folder)
         except Exception as exc:
             raise ModelUnavailableError(f"cannot load the tokenizer in {self.folder}: {exc}") from exc
         tokenizer.no_padding()

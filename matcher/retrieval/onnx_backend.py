@@ -33,6 +33,7 @@ from typing import Any
 
 from matcher.errors import InputError, ModelUnavailableError
 from matcher.fsutil import replace_dir
+from matcher.retrieval.unigram import NORMALIZATION_FILE
 
 BUILD_RECORD = "techmatch_build.json"
 BUILD_FORMAT = 1  # bump whenever the export or the quantisation recipe changes
@@ -43,7 +44,8 @@ PRECISIONS = ("int8", "float32", "openvino-int8")
 # The file a build's runtime opens: ONNX Runtime reads the ONNX graph, OpenVINO its own IR
 # (model.xml with its weights in model.bin beside it).
 MODEL_FILES = {"int8": MODEL_FILE, "float32": MODEL_FILE, "openvino-int8": "model.xml"}
-SOURCE_FILES = ("config.json", "model.safetensors", "tokenizer.json", "modules.json", "1_Pooling/config.json")
+SOURCE_FILES = ("config.json", "model.safetensors", "tokenizer.json", "modules.json", "1_Pooling/config.json",
+                NORMALIZATION_FILE)
 INSTALL_HINT = "install techmatch[onnx] (pip install onnxruntime onnx) to use the ONNX backend"
 
 
@@ -245,7 +247,9 @@ def build_onnx_folder(source: Path, dest: Path, *, precision: str = "int8", forc
             else:
                 record["quantisation"] = _quantize_int8(traced, tmp / MODEL_FILE)
             traced.unlink()
-        shutil.copyfile(source / TOKENIZER_FILE, tmp / TOKENIZER_FILE)
+        for name in (TOKENIZER_FILE, NORMALIZATION_FILE):  # the second: e5's, for `unigram.load_tokenizer`
+            if (source / name).is_file():
+                shutil.copyfile(source / name, tmp / name)
         record["source"] = _source_record(source)
         (tmp / BUILD_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")  # last
         for path in tmp.rglob("*"):

@@ -45,8 +45,9 @@ class PlainModel:
 
     def __init__(self, folder: str | Path, max_seq_length: int | None = None) -> None:
         import torch  # noqa: F401  (before transformers: its model classes need it)
-        from tokenizers import Tokenizer
         from transformers import AutoModel
+
+        from matcher.retrieval.unigram import load_tokenizer
 
         folder = Path(folder)
         sbert = _read_json(folder / "sentence_bert_config.json")
@@ -56,7 +57,7 @@ class PlainModel:
         # The folder's Normalize module (when it has one), then the encoder's own normalisation
         # (sentence-transformers' normalize_embeddings=True): normalising twice moves last bits.
         self.normalizations = 1 + any(m["type"].endswith(".Normalize") for m in modules)
-        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self.tokenizer = load_tokenizer(folder)
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_length=self.max_seq_length)
         pad = _special(folder, "pad_token")
