@@ -130,9 +130,6 @@ class SentenceTransformerEncoder(BatchEncoder):
 
         if plain_folder(Path(self.path)):  # the same embeddings without importing sentence-transformers
             try:
-                from transformers.utils import logging as hf_logging
-
-                hf_logging.disable_progress_bar()
                 model = PlainModel(self.path, self.max_seq_length)
             except ImportError as exc:  # pragma: no cover - dependency is declared
                 raise ModelUnavailableError("install transformers and torch to use real models") from exc

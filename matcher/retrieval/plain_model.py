@@ -7,8 +7,10 @@ with sentence-transformers 479 MB). For the folders techmatch builds and ships (
 small, MiniLM) the pipeline is short: tokenise (truncate, pad), the transformer, the mean of
 the token vectors under the attention mask, L2-normalise. `PlainModel` does exactly those
 steps, in sentence-transformers' order and precision (its rows sorted longest first, the mean
-summed in float32), with transformers' model class and the tokenizers library, so the
-embeddings are the same bits (`tests/retrieval/test_plain_model.py` compares them).
+summed in float32), so the embeddings are the same bits (`tests/retrieval/test_plain_model.py`
+compares them). The transformer is `transformer.TransformerEncoder` for BERT and XLM-RoBERTa
+(without importing transformers: another 104 MB), transformers' model class for anything else;
+the tokenizer `unigram.UnigramTokenizer` for e5, the tokenizers library's otherwise.
 
 Any other folder (other pooling, extra modules, lower-casing) goes through sentence-transformers.
 """
@@ -45,8 +47,8 @@ class PlainModel:
 
     def __init__(self, folder: str | Path, max_seq_length: int | None = None) -> None:
         import torch  # noqa: F401  (before transformers: its model classes need it)
-        from transformers import AutoModel
 
+        from matcher.retrieval.transformer import load_encoder
         from matcher.retrieval.unigram import load_tokenizer
 
         folder = Path(folder)
@@ -64,7 +66,7 @@ class PlainModel:
         self.pad_id = self.tokenizer.token_to_id(pad) if pad else None
         if self.pad_id is None:
             self.pad_id = 0
-        self.model = AutoModel.from_pretrained(str(folder))
+        self.model = load_encoder(folder) or _transformers_model(folder)
         self.model.eval()
 
     def token_count(self, text: str) -> int:
@@ -100,6 +102,15 @@ class PlainModel:
                 vectors = F.normalize(vectors, p=2, dim=-1)
             out = vectors.float().numpy()
         return np.ascontiguousarray(out[np.argsort(order)], dtype=np.float32)
+
+
+def _transformers_model(folder: Path):
+    """The folder's model through transformers (a kind `transformer.load_encoder` does not run)."""
+    from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # keeps service logs one JSON object a line
+    return AutoModel.from_pretrained(str(folder))
 
 
 def _read_json(path: Path) -> dict:

@@ -30,10 +30,13 @@ def _pairs(folder: Path, max_seq_length: int):
     from sentence_transformers import SentenceTransformer
 
     from matcher.retrieval.plain_model import PlainModel
+    from matcher.retrieval.transformer import TransformerEncoder
 
     reference = SentenceTransformer(str(folder), device="cpu")
     reference.max_seq_length = max_seq_length
-    return PlainModel(folder, max_seq_length), reference
+    plain = PlainModel(folder, max_seq_length)
+    assert isinstance(plain.model, TransformerEncoder)  # transformers' model class is only the reference
+    return plain, reference
 
 
 def _same_bits(plain, reference, batches) -> None:
@@ -72,17 +75,21 @@ def test_e5_same_embeddings_as_sentence_transformers(model_home, monkeypatch):
     folder = prepare_model("e5-multilingual-small")
     assert plain_folder(folder)
     plain, reference = _pairs(folder, 256)
+    from matcher.retrieval.unigram import UnigramTokenizer
+
+    assert isinstance(plain.tokenizer, UnigramTokenizer)  # the library's tokenizer is only the reference
     _same_bits(plain, reference, BATCHES)
 
 
 def test_the_service_encoder_does_not_import_sentence_transformers():
-    """What the memory saving rests on (a fresh interpreter: this one may have imported it)."""
+    """What the memory savings rest on (a fresh interpreter: this one may have imported them)."""
     import subprocess
     import sys
 
     code = ("import sys; from matcher.retrieval.encoders import load_encoder; "
             "e = load_encoder('minilm'); e.encode_documents(['a text']); "
-            "print(json.dumps(sorted(m for m in ('sentence_transformers', 'sklearn', 'pandas') if m in sys.modules)))")
+            "heavy = ('sentence_transformers', 'sklearn', 'pandas', 'transformers', 'sympy'); "
+            "print(json.dumps(sorted(m for m in heavy if m in sys.modules)))")
     out = subprocess.run([sys.executable, "-c", "import json; " + code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
 
