@@ -120,13 +120,14 @@ def corpus_terms(texts: Iterable[str], *, min_df: int = MIN_DF, max_df_share: fl
     df: Counter[str] = Counter()
     left: dict[str, set] = defaultdict(set)
     right: dict[str, set] = defaultdict(set)
-    tags = _tags()
+    tags: dict[str, str] = {}  # jieba's tags (40 MB), read at the first Chinese run: not for an English corpus
     inner: dict[str, bool] = {}  # word -> may stand inside a term
     n = 0
     for text in texts:
         n += 1
         seen: set[str] = set()
         for run in _CJK_RUN.findall(normalize(text)):
+            tags = tags or _tags()
             words = _segment(run)
             ok = [inner[w] if w in inner else inner.setdefault(w, _inner_word(w, tags)) for w in words]
             for i in range(len(words)):
