@@ -7,7 +7,7 @@ start-up and of its first requests, in one process (no HTTP, no other threads).
 
 Each line: VmRSS (anonymous and file-backed: model weights read through mmap are file pages),
 and VmHWM, the peak so far, from /proc/self/status. The steps are the service's own calls in
-its order (`service.jobs.live.LiveIndex` builds or loads the engine, prepares the reasons,
+its order (`service.jobs.live.LiveIndex` builds or loads the engine, prepares it (`MatchEngine.prepare`),
 saves, trims the C heap); `bench_online.py` measures the same process over HTTP with its
 request threads, which this does not.
 """
@@ -86,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         engine.upsert_demands(dems)
         del caps, dems, parts
         step("demands indexed")
-    engine.prepare_reasons()
-    step("reasons' dictionary")
+    engine.prepare()
+    step("prepared (reasons, postings, views)")
     try:
         from service.jobs.live import release_freed_memory
     except ImportError:  # a version before it

@@ -244,6 +244,11 @@ class BM25:
         self._idf = None
         return self
 
+    def prepare(self) -> None:
+        """Build the term-major postings now rather than at the first query."""
+        self._check_fitted()
+        self._postings()
+
     # -- helpers ---------------------------------------------------------------------------
     def _postings(self) -> sp.csr_matrix:
         """(n_terms, n_docs) term-major weights, built once per change of the documents."""

@@ -183,7 +183,7 @@ class LiveIndex:
                 try:
                     engine = MatchEngine.load(self.folder / "engine", self.encoder)
                     engine.reranker = self.reranker
-                    engine.prepare_reasons()
+                    engine.prepare()
                     self.engine = engine
                     self.revision = saved_rev
                     replayed = self._catch_up(rev) if saved_rev < rev else 0
@@ -206,7 +206,7 @@ class LiveIndex:
         params = EngineParams(index=IndexParams(kind=self.index_kind))
         engine = MatchEngine(self.encoder, params).fit(caps, dems, parts)
         engine.reranker = self.reranker
-        engine.prepare_reasons()  # before the engine is seen: readiness means reasons are ready too
+        engine.prepare()  # before the engine is seen: readiness means reasons are ready too
         self.engine = engine
         self.revision = rev
         counts = {"capabilities": len(caps), "demands": len(dems), "partners": len(parts)}
