@@ -97,12 +97,15 @@ class UnigramTokenizer:
                 or steps[0].get("replacement") != METASPACE or post.get("type") != "TemplateProcessing"):
             return None
         pieces = [(str(p), float(s)) for p, s in model["vocab"]]
-        specials = {t["content"]: int(t["id"]) for t in spec.get("added_tokens", [])
-                    if t.get("special") and not t.get("normalized")}
+        added = spec.get("added_tokens", [])
+        if any(not t.get("special") or t.get("normalized") or t.get("single_word") or t.get("lstrip")
+               or t.get("rstrip") for t in added):
+            return None  # matched otherwise than split off the raw text as they are
+        specials = {t["content"]: int(t["id"]) for t in added}
         single = [next(iter(item.values()))["id"] for item in post.get("single", [])]
         if len(single) != 3 or single[1] != "A" or not {single[0], single[2]} <= set(specials):
             return None
-        if not _sums_are_exact([s for _, s in pieces]):
+        if not _sums_are_exact([s for _, s in pieces]) or not {p for p, _ in pieces} - set(specials):
             return None
         normalization = {int(cp): str(out) for cp, out in table["map"]}
         return cls(pieces, unk_id=int(model["unk_id"]), bos_id=specials[single[0]], eos_id=specials[single[2]],

@@ -110,6 +110,10 @@ def test_other_folders_use_the_library(small_folder, tmp_path) -> None:
     (tmp_path / "tokenizer.json").write_text(json.dumps(spec), encoding="utf-8")
     (tmp_path / NORMALIZATION_FILE).write_text((small_folder / NORMALIZATION_FILE).read_text(encoding="utf-8"))
     assert UnigramTokenizer.from_folder(tmp_path) is None  # a pipeline it does not reproduce
+    spec = json.loads((small_folder / "tokenizer.json").read_text(encoding="utf-8"))
+    spec["added_tokens"][0]["lstrip"] = True
+    (tmp_path / "tokenizer.json").write_text(json.dumps(spec), encoding="utf-8")
+    assert UnigramTokenizer.from_folder(tmp_path) is None  # a special token matched with its spaces
 
 
 def test_inexact_scores_are_refused() -> None:
