@@ -29,13 +29,14 @@ from types import SimpleNamespace
 import numpy as np
 
 KINDS = {"bert", "xlm-roberta"}
-FLOAT_DTYPES = {"F32": np.float32, "F16": np.float16}
+FLOAT_DTYPES = {"F32": np.float32}  # float16 weights (a half-precision model) are left to transformers
 
 
 def mapped_tensors(path: Path) -> dict | None:
-    """The floating-point tensors of a safetensors file as torch tensors over a copy-on-write
-    mapping of it (other dtypes, such as a stored position-id buffer, are left out), or None
-    when the file is missing, unreadable or a tensor is not aligned for its dtype.
+    """The float32 tensors of a safetensors file as torch tensors over a copy-on-write mapping
+    of it (other dtypes, such as a stored position-id buffer, are left out: a weight the forward
+    pass needs is then missing, and `load_encoder` declines), or None when the file is missing,
+    unreadable or a tensor is not aligned for its dtype.
 
     The format: an 8-byte little-endian header length, a JSON header (each tensor's dtype,
     shape and byte range after the header), the data. A rebuilt model is a new file (builds

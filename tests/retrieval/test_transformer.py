@@ -80,3 +80,12 @@ def test_a_missing_weight_is_left_to_transformers(tmp_path):
     save_file(tensors, str(tmp_path / "model.safetensors"))
     assert load_encoder(tmp_path) is None
     assert load_encoder(tmp_path / "missing") is None
+
+
+def test_half_precision_weights_are_left_to_transformers(tmp_path):
+    from safetensors.torch import save_file
+
+    _save(tmp_path, "bert")
+    tensors = {k: v.half() for k, v in mapped_tensors(tmp_path / "model.safetensors").items()}
+    save_file(tensors, str(tmp_path / "model.safetensors"))
+    assert load_encoder(tmp_path) is None
