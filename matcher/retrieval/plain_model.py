@@ -46,7 +46,7 @@ class PlainModel:
     """Embeddings of texts from a folder `plain_folder` accepts."""
 
     def __init__(self, folder: str | Path, max_seq_length: int | None = None) -> None:
-        import torch  # noqa: F401  (before transformers: its model classes need it)
+        import torch  # noqa: F401  (first: the forward pass and transformers' model classes need it)
 
         from matcher.retrieval.transformer import load_encoder
         from matcher.retrieval.unigram import load_tokenizer
