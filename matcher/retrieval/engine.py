@@ -834,8 +834,8 @@ class MatchEngine:
         """Build now what the first match would build: the reasons' dictionary, the term-major
         postings of both collections, the partners' rows and the capabilities' views of the
         demands. A service calls it while starting, before handing the heap's free pages back:
-        built during the first requests instead, their temporaries stayed in the heap (about
-        60 MB at 42k capabilities) and the first request waited for them."""
+        built during the first requests instead, their temporaries stayed in the heap (10-20 MB
+        at 42k capabilities, docs/performance.md) and the first request waited for them."""
         self.prepare_reasons()
         for coll in (self._caps, self._dems):
             if len(coll):
