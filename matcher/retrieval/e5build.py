@@ -46,7 +46,7 @@ from numpy.typing import NDArray
 
 from matcher.errors import InputError, ModelUnavailableError
 from matcher.fsutil import replace_dir
-from matcher.retrieval.unigram import NORMALIZATION_FILE
+from matcher.retrieval.unigram import NORMALIZATION_FILE, code_point_ranges
 
 WEIGHTS_NAME = "e5-small-q4.bin"
 BUILD_RECORD = "techmatch_build.json"
@@ -333,13 +333,7 @@ def hf_state_dict(e5: E5File) -> dict[str, NDArray[np.float32]]:
 
 def _char_class(cps: Iterable[int], negate: bool = False) -> str:
     """An Oniguruma character class matching exactly the code points `cps` (as ranges)."""
-    ranges: list[list[int]] = []
-    for cp in sorted(set(cps)):
-        if ranges and cp == ranges[-1][1] + 1:
-            ranges[-1][1] = cp
-        else:
-            ranges.append([cp, cp])
-    body = "".join(f"\\x{{{a:X}}}" if a == b else f"\\x{{{a:X}}}-\\x{{{b:X}}}" for a, b in ranges)
+    body = "".join(f"\\x{{{a:X}}}" if a == b else f"\\x{{{a:X}}}-\\x{{{b:X}}}" for a, b in code_point_ranges(cps))
     return f"[{'^' if negate else ''}{body}]"
 
 

@@ -70,8 +70,7 @@ class TransformerEncoder:
     def __init__(self, config: dict, weights: dict) -> None:
         self.kind = config["model_type"]
         self.config = SimpleNamespace(hidden_size=int(config["hidden_size"]))
-        self.heads = int(config["num_attention_heads"])
-        self.head_size = self.config.hidden_size // self.heads
+        self.head_size = self.config.hidden_size // int(config["num_attention_heads"])
         self.scaling = self.head_size**-0.5  # as transformers computes it
         self.eps = float(config["layer_norm_eps"])
         self.pad = int(config.get("pad_token_id") or 0)
@@ -114,8 +113,7 @@ class TransformerEncoder:
                    .view(*shape).transpose(1, 2) for n in ("query", "key", "value"))
         att = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, dropout_p=0.0, scale=self.scaling,
                                              is_causal=False)
-        att = att.reshape(att.shape[0], -1, length, v.shape[-1]).transpose(1, 2).contiguous()
-        att = att.reshape(batch, length, -1).contiguous()
+        att = att.transpose(1, 2).contiguous().reshape(batch, length, -1)
         att = F.linear(att, w[f"{p}attention.output.dense.weight"], w[f"{p}attention.output.dense.bias"])
         att = F.layer_norm(att + hidden, size, w[f"{p}attention.output.LayerNorm.weight"],
                            w[f"{p}attention.output.LayerNorm.bias"], self.eps)

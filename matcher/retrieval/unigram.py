@@ -76,7 +76,7 @@ class UnigramTokenizer:
         self._unknown = re.compile("([^" + "".join(_class_ranges(known)) + "])")
         self._specials = re.compile("(" + "|".join(re.escape(s) for s in sorted(specials, key=len, reverse=True))
                                     + ")") if specials else None
-        self._table = {cp: out for cp, out in normalization.items()}
+        self._table = dict(normalization)
         self._words: dict[str, tuple[int, ...]] = {}
         self._words_lock = threading.Lock()
 
@@ -228,15 +228,20 @@ def _sums_are_exact(scores: Sequence[float]) -> bool:
     return max(abs(v) for v in values) * MAX_EXACT_CHARS * denominator < 2**53
 
 
-def _class_ranges(chars) -> list[str]:
-    """A regular-expression character class body matching exactly `chars`."""
+def code_point_ranges(cps) -> list[tuple[int, int]]:
+    """Sorted, merged (first, last) runs of the code points `cps`."""
     ranges: list[list[int]] = []
-    for cp in sorted(ord(c) for c in chars):
+    for cp in sorted(set(cps)):
         if ranges and cp == ranges[-1][1] + 1:
             ranges[-1][1] = cp
         else:
             ranges.append([cp, cp])
-    return [f"\\U{a:08x}" if a == b else f"\\U{a:08x}-\\U{b:08x}" for a, b in ranges]
+    return [(a, b) for a, b in ranges]
+
+
+def _class_ranges(chars) -> list[str]:
+    """A regular-expression character class body matching exactly `chars`."""
+    return [f"\\U{a:08x}" if a == b else f"\\U{a:08x}-\\U{b:08x}" for a, b in code_point_ranges(map(ord, chars))]
 
 
 def load_tokenizer(folder: str | Path):
