@@ -80,10 +80,14 @@ def main(argv: list[str] | None = None) -> int:
             caps, dems, parts = store.all_records(conn)
         step(f"records read ({len(caps)} capabilities)")
         engine = MatchEngine(live.encoder, EngineParams(index=IndexParams(kind=settings.index)))
+        # MatchEngine.fit's order, a step at a time: both sides encoded, then both indexed.
+        cap_vectors = live.encoder.encode_documents([c.full_text for c in caps])
+        dem_vectors = live.encoder.encode_documents([d.full_text for d in dems])
+        step("both sides encoded (or read from the cache)")
         engine.upsert_partners(parts)
-        engine.upsert_capabilities(caps)
+        engine.upsert_capabilities(caps, vectors=cap_vectors)
         step("capabilities indexed")
-        engine.upsert_demands(dems)
+        engine.upsert_demands(dems, vectors=dem_vectors)
         del caps, dems, parts
         step("demands indexed")
     engine.prepare()

@@ -36,6 +36,7 @@ EXACT_SCORES_PER_BLOCK = 16_000_000  # query x row scores held at once by exact 
 
 LANGUAGE_PRIOR_ROWS = 4
 JOURNAL_ROWS = 4096  # rows of recent language-statistics changes kept for `changes_since`
+STATS_BLOCK = 4096  # rows converted to float64 at a time for the language statistics
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,12 @@ class Collection:
         self.ids.extend(ids)
         self.row_of.update({rid: int(r) for rid, r in zip(ids, rows)})
         self.tokens.extend(interned(t) for t in tokens)
-        self._vectors = np.vstack([self._vectors, np.asarray(vectors, dtype=np.float32)])
+        if start == 0 and not len(self._vectors):
+            # The first load keeps the caller's array (when already float32 and contiguous)
+            # instead of a copy: a second 65 MB at 42k capabilities at the height of a start.
+            self._vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        else:
+            self._vectors = np.vstack([self._vectors, np.asarray(vectors, dtype=np.float32)])
         self._alive = np.concatenate([self._alive, np.ones(len(ids), dtype=bool)])
         langs = list(languages) if languages is not None else [""] * len(ids)
         self.langs.extend(langs)
@@ -193,17 +199,22 @@ class Collection:
             self.tokens[r] = []
 
     def _count_languages(self, langs: Sequence[str], vectors: NDArray[np.floating], sign: int) -> None:
-        """vectors: the rows' vectors as given; each language's rows are summed in float64, one
-        language's copy at a time (a float64 copy of all rows, then each language's, held 260 MB
-        at 42k capabilities while a service started)."""
+        """vectors: the rows' vectors as given; each language's rows are summed in float64, a
+        block of STATS_BLOCK rows at a time (a float64 copy of all rows, then each language's,
+        held 260 MB at 42k capabilities while a service started; a copy of one language's, 130 MB)."""
         version = self.version + 1
         keep = len(langs) <= JOURNAL_ROWS  # a bulk load is not kept: nothing could follow it cheaply
         changes = []
         for lang in set(langs):
             pick = np.fromiter((lg == lang for lg in langs), dtype=bool, count=len(langs))
-            v = (vectors if pick.all() else vectors[pick]).astype(np.float64)
-            total = self._lang_sum.get(lang, np.zeros(self.dim)) + sign * v.sum(axis=0)
-            outer = self._lang_outer.get(lang, np.zeros((self.dim, self.dim))) + sign * (v.T @ v)
+            row_sum, row_outer = np.zeros(self.dim), np.zeros((self.dim, self.dim))
+            for start in range(0, len(pick), STATS_BLOCK):
+                block = slice(start, start + STATS_BLOCK)
+                v = np.asarray(vectors[block][pick[block]], dtype=np.float64)
+                row_sum += v.sum(axis=0)
+                row_outer += v.T @ v
+            total = self._lang_sum.get(lang, np.zeros(self.dim)) + sign * row_sum
+            outer = self._lang_outer.get(lang, np.zeros((self.dim, self.dim))) + sign * row_outer
             count = self._lang_count.get(lang, 0) + sign * int(pick.sum())
             if count > 0:
                 self._lang_sum[lang], self._lang_outer[lang], self._lang_count[lang] = total, outer, count
@@ -211,7 +222,7 @@ class Collection:
                 for table in (self._lang_sum, self._lang_outer, self._lang_count):
                     table.pop(lang, None)
             if keep:
-                changes.append((version, lang, v.astype(np.float32), sign))
+                changes.append((version, lang, np.asarray(vectors[pick], dtype=np.float32), sign))
         self._record(version, changes, complete=keep)
         self._lang_cache = None  # languages changed: recompute stats and row index on next search
         self.version = version

@@ -143,25 +143,47 @@ class MatchEngine:
         partners: Sequence[Partner] = (),
         progress: Progress | None = None,
     ) -> MatchEngine:
-        """Index everything (encodes what the embedding cache does not already hold)."""
+        """Index everything (encodes what the embedding cache does not already hold).
+
+        Both sides are encoded before either is indexed: the memory the encoder's activations
+        held is free again (and reused) when the token lists and postings grow, instead of
+        coming on top of them when the demands were encoded after the capabilities' index
+        (docs/performance.md, session 13). Duplicates are refused before anything is encoded."""
+        _no_duplicates(capabilities, "capability")
+        _no_duplicates(demands, "demand")
+        cap_vectors = self._document_vectors([c.full_text for c in capabilities], progress)
+        dem_vectors = self._document_vectors([d.full_text for d in demands], progress)
         self.upsert_partners(partners)
-        self.upsert_capabilities(capabilities, progress)
-        self.upsert_demands(demands, progress)
+        self.upsert_capabilities(capabilities, vectors=cap_vectors)
+        self.upsert_demands(demands, vectors=dem_vectors)
         return self
+
+    def _document_vectors(self, texts: list[str], progress: Progress | None) -> NDArray[np.float32]:
+        if not texts:
+            return np.zeros((0, self.encoder.dim), dtype=np.float32)
+        return self.encoder.encode_documents(texts, progress) if progress else self.encoder.encode_documents(texts)
 
     def upsert_partners(self, partners: Iterable[Partner]) -> None:
         for p in partners:
             self.partners[p.id] = p
             self._partner_number(p.id)
 
-    def upsert_capabilities(self, capabilities: Sequence[Capability], progress: Progress | None = None) -> None:
+    def upsert_capabilities(
+        self,
+        capabilities: Sequence[Capability],
+        progress: Progress | None = None,
+        *,
+        vectors: NDArray[np.float32] | None = None,
+    ) -> None:
+        """Add or replace capabilities; `vectors`, when given, are their documents' embeddings."""
         if not capabilities:
             return
         _no_duplicates(capabilities, "capability")
         for p in partners_from_capabilities(list(capabilities)):
             self.partners.setdefault(p.id, p)
         texts = [c.full_text for c in capabilities]
-        vectors = self.encoder.encode_documents(texts, progress) if progress else self.encoder.encode_documents(texts)
+        if vectors is None:
+            vectors = self._document_vectors(texts, progress)
         self._caps.add(
             [c.id for c in capabilities], self.tokenizer_batch(texts), vectors, _languages(capabilities, texts)
         )
@@ -172,12 +194,20 @@ class MatchEngine:
         self._partner_of_row = grown
         self.capabilities.update({c.id: c for c in capabilities})
 
-    def upsert_demands(self, demands: Sequence[Demand], progress: Progress | None = None) -> None:
+    def upsert_demands(
+        self,
+        demands: Sequence[Demand],
+        progress: Progress | None = None,
+        *,
+        vectors: NDArray[np.float32] | None = None,
+    ) -> None:
+        """Add or replace demands; `vectors`, when given, are their documents' embeddings."""
         if not demands:
             return
         _no_duplicates(demands, "demand")
         texts = [d.full_text for d in demands]
-        vectors = self.encoder.encode_documents(texts, progress) if progress else self.encoder.encode_documents(texts)
+        if vectors is None:
+            vectors = self._document_vectors(texts, progress)
         self._dems.add([d.id for d in demands], self.tokenizer_batch(texts), vectors, _languages(demands, texts))
         self.demands.update({d.id: d for d in demands})
 

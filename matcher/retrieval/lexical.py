@@ -23,6 +23,7 @@ from matcher.retrieval.text import Tokenizer
 
 DENSE_QUERIES = 8  # `score_rows` accumulates postings for up to this many queries...
 DENSE_ROW_SHARE = 16  # ...when they ask for at least 1/16 of the documents
+ADD_BLOCK = 4096  # documents turned into term weights at a time
 
 
 class BM25:
@@ -55,22 +56,16 @@ class BM25:
         # int32 numbers (scipy's CSR indices are int32 below 2**31 anyway): at 42k texts the
         # int64 (row, term) pairs of every token occurrence were 86 MB of a start-up's peak.
         index = np.int32 if max(len(vocab) + int(lengths.sum()), len(docs)) < 2**31 else np.int64
-        term_ids = np.fromiter(
-            (vocab.setdefault(tok, len(vocab)) for tokens in docs for tok in tokens),
-            dtype=index,
-            count=int(lengths.sum()),
-        )
+        # A block of documents at a time: the (row, term) pair of every token occurrence and
+        # scipy's copies of them while it sums duplicates lived at once for a whole corpus, about
+        # 200 MB of a first start's peak at 42k capabilities; a block's are a few MB.
+        blocks = [
+            self._term_weights_block(docs[start : start + ADD_BLOCK], lengths[start : start + ADD_BLOCK], index)
+            for start in range(0, len(docs), ADD_BLOCK)
+        ]
         n_new, n_terms = len(docs), len(vocab)
-        # COO -> CSR sums the repeated (row, term) pairs: the term frequencies.
-        tf = sp.csr_matrix(
-            (np.ones(len(term_ids), dtype=np.float32), (np.repeat(np.arange(n_new, dtype=index), lengths), term_ids)),
-            shape=(n_new, n_terms),
-        )
-        tf.sum_duplicates()
-        norm = self.k1 * (1 - self.b + self.b * lengths / self.avgdl_)
-        counts = tf.data.astype(np.float64)
-        tf.data = (counts * (self.k1 + 1) / (counts + np.repeat(norm, np.diff(tf.indptr)))).astype(np.float32)
-        added = tf
+        added = _stack_rows(blocks, n_terms, index) if blocks else sp.csr_matrix((0, n_terms), dtype=np.float32)
+        del blocks
         old = self.weights_
         if old.shape[1] < n_terms:
             old = sp.csr_matrix((old.data, old.indices, old.indptr), shape=(old.shape[0], n_terms))
@@ -80,6 +75,24 @@ class BM25:
         self.n_docs_ += n_new
         self._weights_t = None
         self._idf = None
+
+    def _term_weights_block(self, docs: Sequence[Sequence[str]], lengths: NDArray[np.int64], index) -> sp.csr_matrix:
+        """The saturated term weights of some documents, one row each, in CSR over the terms
+        known so far (adding the new ones to the vocabulary)."""
+        vocab = self.vocabulary_
+        term_ids = np.fromiter(
+            (vocab.setdefault(tok, len(vocab)) for tokens in docs for tok in tokens),
+            dtype=index,
+            count=int(lengths.sum()),
+        )
+        # COO -> CSR sums the repeated (row, term) pairs: the term frequencies.
+        rows = np.repeat(np.arange(len(docs), dtype=index), lengths)
+        tf = sp.csr_matrix((np.ones(len(term_ids), dtype=np.float32), (rows, term_ids)), shape=(len(docs), len(vocab)))
+        tf.sum_duplicates()
+        norm = self.k1 * (1 - self.b + self.b * lengths / self.avgdl_)
+        counts = tf.data.astype(np.float64)
+        tf.data = (counts * (self.k1 + 1) / (counts + np.repeat(norm, np.diff(tf.indptr)))).astype(np.float32)
+        return tf
 
     def forget_rows(self, rows: NDArray[np.int64]) -> None:
         """Remove these rows from the document frequencies (the caller masks them from results)."""
@@ -263,3 +276,15 @@ class BM25:
     def _check_fitted(self) -> None:
         if not hasattr(self, "weights_"):
             raise NotFittedError("BM25 is not fitted: call fit() or fit_tokens() first")
+
+
+def _stack_rows(blocks: list[sp.csr_matrix], n_terms: int, index) -> sp.csr_matrix:
+    """CSR blocks of consecutive rows (each over the terms known when it was made) as one
+    matrix over `n_terms` columns; the same arrays `sp.vstack` would give, built directly."""
+    row_nnz = np.concatenate([np.diff(b.indptr) for b in blocks])
+    indptr = np.zeros(len(row_nnz) + 1, dtype=index)
+    np.cumsum(row_nnz, out=indptr[1:])
+    data = np.concatenate([b.data for b in blocks])
+    indices = np.concatenate([b.indices.astype(index, copy=False) for b in blocks])
+    return sp.csr_matrix((data, indices, indptr), shape=(len(row_nnz), n_terms))
+

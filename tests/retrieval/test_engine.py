@@ -187,6 +187,39 @@ def test_k_of_one_returns_exactly_one(engine):
     assert [len(r) for r in engine.rank_partners_batch(["低温防腐涂层", "OPO"], k=1)] == [1, 1]
 
 
+class _IndexWatchingEncoder(FakeEncoder):
+    """The fake encoder, noting how many rows the engine had indexed at each call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.engine: MatchEngine | None = None
+        self.indexed_at_calls: list[int] = []
+
+    def encode_documents(self, texts, progress=None):
+        self.indexed_at_calls.append(len(self.engine.capabilities) + len(self.engine.demands))
+        return super().encode_documents(texts, progress)
+
+
+def test_fit_encodes_both_sides_before_indexing_either():
+    """The encoder's activations are gone before the index grows, so a start's peak memory is
+    the larger of the two and not their sum; and a failure while encoding leaves nothing half-built."""
+    encoder = _IndexWatchingEncoder()
+    engine = MatchEngine(encoder)
+    encoder.engine = engine
+    engine.fit(CAPS, DEMANDS, PARTNERS)
+    assert encoder.indexed_at_calls == [0, 0]
+    assert [m.partner_id for m in engine.match_partners(DEMANDS[0].full_text, k=1)] == ["p1"]
+    plain = MatchEngine(FakeEncoder()).fit(CAPS, DEMANDS, PARTNERS)
+    assert engine.match_partners(DEMANDS[0].full_text) == plain.match_partners(DEMANDS[0].full_text)
+
+
+def test_fit_rejects_duplicate_demands_before_encoding_anything():
+    encoder = _CountingEncoder()
+    with pytest.raises(MatcherError, match="duplicate demand id 'd1'"):
+        MatchEngine(encoder).fit(CAPS, [DEMANDS[0], DEMANDS[0]], PARTNERS)
+    assert encoder.counts["passage"] == 0
+
+
 class _CountingEncoder(FakeEncoder):
     """The fake encoder, counting the texts of each side it encodes; prefixes optional (e5 has
     them, MiniLM not)."""

@@ -114,3 +114,24 @@ def test_score_rows_gives_the_same_bits_by_either_route(monkeypatch):
     sliced = bm.score_rows(qmat, rows)
     assert dense.dtype == sliced.dtype == np.float32
     assert np.array_equal(dense, sliced) and dense.any()
+
+
+@pytest.mark.parametrize("block", [1, 2, 3, 1000])
+def test_documents_weighted_in_blocks_give_the_same_bits_as_all_at_once(monkeypatch, block):
+    """Blocks keep a first start's memory down; the matrix, vocabulary and frequencies must not
+    depend on where they are cut (empty documents and a term first seen in a later block too)."""
+    import matcher.retrieval.lexical as lexical
+
+    docs = [*DOCS, [], ["new", "rail", "new"], ["powder"], [], ["weld", "later", "coat"]]
+    whole = BM25().fit_tokens(docs)
+    monkeypatch.setattr(lexical, "ADD_BLOCK", block)
+    cut = BM25().fit_tokens(docs)
+    cut.partial_add([["later", "again"], []])
+    whole.partial_add([["later", "again"], []])
+    assert cut.vocabulary_ == whole.vocabulary_
+    np.testing.assert_array_equal(cut.doc_freq_, whole.doc_freq_)
+    for name in ("data", "indices", "indptr"):
+        a, b = getattr(cut.weights_, name), getattr(whole.weights_, name)
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), name
+    assert cut.weights_.shape == whole.weights_.shape == (len(docs) + 2, len(whole.vocabulary_))
+    assert BM25().fit_tokens([]).weights_.shape == (0, 0)

@@ -89,3 +89,22 @@ def test_half_precision_weights_are_left_to_transformers(tmp_path):
     tensors = {k: v.half() for k, v in mapped_tensors(tmp_path / "model.safetensors").items()}
     save_file(tensors, str(tmp_path / "model.safetensors"))
     assert load_encoder(tmp_path) is None
+
+
+def test_token_rows_are_read_from_the_file_not_the_mapping(tmp_path):
+    """The token table is read row by row (a mapped row would bring its 64 KB neighbourhood into
+    resident memory); the rows are the table's, in any shape and order, repeated or not."""
+    from matcher.retrieval.transformer import RowReader
+
+    _save(tmp_path, "bert")
+    ours = load_encoder(tmp_path)
+    assert isinstance(ours.tokens, RowReader)
+    table = mapped_tensors(tmp_path / "model.safetensors")["embeddings.word_embeddings.weight"]
+    ids = torch.tensor([[39, 0, 5, 5], [7, 39, 1, 2]])
+    rows = ours.tokens.take(ids)
+    assert rows.shape == (2, 4, 32) and rows.dtype == torch.float32
+    assert torch.equal(rows, torch.nn.functional.embedding(ids, table))
+    assert ours.tokens.take(torch.zeros((1, 0), dtype=torch.long)).shape == (1, 0, 32)
+    for bad in (40, -1):
+        with pytest.raises(IndexError, match="the table has 40 rows"):
+            ours.tokens.take(torch.tensor([[3, bad]]))
