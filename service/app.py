@@ -23,7 +23,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import IntegrityError
 from threadpoolctl import threadpool_limits
 
-from service.deps import Context, known_query_parameters
+from service.deps import Context, declared_query_table, known_query_parameters
 from service.errors import install_error_handlers
 from service.jobs import learning as learning_jobs
 from service.jobs.conference import ConferenceJobs
@@ -111,6 +111,7 @@ def create_app(settings: Settings | None = None, *, encoder=None) -> FastAPI:
         """In the background: the API answers (/healthz, lists) while the model loads and the
         index is built; matching answers 503 and /readyz says why until it is done."""
         try:
+            declared_query_table(app)  # not at the first request with a query, on the event loop
             if live.encoder is None:
                 from matcher.retrieval.encoders import open_encoder
 
