@@ -28,7 +28,7 @@ from service.errors import install_error_handlers
 from service.jobs import learning as learning_jobs
 from service.jobs.conference import ConferenceJobs
 from service.jobs.landscape import LandscapeCache
-from service.jobs.live import LiveIndex, limit_malloc_arenas
+from service.jobs.live import LiveIndex, limit_malloc_arenas, open_service_encoder
 from service.middleware import BodyLimitMiddleware, RequestLogMiddleware, SecurityHeadersMiddleware
 from service.routers import (
     capabilities,
@@ -113,9 +113,7 @@ def create_app(settings: Settings | None = None, *, encoder=None) -> FastAPI:
         try:
             declared_query_table(app)  # not at the first request with a query, on the event loop
             if live.encoder is None:
-                from matcher.retrieval.encoders import open_encoder
-
-                live.encoder = open_encoder(settings.model)
+                live.encoder = open_service_encoder(settings)
             if hasattr(live.encoder, "load"):
                 live.encoder.load()  # free text needs the model: a broken one fails the start, not a request
             how = live.start()

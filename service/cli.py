@@ -126,13 +126,12 @@ def cmd_serve(args) -> int:
 def _prepare_index(settings) -> None:
     import gc
 
-    from matcher.retrieval.encoders import open_encoder
-    from service.jobs.live import LiveIndex
+    from service.jobs.live import LiveIndex, open_service_encoder
     from service.storage.db import make_engine
 
     engine = make_engine(settings.db_url)
     try:
-        live = LiveIndex(engine, open_encoder(settings.model), settings.index_dir(), index=settings.index)
+        live = LiveIndex(engine, open_service_encoder(settings), settings.index_dir(), index=settings.index)
         how = live.start()
         print(f"techmatch: index {how} at revision {live.revision}; starting the workers", file=sys.stderr, flush=True)
     finally:

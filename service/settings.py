@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     # per 0.3 ms product, a stored-demand match at 42k 40 ms instead of 17 (docs/performance.md);
     # 0 leaves the library's default.
     blas_threads: int = Field(default=1, ge=0)
+    # Texts the service encodes at a time (a start's missing vectors, a write's new records): a
+    # batch's activations are the service's largest transient, 201 MB for 32 e5 texts of 256
+    # tokens and 123 MB for 16, which kept a first start at 42k capabilities that encodes
+    # 3,100 texts at 945 MB instead of 1,030, no slower (docs/performance.md, session 13).
+    # `techmatch index` and batch runs keep the library's 32.
+    encode_batch: int = Field(default=16, ge=1, le=1024)
     # The staff button trains on the 30 base features; true adds the seven evidence features
     # (docs/learning.md): a model trained on them costs a few ms more per served list.
     ranker_evidence: bool = False

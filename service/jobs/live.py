@@ -71,6 +71,14 @@ def release_freed_memory() -> None:
     trim(0)
 
 
+def open_service_encoder(settings):
+    """The model a service process encodes with, behind the embedding cache, in batches of
+    `settings.encode_batch` texts (smaller than a batch run's: see `Settings.encode_batch`)."""
+    from matcher.retrieval.encoders import open_encoder
+
+    return open_encoder(settings.model, batch_size=settings.encode_batch)
+
+
 MALLOC_ARENAS = 2  # glibc's default is 8 a core; the MALLOC_ARENA_MAX variable overrides this
 
 

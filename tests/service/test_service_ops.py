@@ -236,3 +236,21 @@ def test_the_service_runs_blas_on_one_thread_and_puts_it_back(tmp_path, threads)
     asyncio.run(serve_once())
     assert seen == [{1} if threads else before]
     assert blas() == before
+
+
+@pytest.mark.slow
+def test_the_service_encodes_in_batches_of_its_own_setting(tmp_path, monkeypatch):
+    """A service process encodes (a start's missing vectors, a write's records) in batches of
+    TECHMATCH_ENCODE_BATCH texts, 16 unless set: a batch's activations are its largest
+    transient. Opening the real MiniLM folder reads no weights."""
+    from service.jobs.live import open_service_encoder
+    from service.settings import Settings
+
+    monkeypatch.setenv("TECHMATCH_HOME", str(tmp_path / "home"))
+    assert Settings().encode_batch == 16
+    monkeypatch.setenv("TECHMATCH_ENCODE_BATCH", "8")
+    encoder = open_service_encoder(Settings(model="minilm"))
+    assert encoder.inner.batch_size == 8 and encoder.inner._model is None
+    monkeypatch.setenv("TECHMATCH_ENCODE_BATCH", "0")
+    with pytest.raises(ValueError, match="encode_batch"):
+        Settings()
