@@ -57,10 +57,15 @@ def main(argv: list[str] | None = None) -> int:
 
     app = create_app(settings)
     step("service imported, app created")
-    from matcher.retrieval.encoders import open_encoder
-
     live = app.state.ctx.live
-    live.encoder = open_encoder(settings.model)
+    try:
+        from service.jobs.live import open_service_encoder
+    except ImportError:  # a version before it
+        from matcher.retrieval.encoders import open_encoder
+
+        live.encoder = open_encoder(settings.model)
+    else:
+        live.encoder = open_service_encoder(settings)  # the service's batch size
     live.encoder.load()
     step("model loaded")
     from service.storage import store
