@@ -61,13 +61,14 @@ def safetensors_layout(path: Path) -> dict[str, tuple[int, tuple[int, ...], type
     return out
 
 
-def mapped_tensors(path: Path) -> dict | None:
+def mapped_tensors(path: Path, layout: dict | None = None) -> dict | None:
     """The float32 tensors of a safetensors file as torch tensors over a copy-on-write mapping
-    of it, or None (see `safetensors_layout`). A rebuilt model is a new file (builds are written
-    aside and renamed), so a mapping keeps the file it opened."""
+    of it, or None (see `safetensors_layout`; `layout` when the caller has read it). A rebuilt
+    model is a new file (builds are written aside and renamed), so a mapping keeps the file it
+    opened."""
     import torch
 
-    layout = safetensors_layout(path)
+    layout = safetensors_layout(path) if layout is None else layout
     if layout is None:
         return None
     try:
@@ -95,7 +96,6 @@ class RowReader:
         self.offset = offset
         self.row_bytes = self.width * self.dtype.itemsize
         self.fd = os.open(path, os.O_RDONLY)  # the file opened now, as a mapping keeps it
-        self.shape = shape
 
     def __del__(self) -> None:
         fd = getattr(self, "fd", None)
@@ -197,8 +197,9 @@ def load_encoder(folder: str | Path) -> TransformerEncoder | None:
                        for k in ("hidden_size", "num_attention_heads", "num_hidden_layers", "layer_norm_eps"))):
         return None
     path = folder / "model.safetensors"
-    tensors, layout = mapped_tensors(path), safetensors_layout(path)
-    if tensors is None or layout is None:
+    layout = safetensors_layout(path)
+    tensors = None if layout is None else mapped_tensors(path, layout)
+    if tensors is None:
         return None
     prefix = {"bert": "bert.", "xlm-roberta": "roberta."}[config["model_type"]]
     weights = {k.removeprefix(prefix): v for k, v in tensors.items()}
