@@ -37,6 +37,10 @@ EXACT_SCORES_PER_BLOCK = 16_000_000  # query x row scores held at once by exact 
 LANGUAGE_PRIOR_ROWS = 4
 JOURNAL_ROWS = 4096  # rows of recent language-statistics changes kept for `changes_since`
 STATS_BLOCK = 4096  # rows converted to float64 at a time for the language statistics
+# rows converted to float64 at a time by `products64`: the block stays in the cache between its
+# conversion and its product, and no float64 copy of thousands of rows is ever written (at 42k
+# capabilities a stored demand's partners own about 7,000 rows, whose copy cost 2.5 ms)
+PRODUCT_BLOCK = 256
 
 
 @dataclass(frozen=True)
@@ -316,6 +320,20 @@ class Collection:
     def vector(self, rid: str) -> NDArray[np.float32]:
         return self._vectors[self.row_of[rid]]
 
+    def products64(self, rows: NDArray[np.int64], blocks: Sequence[NDArray[np.floating]]) -> list[NDArray[np.float64]]:
+        """Each (n_i, dim) block of vectors against the rows' vectors, in float64: a pair's
+        cosine must not move in the last bits with the shape of the block (float32 BLAS sums in
+        block-dependent order), or a filter could move its fit. Returns one (n_i, len(rows))
+        array per block."""
+        rows = np.asarray(rows, dtype=np.int64)
+        stacked = np.vstack([np.asarray(b, np.float64).reshape(-1, self.dim) for b in blocks])
+        out = np.empty((len(stacked), len(rows)))
+        for start in range(0, len(rows), PRODUCT_BLOCK):
+            part = self._vectors[rows[start : start + PRODUCT_BLOCK]].astype(np.float64)
+            np.matmul(stacked, part.T, out=out[:, start : start + len(part)])
+        bounds = np.cumsum([0, *(len(np.asarray(b).reshape(-1, self.dim)) for b in blocks)])
+        return [out[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
     # -- searching -------------------------------------------------------------------------
     def candidates(
         self,
@@ -373,20 +391,20 @@ class Collection:
 
     def pair_scores(
         self, qvecs: NDArray[np.float32], qmat: sp.csr_matrix, rows: NDArray[np.int64],
-        vectors64: NDArray[np.float64] | None = None,
+        vectors64: NDArray[np.float64] | None = None, dense: NDArray[np.float64] | None = None,
     ) -> PairScores:
         """Scores of each query against the given rows (live or not), computed the same way as
         `candidates` computes them, so a pair scores the same whichever way it is reached.
 
         qvecs: (nq, dim) query vectors; qmat: `bm25.query_matrix(qtokens)`; rows: (nr,);
-        vectors64: `vectors[rows]` as float64 when the caller has them."""
+        vectors64: `vectors[rows]` as float64 when the caller has them; dense: the cosines
+        (`products64(rows, [qvecs])[0]`) when the caller has them."""
         rows = np.asarray(rows, dtype=np.int64)
         qvecs = np.asarray(qvecs, dtype=np.float32)
-        # float64: a pair's cosine must not move in the last bits with the shape of the block
-        # (float32 BLAS sums in block-dependent order), or a filter could move its fit
-        if vectors64 is None:
-            vectors64 = self._vectors[rows].astype(np.float64)
-        dense = qvecs.astype(np.float64) @ vectors64.T
+        if dense is None and vectors64 is not None:
+            dense = qvecs.astype(np.float64) @ vectors64.T
+        elif dense is None:
+            (dense,) = self.products64(rows, [qvecs])
         lexical = self.bm25.score_rows(qmat, rows) if len(rows) else np.zeros((len(qvecs), 0), np.float32)
         scale_q = self.bm25.max_scores([], qmat)
         stats, lang_idx = self._language_state(always=True)
@@ -447,23 +465,26 @@ class Collection:
         others: NDArray[np.float32],
         spreads: NDArray[np.float64] | None = None,
         means: NDArray[np.float64] | None = None,
+        dense: NDArray[np.float64] | None = None,
     ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]] | None:
         """Texts of this collection's kind (passage vectors `pvecs` (nq, dim), languages `langs`)
         against outside vectors `others` (no, dim), seen from the outside: the cosine, the mean
         cosine of the other vector over this collection's live rows of the text's language (without
         the text's own row `own_rows[i]` when it is one, -1 when not; all rows when the language
         has none) and its spread there. Returns (dense, offset, scale), each (nq, no) float64, or
-        None when the collection is empty. spreads, means: `views_of(others)` when already known."""
+        None when the collection is empty. spreads, means: `views_of(others)` when already known;
+        dense: `pvecs` against `others` in float64 when already known (then `others` is read
+        only when the views are not given)."""
         stats, _ = self._language_state(always=True)
         if stats is None:
             return None
-        pvecs64 = np.asarray(pvecs, np.float64).reshape(-1, self.dim)
-        others64 = np.asarray(others, np.float64).reshape(-1, self.dim)
         pos = {name: i for i, name in enumerate(stats.names)}
         li = np.array([pos.get(lang, -1) for lang in langs], dtype=np.int64)
-        dense = pvecs64 @ others64.T
+        if dense is None:
+            dense = np.asarray(pvecs, np.float64).reshape(-1, self.dim) @ np.asarray(others, np.float64).reshape(
+                -1, self.dim).T
         if means is None or spreads is None:
-            means, spreads = self.views_of(others64)
+            means, spreads = self.views_of(np.asarray(others, np.float64).reshape(-1, self.dim))
         base = means[li]  # -1: the overall mean, the last row
         n = np.where(li >= 0, stats.counts[np.maximum(li, 0)], 0.0)[:, None]
         own = (np.asarray(own_rows) >= 0)[:, None]

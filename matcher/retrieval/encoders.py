@@ -289,9 +289,18 @@ class OpenVinoEncoder(OnnxEncoder):
     A call of a few texts (a request) runs on the model compiled for latency, all cores on one
     text; a batch of THROUGHPUT_MIN_TEXTS or more is split between the streams of a second
     compilation for throughput (one core each, bfloat16 where the CPU has it, compiled on the
-    first such batch): 256-token batches of e5 ran 15 % faster so (docs/performance.md)."""
+    first such batch): 256-token batches of e5 ran 15 % faster so (docs/performance.md).
+
+    Every input is padded to a multiple of LENGTH_STEP tokens (the mask leaves the padding out
+    of the embedding), and the latency compilation runs LATENCY_TEXTS texts at a time and is
+    run once at every padded length when it loads. OpenVINO prepares a compilation for each
+    input shape it meets and keeps what it prepared: each new length cost a request 9 ms more
+    (MiniLM, 300 characters), and the 256 lengths of MiniLM's window held 1.37 GB more memory,
+    against 84 MB for the 16 padded ones (docs/performance.md, session 14)."""
 
     THROUGHPUT_MIN_TEXTS = 8
+    LENGTH_STEP = 16
+    LATENCY_TEXTS = 2  # e5's typed text is two texts (its query and passage sides) in one call
 
     def _open(self):
         from matcher.retrieval.onnx_backend import MODEL_FILES
@@ -305,7 +314,37 @@ class OpenVinoEncoder(OnnxEncoder):
         tokenizer.no_padding()
         tokenizer.enable_truncation(max_length=self.max_seq_length)
         self._requests = threading.local()
+        self._tokenizer = tokenizer  # `_pad_id` reads it while warming up
+        self._warm_up(compiled)
         return compiled, tokenizer
+
+    def _warm_up(self, compiled) -> None:
+        """One text at every padded length, so no request meets a length the first time."""
+        request = compiled.create_infer_request()
+        for width in self.padded_widths():
+            ids = np.full((1, width), self._pad_id(), dtype=np.int64)
+            try:
+                request.infer({"input_ids": ids, "attention_mask": np.ones((1, width), dtype=np.int64)})
+            except RuntimeError:  # past the model's positions: a text this long fails the same way
+                break
+
+    def padded_widths(self) -> list[int]:
+        """Every width an input of this encoder is padded to."""
+        return sorted({self._padded_width(n) for n in range(1, self.max_seq_length + 1)})
+
+    def _padded_width(self, length: int) -> int:
+        """`length` rounded up to LENGTH_STEP, within the window (a width past it would ask for
+        positions the model does not have)."""
+        return min(-(-length // self.LENGTH_STEP) * self.LENGTH_STEP, max(length, self.max_seq_length))
+
+    def _padded(self, ids: NDArray[np.int64], mask: NDArray[np.int64]) -> dict[str, NDArray[np.int64]]:
+        """These rows cut or padded to the padded width of their longest text."""
+        width = self._padded_width(int(mask.sum(axis=1).max()))
+        out_ids = np.full((len(ids), width), self._pad_id(), dtype=np.int64)
+        out_mask = np.zeros((len(ids), width), dtype=np.int64)
+        keep = min(width, ids.shape[1])
+        out_ids[:, :keep], out_mask[:, :keep] = ids[:, :keep], mask[:, :keep]
+        return {"input_ids": out_ids, "attention_mask": out_mask}
 
     def _run(self, compiled, ids: NDArray[np.int64], mask: NDArray[np.int64]) -> NDArray[np.float32]:
         if len(ids) >= self.THROUGHPUT_MIN_TEXTS:
@@ -313,12 +352,16 @@ class OpenVinoEncoder(OnnxEncoder):
         request = getattr(self._requests, "request", None)
         if request is None:
             request = self._requests.request = compiled.create_infer_request()
-        request.infer({"input_ids": ids, "attention_mask": mask})
-        return request.get_output_tensor(0).data.copy()
+        parts = []
+        for start in range(0, len(ids), self.LATENCY_TEXTS):
+            rows = slice(start, start + self.LATENCY_TEXTS)
+            request.infer(self._padded(ids[rows], mask[rows]))
+            parts.append(request.get_output_tensor(0).data.copy())
+        return np.concatenate(parts)
 
     def _run_streams(self, ids: NDArray[np.int64], mask: NDArray[np.int64]) -> NDArray[np.float32]:
         """One slice of the batch per stream of the throughput compilation, run at once; each
-        slice padded only to its own longest text."""
+        slice padded only to its own longest text (rounded up, `_padded`)."""
         from openvino import AsyncInferQueue
 
         queue = getattr(self._requests, "queue", None)
@@ -333,9 +376,7 @@ class OpenVinoEncoder(OnnxEncoder):
         step = -(-len(ids) // len(queue))
         starts = range(0, len(ids), step)
         for start in starts:
-            width = int(mask[start : start + step].sum(axis=1).max())
-            queue.start_async({"input_ids": ids[start : start + step, :width],
-                               "attention_mask": mask[start : start + step, :width]}, start)
+            queue.start_async(self._padded(ids[start : start + step], mask[start : start + step]), start)
         queue.wait_all()
         if len(slices) != len(starts):  # a callback that failed leaves its slice out, never zeros
             raise ModelUnavailableError(f"OpenVINO returned {len(slices)} of {len(starts)} parts of a batch")

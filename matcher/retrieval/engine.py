@@ -263,7 +263,7 @@ class MatchEngine:
             seen = set(ranked)
             ranked += [p for p in self._allowed_partners(filters) if p not in seen]
         side = self._demand_side([query], qvec[None, :], passages)
-        fits, feats, rows, cols = self._partner_fits(qvec[None, :], qmat, ranked, side)
+        fits, feats, rows, bounds = self._partner_fits(qvec[None, :], qmat, ranked, side)
         fit_of = {p: float(fits[0, j]) for j, p in enumerate(ranked)}
         n_scored = len(partners)
         head = ranked[:n_scored]
@@ -275,10 +275,10 @@ class MatchEngine:
         qset = self._reason_terms(qtok, self._caps, weights)
         allowed = self._capability_mask(filters)
         at_candidate = {int(r): i for i, r in enumerate(fused.rows)}
-        col_of_partner = {p: cols[j] for j, p in enumerate(ranked)}
+        position = {p: j for j, p in enumerate(ranked)}
         out = []
         for rank, pnum in enumerate(order, start=1):
-            pcols = col_of_partner[pnum]
+            pcols = np.arange(bounds[position[pnum]], bounds[position[pnum] + 1])
             pcols = [c for c in pcols if allowed is None or allowed[rows[c]]] or list(pcols)
             cap_fit = self.calibrator.capability_fit(feats[0, pcols])
             best = np.argsort(-cap_fit, kind="stable")[: self.params.evidence]
@@ -645,6 +645,9 @@ class MatchEngine:
     # -- the fit ---------------------------------------------------------------------------
     def _partner_rows(self) -> dict[int, NDArray[np.int64]]:
         """Live capability rows of every partner number (rebuilt after any edit)."""
+        return self._partner_layout().groups
+
+    def _partner_layout(self) -> _PartnerLayout:
         cache = getattr(self, "_rows_cache", None)
         if cache is None or cache[0] is not self._partner_of_row or cache[1] != int(self._caps.alive.sum()):
             live = np.flatnonzero(self._caps.alive[: len(self._partner_of_row)])
@@ -654,7 +657,12 @@ class MatchEngine:
             starts = np.flatnonzero(np.r_[True, nums[1:] != nums[:-1]]) if len(nums) else np.zeros(0, np.int64)
             bounds = np.r_[starts, len(nums)]
             groups = {int(nums[a]): live[a:b] for a, b in zip(bounds[:-1], bounds[1:])}
-            cache = self._rows_cache = (self._partner_of_row, int(self._caps.alive.sum()), groups)
+            n_nums = int(self._partner_of_row.max()) + 1 if len(self._partner_of_row) else 0
+            first, count = np.zeros(max(n_nums, len(self._partner_ids)), np.int64), np.zeros(
+                max(n_nums, len(self._partner_ids)), np.int64)
+            first[nums[starts]], count[nums[starts]] = starts, np.diff(bounds)
+            layout = _PartnerLayout(groups, live, first, count)
+            cache = self._rows_cache = (self._partner_of_row, int(self._caps.alive.sum()), layout)
         return cache[2]
 
     def _allowed_partners(self, filters: Filters | None) -> list[int]:
@@ -667,19 +675,15 @@ class MatchEngine:
         """Fits of queries (demands or texts) against partners, over all their live capabilities.
         side: the queries' `_demand_side`.
 
-        Returns (fits (nq, len(pnums)), features (nq, n_rows, 4), rows (n_rows,), cols) where
-        cols[j] are the positions in rows of partner pnums[j]'s capabilities."""
-        groups = self._partner_rows()
-        parts = [groups.get(int(p), np.zeros(0, np.int64)) for p in pnums]
-        rows = np.concatenate(parts) if parts else np.zeros(0, np.int64)
-        bounds = np.cumsum([0, *map(len, parts)])
-        cols = [np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
-        vectors = self._caps.vectors[rows].astype(np.float64)  # converted once for both views
-        ps = self._with_demand_view(self._caps.pair_scores(qvecs, qmat, rows, vectors), side, rows=rows,
-                                    vectors=vectors)
+        Returns (fits (nq, len(pnums)), features (nq, n_rows, 4), rows (n_rows,), bounds) where
+        rows bounds[j] to bounds[j + 1] are partner pnums[j]'s capabilities."""
+        rows, bounds = self._partner_layout().rows_of(pnums)
+        # both views' cosines in one pass over the rows (`products64`)
+        dense, other = self._caps.products64(rows, [qvecs, side.vectors if side is not None else qvecs[:0]])
+        ps = self._with_demand_view(self._caps.pair_scores(qvecs, qmat, rows, dense=dense), side, rows=rows,
+                                    dense=other)
         feats = features_of(ps)
-        fits = self.calibrator.partner_fits(feats, cols) if cols else np.zeros((len(qvecs), 0))
-        return fits, feats, rows, cols
+        return self.calibrator.partner_fits_spans(feats, bounds), feats, rows, bounds
 
     def pair_fit(self, demand_id: str, target_id: str) -> float:
         """The fit of a stored demand with a partner or a capability (by id), straight from the
@@ -711,9 +715,9 @@ class MatchEngine:
             missing = [t for t in targets if t not in self._partner_num]
             if missing:
                 raise NotFoundError(f"unknown partner(s): {', '.join(missing[:5])}")
-            fits, feats, _, cols = self._partner_fits(qvecs, qmat, [self._partner_num[t] for t in targets],
-                                                      self._demand_side(queries, qvecs))
-            return fits, feats, cols
+            fits, feats, _, bounds = self._partner_fits(qvecs, qmat, [self._partner_num[t] for t in targets],
+                                                        self._demand_side(queries, qvecs))
+            return fits, feats, [np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
         rows = np.array([self._caps.row_of[t] for t in targets], dtype=np.int64)
         ps = self._with_demand_view(self._caps.pair_scores(qvecs, qmat, rows), self._demand_side(queries, qvecs),
                                     rows=rows)
@@ -752,18 +756,21 @@ class MatchEngine:
             vecs[unstored] = np.asarray(self.encoder.encode_documents(texts), dtype=np.float32)
         return _DemandSide(vecs, langs, own)
 
-    def _with_demand_view(self, ps: PairScores, side: _DemandSide | None, *, rows=None, vectors=None) -> PairScores:
-        """`ps` with the capability's view of each pair (rows: capability rows; vectors: their
-        vectors when the caller has them as float64, or an outside capability's passage vector
-        instead of rows)."""
+    def _with_demand_view(self, ps: PairScores, side: _DemandSide | None, *, rows=None, vectors=None,
+                          dense=None) -> PairScores:
+        """`ps` with the capability's view of each pair (rows: capability rows; vectors: an
+        outside capability's passage vector instead of rows; dense: the demand side's passage
+        vectors against the rows, float64, when the caller has them)."""
         if side is None:
             return ps
         spreads = means = None
         if rows is not None:
             rows = np.asarray(rows, dtype=np.int64)
-            vectors = self._caps.vectors[rows] if vectors is None else vectors
             means, spreads = (m[:, rows] for m in self._capability_views())
-        view = self._dems.population_scores(side.vectors, side.languages, side.own_rows, vectors, spreads, means)
+            if dense is None:
+                (dense,) = self._caps.products64(rows, [side.vectors])
+        view = self._dems.population_scores(side.vectors, side.languages, side.own_rows, vectors, spreads, means,
+                                            dense)
         if view is None:
             return ps
         return dataclasses.replace(ps, other_dense=view[0], other_offset=view[1], other_scale=view[2])
@@ -1035,6 +1042,27 @@ class _DemandSide:
 
     def take(self, i: int) -> _DemandSide:
         return _DemandSide(self.vectors[i : i + 1], self.languages[i : i + 1], self.own_rows[i : i + 1])
+
+
+@dataclass(frozen=True)
+class _PartnerLayout:
+    """Live capability rows by partner number: `groups` maps a number to its rows; `rows` holds
+    them all, partner after partner, number p's from first[p] for count[p] rows."""
+
+    groups: dict[int, NDArray[np.int64]]
+    rows: NDArray[np.int64]
+    first: NDArray[np.int64]
+    count: NDArray[np.int64]
+
+    def rows_of(self, pnums: Sequence[int]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """(rows, bounds): the partners' rows one partner after another, partner j's from
+        bounds[j] to bounds[j + 1]."""
+        pnums = np.asarray(pnums, dtype=np.int64).reshape(-1)
+        sizes = self.count[pnums]
+        bounds = np.zeros(len(pnums) + 1, np.int64)
+        np.cumsum(sizes, out=bounds[1:])
+        at = np.repeat(self.first[pnums] - bounds[:-1], sizes) + np.arange(bounds[-1])
+        return self.rows[at], bounds
 
 
 @dataclass(frozen=True)

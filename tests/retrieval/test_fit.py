@@ -158,6 +158,31 @@ def test_partner_fits_equal_each_partner_alone_whatever_shares_the_call(monkeypa
     assert cal.partner_fits(feats, []).shape == (6, 0)
 
 
+def test_partner_fits_of_consecutive_spans_are_the_padded_blocks_numbers():
+    """A request's partners own consecutive columns and are scored with one sort
+    (`partner_fits_spans`); the numbers must be the padded blocks' to the last bit, partners
+    without rows included (fit 0)."""
+    rng = np.random.default_rng(5)
+    cal = default_calibrator()
+    for trial in range(20):
+        sizes = rng.integers(0, 12, rng.integers(1, 40))
+        sizes[rng.integers(0, len(sizes))] = max(1, sizes.max())
+        bounds = np.r_[0, np.cumsum(sizes)]
+        feats = rng.normal(0, 1.5, (1, int(bounds[-1]), len(FEATURES)))
+        groups = [np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+        spans = cal.partner_fits_spans(feats, bounds)
+        assert np.array_equal(spans, cal.partner_fits(feats, groups)), trial
+        assert np.all(spans[0, sizes == 0] == 0.0)
+    ties = np.zeros((1, 6, len(FEATURES)))  # equal logits within a partner
+    assert np.array_equal(cal.partner_fits_spans(ties, np.array([0, 2, 2, 6])),
+                          cal.partner_fits(ties, [np.arange(0, 2), np.arange(2, 2), np.arange(2, 6)]))
+    many = rng.normal(0, 1, (3, 10, len(FEATURES)))  # several queries: the padded blocks
+    bounds = np.array([0, 4, 10])
+    assert np.array_equal(cal.partner_fits_spans(many, bounds),
+                          cal.partner_fits(many, [np.arange(0, 4), np.arange(4, 10)]))
+    assert cal.partner_fits_spans(many[:1, :0], np.array([0])).shape == (1, 0)
+
+
 def test_calibrator_errors_are_clear(tmp_path):
     with pytest.raises(NotFittedError):
         FitCalibrator().capability_fit(np.zeros((1, 3)))

@@ -39,6 +39,40 @@ def test_int8_embeddings_are_close_to_torch_and_padding_does_not_count(tiny_as_m
     assert enc.dim == 32
 
 
+def test_inputs_are_padded_to_a_few_widths_all_prepared_when_the_model_loads(tiny_as_minilm, monkeypatch):
+    """OpenVINO prepares (and keeps) a compilation for each input shape: every input is padded to
+    a multiple of LENGTH_STEP tokens, requests run at most LATENCY_TEXTS texts at a time, and
+    loading runs every padded width once; padding leaves the embeddings as they were."""
+    from matcher.retrieval.encoders import OpenVinoEncoder, uncached
+
+    seen: list[tuple[int, int]] = []
+    padded = OpenVinoEncoder._padded
+
+    def recording(self, ids, mask):
+        out = padded(self, ids, mask)
+        seen.append(out["input_ids"].shape)
+        assert out["attention_mask"].sum() == mask.sum()  # every token kept, none added to the mask
+        return out
+
+    monkeypatch.setattr(OpenVinoEncoder, "_padded", recording)
+    enc = uncached(load_encoder("minilm-ov-int8", max_seq_length=40))
+    enc.load()
+    assert enc.padded_widths() == [16, 32, 40]  # the window's end: no position past it
+    texts = [" ".join(["word"] * n) for n in (1, 3, 7, 12, 15, 16, 17, 25, 31, 33, 39, 60)]
+    single = np.concatenate([enc.encode_documents([t]) for t in texts])
+    together = enc.encode_documents(texts[:5])  # five texts: three calls of at most two
+    big = enc.encode_documents(texts * 2)  # the throughput streams
+    assert {w for _, w in seen} <= set(enc.padded_widths())
+    assert max(n for n, _ in seen if n < OpenVinoEncoder.THROUGHPUT_MIN_TEXTS) <= OpenVinoEncoder.LATENCY_TEXTS
+    assert (together * single[:5]).sum(1).min() > 0.9999
+    assert (big[: len(texts)] * single).sum(1).min() > 0.999
+    unpadded = OpenVinoEncoder._padded_width
+    monkeypatch.setattr(OpenVinoEncoder, "_padded_width", lambda self, n: min(n, self.max_seq_length))
+    exact = uncached(load_encoder("minilm-ov-int8", max_seq_length=40))
+    assert (exact.encode_documents(texts) * single).sum(1).min() > 0.9999
+    monkeypatch.setattr(OpenVinoEncoder, "_padded_width", unpadded)
+
+
 def test_build_is_reused_then_rebuilt_when_the_source_changes(tiny_folder, tmp_path):
     from matcher.retrieval.onnx_backend import BUILD_RECORD, build_onnx_folder, onnx_folder_is_current
 
