@@ -319,12 +319,15 @@ class OpenVinoEncoder(OnnxEncoder):
         return compiled, tokenizer
 
     def _warm_up(self, compiled) -> None:
-        """One text at every padded length, so no request meets a length the first time."""
+        """Every padded length once, so no request meets one the first time: one text, and two
+        when a typed text goes in as two (its query and passage sides, e5's prefixes)."""
         request = compiled.create_infer_request()
+        sizes = (1, 2) if self.query_prefix != self.passage_prefix else (1,)
         for width in self.padded_widths():
-            ids = np.full((1, width), self._pad_id(), dtype=np.int64)
             try:
-                request.infer({"input_ids": ids, "attention_mask": np.ones((1, width), dtype=np.int64)})
+                for n in sizes:
+                    ids = np.full((n, width), self._pad_id(), dtype=np.int64)
+                    request.infer({"input_ids": ids, "attention_mask": np.ones((n, width), dtype=np.int64)})
             except RuntimeError:  # past the model's positions: a text this long fails the same way
                 break
 
