@@ -391,19 +391,16 @@ class Collection:
 
     def pair_scores(
         self, qvecs: NDArray[np.float32], qmat: sp.csr_matrix, rows: NDArray[np.int64],
-        vectors64: NDArray[np.float64] | None = None, dense: NDArray[np.float64] | None = None,
+        dense: NDArray[np.float64] | None = None,
     ) -> PairScores:
         """Scores of each query against the given rows (live or not), computed the same way as
         `candidates` computes them, so a pair scores the same whichever way it is reached.
 
         qvecs: (nq, dim) query vectors; qmat: `bm25.query_matrix(qtokens)`; rows: (nr,);
-        vectors64: `vectors[rows]` as float64 when the caller has them; dense: the cosines
-        (`products64(rows, [qvecs])[0]`) when the caller has them."""
+        dense: the cosines (`products64(rows, [qvecs])[0]`) when the caller has them."""
         rows = np.asarray(rows, dtype=np.int64)
         qvecs = np.asarray(qvecs, dtype=np.float32)
-        if dense is None and vectors64 is not None:
-            dense = qvecs.astype(np.float64) @ vectors64.T
-        elif dense is None:
+        if dense is None:
             (dense,) = self.products64(rows, [qvecs])
         lexical = self.bm25.score_rows(qmat, rows) if len(rows) else np.zeros((len(qvecs), 0), np.float32)
         scale_q = self.bm25.max_scores([], qmat)

@@ -657,9 +657,8 @@ class MatchEngine:
             starts = np.flatnonzero(np.r_[True, nums[1:] != nums[:-1]]) if len(nums) else np.zeros(0, np.int64)
             bounds = np.r_[starts, len(nums)]
             groups = {int(nums[a]): live[a:b] for a, b in zip(bounds[:-1], bounds[1:])}
-            n_nums = int(self._partner_of_row.max()) + 1 if len(self._partner_of_row) else 0
-            first, count = np.zeros(max(n_nums, len(self._partner_ids)), np.int64), np.zeros(
-                max(n_nums, len(self._partner_ids)), np.int64)
+            n_nums = max(len(self._partner_ids), int(nums.max()) + 1 if len(nums) else 0)
+            first, count = np.zeros(n_nums, np.int64), np.zeros(n_nums, np.int64)
             first[nums[starts]], count[nums[starts]] = starts, np.diff(bounds)
             layout = _PartnerLayout(groups, live, first, count)
             cache = self._rows_cache = (self._partner_of_row, int(self._caps.alive.sum()), layout)
@@ -1058,10 +1057,13 @@ class _PartnerLayout:
         """(rows, bounds): the partners' rows one partner after another, partner j's from
         bounds[j] to bounds[j + 1]."""
         pnums = np.asarray(pnums, dtype=np.int64).reshape(-1)
-        sizes = self.count[pnums]
+        # a partner numbered after the layout was built (no capabilities yet) owns no rows
+        known = np.flatnonzero(pnums < len(self.count))
+        sizes, first = np.zeros(len(pnums), np.int64), np.zeros(len(pnums), np.int64)
+        sizes[known], first[known] = self.count[pnums[known]], self.first[pnums[known]]
         bounds = np.zeros(len(pnums) + 1, np.int64)
         np.cumsum(sizes, out=bounds[1:])
-        at = np.repeat(self.first[pnums] - bounds[:-1], sizes) + np.arange(bounds[-1])
+        at = np.repeat(first - bounds[:-1], sizes) + np.arange(bounds[-1])
         return self.rows[at], bounds
 
 

@@ -71,6 +71,21 @@ def test_same_pair_same_fit_in_every_direction(engine):
             assert engine.pair_fit(did, h.capability_id) == pytest.approx(h.fit, abs=1e-9)
 
 
+def test_a_partner_without_capabilities_fits_nothing_and_fails_nothing(engine):
+    """A partner registered after the partners' rows were laid out (no capabilities yet) owns
+    no rows: its fit is 0 and it leaves every other partner's fit as it was."""
+    from matcher.records import Partner
+
+    d = engine.demands["d0"]
+    before = {m.partner_id: m.fit for m in engine.match_partners(d, k=50)}
+    engine.upsert_partners([Partner(id="p-new", name="新伙伴")])
+    assert engine.pair_fit("d0", "p-new") == 0.0
+    fits, _, cols = engine.fits_against([d], ["p-new", *before])
+    assert fits[0, 0] == 0.0 and len(cols[0]) == 0
+    assert list(fits[0, 1:]) == pytest.approx(list(before.values()), abs=1e-12)
+    assert {m.partner_id: m.fit for m in engine.match_partners(d, k=50)} == before
+
+
 def test_k_is_honoured_and_pages_do_not_move_fits(engine):
     n = len(engine.partners)
     d = engine.demands["d1"]
