@@ -48,10 +48,10 @@ def test_inputs_are_padded_to_a_few_widths_all_prepared_when_the_model_loads(tin
     seen: list[tuple[int, int]] = []
     padded = OpenVinoEncoder._padded
 
-    def recording(self, ids, mask):
-        out = padded(self, ids, mask)
+    def recording(self, ids, mask, rows=None):
+        out = padded(self, ids, mask, rows)
         seen.append(out["input_ids"].shape)
-        assert out["attention_mask"].sum() == mask.sum()  # every token kept, none added to the mask
+        assert out["attention_mask"][: len(ids)].sum() == mask.sum()  # every token kept, none added
         return out
 
     monkeypatch.setattr(OpenVinoEncoder, "_padded", recording)
@@ -61,11 +61,16 @@ def test_inputs_are_padded_to_a_few_widths_all_prepared_when_the_model_loads(tin
     texts = [" ".join(["word"] * n) for n in (1, 3, 7, 12, 15, 16, 17, 25, 31, 33, 39, 60)]
     single = np.concatenate([enc.encode_documents([t]) for t in texts])
     together = enc.encode_documents(texts[:5])  # five texts: three calls of at most two
-    big = enc.encode_documents(texts * 2)  # the throughput streams
     assert {w for _, w in seen} <= set(enc.padded_widths())
-    assert max(n for n, _ in seen if n < OpenVinoEncoder.THROUGHPUT_MIN_TEXTS) <= OpenVinoEncoder.LATENCY_TEXTS
+    assert max(n for n, _ in seen) <= OpenVinoEncoder.LATENCY_TEXTS
+    seen.clear()
+    big = enc.encode_documents(texts * 2)  # the throughput streams: 24 texts, a batch of 32
+    odd = enc.encode_documents(texts[:9])  # a shorter batch: its slices padded to a power of two
+    assert {w for _, w in seen} <= set(enc.padded_widths())
+    assert {n for n, _ in seen} <= {1, 2, 4, 8, 16, 32}  # a few row counts on the streams
     assert (together * single[:5]).sum(1).min() > 0.9999
     assert (big[: len(texts)] * single).sum(1).min() > 0.999
+    assert odd.shape == (9, enc.dim) and (odd * single[:9]).sum(1).min() > 0.999
     unpadded = OpenVinoEncoder._padded_width
     monkeypatch.setattr(OpenVinoEncoder, "_padded_width", lambda self, n: min(n, self.max_seq_length))
     exact = uncached(load_encoder("minilm-ov-int8", max_seq_length=40))
