@@ -326,12 +326,13 @@ class Collection:
         block-dependent order), or a filter could move its fit. Returns one (n_i, len(rows))
         array per block."""
         rows = np.asarray(rows, dtype=np.int64)
-        stacked = np.vstack([np.asarray(b, np.float64).reshape(-1, self.dim) for b in blocks])
+        blocks = [np.asarray(b, np.float64).reshape(-1, self.dim) for b in blocks]
+        stacked = np.vstack(blocks)
         out = np.empty((len(stacked), len(rows)))
         for start in range(0, len(rows), PRODUCT_BLOCK):
             part = self._vectors[rows[start : start + PRODUCT_BLOCK]].astype(np.float64)
             np.matmul(stacked, part.T, out=out[:, start : start + len(part)])
-        bounds = np.cumsum([0, *(len(np.asarray(b).reshape(-1, self.dim)) for b in blocks)])
+        bounds = np.cumsum([0, *map(len, blocks)])
         return [out[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
     # -- searching -------------------------------------------------------------------------
