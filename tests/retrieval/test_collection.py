@@ -232,3 +232,26 @@ def test_population_scores_match_brute_force():
     _, off_unknown, _ = c.population_scores(pvecs[1:], ["ru"], np.array([-1]), others)
     np.testing.assert_allclose(off_unknown[0], cos_all.mean(axis=0), atol=1e-6)
     assert Collection(8).population_scores(pvecs, ["zh", "zh"], own, others) is None
+
+
+def test_products64_are_float64_cosines_over_blocks_and_refuse_unknown_rows(monkeypatch):
+    """Rows in any order, repeated, across several blocks: each block of vectors against each row
+    in float64; a row number outside the collection is an error, not a clipped row."""
+    import matcher.retrieval.collection as collection
+
+    monkeypatch.setattr(collection, "PRODUCT_BLOCK", 7)
+    rng = np.random.default_rng(5)
+    vectors = unit(rng.standard_normal((30, 8)))
+    c = Collection(8)
+    c.add([f"c{i}" for i in range(30)], [[] for _ in range(30)], vectors, ["en"] * 30)
+    rows = np.array([29, 0, 3, 3, 17, 8, 9, 10, 11, 12, 2, 28, 1, 5, 6, 7, 4])
+    queries, others = unit(rng.standard_normal((2, 8))), unit(rng.standard_normal((3, 8)))
+    a, b = c.products64(rows, [queries, others])
+    wide = vectors[rows].astype(np.float64)
+    np.testing.assert_allclose(a, queries.astype(np.float64) @ wide.T, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(b, others.astype(np.float64) @ wide.T, rtol=0, atol=1e-15)
+    assert a.dtype == np.float64 and a.shape == (2, len(rows)) and b.shape == (3, len(rows))
+    assert c.products64(rows[:0], [queries])[0].shape == (2, 0)
+    for bad in ([30], [-1], [0, 31]):
+        with pytest.raises(IndexError):
+            c.products64(np.array(bad), [queries])
