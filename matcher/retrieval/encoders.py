@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 
 from matcher.errors import MatcherError, ModelUnavailableError, UnknownNameError
 from matcher.retrieval.cache import EmbeddingCache
+from matcher.retrieval.openvino_backend import CALIBRATION_RECIPE as OPENVINO_CALIBRATION_RECIPE
 from matcher.retrieval.unigram import load_tokenizer
 from matcher.settings import BACKENDS, encoder_backend, techmatch_home, use_bfloat16
 
@@ -657,9 +658,11 @@ def prepare_model(name: str, *, force: bool = False) -> Path:
 # one that won on both speed and quality in docs/performance.md, "Encoder backends".
 DEFAULT_BACKENDS: dict[str, str] = {"minilm": "torch", "e5-multilingual-small": "torch"}
 # In the encoder's name. onnx-queries: documents on torch (their embeddings are torch's, cached
-# under the torch name), queries (demands, typed text) on int8 ONNX Runtime.
+# under the torch name), queries (demands, typed text) on int8 ONNX Runtime. OpenVINO's carries
+# its calibration recipe from the second on: another recipe's embeddings are other embeddings,
+# and the cache and saved indexes are keyed by this name.
 BACKEND_TAGS = {"torch": "", "onnx": "+onnx-int8", "onnx-fp32": "+onnx-fp32", "onnx-queries": "+q-onnx-int8",
-                "openvino": "+openvino-int8"}
+                "openvino": f"+openvino-int8-c{OPENVINO_CALIBRATION_RECIPE}"}
 # "minilm-int8" = minilm on onnx; "minilm-q-int8" = int8 queries, torch documents; "minilm-ov-int8"
 VARIANT_SUFFIXES = {"-q-int8": "onnx-queries", "-ov-int8": "openvino", "-int8": "onnx", "-onnx-fp32": "onnx-fp32"}
 # The build each backend runs (onnx_backend.build_onnx_folder's precision)

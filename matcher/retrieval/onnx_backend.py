@@ -125,6 +125,11 @@ def onnx_folder_is_current(dest: Path, source: Path, precision: str) -> bool:
         return False
     if not all((Path(dest) / name).is_file() for name in (MODEL_FILES[precision], TOKENIZER_FILE)):
         return False
+    if precision == "openvino-int8":
+        from matcher.retrieval.openvino_backend import CALIBRATION_RECIPE
+
+        if record.get("quantisation", {}).get("calibration", {}).get("recipe") != CALIBRATION_RECIPE:
+            return False
     recorded = record.get("source", {}).get("files", {})
     current = _source_files(Path(source))
     if sorted(recorded) != sorted(str(p.relative_to(source)) for p in current):

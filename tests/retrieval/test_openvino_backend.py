@@ -24,8 +24,9 @@ from tests.retrieval.test_onnx_backend import TEXTS, torch_reference  # noqa: E4
 def test_variant_name_and_argument_select_openvino(tiny_as_minilm):
     assert split_variant("minilm-ov-int8") == ("minilm", "openvino")
     assert split_variant("e5-multilingual-small-ov-int8") == ("e5-multilingual-small", "openvino")
-    assert load_encoder("minilm", backend="openvino").name == "minilm+openvino-int8"
-    assert load_encoder("minilm-ov-int8", max_seq_length=16).name == "minilm+openvino-int8@16"
+    # the calibration recipe is in the name: another recipe, other embeddings
+    assert load_encoder("minilm", backend="openvino").name == "minilm+openvino-int8-c2"
+    assert load_encoder("minilm-ov-int8", max_seq_length=16).name == "minilm+openvino-int8-c2@16"
 
 
 def test_int8_embeddings_are_close_to_torch_and_padding_does_not_count(tiny_as_minilm):
@@ -93,6 +94,44 @@ def test_build_is_reused_then_rebuilt_when_the_source_changes(tiny_folder, tmp_p
     assert (dest / "model.xml").stat().st_mtime_ns == stamp  # reused, not rebuilt
     (tiny_folder / "config.json").write_text((tiny_folder / "config.json").read_text() + " ")
     assert not onnx_folder_is_current(dest, tiny_folder, "openvino-int8")
+
+
+def test_a_build_of_an_earlier_calibration_recipe_is_rebuilt(tiny_folder, tmp_path):
+    import json
+
+    from matcher.retrieval.onnx_backend import BUILD_RECORD, build_onnx_folder, onnx_folder_is_current
+
+    dest = build_onnx_folder(tiny_folder, tmp_path / "tiny-openvino", precision="openvino-int8")
+    record = json.loads((dest / BUILD_RECORD).read_text(encoding="utf-8"))
+    del record["quantisation"]["calibration"]["recipe"]  # as the first recipe wrote it
+    (dest / BUILD_RECORD).write_text(json.dumps(record), encoding="utf-8")
+    assert not onnx_folder_is_current(dest, tiny_folder, "openvino-int8")
+    build_onnx_folder(tiny_folder, dest, precision="openvino-int8")
+    assert onnx_folder_is_current(dest, tiny_folder, "openvino-int8")
+
+
+@pytest.mark.parametrize("model", ["e5-multilingual-small", "minilm"])
+def test_calibration_covers_the_demo_corpus_in_its_three_languages(model, tmp_path):
+    """Every demand as a query, every capability as a passage, and the capabilities written in
+    English or Russian also as queries (the demo's demands are all Chinese); no text twice."""
+    import json
+
+    from corpora import demo_corpus_path
+    from matcher.retrieval.openvino_backend import calibration_texts
+
+    folder = demo_corpus_path()
+    rows = {name: [json.loads(line) for line in (folder / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()
+                   if line.strip()] for name in ("demands", "capabilities")}
+    texts = calibration_texts(tmp_path / model)
+    assert len(texts) == len(set(texts))
+    other = [r for r in rows["capabilities"] if r.get("language", "zh") != "zh"]
+    assert {r.get("language") for r in other} == {"en", "ru"}
+    if model.startswith("e5"):
+        assert len(texts) == len(rows["demands"]) + len(rows["capabilities"]) + len(other)
+        assert sum(t.startswith("query: ") for t in texts) == len(rows["demands"]) + len(other)
+        assert all(t.startswith(("query: ", "passage: ")) for t in texts)
+    else:  # no prefixes: a capability's text once
+        assert len(texts) == len(rows["demands"]) + len(rows["capabilities"])
 
 
 def test_the_same_calibration_gives_the_same_build(tiny_folder, tmp_path):
