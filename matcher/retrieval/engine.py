@@ -57,7 +57,7 @@ from matcher.retrieval.rank import (
 )
 from matcher.retrieval.reasons import demand_reason, partner_reason
 from matcher.retrieval.results import CapabilityHit, DemandHit, PartnerMatch, PartnerReport, ScoreParts
-from matcher.retrieval.text import Tokenizer, guess_language, is_chinese_word, shared_terms, showable_terms
+from matcher.retrieval.text import Tokenizer, guess_language, shared_terms, showable_terms
 from matcher.retrieval.vocabulary import TermVocabulary
 
 Query = Demand | str
@@ -907,8 +907,7 @@ class MatchEngine:
             if len(self._whole_cache) >= WHOLE_CACHE_SIZE:
                 del self._whole_cache[next(iter(self._whole_cache))]  # the oldest
             tokens = self.tokenizer(text) if tokens is None else tokens
-            others = [t for t in tokens if not is_chinese_word(t)]
-            cached = self._whole_cache[text] = self._vocabulary().whole_words(text, others)
+            cached = self._whole_cache[text] = self._vocabulary().whole_words_of_tokens(text, tokens)
         return cached
 
     def _surface_map(self, query, stems: list[str] | None = None) -> dict[str, str]:

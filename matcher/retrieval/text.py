@@ -17,6 +17,7 @@ _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _WORD = rf"[^\W\d_{_CJK}]"  # a letter that is not a Chinese character
 _RUN = re.compile(rf"[{_CJK}]+|[0-9]+(?:\.[0-9]+)?|{_WORD}+(?:[-']{_WORD}+)*", re.UNICODE)
 _CJK_RUN = re.compile(rf"^[{_CJK}]+$")
+_CJK_ANY = re.compile(rf"[{_CJK}]")
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 _LATIN = re.compile(r"[a-zA-Z]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -83,6 +84,12 @@ def normalize(text: str) -> str:
     text = unicodedata.normalize("NFKC", text or "")
     text = _CONTROL.sub(" ", text)
     return re.sub(r"\s+", " ", text).strip()
+
+
+def has_chinese(text: str) -> bool:
+    """Whether the normalised text holds a Chinese character (NFKC makes some from other
+    symbols: the Kangxi radical ⼈ becomes 人)."""
+    return _CJK_ANY.search(normalize(text)) is not None
 
 
 def is_chinese_word(token: str) -> bool:

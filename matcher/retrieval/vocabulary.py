@@ -25,10 +25,10 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
-from matcher.retrieval.text import REASON_STOP, UNIT_STOP, ZH_STOP, is_chinese_word, normalize
+from matcher.retrieval.text import REASON_STOP, UNIT_STOP, ZH_STOP, has_chinese, is_chinese_word, normalize
 from matcher.taxonomy import industry_names, place_names
 
 _CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
@@ -199,6 +199,14 @@ class TermVocabulary:
                     if joined in self.terms:
                         out.add(joined)
         return frozenset(out)
+
+    def whole_words_of_tokens(self, text: str, tokens: Sequence[str]) -> frozenset[str]:
+        """`whole_words` of a text given all its index tokens. A text without a Chinese character
+        has no Chinese token and no Chinese run: its tokens are its whole words, without testing
+        each (3 ms of a stored demand's first match at 42k English capabilities)."""
+        if not has_chinese(text):
+            return frozenset(tokens)
+        return self.whole_words(text, [t for t in tokens if not is_chinese_word(t)])
 
     def compounds(self, words: frozenset[str]) -> frozenset[str]:
         """The dictionary terms among `words`."""

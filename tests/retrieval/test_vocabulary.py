@@ -5,11 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from matcher.io.tasks import load_task
 from matcher.records import Capability, Demand
 from matcher.retrieval.encoders import FakeEncoder
 from matcher.retrieval.engine import MatchEngine
+from matcher.retrieval.text import Tokenizer, has_chinese, is_chinese_word
 from matcher.retrieval.vocabulary import TermVocabulary, corpus_terms, is_generic
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,3 +90,23 @@ def test_demo_corpus_reasons_hold_no_junk():
     assert shown, "the demo corpus's reasons name some shared terms"
     assert not shown & set(JUNK), shown & set(JUNK)
     assert not {t for t in shown if is_generic(t)}
+
+
+# Latin, Cyrillic, digits, Chinese, full-width forms and symbols NFKC turns into Chinese
+# characters (the Kangxi radical ⼈, the compatibility ideograph 豈, the circled 一 of ㊀)
+MIXED = st.text(alphabet=st.sampled_from(list("ab Cd-3.5\u0436\u0451低温涂层哈尔滨ＡＢ１⼈豈㊀、。 ")), max_size=60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=MIXED)
+def test_whole_words_of_tokens_is_whole_words_of_the_non_chinese_tokens(text):
+    """The shortcut for texts without Chinese gives what the long way gives, for any text."""
+    vocab = TermVocabulary(["低温涂层", "哈尔滨"])
+    tokens = Tokenizer()(text)
+    assert vocab.whole_words_of_tokens(text, tokens) == vocab.whole_words(
+        text, [t for t in tokens if not is_chinese_word(t)])
+
+
+def test_has_chinese_sees_characters_normalisation_makes():
+    assert not has_chinese("Low-temperature coatings, 3.5 mm; покрытия")
+    assert has_chinese("coating 涂层") and has_chinese("⼈") and has_chinese("㊀")
