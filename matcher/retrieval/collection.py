@@ -333,7 +333,7 @@ class Collection:
             raise IndexError(f"row out of range 0..{len(self._vectors) - 1}")
         # Block buffers reused for the whole call and a gather that need not check each row (done
         # above once): fancy indexing and a fresh float64 copy per block cost 3.1 ms at 42k
-        # capabilities (7,000 rows a request), this 1.5 ms (docs/performance.md, session 15).
+        # capabilities (7,000 rows a request), this 1.6 ms (docs/performance.md, session 15).
         gathered = np.empty((min(PRODUCT_BLOCK, len(rows)), self.dim), self._vectors.dtype)
         wide = np.empty(gathered.shape)
         for start in range(0, len(rows), PRODUCT_BLOCK):
