@@ -13,7 +13,12 @@ size contains the smaller ones) this
 3. from this process, with httpx (keep-alive, one client per thread), times
    * stored demand: `GET /api/demands/{id}/matches?k=10`, after one warm-up pass over the
      same ids so the query embeddings come from the cache (as they do in production once a
-     demand has been matched once);
+     demand has been matched once) and the engine's answers are kept (asked again at the same
+     data revision, a demand is not matched again: `service.jobs.answers`);
+   * stored demand, first view after a write ("stored-new"): the same requests, each run
+     after one write through the API (a new partner with no capability), which empties the
+     kept answers: every request is matched again, with the query embeddings still cached
+     (distinct ids as long as --queries is at most --stored);
    * free text: `POST /api/match` with texts never seen before (unseen sbir-topics, first
      2,000 characters, plus a per-run tag so no run hits the embedding cache);
    with 1 and with 8 concurrent clients, R repeats; p50/p99 are medians over the repeats;
@@ -59,7 +64,9 @@ from common import med, pct, print_table  # noqa: E402
 
 FREE_TEXT_CHARS = 2000  # "free": a long description, beyond the models' 256-token window
 SHORT_TEXT_CHARS = 300  # "short": a paragraph such as a user types into the match box
-KINDS = ("stored", "free", "short")
+KINDS = ("stored", "stored-new", "free", "short")
+STORED_KINDS = ("stored", "stored-new")  # matched by id
+NAIVE_KINDS = ("stored", "free", "short")  # the naive stack keeps nothing: each stored request is a first view
 
 
 def shorten(text: str, limit: int) -> str:
@@ -209,8 +216,18 @@ class HttpSender:
     def close(self, client) -> None:
         client.close()
 
+    def write(self) -> None:
+        """One write that changes no answer but the data revision: a partner without capabilities."""
+        import httpx
+
+        pid = "bench-write-" + secrets.token_hex(6)
+        r = httpx.post(self.server.base + "/api/partners", json={"id": pid, "name": pid}, headers=self.server.headers,
+                       timeout=300)
+        if r.status_code != 201:
+            raise RuntimeError(f"write refused: HTTP {r.status_code}: {r.text[:200]}")
+
     def __call__(self, client, request) -> None:
-        if self.kind == "stored":
+        if self.kind in STORED_KINDS:
             r = client.get(f"/api/demands/{request}/matches", params={"k": 10})
         else:
             r = client.post("/api/match", json={"text": request, "k": 10})
@@ -311,12 +328,14 @@ def bench_size(args, n_caps: int, all_caps, topics, workdir: Path, naive_model) 
             for kind in KINDS:
                 runs = []
                 for _ in range(args.repeats):
-                    reqs = stored_q if kind == "stored" else [fresh(kind) for _ in range(args.queries)]
+                    if kind == "stored-new":
+                        sender[kind].write()
+                    reqs = stored_q if kind in STORED_KINDS else [fresh(kind) for _ in range(args.queries)]
                     runs.append(run_load(reqs, clients, sender[kind]))
                 ours[kind][str(clients)] = summarise(runs)
                 s = ours[kind][str(clients)]
                 print(
-                    f"ours  {kind:<6} clients={clients}: p50 {s['p50_ms']:.1f} ms, p99 {s['p99_ms']:.1f} ms, "
+                    f"ours  {kind:<10} clients={clients}: p50 {s['p50_ms']:.1f} ms, p99 {s['p99_ms']:.1f} ms, "
                     f"{s['throughput_rps']:.1f} req/s ({s['errors']} errors)",
                     flush=True,
                 )
@@ -388,18 +407,18 @@ def bench_naive(args, caps, stored, unseen, naive_model) -> dict:
         "build_seconds": t_build,
         "embeddings_from_cache_seconds": t_emb,
         "max_seq_length": spec.max_seq_length if spec else None,
-        **{k: {} for k in KINDS},
+        **{k: {} for k in NAIVE_KINDS},
     }
     stages: list[dict] = []  # one-client runs only (with 8 clients the stages wait for each other)
     for clients in args.clients:
         sender = NaiveSender(stack, stages if clients == 1 else [])
-        for kind in KINDS:
+        for kind in NAIVE_KINDS:
             # at least one request per client (a request list shorter than the clients is cycled)
             runs = [run_load((reqs * clients)[: max(len(reqs), clients)], clients, sender) for reqs in texts_of[kind]]
             res[kind][str(clients)] = summarise(runs)
             s = res[kind][str(clients)]
             print(
-                f"naive {kind:<6} clients={clients}: p50 {s['p50_ms']:.1f} ms, p99 {s['p99_ms']:.1f} ms, "
+                f"naive {kind:<10} clients={clients}: p50 {s['p50_ms']:.1f} ms, p99 {s['p99_ms']:.1f} ms, "
                 f"{s['throughput_rps']:.1f} req/s",
                 flush=True,
             )
@@ -476,7 +495,8 @@ def main(argv: list[str] | None = None) -> int:
         for kind in KINDS:
             for c in args.clients:
                 o = r["ours"][kind][str(c)]
-                nv = r.get("naive", {}).get(kind, {}).get(str(c))
+                naive_kind = "stored" if kind in STORED_KINDS else kind  # it keeps no answers
+                nv = r.get("naive", {}).get(naive_kind, {}).get(str(c))
                 rows.append(
                     [
                         r["capabilities"],
@@ -536,7 +556,8 @@ def main(argv: list[str] | None = None) -> int:
         "corpus": "sbir-firms capabilities (first N, whole firms in file order); sbir-topics as demands",
         "free_text": f"free: unseen sbir-topics, first {FREE_TEXT_CHARS} characters; short: first {SHORT_TEXT_CHARS} "
         "characters; each plus a per-run tag (never cached)",
-        "stored_demand": "GET /api/demands/{id}/matches?k=10 after one warm-up pass (query embeddings cached)",
+        "stored_demand": "GET /api/demands/{id}/matches?k=10 after one warm-up pass (query embeddings cached, "
+        "engine answers kept); stored-new: the same after one write per run (answers matched again)",
         "naive": "benchmarks/naive.py in the benchmark process (no HTTP); same model, same document embeddings "
         "from the cache; RRF k=60 of numpy exact cosine and rank_bm25 BM25Okapi over whitespace tokens; "
         "stored demands are encoded again on every request (no cache)",

@@ -76,7 +76,8 @@ def create_app(settings: Settings | None = None, *, encoder=None) -> FastAPI:
     settings = settings or Settings()
     limit_malloc_arenas()  # before the request threads exist
     db = make_engine(settings.db_url)
-    live = LiveIndex(db, encoder, settings.index_dir(), index=settings.index)
+    live = LiveIndex(db, encoder, settings.index_dir(), index=settings.index,
+                     answer_cache=settings.answer_cache)
     jobs = ConferenceJobs(db, live, settings.jobs_dir(), max_k=settings.max_k)
     impressions = ImpressionLog(db, flush_seconds=settings.impression_flush_seconds,
                                 retention_days=settings.impression_retention_days)

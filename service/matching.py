@@ -53,8 +53,10 @@ def match_report(ctx: Context, query: Demand | str, opts: MatchOptions, *, show_
     are the same for everyone who may see the list. The list served is recorded as impressions
     (`source`: page, api or text; `who` asked)."""
     k = ctx.k(opts.k)
+    filters = partner_filters(opts)
     with ctx.live.read() as engine:
-        report = engine.match_report(query, k=k, filters=partner_filters(opts))
+        report = ctx.live.answer("partners", query, k, filters,
+                                 compute=lambda: engine.match_report(query, k=k, filters=filters))
         matches = report.matches
         rev = ctx.live.revision
         version, described = ctx.live.ranker_version, ctx.live.describe_engine()
@@ -107,11 +109,13 @@ def search_demands(ctx: Context, principal: Principal, *, text: str | None = Non
         rev = ctx.live.revision
         if partner_id is not None:
             try:
-                hits = engine.demands_for_partner(partner_id, k=k, filters=filters)
+                hits = ctx.live.answer("demands_for_partner", partner_id, k, filters,
+                                       compute=lambda: engine.demands_for_partner(partner_id, k=k, filters=filters))
             except NotFoundError:  # a partner without capabilities has no profile yet
                 hits = []
         else:
-            hits = engine.search_demands(text or "", k=k, filters=filters)
+            hits = ctx.live.answer("demands", text or "", k, filters,
+                                   compute=lambda: engine.search_demands(text or "", k=k, filters=filters))
     with ctx.db.connect() as conn:
         rows = store.get_demands(conn, [h.demand_id for h in hits])
     out: list[DemandHitPublic] = []

@@ -37,12 +37,14 @@ from matcher.records import Capability, Demand, Partner
 from matcher.retrieval.engine import EngineParams, MatchEngine
 from matcher.retrieval.index import IndexParams
 from service.errors import NotReady
+from service.jobs.answers import AnswerCache, question_key
 from service.storage import store
 from service.storage.db import bump_revision, change_log, database_id, revision
 
 log = logging.getLogger("techmatch.service.live")
 # Change-log rows kept (by revision); older ones are pruned now and then by a write.
 LOG_KEEP_REVISIONS = 100_000
+ANSWER_CACHE = 256  # engine answers kept per process (`answers`; Settings.answer_cache)
 _KINDS = ("demand", "capability", "partner")
 T = TypeVar("T")
 
@@ -136,9 +138,11 @@ class RWLock:
 
 
 class LiveIndex:
-    """Holds the engine; `read()` for matching, `write(fn)` for every database change."""
+    """Holds the engine; `read()` for matching (`answer` for an answer kept until the index
+    changes), `write(fn)` for every database change."""
 
-    def __init__(self, db: Engine, encoder, folder: str | Path, index: str = "exact") -> None:
+    def __init__(self, db: Engine, encoder, folder: str | Path, index: str = "exact",
+                 answer_cache: int = ANSWER_CACHE) -> None:
         self.db = db
         self.encoder = encoder
         self.folder = Path(folder)
@@ -148,6 +152,7 @@ class LiveIndex:
         self.error: str | None = None  # why the last start failed, if it did
         self._ready = threading.Event()
         self._lock = RWLock()
+        self.answers = AnswerCache(answer_cache)  # emptied whenever the write lock is let go
         self._save_lock = threading.Lock()  # two readers may save at once
         # The deployed learned ranker (matcher.learning), re-attached whenever the engine is rebuilt.
         self.reranker = None
@@ -180,7 +185,7 @@ class LiveIndex:
         return self.engine is not None
 
     def _start(self) -> str:
-        with self._lock.write():
+        with self._writing():
             with self.db.connect() as conn:
                 rev = revision(conn)
                 self.database_id = database_id(conn)
@@ -225,7 +230,7 @@ class LiveIndex:
 
     def set_reranker(self, reranker, version: str) -> None:
         """Deploy a learned ranker (None: the default order) for every match from now on."""
-        with self._lock.write():
+        with self._writing():
             self.reranker, self.ranker_version = reranker, version
             if self.engine is not None:
                 self.engine.reranker = reranker
@@ -294,6 +299,20 @@ class LiveIndex:
             assert self.engine is not None
             yield self.engine
 
+    def answer(self, kind: str, query, *rest, compute: Callable[[], T]) -> T:
+        """The engine's answer to a question (`answers.question_key(kind, query, *rest)`), kept
+        until the index changes. Call inside `read()`, with `compute` asking the engine read."""
+        return self.answers.get(question_key(kind, query, *rest), compute)
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """The write lock; the answers kept are dropped as it is let go, whatever changed."""
+        with self._lock.write():
+            try:
+                yield
+            finally:
+                self.answers.clear()
+
     def bring_forward(self) -> int:
         """Catch the engine up with every write committed so far, by any process; returns the
         database revision it is now at least as new as. NotReady while there is no engine."""
@@ -302,7 +321,7 @@ class LiveIndex:
                            else "the index is still loading; try again shortly")
         seen = self.db_revision()
         if seen != self.revision:
-            with self._lock.write():
+            with self._writing():
                 rev = self.db_revision()
                 if rev != self.revision:
                     self._catch_up(rev)
@@ -320,7 +339,7 @@ class LiveIndex:
         """Run `fn` in one database transaction, bump the revision, then update the engine.
 
         If `fn` raises, nothing is committed and the engine is untouched."""
-        with self._lock.write():
+        with self._writing():
             with self.db.begin() as conn:
                 result, change = fn(conn)
                 rev = bump_revision(conn)

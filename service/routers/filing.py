@@ -38,8 +38,10 @@ def similar_demands(ctx: Context, principal: Principal, text: str, *, exclude: s
     """Demands already filed that read like `text` (possible duplicates), from any enterprise.
     An enterprise sees other enterprises' demands only when they are published and not
     confidential; its own always (linked)."""
+    k, filters = ASSIST_SIMILAR * 4, Filters()
     with ctx.live.read() as engine:
-        hits = engine.search_demands(text, k=ASSIST_SIMILAR * 4, filters=Filters())
+        hits = ctx.live.answer("demands", text, k, filters,
+                               compute=lambda: engine.search_demands(text, k=k, filters=filters))
     with ctx.db.connect() as conn:
         rows = store.get_demands(conn, [h.demand_id for h in hits])
     out = []

@@ -1,0 +1,74 @@
+"""Engine answers kept for as long as the index does not change.
+
+An engine answer (a stored demand's partners, a typed text's partners, the demands for a
+partner or a text) is a function of the index's state and the question alone: the query's
+content, k and the filters. `LiveIndex` empties the cache whenever it gives up its write lock,
+and every change to the index (a write of this process, a catch-up on another process's
+writes, a rebuild, a ranker deployed) holds that lock; answers are stored only under the read
+lock. So an answer is served again only at the state that computed it, and every process
+still serves what the database holds (it catches up, and so empties its cache, before a read).
+
+What the service adds to an answer (current names, who may see what, rejections, the
+impressions recorded) is read from the database on every request, as before.
+
+At 42k capabilities a stored demand's match is about 13 ms of engine work; a page opened
+again, a list re-sorted by hand, the review queue and the demand's page asking for the same
+demand are served in well under a millisecond (docs/performance.md, session 16).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import TypeVar
+
+from matcher.records import Demand
+
+T = TypeVar("T")
+
+
+def question_key(kind: str, query: Demand | str, *rest: Hashable) -> tuple:
+    """The cache key of a question: `kind` names the engine call, `query` is a demand (all
+    its fields, `extra` too) or a text, `rest` the call's other arguments (k, filters...)."""
+    if isinstance(query, Demand):
+        return (kind, "demand", query, tuple(sorted(query.extra.items())), *rest)
+    return (kind, "text", str(query), *rest)
+
+
+class AnswerCache:
+    """The last `size` answers, least recently used dropped first (size 0: none kept)."""
+
+    def __init__(self, size: int) -> None:
+        if size < 0:
+            raise ValueError(f"answer cache size must be at least 0, not {size}")
+        self.size = size
+        self._items: OrderedDict[Hashable, object] = OrderedDict()
+        self._lock = threading.Lock()  # many readers share the cache
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """The answer kept under `key`, else `compute()` (kept). Two readers asking the same new
+        question at once both compute it: the same answer, and no reader waits on another."""
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                self.hits += 1
+                return self._items[key]  # type: ignore[return-value]
+            self.misses += 1
+        value = compute()
+        if self.size:
+            with self._lock:
+                self._items[key] = value
+                self._items.move_to_end(key)
+                while len(self._items) > self.size:
+                    self._items.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)

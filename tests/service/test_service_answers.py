@@ -1,0 +1,150 @@
+"""Engine answers kept until the index changes (`service.jobs.answers`): asked again, a question
+is not matched again; after any change to the index, of this process or another, it is; what
+the service reads from the database (rejections, deleted records) is never kept."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from sqlalchemy import insert
+
+from matcher.records import Demand
+from service.jobs.answers import AnswerCache, question_key
+from service.storage.db import bump_revision, capabilities, demands, utcnow
+
+
+def _matches(world, demand_id: str = "D1", role: str = "staff") -> dict:
+    r = world.client.get(f"/api/demands/{demand_id}/matches", headers=world.h(role))
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _evidence(result: dict) -> set[str]:
+    return {e["capability_id"] for m in result["results"] for e in m["evidence"]}
+
+
+def test_a_question_asked_again_at_the_same_revision_is_not_matched_again(world):
+    answers = world.ctx.live.answers
+    first = _matches(world)
+    computed = answers.misses
+    again = _matches(world)
+    assert answers.misses == computed and answers.hits >= 1
+    assert again == first
+    other_k = world.client.get("/api/demands/D1/matches", params={"k": 1}, headers=world.h("staff")).json()
+    assert answers.misses == computed + 1 and len(other_k["results"]) == 1  # k is part of the question
+
+
+def test_a_write_empties_the_answers_and_the_next_answer_sees_it(world):
+    first = _matches(world)
+    assert "C9" not in _evidence(first)
+    r = world.client.post("/api/capabilities", json={"id": "C9", "partner_id": "P2", "title": "货车涂层低温剥落",
+                                                     "text": "铁路货车水性涂层冬季低温下剥落，需要提升附着力。"},
+                          headers=world.h("admin"))
+    assert r.status_code == 201
+    assert len(world.ctx.live.answers) == 0
+    after = _matches(world)
+    assert "C9" in _evidence(after) and after["revision"] > first["revision"]
+    assert world.client.delete("/api/capabilities/C9", headers=world.h("admin")).status_code == 204
+    assert "C9" not in _evidence(_matches(world))
+
+
+def test_a_write_by_another_process_empties_the_answers_before_the_next_read(world):
+    c, h = world.client, world.h("staff")
+    text = "风电叶片覆冰 除冰"
+    before = c.post("/api/demands/search", json={"text": text}, headers=h).json()["results"]
+    assert "DX" not in [x["demand"]["id"] for x in before]
+    c.post("/api/demands/search", json={"text": text}, headers=h)
+    assert len(world.ctx.live.answers) >= 1
+    now = utcnow()
+    with world.ctx.db.begin() as conn:  # another process's write: the database moves, not this index
+        conn.execute(insert(demands).values(id="DX", title="风电叶片覆冰", text="叶片 覆冰 除冰", owner="",
+                                            created_at=now, updated_at=now))
+        bump_revision(conn)
+    after = c.post("/api/demands/search", json={"text": text}, headers=h).json()["results"]
+    assert after[0]["demand"]["id"] == "DX"
+
+
+def test_two_apps_on_one_database_never_serve_an_answer_older_than_the_other_ones_write(make_world):
+    a = make_world()
+    b = make_world(seeded=False)
+    b.tokens = a.tokens
+    first = _matches(b)
+    assert _matches(b) == first and b.ctx.live.answers.hits == 1  # kept by b
+    r = a.client.patch("/api/capabilities/C3", json={"title": "货车涂层低温剥落",
+                                                      "text": "铁路货车水性涂层冬季低温下剥落，需要提升附着力。"},
+                       headers=a.h("admin"))
+    assert r.status_code == 200
+    after = _matches(b)
+    assert after["revision"] > first["revision"]
+    titles = {e["capability_id"]: e["title"] for m in after["results"] for e in m["evidence"]}
+    assert titles.get("C3") == "货车涂层低温剥落"
+
+
+def test_a_kept_answer_is_still_checked_against_the_database(world):
+    """What the service adds to an answer is read on every request: a capability deleted behind
+    the index's back (and hidden from the revision check) is not shown, though the engine's
+    answer that names it was kept."""
+    live = world.ctx.live
+    shown = _matches(world)["results"][0]["evidence"][0]["capability_id"]
+    with world.ctx.db.begin() as conn:
+        conn.execute(capabilities.delete().where(capabilities.c.id == shown))
+    live.revision = live.db_revision()
+    hits = live.answers.hits
+    after = _matches(world)
+    assert live.answers.hits == hits + 1 and shown not in _evidence(after)
+
+
+def test_a_ranker_deployed_empties_the_answers(world):
+    _matches(world)
+    live = world.ctx.live
+    assert len(live.answers) >= 1
+    live.set_reranker(live.reranker, live.ranker_version)
+    assert len(live.answers) == 0
+
+
+def test_no_answers_are_kept_when_the_cache_is_off(make_world):
+    world = make_world(answer_cache=0)
+    assert _matches(world) == _matches(world)
+    assert len(world.ctx.live.answers) == 0 and world.ctx.live.answers.hits == 0
+
+
+# -- the cache itself --------------------------------------------------------------------------
+def test_the_least_recently_used_answer_goes_first():
+    cache = AnswerCache(2)
+    calls = []
+
+    def answer(v):
+        return lambda: calls.append(v) or v
+
+    assert [cache.get("a", answer(1)), cache.get("b", answer(2)), cache.get("a", answer(9))] == [1, 2, 1]
+    cache.get("c", answer(3))  # "b" was used least recently
+    assert cache.get("a", answer(9)) == 1 and cache.get("b", answer(4)) == 4
+    assert calls == [1, 2, 3, 4] and len(cache) == 2 and (cache.hits, cache.misses) == (2, 4)
+
+
+def test_an_answer_that_fails_is_not_kept():
+    cache = AnswerCache(4)
+
+    def fail():
+        raise LookupError("unknown partner")
+
+    with pytest.raises(LookupError):
+        cache.get("p", fail)
+    assert len(cache) == 0 and cache.get("p", lambda: 5) == 5
+
+
+def test_a_negative_size_is_refused():
+    with pytest.raises(ValueError, match="at least 0"):
+        AnswerCache(-1)
+
+
+def test_a_question_is_the_whole_demand_and_every_argument():
+    d = Demand("D1", "货车涂层", "低温剥落", industry="轨道交通装备", extra={"来源": "县科技局"})
+    assert question_key("partners", d, 10) == question_key("partners", dataclasses.replace(d), 10)
+    changed = [dataclasses.replace(d, text="低温开裂"), dataclasses.replace(d, industry="乳业"),
+               dataclasses.replace(d, extra={"来源": "企业"})]
+    assert all(question_key("partners", x, 10) != question_key("partners", d, 10) for x in changed)
+    assert question_key("partners", d, 10) != question_key("partners", d, 5)
+    assert question_key("partners", d, 10) != question_key("demands", d, 10)
+    assert question_key("demands", "D1", 10) != question_key("demands", d, 10)  # a text is not a demand
