@@ -1,12 +1,14 @@
 """Engine answers kept for as long as the index does not change.
 
 An engine answer (a stored demand's partners, a typed text's partners, the demands for a
-partner or a text) is a function of the index's state and the question alone: the query's
-content, k and the filters. `LiveIndex` empties the cache whenever it gives up its write lock,
-and every change to the index (a write of this process, a catch-up on another process's
-writes, a rebuild, a ranker deployed) holds that lock; answers are stored only under the read
-lock. So an answer is served again only at the state that computed it, and every process
-still serves what the database holds (it catches up, and so empties its cache, before a read).
+partner or a text) is a function of the engine's state and the question alone: the query's
+content, k and the filters. `LiveIndex` empties the cache, holding its write lock, before
+anything changes the engine (a write that touches a record, a catch-up that replays one, a
+rebuild, a load, a ranker deployed); answers are stored only under the read lock. So an answer
+is served again only at the state that computed it, and every process still serves what the
+database holds (it catches up, and so empties its cache, before a read). A write that touches
+no record (feedback, a token, a review decision) leaves the engine, and so the answers, as
+they are.
 
 What the service adds to an answer (current names, who may see what, rejections, the
 impressions recorded) is read from the database on every request, as before.

@@ -23,7 +23,6 @@ import math
 import os
 import pickle
 import socket
-import tempfile
 import threading
 import time
 import uuid
@@ -43,6 +42,7 @@ from matcher.landscape import DemandLinks, Landscape
 from service.errors import ApiError, Conflict, Invalid, NotFound
 from service.jobs.live import LiveIndex
 from service.jobs.process import local_process_alive
+from service.jobs.snapshots import snapshot_folder
 from service.schemas import DemandLinkInfo, IdStr, MergePublic, Strict, UtcDateTime, free_text
 from service.storage import store
 from service.storage.db import demand_links, landscape_builds, utcnow
@@ -306,8 +306,8 @@ class LandscapeCache:
         built = rev
         try:
             self.live.wait_ready()
-            with tempfile.TemporaryDirectory(prefix="techmatch-landscape-") as tmp:
-                engine, built = snapshot(self.live, Path(tmp) / "engine")
+            with snapshot_folder() as tmp:
+                engine, built = snapshot(self.live, tmp / "engine")
                 land = self._build(engine)
             html = render_html(land, title=self.title)
             result = LandscapeResult(built, land, html, seconds=time.perf_counter() - started, key=rev)

@@ -60,6 +60,10 @@ class Change:
     removed_capabilities: list[str] = field(default_factory=list)
     removed_demands: list[str] = field(default_factory=list)
 
+    def empty(self) -> bool:
+        """True when the write touched no record (feedback, tokens...): the engine stays as it is."""
+        return not any(vars(self).values())
+
 
 def release_freed_memory() -> None:
     """Hand the C heap's free pages back to the system (glibc's `malloc_trim`). Memory that
@@ -152,7 +156,7 @@ class LiveIndex:
         self.error: str | None = None  # why the last start failed, if it did
         self._ready = threading.Event()
         self._lock = RWLock()
-        self.answers = AnswerCache(answer_cache)  # emptied whenever the write lock is let go
+        self.answers = AnswerCache(answer_cache)  # emptied by `_engine_changes`
         self._save_lock = threading.Lock()  # two readers may save at once
         # The deployed learned ranker (matcher.learning), re-attached whenever the engine is rebuilt.
         self.reranker = None
@@ -185,7 +189,7 @@ class LiveIndex:
         return self.engine is not None
 
     def _start(self) -> str:
-        with self._writing():
+        with self._lock.write():
             with self.db.connect() as conn:
                 rev = revision(conn)
                 self.database_id = database_id(conn)
@@ -197,6 +201,7 @@ class LiveIndex:
                     engine = MatchEngine.load(self.folder / "engine", self.encoder)
                     engine.reranker = self.reranker
                     engine.prepare()
+                    self._engine_changes()
                     self.engine = engine
                     self.revision = saved_rev
                     replayed = self._catch_up(rev) if saved_rev < rev else 0
@@ -220,6 +225,7 @@ class LiveIndex:
         engine = MatchEngine(self.encoder, params).fit(caps, dems, parts)
         engine.reranker = self.reranker
         engine.prepare()  # before the engine is seen: readiness means reasons are ready too
+        self._engine_changes()
         self.engine = engine
         self.revision = rev
         counts = {"capabilities": len(caps), "demands": len(dems), "partners": len(parts)}
@@ -230,7 +236,8 @@ class LiveIndex:
 
     def set_reranker(self, reranker, version: str) -> None:
         """Deploy a learned ranker (None: the default order) for every match from now on."""
-        with self._writing():
+        with self._lock.write():
+            self._engine_changes()
             self.reranker, self.ranker_version = reranker, version
             if self.engine is not None:
                 self.engine.reranker = reranker
@@ -304,14 +311,11 @@ class LiveIndex:
         until the index changes. Call inside `read()`, with `compute` asking the engine read."""
         return self.answers.get(question_key(kind, query, *rest), compute)
 
-    @contextmanager
-    def _writing(self) -> Iterator[None]:
-        """The write lock; the answers kept are dropped as it is let go, whatever changed."""
-        with self._lock.write():
-            try:
-                yield
-            finally:
-                self.answers.clear()
+    def _engine_changes(self) -> None:
+        """Called, with the write lock held, before anything that changes the engine's answers:
+        a replayed or applied record, a rebuild, a load, a ranker. A write that touched no
+        record (feedback, tokens, review decisions) keeps them."""
+        self.answers.clear()
 
     def bring_forward(self) -> int:
         """Catch the engine up with every write committed so far, by any process; returns the
@@ -321,7 +325,7 @@ class LiveIndex:
                            else "the index is still loading; try again shortly")
         seen = self.db_revision()
         if seen != self.revision:
-            with self._writing():
+            with self._lock.write():
                 rev = self.db_revision()
                 if rev != self.revision:
                     self._catch_up(rev)
@@ -339,7 +343,7 @@ class LiveIndex:
         """Run `fn` in one database transaction, bump the revision, then update the engine.
 
         If `fn` raises, nothing is committed and the engine is untouched."""
-        with self._writing():
+        with self._lock.write():
             with self.db.begin() as conn:
                 result, change = fn(conn)
                 rev = bump_revision(conn)
@@ -380,6 +384,8 @@ class LiveIndex:
             found_p = store.get_partners(conn, sorted(touched["partner"]))
             found_c = store.get_capabilities(conn, sorted(touched["capability"]))
             found_d = store.get_demands(conn, sorted(touched["demand"]))
+        if any(touched.values()):
+            self._engine_changes()
         engine = self.engine
         for pid in touched["partner"] - found_p.keys():
             engine.remove_partner(pid)
@@ -402,6 +408,8 @@ class LiveIndex:
         engine = self.engine
         if engine is None:
             raise RuntimeError("the index is not started")
+        if not change.empty():
+            self._engine_changes()
         gone_d = [i for i in change.removed_demands if i in engine.demands]
         if gone_d:
             engine.remove_demands(gone_d)

@@ -71,6 +71,10 @@ def test_two_apps_on_one_database_never_serve_an_answer_older_than_the_other_one
     b.tokens = a.tokens
     first = _matches(b)
     assert _matches(b) == first and b.ctx.live.answers.hits == 1  # kept by b
+    r = a.client.post("/api/feedback", json={"demand_id": "D1", "partner_id": "P2", "status": "contacted"},
+                      headers=a.h("admin"))
+    assert r.status_code == 201  # a write that touches no record: b catches up and keeps its answer
+    assert _matches(b)["revision"] > first["revision"] and b.ctx.live.answers.hits == 2
     r = a.client.patch("/api/capabilities/C3", json={"title": "货车涂层低温剥落",
                                                       "text": "铁路货车水性涂层冬季低温下剥落，需要提升附着力。"},
                        headers=a.h("admin"))
@@ -93,6 +97,24 @@ def test_a_kept_answer_is_still_checked_against_the_database(world):
     hits = live.answers.hits
     after = _matches(world)
     assert live.answers.hits == hits + 1 and shown not in _evidence(after)
+
+
+def test_feedback_keeps_the_answers_and_is_shown_on_the_kept_one(world):
+    """A rejection touches no record of the index: the engine's answer is kept, and the
+    rejection (read from the database on every request) is marked on it."""
+    c, h = world.client, world.h("staff")
+    before = _matches(world)
+    top = before["results"][0]["partner_id"]
+    assert not before["results"][0]["rejected"]
+    r = c.post("/api/feedback", json={"demand_id": "D1", "partner_id": top, "status": "rejected",
+                                      "reason": "已有合作"}, headers=h)
+    assert r.status_code == 201
+    hits = world.ctx.live.answers.hits
+    after = _matches(world)
+    assert world.ctx.live.answers.hits == hits + 1 and after["revision"] > before["revision"]
+    marked = {m["partner_id"]: m for m in after["results"]}[top]
+    assert marked["rejected"] and marked["rejected_reason"] == "已有合作"
+    assert after["results"][-1]["partner_id"] == top
 
 
 def test_a_ranker_deployed_empties_the_answers(world):
