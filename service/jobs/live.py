@@ -44,7 +44,7 @@ from service.storage.db import bump_revision, change_log, database_id, revision
 log = logging.getLogger("techmatch.service.live")
 # Change-log rows kept (by revision); older ones are pruned now and then by a write.
 LOG_KEEP_REVISIONS = 100_000
-ANSWER_CACHE = 256  # engine answers kept per process (`answers`; Settings.answer_cache)
+ANSWER_CACHE = 2560  # results of engine answers kept per process (`answers`; Settings.answer_cache)
 _KINDS = ("demand", "capability", "partner")
 T = TypeVar("T")
 

@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import insert
 
 from matcher.records import Demand
-from service.jobs.answers import AnswerCache, question_key
+from matcher.retrieval.results import PartnerReport
+from service.jobs.answers import AnswerCache, question_key, results_in
 from service.storage.db import bump_revision, capabilities, demands, utcnow
 
 
@@ -133,7 +134,7 @@ def test_no_answers_are_kept_when_the_cache_is_off(make_world):
 
 # -- the cache itself --------------------------------------------------------------------------
 def test_the_least_recently_used_answer_goes_first():
-    cache = AnswerCache(2)
+    cache = AnswerCache(2, weigh=lambda answer: 1)
     calls = []
 
     def answer(v):
@@ -145,6 +146,19 @@ def test_the_least_recently_used_answer_goes_first():
     assert calls == [1, 2, 3, 4] and len(cache) == 2 and (cache.hits, cache.misses) == (2, 4)
 
 
+def test_answers_are_weighed_by_their_results():
+    cache = AnswerCache(10)
+    cache.get("a", lambda: ["p"] * 4)
+    cache.get("b", lambda: ["p"] * 5)
+    assert cache.held == 9 and len(cache) == 2
+    cache.get("c", lambda: ["p"] * 3)  # 12 results: "a", the least recently used, goes
+    assert cache.held == 8 and cache.get("a", lambda: ["new"]) == ["new"]
+    big = ["p"] * 11
+    assert cache.get("big", lambda: big) is big and cache.get("big", lambda: []) == []  # never kept
+    report = PartnerReport([object()] * 3, 0.9, True)
+    assert results_in(report) == 3 and results_in([]) == 1
+
+
 def test_an_answer_that_fails_is_not_kept():
     cache = AnswerCache(4)
 
@@ -153,7 +167,7 @@ def test_an_answer_that_fails_is_not_kept():
 
     with pytest.raises(LookupError):
         cache.get("p", fail)
-    assert len(cache) == 0 and cache.get("p", lambda: 5) == 5
+    assert len(cache) == 0 and cache.get("p", lambda: [5]) == [5]
 
 
 def test_a_negative_size_is_refused():
