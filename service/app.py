@@ -77,7 +77,7 @@ def create_app(settings: Settings | None = None, *, encoder=None) -> FastAPI:
     limit_malloc_arenas()  # before the request threads exist
     db = make_engine(settings.db_url)
     live = LiveIndex(db, encoder, settings.index_dir(), index=settings.index,
-                     answer_cache=settings.answer_cache)
+                     answer_cache_bytes=int(settings.answer_cache_mb * 2**20))
     jobs = ConferenceJobs(db, live, settings.jobs_dir(), max_k=settings.max_k)
     impressions = ImpressionLog(db, flush_seconds=settings.impression_flush_seconds,
                                 retention_days=settings.impression_retention_days)

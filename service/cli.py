@@ -132,7 +132,7 @@ def _prepare_index(settings) -> None:
     engine = make_engine(settings.db_url)
     try:
         live = LiveIndex(engine, open_service_encoder(settings), settings.index_dir(), index=settings.index,
-                         answer_cache=settings.answer_cache)
+                         answer_cache_bytes=int(settings.answer_cache_mb * 2**20))
         how = live.start()
         print(f"techmatch: index {how} at revision {live.revision}; starting the workers", file=sys.stderr, flush=True)
     finally:

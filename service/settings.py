@@ -48,10 +48,10 @@ class Settings(BaseSettings):
     # The staff button trains on the 30 base features; true adds the seven evidence features
     # (docs/learning.md): a model trained on them costs a few ms more per served list.
     ranker_evidence: bool = False
-    # Results of engine answers each process keeps until the index changes (service.jobs.answers):
-    # a stored demand's partners asked again at 42k capabilities cost 15 ms less. 2,560 results
-    # are 256 lists of ten, about 7 MB at 42k capabilities. 0 keeps none.
-    answer_cache: int = Field(default=2560, ge=0)
+    # Megabytes of engine answers each process keeps until the index changes (service.jobs.answers):
+    # a stored demand's partners asked again at 42k capabilities cost 15 ms less. An answer of
+    # ten partners is about 12 kB, so 16 MB keep some 1,300. 0 keeps none.
+    answer_cache_mb: float = Field(default=16.0, ge=0)
 
     # `extra` fields (spreadsheet columns beyond the known ones) institutes and enterprises may see,
     # comma-separated; every other extra field is shown to bureau staff only.

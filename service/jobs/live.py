@@ -44,7 +44,7 @@ from service.storage.db import bump_revision, change_log, database_id, revision
 log = logging.getLogger("techmatch.service.live")
 # Change-log rows kept (by revision); older ones are pruned now and then by a write.
 LOG_KEEP_REVISIONS = 100_000
-ANSWER_CACHE = 2560  # results of engine answers kept per process (`answers`; Settings.answer_cache)
+ANSWER_CACHE_BYTES = 16 * 2**20  # engine answers kept per process (`answers`; Settings.answer_cache_mb)
 _KINDS = ("demand", "capability", "partner")
 T = TypeVar("T")
 
@@ -146,7 +146,7 @@ class LiveIndex:
     changes), `write(fn)` for every database change."""
 
     def __init__(self, db: Engine, encoder, folder: str | Path, index: str = "exact",
-                 answer_cache: int = ANSWER_CACHE) -> None:
+                 answer_cache_bytes: int = ANSWER_CACHE_BYTES) -> None:
         self.db = db
         self.encoder = encoder
         self.folder = Path(folder)
@@ -156,7 +156,7 @@ class LiveIndex:
         self.error: str | None = None  # why the last start failed, if it did
         self._ready = threading.Event()
         self._lock = RWLock()
-        self.answers = AnswerCache(answer_cache)  # emptied by `_engine_changes`
+        self.answers = AnswerCache(answer_cache_bytes)  # emptied by `_engine_changes`
         self._save_lock = threading.Lock()  # two readers may save at once
         # The deployed learned ranker (matcher.learning), re-attached whenever the engine is rebuilt.
         self.reranker = None

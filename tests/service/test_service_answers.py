@@ -5,13 +5,14 @@ the service reads from the database (rejections, deleted records) is never kept.
 from __future__ import annotations
 
 import dataclasses
+import pickle
 
 import pytest
 from sqlalchemy import insert
 
 from matcher.records import Demand
-from matcher.retrieval.results import PartnerReport
-from service.jobs.answers import AnswerCache, question_key, results_in
+from matcher.retrieval.results import CapabilityHit, PartnerMatch, PartnerReport, ScoreParts
+from service.jobs.answers import AnswerCache, question_key
 from service.storage.db import bump_revision, capabilities, demands, utcnow
 
 
@@ -127,36 +128,56 @@ def test_a_ranker_deployed_empties_the_answers(world):
 
 
 def test_no_answers_are_kept_when_the_cache_is_off(make_world):
-    world = make_world(answer_cache=0)
+    world = make_world(answer_cache_mb=0)
     assert _matches(world) == _matches(world)
     assert len(world.ctx.live.answers) == 0 and world.ctx.live.answers.hits == 0
 
 
 # -- the cache itself --------------------------------------------------------------------------
+def _size(value) -> int:
+    return len(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+
+
 def test_the_least_recently_used_answer_goes_first():
-    cache = AnswerCache(2, weigh=lambda answer: 1)
+    answers = {k: [k * 100] * 10 for k in "abcd"}
+    cache = AnswerCache(2 * _size(answers["a"]))
     calls = []
 
-    def answer(v):
-        return lambda: calls.append(v) or v
+    def answer(k):
+        return lambda: calls.append(k) or answers[k]
 
-    assert [cache.get("a", answer(1)), cache.get("b", answer(2)), cache.get("a", answer(9))] == [1, 2, 1]
-    cache.get("c", answer(3))  # "b" was used least recently
-    assert cache.get("a", answer(9)) == 1 and cache.get("b", answer(4)) == 4
-    assert calls == [1, 2, 3, 4] and len(cache) == 2 and (cache.hits, cache.misses) == (2, 4)
+    assert [cache.get(k, answer(k)) for k in "aba"] == [answers[k] for k in "aba"]
+    cache.get("c", answer("c"))  # "b" was used least recently
+    assert cache.get("a", answer("a")) == answers["a"] and cache.get("b", answer("b")) == answers["b"]
+    assert calls == ["a", "b", "c", "b"] and len(cache) == 2 and (cache.hits, cache.misses) == (2, 4)
+    assert cache.held == 2 * _size(answers["a"])
 
 
-def test_answers_are_weighed_by_their_results():
-    cache = AnswerCache(10)
-    cache.get("a", lambda: ["p"] * 4)
-    cache.get("b", lambda: ["p"] * 5)
-    assert cache.held == 9 and len(cache) == 2
-    cache.get("c", lambda: ["p"] * 3)  # 12 results: "a", the least recently used, goes
-    assert cache.held == 8 and cache.get("a", lambda: ["new"]) == ["new"]
-    big = ["p"] * 11
-    assert cache.get("big", lambda: big) is big and cache.get("big", lambda: []) == []  # never kept
-    report = PartnerReport([object()] * 3, 0.9, True)
-    assert results_in(report) == 3 and results_in([]) == 1
+def test_an_answer_larger_than_the_cache_is_not_kept():
+    cache = AnswerCache(100)
+    big = ["x" * 200]
+    assert cache.get("big", lambda: big) is big
+    assert len(cache) == 0 and cache.held == 0 and cache.get("big", lambda: ["small"]) == ["small"]
+    assert len(cache) == 1
+
+
+def test_every_hit_is_a_copy_no_caller_can_change_the_kept_answer():
+    cache = AnswerCache(10_000)
+    first = cache.get("q", lambda: {"partners": ["P1", "P2"]})
+    first["partners"].append("P9")
+    again = cache.get("q", lambda: {})
+    assert again == {"partners": ["P1", "P2"]}
+    again["partners"].clear()
+    assert cache.get("q", lambda: {}) == {"partners": ["P1", "P2"]}
+
+
+def test_an_engine_report_comes_back_whole():
+    hit = CapabilityHit("C1", "P1", "货车涂层", 0.8, ScoreParts(0.8, 3.2, 0.9, 0.7, 0.4, 0.8), ("涂层",), 0.7, "strong")
+    match = PartnerMatch("P1", "寒地材料研究所", 0.8, 1, (hit,), ("涂层",), {"fit": 0.7}, 0.7, "strong", "涂层")
+    report = PartnerReport([match], 0.7, True)
+    cache = AnswerCache(1 << 20)
+    cache.get("r", lambda: report)
+    assert cache.get("r", lambda: None) == report
 
 
 def test_an_answer_that_fails_is_not_kept():
