@@ -20,6 +20,7 @@ demand are served in well under a millisecond (docs/performance.md, session 16).
 
 from __future__ import annotations
 
+import json
 import pickle
 import threading
 from collections import OrderedDict
@@ -34,8 +35,8 @@ T = TypeVar("T")
 def question_key(kind: str, query: Demand | str, *rest: Hashable) -> tuple:
     """The cache key of a question: `kind` names the engine call, `query` is a demand (all
     its fields, `extra` too) or a text, `rest` the call's other arguments (k, filters...)."""
-    if isinstance(query, Demand):
-        return (kind, "demand", query, tuple(sorted(query.extra.items())), *rest)
+    if isinstance(query, Demand):  # `extra` is left out of a demand's hash, and may hold lists
+        return (kind, "demand", query, json.dumps(query.extra, sort_keys=True, ensure_ascii=False, default=str), *rest)
     return (kind, "text", str(query), *rest)
 
 

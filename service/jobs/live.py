@@ -237,7 +237,8 @@ class LiveIndex:
     def set_reranker(self, reranker, version: str) -> None:
         """Deploy a learned ranker (None: the default order) for every match from now on."""
         with self._lock.write():
-            self._engine_changes()
+            if reranker is not self.reranker or version != self.ranker_version:  # a start's "default" again is none
+                self._engine_changes()
             self.reranker, self.ranker_version = reranker, version
             if self.engine is not None:
                 self.engine.reranker = reranker

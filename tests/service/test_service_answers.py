@@ -123,7 +123,9 @@ def test_a_ranker_deployed_empties_the_answers(world):
     _matches(world)
     live = world.ctx.live
     assert len(live.answers) >= 1
-    live.set_reranker(live.reranker, live.ranker_version)
+    live.set_reranker(live.reranker, live.ranker_version)  # what a start deploys when no model is: no change
+    assert len(live.answers) >= 1
+    live.set_reranker(None, "rolled-back")
     assert len(live.answers) == 0
 
 
@@ -205,3 +207,5 @@ def test_a_question_is_the_whole_demand_and_every_argument():
     assert question_key("partners", d, 10) != question_key("partners", d, 5)
     assert question_key("partners", d, 10) != question_key("demands", d, 10)
     assert question_key("demands", "D1", 10) != question_key("demands", d, 10)  # a text is not a demand
+    listed = dataclasses.replace(d, extra={"附件": ["a.pdf", "b.pdf"]})
+    assert hash(question_key("partners", listed, 10)) == hash(question_key("partners", dataclasses.replace(listed), 10))
