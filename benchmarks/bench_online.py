@@ -217,7 +217,8 @@ class HttpSender:
         client.close()
 
     def write(self) -> None:
-        """One write that changes no answer but the data revision: a partner without capabilities."""
+        """One write that touches a record, so the kept answers are dropped, but changes no match: a
+        partner without capabilities."""
         import httpx
 
         pid = "bench-write-" + secrets.token_hex(6)

@@ -13,9 +13,9 @@ they are.
 What the service adds to an answer (current names, who may see what, rejections, the
 impressions recorded) is read from the database on every request, as before.
 
-At 42k capabilities a stored demand's match is about 13 ms of engine work; a page opened
-again, a list re-sorted by hand, the review queue and the demand's page asking for the same
-demand are served in well under a millisecond (docs/performance.md, session 16).
+At 42k capabilities a stored demand's match is about 15 ms of engine work; asked again (a page
+opened again, the API after the page), its kept answer costs 0.08 ms to unpickle
+(docs/performance.md, session 16).
 """
 
 from __future__ import annotations
