@@ -50,7 +50,8 @@ class Settings(BaseSettings):
     ranker_evidence: bool = False
     # Megabytes of engine answers each process keeps until the index changes (service.jobs.answers):
     # a stored demand's partners asked again at 42k capabilities cost 15 ms less. An answer of
-    # ten partners is about 12 kB, so 16 MB keep some 1,300. 0 keeps none.
+    # ten partners is about 12 kB, its key (the demand) a few kB: 16 MB keep over a thousand.
+    # 0 keeps none.
     answer_cache_mb: float = Field(default=16.0, ge=0)
 
     # `extra` fields (spreadsheet columns beyond the known ones) institutes and enterprises may see,

@@ -41,7 +41,8 @@ def question_key(kind: str, query: Demand | str, *rest: Hashable) -> tuple:
 
 
 class AnswerCache:
-    """Answers of at most `size_bytes` in all, least recently used dropped first (0: none kept).
+    """Answers (and their keys) of at most `size_bytes` in all, least recently used dropped first
+    (0: none kept).
 
     An answer is kept pickled: bytes the garbage collector never scans (as objects, 256 answers
     of ten partners were 7 MB of small objects for every full collection to walk), half the
@@ -53,7 +54,7 @@ class AnswerCache:
         if size_bytes < 0:
             raise ValueError(f"answer cache size must be at least 0, not {size_bytes}")
         self.size = size_bytes
-        self._items: OrderedDict[Hashable, bytes] = OrderedDict()
+        self._items: OrderedDict[Hashable, tuple[bytes, int]] = OrderedDict()  # key -> (answer, cost)
         self._held = 0
         self._lock = threading.Lock()  # many readers share the cache
         self.hits = 0
@@ -63,30 +64,32 @@ class AnswerCache:
         """The answer kept under `key`, else `compute()` (kept). Two readers asking the same new
         question at once both compute it: the same answer, and no reader waits on another."""
         with self._lock:
-            blob = self._items.get(key)
-            if blob is not None:
+            kept = self._items.get(key)
+            if kept is not None:
                 self._items.move_to_end(key)
                 self.hits += 1
             else:
                 self.misses += 1
-        if blob is not None:
-            return pickle.loads(blob)
+        if kept is not None:
+            return pickle.loads(kept[0])
         value = compute()
         if self.size:
             blob = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-            if len(blob) <= self.size:
+            # the key counts too: a demand's text, larger than a short answer
+            cost = len(blob) + len(pickle.dumps(key, protocol=pickle.HIGHEST_PROTOCOL))
+            if cost <= self.size:
                 with self._lock:
                     if key not in self._items:  # another reader may have kept it meanwhile
-                        self._items[key] = blob
-                        self._held += len(blob)
+                        self._items[key] = (blob, cost)
+                        self._held += cost
                     while self._held > self.size:
-                        _, dropped = self._items.popitem(last=False)
-                        self._held -= len(dropped)
+                        _, (_, dropped) = self._items.popitem(last=False)
+                        self._held -= dropped
         return value
 
     @property
     def held(self) -> int:
-        """Bytes held now."""
+        """Bytes held now (answers and keys, pickled)."""
         return self._held
 
     def clear(self) -> None:

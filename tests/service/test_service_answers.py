@@ -142,7 +142,8 @@ def _size(value) -> int:
 
 def test_the_least_recently_used_answer_goes_first():
     answers = {k: [k * 100] * 10 for k in "abcd"}
-    cache = AnswerCache(2 * _size(answers["a"]))
+    cost = _size(answers["a"]) + _size("a")  # an answer and its key
+    cache = AnswerCache(2 * cost)
     calls = []
 
     def answer(k):
@@ -152,7 +153,7 @@ def test_the_least_recently_used_answer_goes_first():
     cache.get("c", answer("c"))  # "b" was used least recently
     assert cache.get("a", answer("a")) == answers["a"] and cache.get("b", answer("b")) == answers["b"]
     assert calls == ["a", "b", "c", "b"] and len(cache) == 2 and (cache.hits, cache.misses) == (2, 4)
-    assert cache.held == 2 * _size(answers["a"])
+    assert cache.held == 2 * cost
 
 
 def test_an_answer_larger_than_the_cache_is_not_kept():
@@ -161,6 +162,16 @@ def test_an_answer_larger_than_the_cache_is_not_kept():
     assert cache.get("big", lambda: big) is big
     assert len(cache) == 0 and cache.held == 0 and cache.get("big", lambda: ["small"]) == ["small"]
     assert len(cache) == 1
+
+
+def test_a_long_key_counts_against_the_budget():
+    text = "铁路货车水性涂层冬季低温下剥落" * 100  # a typed text as the key, the answer short
+    cache = AnswerCache(_size(["P1"]) + _size(text) - 1)
+    cache.get(text, lambda: ["P1"])
+    assert len(cache) == 0
+    cache = AnswerCache(_size(["P1"]) + _size(text))
+    cache.get(text, lambda: ["P1"])
+    assert len(cache) == 1 and cache.held == _size(["P1"]) + _size(text)
 
 
 def test_every_hit_is_a_copy_no_caller_can_change_the_kept_answer():
