@@ -1,4 +1,4 @@
-"""Whether the process behind a worker id ("host:pid:...") is still running, on this host."""
+"""Whether the process behind a worker id ("host:pid:...") or a pid is still running, on this host."""
 
 from __future__ import annotations
 
@@ -17,8 +17,15 @@ def local_process_alive(worker: str, live_here: Collection[str]) -> bool | None:
         return None
     if int(pid_text) == os.getpid():
         return worker in live_here
+    return pid_running(int(pid_text))
+
+
+def pid_running(pid: int) -> bool:
+    """Whether a process with this pid runs on this host (this very process included)."""
+    if pid == os.getpid():
+        return True
     try:
-        os.kill(int(pid_text), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # someone else's process with that pid: assume ours is still there

@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from service.jobs.process import pid_running
+
 PREFIX = "techmatch-landscape-"
 UNNAMED_STALE_SECONDS = 24 * 3600
 _open: set[Path] = set()
@@ -51,7 +53,7 @@ def sweep(root: str | Path | None = None, *, now: float | None = None) -> list[P
         owner = path.name[len(PREFIX):].partition("-")[0]
         try:
             if owner.isdigit():
-                gone = not _running(int(owner))
+                gone = not pid_running(int(owner))
             else:
                 gone = now - path.stat().st_mtime > UNNAMED_STALE_SECONDS
         except OSError:  # removed meanwhile by another process's sweep
@@ -60,18 +62,6 @@ def sweep(root: str | Path | None = None, *, now: float | None = None) -> list[P
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     return removed
-
-
-def _running(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process with that pid
-        return True
-    return True
 
 
 @atexit.register
