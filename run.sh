@@ -71,7 +71,14 @@ setup
 case "${1:-serve}" in
   test)
     shift || true
-    exec "$VENV/bin/python" -m pytest "$@"
+    # Tests run on up to 4 worker processes (pytest-xdist, one per core); tests that share a
+    # built model or the Ray cluster stay on one worker (tests/conftest.py).
+    # TECHMATCH_TEST_WORKERS=N sets how many; 0 runs them all in this process.
+    cores=$(nproc 2>/dev/null || echo 1)
+    workers=${TECHMATCH_TEST_WORKERS:-$(( cores < 4 ? cores : 4 ))}
+    xdist=()
+    if [ "$workers" -gt 1 ]; then xdist=(-n "$workers" --dist loadgroup); fi
+    exec "$VENV/bin/python" -m pytest "${xdist[@]}" "$@"
     ;;
   serve)
     shift || true

@@ -10,6 +10,17 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With several test workers (`bash run.sh test`: pytest-xdist, --dist loadgroup), the tests
+    that share a session-wide thing run on one worker, one after another: real-model tests the
+    models they build in `model_home`, Ray tests one local cluster (and no second one beside it)."""
+    for item in items:
+        if "model_home" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("models"))
+        elif "distributed" in item.path.parts or "bench_ray" in item.nodeid:
+            item.add_marker(pytest.mark.xdist_group("ray"))
+
+
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path, monkeypatch):
     """Each test gets its own TECHMATCH_HOME, except real-model tests, which share a session

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from matcher.fsutil import atomic_text
+
 HERE = Path(__file__).parent
 # Reuse the service tests' tiny corpus, tokens and World (tests/service/service_testkit.py).
 for folder in (HERE, HERE.parent / "service"):
@@ -74,4 +76,5 @@ def _figures_summary():
             for key in totals:
                 totals[key] += int(data.get(key, 0) or 0)
         out = ARTIFACTS / ("summary_soak.json" if soak else "summary.json")
-        out.write_text(json.dumps({"totals": totals, "tests": runs}, indent=2) + "\n", encoding="utf-8")
+        # Each test worker writes it at its end from every file there: the last one sees them all.
+        atomic_text(out, json.dumps({"totals": totals, "tests": runs}, indent=2) + "\n")

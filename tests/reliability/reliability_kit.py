@@ -24,6 +24,8 @@ from pathlib import Path
 import dbbackends
 import httpx
 
+from matcher.fsutil import atomic_text
+
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "reliability"
 ADMIN_TOKEN = "reliability-admin-token"
@@ -47,7 +49,8 @@ def write_figures(name: str, figures: dict) -> Path:
     payload = {"test": name, "database": dbbackends.current(),
                "finished_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                **figures}
-    path.write_text(json.dumps(payload, ensure_ascii=False, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    # whole or not at all: another test worker's summary may read the folder meanwhile
+    atomic_text(path, json.dumps(payload, ensure_ascii=False, indent=2, sort_keys=False) + "\n")
     return path
 
 
