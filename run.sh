@@ -77,7 +77,7 @@ case "${1:-serve}" in
     cores=$(nproc 2>/dev/null || echo 1)
     workers=${TECHMATCH_TEST_WORKERS:-$(( cores < 4 ? cores : 4 ))}
     xdist=()
-    if [ "$workers" -gt 1 ]; then xdist=(-n "$workers" --dist loadgroup); fi
+    if [ "$workers" -gt 1 ]; then xdist=(-n "$workers"); fi
     exec "$VENV/bin/python" -m pytest "${xdist[@]}" "$@"
     ;;
   serve)
