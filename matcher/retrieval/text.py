@@ -217,15 +217,30 @@ def _showable(term: str, idf: dict[str, float], min_idf: float, show: Callable[[
     )
 
 
+class ShowableTerms(frozenset):
+    """What `showable_terms` returns: the query's terms that passed its tests, and the idf,
+    min_idf and show they passed them with, so `shared_terms` given the same three need not
+    test them again for each document (a request shows some thirty documents)."""
+
+    idf: dict[str, float]
+    min_idf: float
+    show: Callable[[str], bool] | None
+
+    def tested_with(self, idf, min_idf: float, show) -> bool:
+        return self.idf is idf and self.min_idf == min_idf and self.show == show
+
+
 def showable_terms(
     tokens: Iterable[str], idf: dict[str, float] | None = None, min_idf: float = 0.0,
     show: Callable[[str], bool] | None = None,
-) -> frozenset[str]:
+) -> ShowableTerms:
     """The query's tokens `shared_terms` could show whatever the document (same arguments): a
     query shown with many documents passes this set instead of its tokens, and each document
     tests only the words it shares."""
     idf = idf or {}
-    return frozenset(t for t in set(tokens) if _showable(t, idf, min_idf, show))
+    out = ShowableTerms(t for t in set(tokens) if _showable(t, idf, min_idf, show))
+    out.idf, out.min_idf, out.show = idf, min_idf, show
+    return out
 
 
 def shared_terms(
@@ -251,6 +266,9 @@ def shared_terms(
     such as the query's `showable_terms` when it is shown with many documents.
     """
     idf = idf or {}
+    # A term of a `showable_terms` set passed these tests with these weights (a compound's weight
+    # may differ, but compounds are shown whatever their weight: the union below).
+    tested = isinstance(query_tokens, ShowableTerms) and query_tokens.tested_with(idf, min_idf, show)
     if compounds:
         idf = dict(idf)
         for term, weight in compounds.items():
@@ -259,7 +277,8 @@ def shared_terms(
     common = {
         t
         for t in query_set.intersection(doc_tokens)
-        if (whole_words is None or t in whole_words) and _showable(t, idf, min_idf, show)
+        if (whole_words is None or t in whole_words)
+        and (tested or _showable(t, idf, min_idf, show))
     } | {t for t in (compounds or {}) if show is None or show(t)}
     if not common:
         return ()

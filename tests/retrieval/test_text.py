@@ -3,7 +3,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from matcher.retrieval.text import Tokenizer, guess_language, normalize, shared_terms
+from matcher.retrieval.text import Tokenizer, guess_language, normalize, shared_terms, showable_terms
 
 
 def test_normalize_fullwidth_and_controls():
@@ -78,3 +78,26 @@ def test_shared_terms_leave_out_generic_process_words():
     query, doc = ["生产", "玉米", "合作", "淀粉", "至"], ["玉米", "淀粉", "生产", "合作", "至"]
     assert set(shared_terms(query, doc)) == {"玉米", "淀粉"}
     assert "生产" in Tokenizer()("玉米淀粉生产")  # indexed and scored as before
+
+
+TERMS = st.sampled_from(["玉米", "淀粉", "生产", "至", "45", "3.5", "防腐", "涂层", "防腐涂层", "低温", "coating",
+                         "rail", "the", "wagon", "低温防腐涂层"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(query=st.lists(TERMS, max_size=12), doc=st.lists(TERMS, max_size=12),
+       idf=st.dictionaries(TERMS, st.floats(0.0, 4.0), max_size=10), min_idf=st.floats(0.0, 2.0),
+       compounds=st.dictionaries(TERMS, st.floats(0.0, 4.0), max_size=3), hidden=st.sets(TERMS, max_size=3),
+       whole=st.none() | st.sets(TERMS))
+def test_a_query_set_tested_once_gives_the_terms_its_tokens_give(query, doc, idf, min_idf, compounds, hidden,
+                                                                 whole):
+    """`showable_terms` tests a query's terms once per request; shared_terms given that set
+    does not test them again and shows the same terms as from the query's tokens, whatever the
+    document and its compounds."""
+    def show(term):
+        return term not in hidden
+
+    once = showable_terms(query, idf, min_idf, show)
+    for c in (compounds, None):
+        args = dict(idf=idf, min_idf=min_idf, whole_words=whole, compounds=c, show=show)
+        assert shared_terms(once, doc, **args) == shared_terms(query, doc, **args)
