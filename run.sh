@@ -73,9 +73,13 @@ case "${1:-serve}" in
     shift || true
     # Tests run on up to 4 worker processes (pytest-xdist, one per core); tests that share a
     # built model or the Ray cluster stay on one worker (tests/conftest.py).
-    # TECHMATCH_TEST_WORKERS=N sets how many; 0 runs them all in this process.
+    # TECHMATCH_TEST_PROCESSES=N sets how many; 1 runs them all in this one.
     cores=$(nproc 2>/dev/null || echo 1)
-    workers=${TECHMATCH_TEST_WORKERS:-$(( cores < 4 ? cores : 4 ))}
+    workers=${TECHMATCH_TEST_PROCESSES:-$(( cores < 4 ? cores : 4 ))}
+    if ! [[ "$workers" =~ ^[1-9][0-9]*$ ]]; then
+      echo "run.sh: TECHMATCH_TEST_PROCESSES must be a whole number of processes, 1 or more (got '$workers')" >&2
+      exit 2
+    fi
     xdist=()
     if [ "$workers" -gt 1 ]; then xdist=(-n "$workers"); fi
     exec "$VENV/bin/python" -m pytest "${xdist[@]}" "$@"

@@ -349,15 +349,14 @@ def app_routes(app) -> set[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def shared_world(tmp_path_factory):
-    """One seeded app for the whole matrix (cases that change data make their own targets)."""
-    from fastapi.testclient import TestClient
-    from service_testkit import make_settings, seed
+    """One seeded app for the whole matrix (cases that change data make their own targets),
+    its index built: a case may be the first this process runs (`/readyz` expects 200)."""
+    from service_testkit import make_settings, running, seed
 
     from matcher.retrieval.encoders import FakeEncoder
     from service.app import create_app
 
-    client = TestClient(create_app(make_settings(tmp_path_factory.mktemp("matrix")), encoder=FakeEncoder()))
-    with client:
+    with running(create_app(make_settings(tmp_path_factory.mktemp("matrix")), encoder=FakeEncoder())) as client:
         world = World(client, client.app.state.ctx.settings)
         world.tokens = seed(client)
         yield world
