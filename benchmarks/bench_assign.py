@@ -29,7 +29,6 @@ import argparse
 import gzip
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -192,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.large:
         partner_ids = sorted({c["partner_id"] for c in caps})
         results = large_scenarios(rows, [d["id"] for d in demands], partner_ids, args)
-        report = {"machine": {"cores": os.cpu_count(), "python": platform.python_version()},
+        report = {"machine": common.machine(),
                   "demands": len(demands), "partners": n_partners, "candidate_pairs": len(rows), "k": args.k,
                   "capacity": args.capacity, "scenarios": results}
         print()
@@ -229,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         milp = {"objective": m.objective, "min_slots_filled": m.min_slots_filled, "seconds": time.perf_counter() - t0}
 
     report = {
-        "machine": {"cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": common.machine(),
         "candidates": f"TF-IDF (sklearn, sublinear tf) cosine, partner = best capability, top {args.k}",
         "demands": len(demands),
         "partners": n_partners,

@@ -22,6 +22,8 @@ size contains the smaller ones) this
    * free text: `POST /api/match` with texts never seen before (unseen sbir-topics, first
      2,000 characters, plus a per-run tag so no run hits the embedding cache);
    with 1 and with 8 concurrent clients, R repeats; p50/p99 are medians over the repeats;
+   with the machine's speed measured before and after (`common.speed_probe`: the build
+   machine is shared, and its speed changes from one minute to the next);
 4. records the server's resident memory (current and peak, /proc VmRSS/VmHWM) and stops it,
    then starts it again on the same database (it loads the index the first start saved) and
    records the memory and the stored-demand latency of that second start;
@@ -289,6 +291,7 @@ def bench_size(args, n_caps: int, all_caps, topics, workdir: Path, naive_model) 
 
     sizedir = workdir / f"n{n_caps}"
     sizedir.mkdir(parents=True, exist_ok=True)
+    probe_before = common.speed_probe()
     t0 = time.perf_counter()
     counts = prepare_db(sizedir / "tm.db", caps, stored)
     db_seconds = time.perf_counter() - t0
@@ -301,8 +304,10 @@ def bench_size(args, n_caps: int, all_caps, topics, workdir: Path, naive_model) 
     server = Server(sizedir / "tm.db", args.model, sizedir, args.index)
     texts = list(dict.fromkeys(c.full_text for c in caps))
     sur = common.surrogate_count(args.model, "passage", texts)
+    print(common.describe_probe(probe_before, "before this size"), flush=True)
     out: dict = {
         "capabilities": n_caps,
+        "probe_before": probe_before,
         **counts,
         "db_seconds": db_seconds,
         "unique_texts": len(texts),
@@ -344,6 +349,8 @@ def bench_size(args, n_caps: int, all_caps, topics, workdir: Path, naive_model) 
         out["memory_after_load"] = common.proc_memory(server.proc.pid)
     finally:
         server.stop()
+    out["probe_after"] = common.speed_probe()  # before the restart, which measures memory mostly
+    print(common.describe_probe(out["probe_after"], "after the requests"), flush=True)
     out["restart"] = bench_restart(args, sizedir, stored_q, [fresh("free") for _ in range(args.queries)])
 
     if args.naive:
@@ -539,15 +546,18 @@ def main(argv: list[str] | None = None) -> int:
             r["memory_after_load"].get("peak_rss_mb"),
             r["restart"]["seconds"],
             r["restart"]["memory_after_load"].get("peak_rss_mb"),
+            f"{r['probe_before']['python_ms']:.0f} / {r['probe_after']['python_ms']:.0f}",
+            f"{r['probe_before']['scan_ms']:.2f} / {r['probe_after']['scan_ms']:.2f}",
         ]
         for r in results
     ]
     print()
     mem_table = print_table(
         ["capabilities", "start-up s", "RSS after start MB", "RSS after load MB", "peak RSS MB", "restart s",
-         "restart peak MB"],
+         "restart peak MB", "probe Python ms", "probe scan ms"],
         mem_rows,
-        title="Service process memory",
+        title="Service process memory; the machine's speed before / after the requests (common.speed_probe: "
+        "about 50 and 2.4 ms on a quiet build machine)",
     )
     report = {
         "benchmark": "online",

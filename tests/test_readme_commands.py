@@ -173,6 +173,8 @@ def test_the_benchmark_runs_end_to_end_in_smoke_form(argv, tmp_path):
     assert len(TABLE_ROW.findall(table[1])) >= 3, f"no table after the smoke mark\n{shown}"
     report = json.loads(out.read_text(encoding="utf-8"))
     assert "numbers mean nothing" in report["smoke"], report
+    probe = report["machine"]["probe_start"]  # every result says how fast the shared machine was
+    assert probe["python_ms"] > 0 and probe["scan_ms"] > 0, report["machine"]
     assert {p.name: p.stat().st_mtime_ns for p in results.glob("*.json")} == before, "a smoke run wrote results/"
 
 

@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.engine import Connection
 
 from service.storage.db import tokens, utcnow
@@ -48,6 +48,9 @@ def new_token() -> str:
     return "tm_" + secrets.token_urlsafe(32)
 
 
+_BY_HASH = select(tokens).where(tokens.c.token_hash == bindparam("digest"))  # built once: every request reads it
+
+
 def resolve(conn: Connection, token: str, admin_token: str | None) -> Principal | None:
     """The principal for a presented token, or None when unknown or expired."""
     if not token or len(token) > 512:
@@ -55,7 +58,7 @@ def resolve(conn: Connection, token: str, admin_token: str | None) -> Principal 
     digest = hash_token(token)
     if admin_token and hmac.compare_digest(digest, hash_token(admin_token)):
         return Principal(role="admin", name="admin (environment)")
-    row = conn.execute(select(tokens).where(tokens.c.token_hash == digest)).first()
+    row = conn.execute(_BY_HASH, {"digest": digest}).first()
     if row is None:
         return None
     if row.expires_at is not None and row.expires_at <= utcnow():

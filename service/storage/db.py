@@ -290,9 +290,12 @@ def init_db(engine: Engine) -> None:
                 conn.execute(meta.insert().values(key=key, value=value))
 
 
+_REVISION = select(meta.c.value).where(meta.c.key == "revision")  # built once: every request reads it
+
+
 def revision(conn: Connection) -> int:
     """The current data revision."""
-    return int(conn.execute(select(meta.c.value).where(meta.c.key == "revision")).scalar_one())
+    return int(conn.execute(_REVISION).scalar_one())
 
 
 def database_id(conn: Connection) -> int:

@@ -6,7 +6,7 @@ import csv
 import io
 from collections.abc import Iterable
 
-from sqlalchemy import and_, func, insert, select, true
+from sqlalchemy import and_, bindparam, func, insert, select, true
 from sqlalchemy.engine import Connection
 
 from matcher.sheets import safe_text
@@ -53,12 +53,14 @@ def page(conn: Connection, *, demand_id: str | None = None, partner_id: str | No
     return [dict(r._mapping) for r in rows], int(total)
 
 
+_OF_DEMAND = (select(feedback).where(feedback.c.demand_id == bindparam("demand_id"))
+              .order_by(feedback.c.created_at, feedback.c.id))  # built once: every stored match reads it
+
+
 def latest_by_partner(conn: Connection, demand_id: str) -> dict[str, dict]:
     """The newest feedback on each partner suggested for `demand_id` (a rejection that was
     followed by another status no longer counts as the decision)."""
-    rows = conn.execute(select(feedback).where(feedback.c.demand_id == demand_id)
-                        .order_by(feedback.c.created_at, feedback.c.id))
-    return {r.partner_id: dict(r._mapping) for r in rows}
+    return {r.partner_id: dict(r._mapping) for r in conn.execute(_OF_DEMAND, {"demand_id": demand_id})}
 
 
 def all_rows(conn: Connection, *, demand_id: str | None = None) -> list[dict]:
