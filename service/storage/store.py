@@ -79,7 +79,7 @@ def _page(conn: Connection, stmt, where: list[ColumnElement], order, limit: int,
 # -- demands ------------------------------------------------------------------------------
 # Reads every match request makes are statements built once, with bound parameters: building
 # one anew for each call (and SQLAlchemy keying its compiled form again) cost more than
-# SQLite's answer, 0.08 against 0.03 ms for a demand by id and 0.6 against 0.35 ms for what a
+# SQLite's answer, 0.082 against 0.031 ms for a demand by id and 0.59 against 0.21 ms for what a
 # match list shows (docs/performance.md, session 18).
 def _by_id(stmt, id_column):
     return stmt.where(id_column == bindparam("id"))
